@@ -3,9 +3,18 @@
 //! Nothing here performs I/O or imports axum, sqlx or reqwest; every function is a plain
 //! function over `serde_json` values and our own types, so it is unit-tested in place.
 
+pub mod bulk;
+pub mod coerce;
+pub mod dialect;
+pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod members;
+pub mod patch;
 pub mod path;
+pub mod project;
+pub mod query;
+pub mod resource;
 pub mod schema;
 
 pub use error::{ScimError, ScimResult, ScimType};

@@ -1,0 +1,229 @@
+//! List and search parameters (RFC 7644 §3.4.2 and §3.4.3): filter, sorting, paging and
+//! attribute selection, from a query string or a `SearchRequest` body.
+
+use serde_json::Value;
+
+use super::error::{ScimError, ScimResult};
+use super::filter::{self, Filter, Limits};
+use super::path::AttrPath;
+use super::schema::ResourceType;
+
+/// The `SearchRequest` message URN (RFC 7644 §3.4.3).
+pub const SEARCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+/// The `ListResponse` message URN.
+pub const LIST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    /// `ascending` (the default, RFC 7644 §3.4.2.3).
+    #[default]
+    Ascending,
+    /// `descending`.
+    Descending,
+}
+
+/// Which attributes to return (RFC 7644 §3.4.2.5).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Projection {
+    /// `attributes`: return only these (plus those returned `always`).
+    pub attributes: Vec<AttrPath>,
+    /// `excludedAttributes`: return all default attributes but these.
+    pub excluded: Vec<AttrPath>,
+}
+
+/// A parsed list or search request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListQuery {
+    /// The filter, checked against the resource type.
+    pub filter: Option<Filter>,
+    /// 1-based index of the first result.
+    pub start_index: usize,
+    /// Maximum number of results; `None` means the server's default page size.
+    pub count: Option<usize>,
+    /// Attribute to sort by.
+    pub sort_by: Option<AttrPath>,
+    /// Sort direction.
+    pub sort_order: SortOrder,
+    /// Attribute selection.
+    pub projection: Projection,
+}
+
+/// Raw parameters, from either source.
+#[derive(Debug, Default)]
+pub struct RawQuery {
+    /// `filter`
+    pub filter: Option<String>,
+    /// `startIndex`
+    pub start_index: Option<String>,
+    /// `count`
+    pub count: Option<String>,
+    /// `sortBy`
+    pub sort_by: Option<String>,
+    /// `sortOrder`
+    pub sort_order: Option<String>,
+    /// `attributes`
+    pub attributes: Option<String>,
+    /// `excludedAttributes`
+    pub excluded: Option<String>,
+}
+
+impl RawQuery {
+    /// Collects the parameters of a decoded query string. Names are matched
+    /// case-insensitively, unknown parameters (such as Entra's `aadOptscim062020` flag,
+    /// idp-quirks §2.1) are ignored.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut q = RawQuery::default();
+        for (k, v) in pairs {
+            let slot = match k.to_ascii_lowercase().as_str() {
+                "filter" => &mut q.filter,
+                "startindex" => &mut q.start_index,
+                "count" => &mut q.count,
+                "sortby" => &mut q.sort_by,
+                "sortorder" => &mut q.sort_order,
+                "attributes" => &mut q.attributes,
+                "excludedattributes" => &mut q.excluded,
+                _ => continue,
+            };
+            *slot = Some(v.to_owned());
+        }
+        q
+    }
+
+    /// Collects the parameters of a `POST /.search` body (RFC 7644 §3.4.3).
+    pub fn from_search_body(body: &Value) -> ScimResult<Self> {
+        let Value::Object(obj) = body else {
+            return Err(ScimError::invalid_syntax("a search body must be a SearchRequest JSON object"));
+        };
+        let mut q = RawQuery::default();
+        for (k, v) in obj {
+            let as_text = |v: &Value| -> ScimResult<String> {
+                match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    Value::Array(items) => Ok(items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")),
+                    _ => Err(ScimError::invalid_value(format!("\"{k}\" has the wrong type"))),
+                }
+            };
+            let slot = match k.to_ascii_lowercase().as_str() {
+                "filter" => &mut q.filter,
+                "startindex" => &mut q.start_index,
+                "count" => &mut q.count,
+                "sortby" => &mut q.sort_by,
+                "sortorder" => &mut q.sort_order,
+                "attributes" => &mut q.attributes,
+                "excludedattributes" => &mut q.excluded,
+                _ => continue,
+            };
+            if !v.is_null() {
+                *slot = Some(as_text(v)?);
+            }
+        }
+        Ok(q)
+    }
+
+    /// Parses and checks the parameters.
+    ///
+    /// `startIndex` below 1 is treated as 1 and a negative `count` as 0 (RFC 7644 §3.4.2.4).
+    pub fn parse(&self, rt: &ResourceType, limits: &Limits) -> ScimResult<ListQuery> {
+        let filter = match self.filter.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(f) => {
+                let f = filter::parse_with_limits(f, limits)?;
+                filter::check(&f, rt)?;
+                Some(f)
+            }
+        };
+        let start_index = match &self.start_index {
+            None => 1,
+            Some(s) => parse_int(s, "startIndex")?.max(1) as usize,
+        };
+        let count = match &self.count {
+            None => None,
+            Some(s) => Some(parse_int(s, "count")?.max(0) as usize),
+        };
+        let sort_by = match self.sort_by.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => {
+                let p = AttrPath::parse(s).map_err(|e| ScimError::bad_request(format!("sortBy: {}", e.detail)))?;
+                if rt.resolve(p.urn.as_deref(), &p.name).is_none() {
+                    return Err(ScimError::bad_request(format!(
+                        "sortBy: \"{s}\" is not an attribute of {}",
+                        rt.kind.as_str()
+                    )));
+                }
+                Some(p)
+            }
+        };
+        let sort_order = match self.sort_order.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("ascending") => SortOrder::Ascending,
+            Some("descending") => SortOrder::Descending,
+            Some(_) => {
+                return Err(ScimError::bad_request(
+                    "sortOrder must be \"ascending\" or \"descending\"",
+                ))
+            }
+        };
+        Ok(ListQuery {
+            filter,
+            start_index,
+            count,
+            sort_by,
+            sort_order,
+            projection: Projection {
+                attributes: attr_list(self.attributes.as_deref(), "attributes")?,
+                excluded: attr_list(self.excluded.as_deref(), "excludedAttributes")?,
+            },
+        })
+    }
+}
+
+/// Parses a comma-separated attribute list (`attributes=userName,emails`).
+pub fn attr_list(s: Option<&str>, what: &str) -> ScimResult<Vec<AttrPath>> {
+    let Some(s) = s else { return Ok(Vec::new()) };
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| AttrPath::parse(p).map_err(|e| ScimError::bad_request(format!("{what}: {}", e.detail))))
+        .collect()
+}
+
+fn parse_int(s: &str, what: &str) -> ScimResult<i64> {
+    s.trim()
+        .parse::<i64>()
+        .map_err(|_| ScimError::bad_request(format!("{what} must be an integer")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::schema::{ResourceKind, SchemaRegistry};
+
+    #[test]
+    fn paging_is_clamped_as_rfc_7644_says() {
+        let reg = SchemaRegistry::builtin();
+        let rt = reg.resource_type(ResourceKind::User);
+        let q = RawQuery::from_pairs([("startIndex", "0"), ("count", "-1"), ("aadOptscim062020", "")])
+            .parse(rt, &Limits::default())
+            .unwrap();
+        assert_eq!((q.start_index, q.count), (1, Some(0)));
+    }
+
+    #[test]
+    fn parameter_names_are_case_insensitive_and_bad_numbers_are_errors() {
+        let reg = SchemaRegistry::builtin();
+        let rt = reg.resource_type(ResourceKind::User);
+        let q = RawQuery::from_pairs([("STARTINDEX", "3"), ("Count", "2")])
+            .parse(rt, &Limits::default())
+            .unwrap();
+        assert_eq!((q.start_index, q.count), (3, Some(2)));
+        let err = RawQuery::from_pairs([("count", "ten")])
+            .parse(rt, &Limits::default())
+            .unwrap_err();
+        assert_eq!(err.status, 400);
+    }
+}
