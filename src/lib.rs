@@ -5,3 +5,4 @@
 //! with its sync-queue row), [`http`] (the SCIM endpoints), then [`app`] (wiring).
 
 pub mod scim;
+pub mod store;

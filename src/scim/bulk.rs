@@ -67,19 +67,31 @@ pub struct BulkRequest {
 /// RFC 7644 §3.7.4 requires).
 pub fn parse(body: &Value, max_operations: usize) -> ScimResult<BulkRequest> {
     let Value::Object(obj) = body else {
-        return Err(ScimError::invalid_syntax("a bulk body must be a BulkRequest JSON object"));
+        return Err(ScimError::invalid_syntax(
+            "a bulk body must be a BulkRequest JSON object",
+        ));
     };
-    let get = |name: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    let get = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
     let fail_on_errors = match get("failOnErrors") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match n.as_u64() {
             Some(0) | None => None,
             Some(n) => Some(n as usize),
         },
-        Some(_) => return Err(ScimError::invalid_value("\"failOnErrors\" must be an integer")),
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "\"failOnErrors\" must be an integer",
+            ))
+        }
     };
     let Some(Value::Array(ops)) = get("Operations") else {
-        return Err(ScimError::invalid_syntax("a BulkRequest needs an \"Operations\" array"));
+        return Err(ScimError::invalid_syntax(
+            "a BulkRequest needs an \"Operations\" array",
+        ));
     };
     if ops.len() > max_operations {
         return Err(ScimError::payload_too_large(format!(
@@ -98,7 +110,9 @@ pub fn parse(body: &Value, max_operations: usize) -> ScimResult<BulkRequest> {
     for op in &operations {
         if let Some(b) = &op.bulk_id {
             if !seen.insert(b.as_str()) {
-                return Err(ScimError::invalid_value(format!("bulkId \"{b}\" is used twice")));
+                return Err(ScimError::invalid_value(format!(
+                    "bulkId \"{b}\" is used twice"
+                )));
             }
         }
     }
@@ -112,39 +126,61 @@ fn parse_operation(op: &Value) -> ScimResult<BulkOperation> {
     let Value::Object(op) = op else {
         return Err(ScimError::invalid_syntax("not a JSON object"));
     };
-    let get = |name: &str| op.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    let get = |name: &str| {
+        op.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
     let text = |name: &str| get(name).and_then(Value::as_str).map(str::to_owned);
     let method = match text("method").map(|m| m.to_ascii_uppercase()).as_deref() {
         Some("POST") => BulkMethod::Post,
         Some("PUT") => BulkMethod::Put,
         Some("PATCH") => BulkMethod::Patch,
         Some("DELETE") => BulkMethod::Delete,
-        _ => return Err(ScimError::invalid_syntax("\"method\" must be POST, PUT, PATCH or DELETE")),
+        _ => {
+            return Err(ScimError::invalid_syntax(
+                "\"method\" must be POST, PUT, PATCH or DELETE",
+            ))
+        }
     };
     let path = text("path").ok_or_else(|| ScimError::invalid_syntax("\"path\" is missing"))?;
     let mut segments = path.trim_matches('/').splitn(2, '/');
     let kind = match segments.next().map(str::to_ascii_lowercase).as_deref() {
         Some("users") => ResourceKind::User,
         Some("groups") => ResourceKind::Group,
-        _ => return Err(ScimError::invalid_path(format!("\"{path}\" names no resource endpoint"))),
+        _ => {
+            return Err(ScimError::invalid_path(format!(
+                "\"{path}\" names no resource endpoint"
+            )))
+        }
     };
     let id = segments.next().filter(|s| !s.is_empty()).map(str::to_owned);
     match (method, &id) {
         (BulkMethod::Post, Some(_)) => {
-            return Err(ScimError::invalid_path("POST takes a resource endpoint, not a resource"))
+            return Err(ScimError::invalid_path(
+                "POST takes a resource endpoint, not a resource",
+            ))
         }
         (BulkMethod::Put | BulkMethod::Patch | BulkMethod::Delete, None) => {
-            return Err(ScimError::invalid_path(format!("{} needs a resource id in \"path\"", method.as_str())))
+            return Err(ScimError::invalid_path(format!(
+                "{} needs a resource id in \"path\"",
+                method.as_str()
+            )))
         }
         _ => {}
     }
     let bulk_id = text("bulkId");
     if method == BulkMethod::Post && bulk_id.is_none() {
-        return Err(ScimError::invalid_value("POST operations need a \"bulkId\" (RFC 7644 §3.7)"));
+        return Err(ScimError::invalid_value(
+            "POST operations need a \"bulkId\" (RFC 7644 §3.7)",
+        ));
     }
     let data = get("data").cloned();
     if method != BulkMethod::Delete && data.is_none() {
-        return Err(ScimError::invalid_syntax(format!("{} needs \"data\"", method.as_str())));
+        return Err(ScimError::invalid_syntax(format!(
+            "{} needs \"data\"",
+            method.as_str()
+        )));
     }
     Ok(BulkOperation {
         method,
@@ -255,7 +291,11 @@ mod tests {
     use serde_json::json;
 
     fn req(ops: Value) -> BulkRequest {
-        parse(&json!({"schemas": [BULK_REQUEST_URN], "Operations": ops}), 10).unwrap()
+        parse(
+            &json!({"schemas": [BULK_REQUEST_URN], "Operations": ops}),
+            10,
+        )
+        .unwrap()
     }
 
     #[test]

@@ -22,7 +22,11 @@ pub enum Origin {
 }
 
 /// Coerces the value of `attr` (single- or multi-valued). `Ok(None)` means "no value".
-pub fn attribute_value(attr: &Attribute, value: &Value, origin: Origin) -> ScimResult<Option<Value>> {
+pub fn attribute_value(
+    attr: &Attribute,
+    value: &Value,
+    origin: Origin,
+) -> ScimResult<Option<Value>> {
     if value.is_null() {
         return Ok(None);
     }
@@ -139,7 +143,9 @@ pub fn simple_value(attr: &Attribute, value: &Value) -> ScimResult<Option<Value>
             "false" => Ok(Some(Value::Bool(false))),
             _ => Err(wrong("a boolean")),
         },
-        (AttrType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(value.clone())),
+        (AttrType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            Ok(Some(value.clone()))
+        }
         (AttrType::Integer, Value::Number(n)) => match n.as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(Value::from(f as i64))),
             _ => Err(wrong("an integer")),
@@ -200,8 +206,14 @@ mod tests {
     #[test]
     fn empty_strings_and_nulls_mean_no_value() {
         let title = user_attr(None, "title");
-        assert_eq!(attribute_value(&title, &json!(""), Origin::Client).unwrap(), None);
-        assert_eq!(attribute_value(&title, &json!(null), Origin::Client).unwrap(), None);
+        assert_eq!(
+            attribute_value(&title, &json!(""), Origin::Client).unwrap(),
+            None
+        );
+        assert_eq!(
+            attribute_value(&title, &json!(null), Origin::Client).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -229,10 +241,18 @@ mod tests {
             json!({"Value": "m1", "displayName": "ignored, readOnly"}),
             json!([{"value": "m1"}]),
         ] {
-            assert_eq!(attribute_value(&manager, &shape, Origin::Client).unwrap(), want, "{shape}");
+            assert_eq!(
+                attribute_value(&manager, &shape, Origin::Client).unwrap(),
+                want,
+                "{shape}"
+            );
         }
         for clear in [json!(""), json!({"value": ""}), json!(null), json!([])] {
-            assert_eq!(attribute_value(&manager, &clear, Origin::Client).unwrap(), None, "{clear}");
+            assert_eq!(
+                attribute_value(&manager, &clear, Origin::Client).unwrap(),
+                None,
+                "{clear}"
+            );
         }
     }
 

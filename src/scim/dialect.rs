@@ -24,7 +24,11 @@ use super::schema::{ResourceType, SchemaRegistry, ENTERPRISE_URN};
 /// Normalises a POST/PUT body: extension objects under legacy URNs are moved to the RFC URN,
 /// fully qualified attribute keys are filed under their extension, and OneLogin's `managerId`
 /// becomes `value`.
-pub fn normalize_body(reg: &SchemaRegistry, rt: &ResourceType, input: &Map<String, Value>) -> Map<String, Value> {
+pub fn normalize_body(
+    reg: &SchemaRegistry,
+    rt: &ResourceType,
+    input: &Map<String, Value>,
+) -> Map<String, Value> {
     let mut out: Map<String, Value> = Map::with_capacity(input.len());
     for (key, value) in input {
         if !key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
@@ -66,14 +70,18 @@ pub fn normalize_body(reg: &SchemaRegistry, rt: &ResourceType, input: &Map<Strin
 /// OneLogin's enterprise template sends `"manager": {"managerId": "…"}` (idp-quirks §4.2,
 /// OL-SCHEMA); `managerId` is an alias of `manager.value`.
 pub fn manager_id_alias(ext: &mut Value) {
-    let Some(ext) = ext.as_object_mut() else { return };
+    let Some(ext) = ext.as_object_mut() else {
+        return;
+    };
     let Some((_, manager)) = ext
         .iter_mut()
         .find(|(k, _)| k.eq_ignore_ascii_case("manager"))
     else {
         return;
     };
-    let Some(manager) = manager.as_object_mut() else { return };
+    let Some(manager) = manager.as_object_mut() else {
+        return;
+    };
     let has_value = manager.keys().any(|k| k.eq_ignore_ascii_case("value"));
     if let Some(key) = manager
         .keys()
@@ -99,10 +107,7 @@ pub fn split_qualified(key: &str) -> Option<(&str, &str)> {
 /// path-less `replace` (MS-COMPAT, MSQA-1435791, SCIMSDK PR #294). Plain keys stay plain.
 /// A key that is exactly an extension URN stays as it is (its value is the extension object).
 pub fn pathless_keys(value: &Map<String, Value>) -> Vec<(String, Value)> {
-    value
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    value.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 fn merge_into(out: &mut Map<String, Value>, key: &str, value: Value) {
@@ -149,6 +154,9 @@ mod tests {
             "urn:ietf:params:scim:schemas:core:2.0:User:title": "Eng"
         });
         let out = normalize_body(&reg, rt, body.as_object().unwrap());
-        assert_eq!(Value::Object(out), json!({ENTERPRISE_URN: {"department": "R&D"}, "title": "Eng"}));
+        assert_eq!(
+            Value::Object(out),
+            json!({ENTERPRISE_URN: {"department": "R&D"}, "title": "Eng"})
+        );
     }
 }

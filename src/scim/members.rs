@@ -35,17 +35,22 @@ pub enum MemberOp {
 
 /// Parses a `members` value (array, single object, or bare id) into references.
 pub fn member_refs(members_attr: &Attribute, value: &Value) -> ScimResult<Vec<MemberRef>> {
-    let Some(Value::Array(items)) = coerce::attribute_value(members_attr, value, Origin::Client)? else {
+    let Some(Value::Array(items)) = coerce::attribute_value(members_attr, value, Origin::Client)?
+    else {
         return Ok(Vec::new());
     };
     let mut out: Vec<MemberRef> = Vec::with_capacity(items.len());
     for item in &items {
-        let Some(obj) = item.as_object() else { continue };
+        let Some(obj) = item.as_object() else {
+            continue;
+        };
         let value = match obj.get("value") {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             _ => {
-                return Err(ScimError::invalid_value("each member needs a \"value\" with the member's id"))
+                return Err(ScimError::invalid_value(
+                    "each member needs a \"value\" with the member's id",
+                ))
             }
         };
         if out.iter().any(|m| m.value == value) {
@@ -54,7 +59,10 @@ pub fn member_refs(members_attr: &Attribute, value: &Value) -> ScimResult<Vec<Me
         out.push(MemberRef {
             value,
             kind: obj.get("type").and_then(Value::as_str).map(str::to_owned),
-            display: obj.get("display").and_then(Value::as_str).map(str::to_owned),
+            display: obj
+                .get("display")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         });
     }
     Ok(out)

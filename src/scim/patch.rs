@@ -64,23 +64,37 @@ pub struct Patched {
 /// (checklist 38: the Microsoft validator has sent one).
 pub fn parse(body: &Value) -> ScimResult<PatchRequest> {
     let Value::Object(obj) = body else {
-        return Err(ScimError::invalid_syntax("a PATCH body must be a PatchOp JSON object"));
+        return Err(ScimError::invalid_syntax(
+            "a PATCH body must be a PatchOp JSON object",
+        ));
     };
     let ops = obj
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("Operations"))
         .map(|(_, v)| v)
-        .ok_or_else(|| ScimError::invalid_syntax("a PatchOp message needs an \"Operations\" array"))?;
+        .ok_or_else(|| {
+            ScimError::invalid_syntax("a PatchOp message needs an \"Operations\" array")
+        })?;
     let Value::Array(ops) = ops else {
         return Err(ScimError::invalid_syntax("\"Operations\" must be an array"));
     };
     let mut operations = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         let Value::Object(op) = op else {
-            return Err(ScimError::invalid_syntax(format!("operation {i} is not a JSON object")));
+            return Err(ScimError::invalid_syntax(format!(
+                "operation {i} is not a JSON object"
+            )));
         };
-        let field = |name: &str| op.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
-        let kind = match field("op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+        let field = |name: &str| {
+            op.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        };
+        let kind = match field("op")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("add") => OpKind::Add,
             Some("remove") => OpKind::Remove,
             Some("replace") => OpKind::Replace,
@@ -94,17 +108,27 @@ pub fn parse(body: &Value) -> ScimResult<PatchRequest> {
             None | Some(Value::Null) => None,
             Some(Value::String(p)) if p.trim().is_empty() => None,
             Some(Value::String(p)) => Some(p.trim().to_owned()),
-            Some(_) => return Err(ScimError::invalid_path(format!("operation {i}: \"path\" must be a string"))),
+            Some(_) => {
+                return Err(ScimError::invalid_path(format!(
+                    "operation {i}: \"path\" must be a string"
+                )))
+            }
         };
         let value = field("value").cloned();
         if kind != OpKind::Remove && value.is_none() {
             return Err(ScimError::invalid_value(format!(
                 "operation {i}: \"{}\" needs a \"value\"",
-                if kind == OpKind::Add { "add" } else { "replace" }
+                if kind == OpKind::Add {
+                    "add"
+                } else {
+                    "replace"
+                }
             )));
         }
         if kind == OpKind::Remove && path.is_none() {
-            return Err(ScimError::no_target(format!("operation {i}: \"remove\" needs a \"path\"")));
+            return Err(ScimError::no_target(format!(
+                "operation {i}: \"remove\" needs a \"path\""
+            )));
         }
         operations.push(Operation { kind, path, value });
     }
@@ -113,7 +137,12 @@ pub fn parse(body: &Value) -> ScimResult<PatchRequest> {
 
 /// Applies a PATCH to a copy of `doc`. The caller then checks required and immutable
 /// attributes on the result, so a PATCH cannot remove `userName`.
-pub fn apply(reg: &SchemaRegistry, rt: &ResourceType, doc: &Document, req: &PatchRequest) -> ScimResult<Patched> {
+pub fn apply(
+    reg: &SchemaRegistry,
+    rt: &ResourceType,
+    doc: &Document,
+    req: &PatchRequest,
+) -> ScimResult<Patched> {
     let mut work = Patcher {
         reg,
         rt,
@@ -160,7 +189,11 @@ impl<'a> Patcher<'a> {
                     self.doc.remove(&urn);
                     return Ok(());
                 }
-                return self.extension_object(op.kind, &urn, op.value.as_ref().unwrap_or(&Value::Null));
+                return self.extension_object(
+                    op.kind,
+                    &urn,
+                    op.value.as_ref().unwrap_or(&Value::Null),
+                );
             }
         }
         let parsed = PatchPath::parse(path)?;
@@ -254,14 +287,20 @@ impl<'a> Patcher<'a> {
             if value.is_null() {
                 return Ok(());
             }
-            return Err(ScimError::invalid_value(format!("extension \"{urn}\" needs an object value")));
+            return Err(ScimError::invalid_value(format!(
+                "extension \"{urn}\" needs an object value"
+            )));
         };
         let mut v = Value::Object(obj.clone());
         dialect::manager_id_alias(&mut v);
         let Value::Object(obj) = v else { return Ok(()) };
-        let Some(ext) = self.rt.extension(urn) else { return Ok(()) };
+        let Some(ext) = self.rt.extension(urn) else {
+            return Ok(());
+        };
         for (name, v) in &obj {
-            let Some(attr) = ext.schema.attribute(name) else { continue };
+            let Some(attr) = ext.schema.attribute(name) else {
+                continue;
+            };
             if attr.mutability == Mutability::ReadOnly {
                 continue;
             }
@@ -276,7 +315,12 @@ impl<'a> Patcher<'a> {
         Ok(())
     }
 
-    fn apply_target(&mut self, kind: OpKind, t: Target<'a>, value: Option<&Value>) -> ScimResult<()> {
+    fn apply_target(
+        &mut self,
+        kind: OpKind,
+        t: Target<'a>,
+        value: Option<&Value>,
+    ) -> ScimResult<()> {
         if self.rt.kind == ResourceKind::Group && t.ext.is_none() && t.attr.name == "members" {
             return self.members_op(kind, &t, value);
         }
@@ -288,7 +332,12 @@ impl<'a> Patcher<'a> {
         }
     }
 
-    fn members_op(&mut self, kind: OpKind, t: &Target<'_>, value: Option<&Value>) -> ScimResult<()> {
+    fn members_op(
+        &mut self,
+        kind: OpKind,
+        t: &Target<'_>,
+        value: Option<&Value>,
+    ) -> ScimResult<()> {
         let op = match (kind, &t.filter, value) {
             (OpKind::Remove, Some(f), _) => match member_filter_ids(f) {
                 Some(ids) => MemberOp::Remove(ids),
@@ -296,9 +345,12 @@ impl<'a> Patcher<'a> {
             },
             // Entra's legacy form: `remove members` with a value list removes only those
             // members, never all (idp-quirks E8, MS-COMPAT, AZD-30826).
-            (OpKind::Remove, None, Some(v)) if !v.is_null() => {
-                MemberOp::Remove(member_refs(t.attr, v)?.into_iter().map(|m| m.value).collect())
-            }
+            (OpKind::Remove, None, Some(v)) if !v.is_null() => MemberOp::Remove(
+                member_refs(t.attr, v)?
+                    .into_iter()
+                    .map(|m| m.value)
+                    .collect(),
+            ),
             (OpKind::Remove, None, _) => MemberOp::RemoveAll,
             (OpKind::Add, None, Some(v)) => MemberOp::Add(member_refs(t.attr, v)?),
             (OpKind::Replace, None, Some(v)) => MemberOp::Replace(member_refs(t.attr, v)?),
@@ -307,10 +359,14 @@ impl<'a> Patcher<'a> {
                     "members are immutable once added; only \"remove\" takes a members filter",
                 ))
             }
-            (_, None, None) => return Err(ScimError::invalid_value("missing \"value\" for members")),
+            (_, None, None) => {
+                return Err(ScimError::invalid_value("missing \"value\" for members"))
+            }
         };
         if t.sub.is_some() {
-            return Err(ScimError::invalid_path("sub-attributes of members cannot be patched"));
+            return Err(ScimError::invalid_path(
+                "sub-attributes of members cannot be patched",
+            ));
         }
         self.members.push(op);
         Ok(())
@@ -322,7 +378,9 @@ fn container<'d>(doc: &'d mut Document, ext: Option<&str>) -> &'d mut Map<String
     match ext {
         None => doc,
         Some(urn) => {
-            let slot = doc.entry(urn.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+            let slot = doc
+                .entry(urn.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());
             }
@@ -332,7 +390,12 @@ fn container<'d>(doc: &'d mut Document, ext: Option<&str>) -> &'d mut Map<String
 }
 
 /// `add`/`replace`/`remove` on a whole attribute.
-fn whole(c: &mut Map<String, Value>, kind: OpKind, attr: &Attribute, value: Option<&Value>) -> ScimResult<()> {
+fn whole(
+    c: &mut Map<String, Value>,
+    kind: OpKind,
+    attr: &Attribute,
+    value: Option<&Value>,
+) -> ScimResult<()> {
     let name = attr.name.clone();
     if kind == OpKind::Remove {
         match (attr.multi_valued, value) {
@@ -340,7 +403,9 @@ fn whole(c: &mut Map<String, Value>, kind: OpKind, attr: &Attribute, value: Opti
             // (generalises Entra's legacy member removal, idp-quirks E8).
             (true, Some(v)) if !v.is_null() => {
                 let gone = coerce::attribute_value(attr, v, Origin::Client)?;
-                if let (Some(Value::Array(gone)), Some(Value::Array(have))) = (gone, c.get_mut(&name)) {
+                if let (Some(Value::Array(gone)), Some(Value::Array(have))) =
+                    (gone, c.get_mut(&name))
+                {
                     have.retain(|e| !gone.iter().any(|g| same_value(g, e)));
                 }
             }
@@ -407,7 +472,9 @@ fn sub_everywhere(
         }
         return Ok(());
     }
-    let slot = c.entry(attr.name.clone()).or_insert_with(|| Value::Object(Map::new()));
+    let slot = c
+        .entry(attr.name.clone())
+        .or_insert_with(|| Value::Object(Map::new()));
     if !slot.is_object() {
         *slot = Value::Object(Map::new());
     }
@@ -508,7 +575,9 @@ fn filtered(
     }
     let element = coerce::single_value(attr, &Value::Object(element), Origin::Client)?;
     if let Some(element) = element {
-        let slot = c.entry(attr.name.clone()).or_insert_with(|| Value::Array(Vec::new()));
+        let slot = c
+            .entry(attr.name.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(items) = slot {
             items.push(element);
         } else {

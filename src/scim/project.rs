@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::path::AttrPath;
 use super::query::Projection;
-use super::schema::{Attribute, Returned, ResourceType};
+use super::schema::{Attribute, ResourceType, Returned};
 
 /// Applies `attributes`/`excludedAttributes` and the `returned` characteristic.
 pub fn project(rt: &ResourceType, doc: Map<String, Value>, p: &Projection) -> Map<String, Value> {
@@ -18,11 +18,15 @@ pub fn project(rt: &ResourceType, doc: Map<String, Value>, p: &Projection) -> Ma
             continue;
         }
         if let Some(ext) = rt.extension(&key) {
-            let Value::Object(ext_doc) = value else { continue };
+            let Value::Object(ext_doc) = value else {
+                continue;
+            };
             let urn = ext.schema.id.clone();
             let mut kept = Map::new();
             for (name, v) in ext_doc {
-                let Some(attr) = ext.schema.attribute(&name) else { continue };
+                let Some(attr) = ext.schema.attribute(&name) else {
+                    continue;
+                };
                 if let Some(v) = select(attr, Some(&urn), v, p) {
                     kept.insert(name, v);
                 }
@@ -43,8 +47,9 @@ pub fn project(rt: &ResourceType, doc: Map<String, Value>, p: &Projection) -> Ma
     let present: Vec<String> = out.keys().cloned().collect();
     if let Some(Value::Array(schemas)) = out.get_mut("schemas") {
         schemas.retain(|s| {
-            s.as_str()
-                .is_some_and(|s| s.eq_ignore_ascii_case(&rt.core.id) || present.iter().any(|k| k == s))
+            s.as_str().is_some_and(|s| {
+                s.eq_ignore_ascii_case(&rt.core.id) || present.iter().any(|k| k == s)
+            })
         });
     }
     out
@@ -76,10 +81,16 @@ fn select(attr: &Attribute, urn: Option<&str>, value: Value, p: &Projection) -> 
         _ => {}
     }
     if !p.attributes.is_empty() {
-        if p.attributes.iter().any(|a| names_extension(a, urn)) && attr.returned != Returned::Request {
+        if p.attributes.iter().any(|a| names_extension(a, urn))
+            && attr.returned != Returned::Request
+        {
             return Some(value);
         }
-        let asked: Vec<&AttrPath> = p.attributes.iter().filter(|a| names(a, attr, urn)).collect();
+        let asked: Vec<&AttrPath> = p
+            .attributes
+            .iter()
+            .filter(|a| names(a, attr, urn))
+            .collect();
         if asked.is_empty() {
             return None;
         }

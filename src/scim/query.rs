@@ -93,7 +93,9 @@ impl RawQuery {
     /// Collects the parameters of a `POST /.search` body (RFC 7644 §3.4.3).
     pub fn from_search_body(body: &Value) -> ScimResult<Self> {
         let Value::Object(obj) = body else {
-            return Err(ScimError::invalid_syntax("a search body must be a SearchRequest JSON object"));
+            return Err(ScimError::invalid_syntax(
+                "a search body must be a SearchRequest JSON object",
+            ));
         };
         let mut q = RawQuery::default();
         for (k, v) in obj {
@@ -106,7 +108,9 @@ impl RawQuery {
                         .filter_map(Value::as_str)
                         .collect::<Vec<_>>()
                         .join(",")),
-                    _ => Err(ScimError::invalid_value(format!("\"{k}\" has the wrong type"))),
+                    _ => Err(ScimError::invalid_value(format!(
+                        "\"{k}\" has the wrong type"
+                    ))),
                 }
             };
             let slot = match k.to_ascii_lowercase().as_str() {
@@ -149,7 +153,8 @@ impl RawQuery {
         let sort_by = match self.sort_by.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(s) => {
-                let p = AttrPath::parse(s).map_err(|e| ScimError::bad_request(format!("sortBy: {}", e.detail)))?;
+                let p = AttrPath::parse(s)
+                    .map_err(|e| ScimError::bad_request(format!("sortBy: {}", e.detail)))?;
                 if rt.resolve(p.urn.as_deref(), &p.name).is_none() {
                     return Err(ScimError::bad_request(format!(
                         "sortBy: \"{s}\" is not an attribute of {}",
@@ -159,7 +164,12 @@ impl RawQuery {
                 Some(p)
             }
         };
-        let sort_order = match self.sort_order.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let sort_order = match self
+            .sort_order
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("") | Some("ascending") => SortOrder::Ascending,
             Some("descending") => SortOrder::Descending,
             Some(_) => {
@@ -188,7 +198,9 @@ pub fn attr_list(s: Option<&str>, what: &str) -> ScimResult<Vec<AttrPath>> {
     s.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| AttrPath::parse(p).map_err(|e| ScimError::bad_request(format!("{what}: {}", e.detail))))
+        .map(|p| {
+            AttrPath::parse(p).map_err(|e| ScimError::bad_request(format!("{what}: {}", e.detail)))
+        })
         .collect()
 }
 
@@ -207,9 +219,13 @@ mod tests {
     fn paging_is_clamped_as_rfc_7644_says() {
         let reg = SchemaRegistry::builtin();
         let rt = reg.resource_type(ResourceKind::User);
-        let q = RawQuery::from_pairs([("startIndex", "0"), ("count", "-1"), ("aadOptscim062020", "")])
-            .parse(rt, &Limits::default())
-            .unwrap();
+        let q = RawQuery::from_pairs([
+            ("startIndex", "0"),
+            ("count", "-1"),
+            ("aadOptscim062020", ""),
+        ])
+        .parse(rt, &Limits::default())
+        .unwrap();
         assert_eq!((q.start_index, q.count), (1, Some(0)));
     }
 

@@ -166,7 +166,10 @@ pub fn check_immutable(rt: &ResourceType, old: &Document, new: &Document) -> Sci
             ),
         };
         let Some(old_scope) = old_scope else { continue };
-        for attr in attrs.iter().filter(|a| a.mutability == Mutability::Immutable) {
+        for attr in attrs
+            .iter()
+            .filter(|a| a.mutability == Mutability::Immutable)
+        {
             if let Some(before) = old_scope.get(&attr.name) {
                 if new_scope.and_then(|n| n.get(&attr.name)) != Some(before) {
                     return Err(ScimError::mutability(format!(
@@ -248,7 +251,10 @@ pub fn render(
     let mut m = Map::new();
     m.insert("resourceType".into(), rt.kind.as_str().into());
     m.insert("created".into(), format_time(meta.created).into());
-    m.insert("lastModified".into(), format_time(meta.last_modified).into());
+    m.insert(
+        "lastModified".into(),
+        format_time(meta.last_modified).into(),
+    );
     m.insert("location".into(), meta.location.clone().into());
     m.insert("version".into(), etag(meta.version).into());
     out.insert("meta".into(), Value::Object(m));
@@ -327,7 +333,10 @@ mod tests {
         let out = render(rt, "1", &doc, &meta, None);
         let keys: Vec<_> = out.keys().cloned().collect();
         assert_eq!(keys, ["schemas", "id", "externalId", "userName", "meta"]);
-        assert_eq!(out["schemas"], json!(["urn:ietf:params:scim:schemas:core:2.0:User"]));
+        assert_eq!(
+            out["schemas"],
+            json!(["urn:ietf:params:scim:schemas:core:2.0:User"])
+        );
         assert_eq!(out["meta"]["created"], json!("2023-11-14T22:13:20Z"));
     }
 }

@@ -25,7 +25,10 @@ pub const SCHEMA_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 /// The built-in schema documents, from the repository's `schemas/` folder.
 pub const BUILTIN_SCHEMAS: [(&str, &str); 3] = [
     ("user.json", include_str!("../../schemas/user.json")),
-    ("enterprise_user.json", include_str!("../../schemas/enterprise_user.json")),
+    (
+        "enterprise_user.json",
+        include_str!("../../schemas/enterprise_user.json"),
+    ),
     ("group.json", include_str!("../../schemas/group.json")),
 ];
 
@@ -551,12 +554,21 @@ mod tests {
     fn builtin_registry_resolves_core_common_and_extension_attributes() {
         let reg = SchemaRegistry::builtin();
         let user = reg.resource_type(ResourceKind::User);
-        assert_eq!(user.resolve(None, "USERNAME").unwrap().attr.name, "userName");
-        assert_eq!(user.resolve(None, "externalid").unwrap().attr.name, "externalId");
+        assert_eq!(
+            user.resolve(None, "USERNAME").unwrap().attr.name,
+            "userName"
+        );
+        assert_eq!(
+            user.resolve(None, "externalid").unwrap().attr.name,
+            "externalId"
+        );
         let dept = user.resolve(Some(ENTERPRISE_URN), "Department").unwrap();
         assert_eq!(dept.extension, Some(ENTERPRISE_URN));
         // Unqualified extension attributes resolve when unambiguous (RFC 7644 §3.10).
-        assert_eq!(user.resolve(None, "manager").unwrap().extension, Some(ENTERPRISE_URN));
+        assert_eq!(
+            user.resolve(None, "manager").unwrap().extension,
+            Some(ENTERPRISE_URN)
+        );
         assert!(user.resolve(None, "favouriteColour").is_none());
         assert!(reg.resource_type(ResourceKind::Group).extensions.is_empty());
     }
@@ -584,7 +596,9 @@ mod tests {
             .chain([("linchpin.json".to_string(), ext.to_string())]);
         let reg = SchemaRegistry::from_documents(docs).unwrap();
         let user = reg.resource_type(ResourceKind::User);
-        let skills = user.resolve(Some("urn:example:linchpin:2.0:User"), "skills").unwrap();
+        let skills = user
+            .resolve(Some("urn:example:linchpin:2.0:User"), "skills")
+            .unwrap();
         assert!(skills.attr.multi_valued);
     }
 

@@ -1,0 +1,346 @@
+//! Persistence: one store API over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Every SCIM write is one transaction that also marks the resource's key dirty in the sync
+//! queue, so nothing acknowledged to an IdP can be lost between the store and delivery.
+//!
+//! Queries are runtime-checked `sqlx` queries on the `Any` driver, written once with `$n`
+//! placeholders (SQLite and PostgreSQL both accept them) and only standard SQL that both
+//! dialects share (`ON CONFLICT … DO UPDATE`, `RETURNING`). Where the dialects really differ
+//! (claiming queue rows with `FOR UPDATE SKIP LOCKED` versus a lease) the code branches on
+//! [`Backend`], inside this module. `http/` never writes SQL.
+//!
+//! SQLite uses two pools: one connection for writes (SQLite has a single writer; funnelling
+//! writes through one connection avoids `SQLITE_BUSY` storms under concurrent POSTs) and
+//! several read-only connections, which WAL mode lets run alongside the writer.
+
+pub mod connectors;
+mod members;
+pub mod narrow;
+pub mod queue;
+mod resources;
+mod rows;
+#[doc(hidden)]
+pub mod testdb;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::Executor;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+pub use members::MemberRow;
+pub use resources::{DeleteOutcome, Inserted, StoredResource, UpdateOutcome};
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (embedded default).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Store errors. Callers map them to protocol errors once (`http::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value is taken (userName, group displayName, connector name).
+    #[error("{0} is already in use")]
+    Conflict(String),
+    /// No connection became free in time: the database is saturated. Answered with 429 and
+    /// `Retry-After` so IdPs back off (DESIGN.md "Back-pressure is 429, never 5xx").
+    #[error("the database is saturated")]
+    Busy(#[source] sqlx::Error),
+    /// A stored document could not be read back.
+    #[error("stored document of {0} is not valid JSON")]
+    Corrupt(String, #[source] serde_json::Error),
+    /// Any other database failure.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut => StoreError::Busy(e),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict("a unique value".to_owned())
+            }
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6): another process holds the write lock
+            // longer than busy_timeout; like a pool timeout, this is saturation.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+                StoreError::Busy(e)
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+/// Result alias.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How SQLite syncs commits to disk (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// fsync at every commit: an acknowledged write survives a power loss.
+    #[default]
+    Full,
+    /// fsync at WAL checkpoints only: survives a crash of usersync (`kill -9`) but the last
+    /// commits may be lost on a power loss or kernel crash. Several times faster.
+    Normal,
+}
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Maximum connections (PostgreSQL) or readers (SQLite).
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it is answered 429.
+    pub acquire_timeout: Duration,
+    /// SQLite durability.
+    pub sqlite_sync: SqliteSync,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_sync: SqliteSync::Full,
+        }
+    }
+}
+
+struct Inner {
+    backend: Backend,
+    /// Takes writes (for SQLite: the single writer connection).
+    write: AnyPool,
+    /// Serves reads (for PostgreSQL: the same pool).
+    read: AnyPool,
+    /// Woken after every commit that marked the sync queue, so the delivery worker starts at
+    /// once instead of at its next poll.
+    queue_changed: Notify,
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+/// The migration trees, embedded. Listed by hand (rather than with `sqlx::migrate!`) to keep
+/// sqlx's macro crate out of the build; add each new file to both lists, same number.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+
+fn migrator(tree: &'static [(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use std::borrow::Cow;
+    let migrations: Vec<Migration> = tree
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                false,
+            )
+        })
+        .collect();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path`, `sqlite::memory:`, `postgres://…`). SQLite files
+    /// are created if missing and put in WAL mode.
+    pub async fn connect(url: &str, opts: &StoreOptions) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, write, read) = if url.starts_with("sqlite:") {
+            let sync = match opts.sqlite_sync {
+                SqliteSync::Full => "FULL",
+                SqliteSync::Normal => "NORMAL",
+            };
+            let busy_ms = opts.acquire_timeout.as_millis();
+            let writer_setup = format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
+                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms};"
+            );
+            let write = AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(opts.acquire_timeout)
+                .after_connect(move |conn, _| {
+                    let setup = writer_setup.clone();
+                    Box::pin(async move {
+                        conn.execute(setup.as_str()).await?;
+                        Ok(())
+                    })
+                })
+                .connect(&sqlite_url(url, "rwc"))
+                .await?;
+            // An in-memory database exists once per connection, so it cannot have readers.
+            let read = if url.contains(":memory:") || url.contains("mode=memory") {
+                write.clone()
+            } else {
+                let reader_setup = format!("PRAGMA busy_timeout = {busy_ms};");
+                AnyPoolOptions::new()
+                    .max_connections(opts.max_connections.max(1))
+                    .acquire_timeout(opts.acquire_timeout)
+                    .after_connect(move |conn, _| {
+                        let setup = reader_setup.clone();
+                        Box::pin(async move {
+                            conn.execute(setup.as_str()).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&sqlite_url(url, "ro"))
+                    .await?
+            };
+            (Backend::Sqlite, write, read)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(opts.max_connections.max(2))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect(url)
+                .await?;
+            (Backend::Postgres, pool.clone(), pool)
+        } else {
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                format!(
+                    "unsupported database URL {:?}: use sqlite://PATH or postgres://USER@HOST/DB",
+                    redact_url(url)
+                )
+                .into(),
+            )));
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend,
+                write,
+                read,
+                queue_changed: Notify::new(),
+            }),
+        })
+    }
+
+    /// Applies pending migrations of this backend's tree.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self.inner.backend {
+            Backend::Sqlite => migrator(SQLITE_MIGRATIONS).run(&self.inner.write).await?,
+            Backend::Postgres => migrator(POSTGRES_MIGRATIONS).run(&self.inner.write).await?,
+        }
+        Ok(())
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// Notified after each commit that marked the sync queue.
+    pub fn queue_changed(&self) -> &Notify {
+        &self.inner.queue_changed
+    }
+
+    /// Connections of the write pool: (open, idle). Used for saturation checks and metrics.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        (self.inner.write.size(), self.inner.write.num_idle())
+    }
+
+    /// Closes the pools.
+    pub async fn close(&self) {
+        self.inner.read.close().await;
+        self.inner.write.close().await;
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.inner.read).await?;
+        Ok(())
+    }
+
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.inner.write
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.inner.read
+    }
+}
+
+/// A bind parameter of a query built at run time (filter narrowing, `IN` lists).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Arg {
+    Text(String),
+    Bool(bool),
+}
+
+/// Binds [`Arg`]s to a query in order.
+pub(crate) fn bind_args<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: &[Arg],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s.clone()),
+            Arg::Bool(b) => q.bind(*b),
+        };
+    }
+    q
+}
+
+/// Adds `mode=` to a SQLite URL unless it has one.
+fn sqlite_url(url: &str, mode: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode={mode}")
+    } else {
+        format!("{url}?mode={mode}")
+    }
+}
+
+/// Hides the password of a database URL for logs and `check-config`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The inverse of [`to_ms`].
+pub(crate) fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+//! Stored connectors and their token hashes (`usersync connector create|list|rotate`).
+
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use super::{from_ms, to_ms, Store, StoreError, StoreResult};
+
+/// A stored token (its hash only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Hex SHA-256 of the token.
+    pub hash: String,
+    /// When it was issued.
+    pub created: OffsetDateTime,
+    /// When it stops working (set on the old token by a rotation).
+    pub expires: Option<OffsetDateTime>,
+}
+
+/// A stored connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorRecord {
+    /// Name, also the SCIM base URL segment.
+    pub name: String,
+    /// When it was created.
+    pub created: OffsetDateTime,
+    /// Its tokens, newest first.
+    pub tokens: Vec<TokenRecord>,
+}
+
+impl Store {
+    /// All stored connectors with their tokens, by name.
+    pub async fn connectors(&self) -> StoreResult<Vec<ConnectorRecord>> {
+        let rows = sqlx::query(
+            "SELECT c.name, c.created_at, t.token_hash, t.created_at, t.expires_at \
+             FROM connectors c LEFT JOIN connector_tokens t ON t.connector = c.name \
+             ORDER BY c.name, t.created_at DESC, t.id DESC",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        let mut out: Vec<ConnectorRecord> = Vec::new();
+        for r in rows {
+            let name: String = r.try_get(0)?;
+            if out.last().map(|c| &c.name) != Some(&name) {
+                out.push(ConnectorRecord {
+                    name: name.clone(),
+                    created: from_ms(r.try_get(1)?),
+                    tokens: Vec::new(),
+                });
+            }
+            let hash: Option<String> = r.try_get(2)?;
+            if let (Some(hash), Some(c)) = (hash, out.last_mut()) {
+                let expires: Option<i64> = r.try_get(4)?;
+                c.tokens.push(TokenRecord {
+                    hash,
+                    created: from_ms(r.try_get(3)?),
+                    expires: expires.map(from_ms),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a connector with its first token. `Conflict` if the name exists.
+    pub async fn create_connector(
+        &self,
+        name: &str,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("INSERT INTO connectors (name, created_at) VALUES ($1, $2)")
+            .bind(name.to_owned())
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("connector {name}")),
+                other => other,
+            })?;
+        sqlx::query(
+            "INSERT INTO connector_tokens (connector, token_hash, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(name.to_owned())
+        .bind(token_hash.to_owned())
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds a new token to a connector; tokens without an expiry (or expiring later) are set
+    /// to expire at `old_expire_at`. Returns false if the connector does not exist.
+    pub async fn rotate_connector_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        now: OffsetDateTime,
+        old_expire_at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer().begin().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT name FROM connectors WHERE name = $1")
+                .bind(name.to_owned())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE connector_tokens SET expires_at = $1 WHERE connector = $2 \
+             AND (expires_at IS NULL OR expires_at > $1)",
+        )
+        .bind(to_ms(old_expire_at))
+        .bind(name.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO connector_tokens (connector, token_hash, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(name.to_owned())
+        .bind(token_hash.to_owned())
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

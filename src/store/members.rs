@@ -1,0 +1,286 @@
+//! Group membership rows. Changes never load a whole member list, except a `replace` (which
+//! must diff) and a `remove` with a filter other than `value eq` (which must evaluate it).
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value};
+use sqlx::AnyConnection;
+use sqlx::Row;
+
+use super::{bind_args, Arg, Store, StoreResult};
+use crate::scim::filter;
+use crate::scim::members::{MemberOp, MemberRef};
+use crate::scim::schema::Attribute;
+
+/// Largest `IN (…)` list sent in one statement.
+const CHUNK: usize = 500;
+
+/// A member as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    /// The member's SCIM id.
+    pub id: String,
+    /// `User` or `Group` (what the member really is, not what the client claimed).
+    pub kind: String,
+    /// The `display` the client sent.
+    pub display: Option<String>,
+}
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Adds members that exist in the connector; returns whether any row was added and the ids
+/// that named nothing (skipped: the documented policy for unknown member ids).
+pub(crate) async fn add(
+    conn: &mut AnyConnection,
+    connector: &str,
+    group_id: &str,
+    refs: &[MemberRef],
+) -> StoreResult<(bool, Vec<String>)> {
+    let mut kinds: HashMap<String, String> = HashMap::new();
+    for chunk in refs.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT id, kind FROM resources WHERE connector = $1 AND id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut args = vec![Arg::Text(connector.to_owned())];
+        args.extend(chunk.iter().map(|m| Arg::Text(m.value.clone())));
+        for row in bind_args(sqlx::query(&sql), &args)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            kinds.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    let mut changed = false;
+    let mut skipped = Vec::new();
+    for m in refs {
+        let Some(kind) = kinds.get(&m.value) else {
+            skipped.push(m.value.clone());
+            continue;
+        };
+        if m.value == group_id {
+            skipped.push(m.value.clone()); // A group cannot contain itself.
+            continue;
+        }
+        let done = sqlx::query(
+            "INSERT INTO group_members (connector, group_id, member_id, member_kind, display) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connector, group_id, member_id) DO NOTHING",
+        )
+        .bind(connector.to_owned())
+        .bind(group_id.to_owned())
+        .bind(m.value.clone())
+        .bind(kind.clone())
+        .bind(m.display.clone())
+        .execute(&mut *conn)
+        .await?;
+        changed |= done.rows_affected() > 0;
+    }
+    Ok((changed, skipped))
+}
+
+async fn remove_ids(
+    conn: &mut AnyConnection,
+    connector: &str,
+    group_id: &str,
+    ids: &[String],
+) -> StoreResult<bool> {
+    let mut changed = false;
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "DELETE FROM group_members WHERE connector = $1 AND group_id = $2 AND member_id IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut args = vec![
+            Arg::Text(connector.to_owned()),
+            Arg::Text(group_id.to_owned()),
+        ];
+        args.extend(chunk.iter().map(|id| Arg::Text(id.clone())));
+        let done = bind_args(sqlx::query(&sql), &args)
+            .execute(&mut *conn)
+            .await?;
+        changed |= done.rows_affected() > 0;
+    }
+    Ok(changed)
+}
+
+async fn load(
+    conn: &mut AnyConnection,
+    connector: &str,
+    group_id: &str,
+) -> StoreResult<Vec<MemberRow>> {
+    let rows = sqlx::query(
+        "SELECT member_id, member_kind, display FROM group_members \
+         WHERE connector = $1 AND group_id = $2 ORDER BY member_id",
+    )
+    .bind(connector.to_owned())
+    .bind(group_id.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(MemberRow {
+                id: r.try_get(0)?,
+                kind: r.try_get(1)?,
+                display: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Applies one membership change; returns whether membership changed and skipped ids.
+pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    connector: &str,
+    group_id: &str,
+    op: &MemberOp,
+    members_attr: Option<&Attribute>,
+) -> StoreResult<(bool, Vec<String>)> {
+    match op {
+        MemberOp::Add(refs) => add(conn, connector, group_id, refs).await,
+        MemberOp::Remove(ids) => Ok((
+            remove_ids(conn, connector, group_id, ids).await?,
+            Vec::new(),
+        )),
+        MemberOp::RemoveAll => {
+            let done =
+                sqlx::query("DELETE FROM group_members WHERE connector = $1 AND group_id = $2")
+                    .bind(connector.to_owned())
+                    .bind(group_id.to_owned())
+                    .execute(&mut *conn)
+                    .await?;
+            Ok((done.rows_affected() > 0, Vec::new()))
+        }
+        MemberOp::Replace(refs) => {
+            let wanted: HashSet<&str> = refs.iter().map(|m| m.value.as_str()).collect();
+            let current = load(conn, connector, group_id).await?;
+            let have: HashSet<&str> = current.iter().map(|m| m.id.as_str()).collect();
+            let gone: Vec<String> = current
+                .iter()
+                .filter(|m| !wanted.contains(m.id.as_str()))
+                .map(|m| m.id.clone())
+                .collect();
+            let new: Vec<MemberRef> = refs
+                .iter()
+                .filter(|m| !have.contains(m.value.as_str()))
+                .cloned()
+                .collect();
+            let removed = remove_ids(conn, connector, group_id, &gone).await?;
+            let (added, skipped) = add(conn, connector, group_id, &new).await?;
+            Ok((removed || added, skipped))
+        }
+        MemberOp::RemoveWhere(f) => {
+            let Some(attr) = members_attr else {
+                return Ok((false, Vec::new()));
+            };
+            let current = load(conn, connector, group_id).await?;
+            let gone: Vec<String> = current
+                .into_iter()
+                .filter(|m| filter::matches_element(f, attr, &member_json(m)))
+                .map(|m| m.id)
+                .collect();
+            Ok((
+                remove_ids(conn, connector, group_id, &gone).await?,
+                Vec::new(),
+            ))
+        }
+    }
+}
+
+/// Removes `member_id` from every group; returns the ids of the groups it was in.
+pub(crate) async fn remove_everywhere(
+    conn: &mut AnyConnection,
+    connector: &str,
+    member_id: &str,
+) -> StoreResult<Vec<String>> {
+    let groups: Vec<String> = sqlx::query_scalar(
+        "SELECT group_id FROM group_members WHERE connector = $1 AND member_id = $2",
+    )
+    .bind(connector.to_owned())
+    .bind(member_id.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    if !groups.is_empty() {
+        sqlx::query("DELETE FROM group_members WHERE connector = $1 AND member_id = $2")
+            .bind(connector.to_owned())
+            .bind(member_id.to_owned())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(groups)
+}
+
+/// A member as the JSON element filters see: `{value, type, display}`.
+pub(crate) fn member_json(m: &MemberRow) -> Value {
+    let mut o = Map::new();
+    o.insert("value".into(), m.id.clone().into());
+    o.insert("type".into(), m.kind.clone().into());
+    if let Some(d) = &m.display {
+        o.insert("display".into(), d.clone().into());
+    }
+    Value::Object(o)
+}
+
+impl Store {
+    /// Members of several groups, keyed by group id.
+    pub async fn members_of(
+        &self,
+        connector: &str,
+        group_ids: &[String],
+    ) -> StoreResult<HashMap<String, Vec<MemberRow>>> {
+        let mut out: HashMap<String, Vec<MemberRow>> = HashMap::new();
+        for chunk in group_ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT group_id, member_id, member_kind, display FROM group_members \
+                 WHERE connector = $1 AND group_id IN ({}) ORDER BY group_id, member_id",
+                placeholders(2, chunk.len())
+            );
+            let mut args = vec![Arg::Text(connector.to_owned())];
+            args.extend(chunk.iter().map(|id| Arg::Text(id.clone())));
+            for r in bind_args(sqlx::query(&sql), &args)
+                .fetch_all(self.reader())
+                .await?
+            {
+                out.entry(r.try_get(0)?).or_default().push(MemberRow {
+                    id: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    display: r.try_get(3)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The groups each of several members belongs to, as `(group id, displayName)`, keyed by
+    /// member id: the read-only `groups` attribute of Users (RFC 7643 §4.1.2).
+    pub async fn groups_of(
+        &self,
+        connector: &str,
+        member_ids: &[String],
+    ) -> StoreResult<HashMap<String, Vec<(String, String)>>> {
+        let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for chunk in member_ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT m.member_id, g.id, g.name FROM group_members m JOIN resources g \
+                 ON g.connector = m.connector AND g.kind = 'Group' AND g.id = m.group_id \
+                 WHERE m.connector = $1 AND m.member_id IN ({}) ORDER BY g.seq",
+                placeholders(2, chunk.len())
+            );
+            let mut args = vec![Arg::Text(connector.to_owned())];
+            args.extend(chunk.iter().map(|id| Arg::Text(id.clone())));
+            for r in bind_args(sqlx::query(&sql), &args)
+                .fetch_all(self.reader())
+                .await?
+            {
+                out.entry(r.try_get(0)?)
+                    .or_default()
+                    .push((r.try_get(1)?, r.try_get(2)?));
+            }
+        }
+        Ok(out)
+    }
+}

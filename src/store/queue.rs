@@ -1,0 +1,269 @@
+//! The sync queue: which resource keys still have to reach the targets.
+//!
+//! A key is marked in the same transaction as the write that changed it ([`mark`]). The
+//! delivery worker claims due keys with a lease (one in flight per key), converges them, and
+//! then completes, reschedules or parks them as dead. Claims carry the key's `generation`: if
+//! the key was marked again while in flight, completing the old generation only releases the
+//! lease, so the newer change is delivered too.
+
+use std::time::Duration;
+
+use sqlx::AnyConnection;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use super::{from_ms, to_ms, Backend, Store, StoreResult};
+use crate::scim::schema::ResourceKind;
+
+/// A resource key in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QueueKey {
+    /// Connector name.
+    pub connector: String,
+    /// User or Group.
+    pub kind: ResourceKind,
+    /// SCIM id.
+    pub id: String,
+}
+
+/// A claimed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The key.
+    pub key: QueueKey,
+    /// The generation that was claimed.
+    pub generation: i64,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+}
+
+/// A queue row, for the admin view and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRow {
+    /// The key.
+    pub key: QueueKey,
+    /// Times marked.
+    pub generation: i64,
+    /// `pending` or `dead`.
+    pub state: String,
+    /// Attempts since the last mark.
+    pub attempts: i64,
+    /// When it is due.
+    pub next_attempt_at: OffsetDateTime,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// When the key first became dirty.
+    pub enqueued_at: OffsetDateTime,
+}
+
+/// Counts for health and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Keys waiting for delivery.
+    pub pending: i64,
+    /// Keys whose retries are exhausted.
+    pub dead: i64,
+    /// When the oldest pending key became dirty (alert when this grows: delivery is stalled).
+    pub oldest_pending_ms: Option<i64>,
+}
+
+/// Marks a key dirty inside the caller's transaction.
+pub(crate) async fn mark(
+    conn: &mut AnyConnection,
+    connector: &str,
+    kind: ResourceKind,
+    id: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO sync_queue (connector, kind, resource_id, generation, state, attempts, \
+         next_attempt_at, enqueued_at) VALUES ($1, $2, $3, 1, 'pending', 0, $4, $4) \
+         ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
+         generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
+         next_attempt_at = excluded.next_attempt_at, last_error = NULL",
+    )
+    .bind(connector.to_owned())
+    .bind(kind.as_str())
+    .bind(id.to_owned())
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn key_from(row: &sqlx::any::AnyRow) -> StoreResult<QueueKey> {
+    let kind: String = row.try_get(1)?;
+    Ok(QueueKey {
+        connector: row.try_get(0)?,
+        kind: ResourceKind::parse(&kind).unwrap_or(ResourceKind::User),
+        id: row.try_get(2)?,
+    })
+}
+
+impl Store {
+    /// Marks a key dirty on its own (`sync-user`, `reconcile`, a manager arriving).
+    pub async fn mark_dirty(&self, key: &QueueKey, now: OffsetDateTime) -> StoreResult<()> {
+        let mut conn = self.writer().acquire().await?;
+        mark(&mut conn, &key.connector, key.kind, &key.id, to_ms(now)).await?;
+        drop(conn);
+        self.queue_changed().notify_waiters();
+        Ok(())
+    }
+
+    /// Claims up to `limit` due keys for `lease`. Keys already leased are skipped, so a key
+    /// is never converged twice at once; a worker that dies leaves its lease to expire.
+    pub async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<Claim>> {
+        let now_ms = to_ms(now);
+        // PostgreSQL: several usersync instances claim concurrently; SKIP LOCKED makes them
+        // take different rows. SQLite has one writer, so the subquery alone is race-free.
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE sync_queue SET lease_until = $1, attempts = attempts + 1 \
+             WHERE (connector, kind, resource_id) IN (SELECT connector, kind, resource_id \
+             FROM sync_queue WHERE state = 'pending' AND next_attempt_at <= $2 \
+             AND (lease_until IS NULL OR lease_until <= $2) ORDER BY next_attempt_at LIMIT $3{lock}) \
+             RETURNING connector, kind, resource_id, generation, attempts"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now_ms + lease.as_millis() as i64)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(self.writer())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Claim {
+                    key: key_from(r)?,
+                    generation: r.try_get(3)?,
+                    attempts: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The claimed generation reached every target: drop the row, unless the key was marked
+    /// again meanwhile, in which case only the lease is released.
+    pub async fn complete_claim(&self, claim: &Claim) -> StoreResult<()> {
+        let done = sqlx::query(
+            "DELETE FROM sync_queue WHERE connector = $1 AND kind = $2 AND resource_id = $3 \
+             AND generation = $4",
+        )
+        .bind(claim.key.connector.clone())
+        .bind(claim.key.kind.as_str())
+        .bind(claim.key.id.clone())
+        .bind(claim.generation)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            self.release(claim).await?;
+        }
+        Ok(())
+    }
+
+    /// Delivery failed and will be retried at `next`.
+    pub async fn retry_claim(
+        &self,
+        claim: &Claim,
+        next: OffsetDateTime,
+        error: &str,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE sync_queue SET lease_until = NULL, next_attempt_at = $1, last_error = $2 \
+             WHERE connector = $3 AND kind = $4 AND resource_id = $5 AND generation = $6",
+        )
+        .bind(to_ms(next))
+        .bind(error.to_owned())
+        .bind(claim.key.connector.clone())
+        .bind(claim.key.kind.as_str())
+        .bind(claim.key.id.clone())
+        .bind(claim.generation)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            self.release(claim).await?;
+        }
+        Ok(())
+    }
+
+    /// Retries are exhausted: park the key as dead, visible and retryable, never dropped.
+    pub async fn bury_claim(&self, claim: &Claim, error: &str) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE sync_queue SET lease_until = NULL, state = 'dead', last_error = $1 \
+             WHERE connector = $2 AND kind = $3 AND resource_id = $4 AND generation = $5",
+        )
+        .bind(error.to_owned())
+        .bind(claim.key.connector.clone())
+        .bind(claim.key.kind.as_str())
+        .bind(claim.key.id.clone())
+        .bind(claim.generation)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            self.release(claim).await?;
+        }
+        Ok(())
+    }
+
+    async fn release(&self, claim: &Claim) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sync_queue SET lease_until = NULL \
+             WHERE connector = $1 AND kind = $2 AND resource_id = $3",
+        )
+        .bind(claim.key.connector.clone())
+        .bind(claim.key.kind.as_str())
+        .bind(claim.key.id.clone())
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Queue counts (all connectors).
+    pub async fn queue_stats(&self) -> StoreResult<QueueStats> {
+        let row = sqlx::query(
+            "SELECT \
+             COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0), \
+             MIN(CASE WHEN state = 'pending' THEN enqueued_at END) FROM sync_queue",
+        )
+        .fetch_one(self.reader())
+        .await?;
+        Ok(QueueStats {
+            pending: row.try_get(0)?,
+            dead: row.try_get(1)?,
+            oldest_pending_ms: row.try_get(2)?,
+        })
+    }
+
+    /// The queue rows of a connector (or all), oldest first.
+    pub async fn queue_rows(&self, connector: Option<&str>) -> StoreResult<Vec<QueueRow>> {
+        let rows = sqlx::query(
+            "SELECT connector, kind, resource_id, generation, state, attempts, next_attempt_at, \
+             last_error, enqueued_at FROM sync_queue WHERE ($1 = '' OR connector = $1) \
+             ORDER BY enqueued_at, connector, kind, resource_id",
+        )
+        .bind(connector.unwrap_or_default().to_owned())
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueRow {
+                    key: key_from(r)?,
+                    generation: r.try_get(3)?,
+                    state: r.try_get(4)?,
+                    attempts: r.try_get(5)?,
+                    next_attempt_at: from_ms(r.try_get(6)?),
+                    last_error: r.try_get(7)?,
+                    enqueued_at: from_ms(r.try_get(8)?),
+                })
+            })
+            .collect()
+    }
+}

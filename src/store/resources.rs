@@ -1,0 +1,458 @@
+//! Users and Groups: insert, read, update, delete and list, each write in one transaction
+//! with its sync-queue mark.
+
+use serde_json::Value;
+use sqlx::AnyConnection;
+use time::OffsetDateTime;
+
+use super::narrow::Narrowing;
+use super::rows::{self, RESOURCE_COLUMNS};
+use super::{bind_args, members, queue, to_ms, Arg, Store, StoreError, StoreResult};
+use crate::scim::members::{MemberOp, MemberRef};
+use crate::scim::resource::Document;
+use crate::scim::schema::{Attribute, ResourceKind};
+
+/// A resource as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    /// Insertion sequence: the stable list order.
+    pub seq: i64,
+    /// User or Group.
+    pub kind: ResourceKind,
+    /// SCIM id.
+    pub id: String,
+    /// userName or displayName as sent.
+    pub name: String,
+    /// The canonical document (attributes only; group members are in their own table).
+    pub doc: Document,
+    /// Version, bumped by every change.
+    pub version: i64,
+    /// Creation time.
+    pub created: OffsetDateTime,
+    /// Last change.
+    pub updated: OffsetDateTime,
+}
+
+/// The result of an insert.
+#[derive(Debug)]
+pub struct Inserted {
+    /// The new resource.
+    pub resource: StoredResource,
+    /// Member ids that named no resource of the connector and were skipped.
+    pub skipped_members: Vec<String>,
+}
+
+/// The result of an update.
+#[derive(Debug)]
+pub enum UpdateOutcome {
+    /// Written; version bumped and key marked for delivery.
+    Updated {
+        /// The resource after the change.
+        resource: StoredResource,
+        /// Member ids that named no resource and were skipped.
+        skipped_members: Vec<String>,
+    },
+    /// Nothing differed: no write, no version bump, nothing to deliver (an unchanged re-send
+    /// from Okta must not cause a Confluence call, checklist 93).
+    Unchanged(StoredResource),
+    /// The resource changed since the caller read it.
+    Stale,
+    /// No such resource.
+    NotFound,
+}
+
+/// The result of a delete.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// Deleted; its key is marked so delivery applies the deprovisioning policy.
+    Deleted,
+    /// `If-Match` did not match.
+    Stale,
+    /// No such resource.
+    NotFound,
+}
+
+/// The values of a document that have their own columns.
+struct IndexColumns {
+    name: String,
+    name_lower: String,
+    external_id: Option<String>,
+    active: Option<bool>,
+    emails: Vec<String>,
+}
+
+fn index_columns(kind: ResourceKind, doc: &Document) -> IndexColumns {
+    let name_attr = match kind {
+        ResourceKind::User => "userName",
+        ResourceKind::Group => "displayName",
+    };
+    let name = doc
+        .get(name_attr)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let mut emails: Vec<String> = doc
+        .get("emails")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|e| e.get("value").and_then(Value::as_str))
+                .map(str::to_lowercase)
+                .collect()
+        })
+        .unwrap_or_default();
+    emails.sort();
+    emails.dedup();
+    IndexColumns {
+        name_lower: name.to_lowercase(),
+        name,
+        external_id: doc
+            .get("externalId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        active: match kind {
+            ResourceKind::User => doc.get("active").and_then(Value::as_bool),
+            ResourceKind::Group => None,
+        },
+        emails,
+    }
+}
+
+async fn write_emails(
+    conn: &mut AnyConnection,
+    connector: &str,
+    id: &str,
+    emails: &[String],
+    replace: bool,
+) -> StoreResult<()> {
+    if replace {
+        sqlx::query("DELETE FROM resource_emails WHERE connector = $1 AND resource_id = $2")
+            .bind(connector.to_owned())
+            .bind(id.to_owned())
+            .execute(&mut *conn)
+            .await?;
+    }
+    for e in emails {
+        sqlx::query(
+            "INSERT INTO resource_emails (connector, resource_id, value_lower) VALUES ($1, $2, $3)",
+        )
+        .bind(connector.to_owned())
+        .bind(id.to_owned())
+        .bind(e.clone())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn conflict(kind: ResourceKind, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict(_) => StoreError::Conflict(match kind {
+            ResourceKind::User => "userName".to_owned(),
+            ResourceKind::Group => "displayName".to_owned(),
+        }),
+        other => other,
+    }
+}
+
+impl Store {
+    /// Inserts a new resource with its members (Groups) and marks it for delivery.
+    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    pub async fn insert_resource(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+        doc: &Document,
+        new_members: &[MemberRef],
+        now: OffsetDateTime,
+    ) -> StoreResult<Inserted> {
+        let cols = index_columns(kind, doc);
+        let doc_text = Value::Object(doc.clone()).to_string();
+        let now_ms = to_ms(now);
+        let mut tx = self.writer().begin().await?;
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO resources (connector, kind, id, name, name_lower, external_id, active, \
+             doc, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) RETURNING seq",
+        )
+        .bind(connector.to_owned())
+        .bind(kind.as_str())
+        .bind(id.to_owned())
+        .bind(cols.name.clone())
+        .bind(cols.name_lower)
+        .bind(cols.external_id)
+        .bind(cols.active)
+        .bind(doc_text)
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict(kind, e.into()))?;
+        write_emails(&mut tx, connector, id, &cols.emails, false).await?;
+        let skipped_members = if new_members.is_empty() {
+            Vec::new()
+        } else {
+            members::add(&mut tx, connector, id, new_members).await?.1
+        };
+        queue::mark(&mut tx, connector, kind, id, now_ms).await?;
+        tx.commit().await?;
+        self.queue_changed().notify_waiters();
+        Ok(Inserted {
+            resource: StoredResource {
+                seq,
+                kind,
+                id: id.to_owned(),
+                name: cols.name,
+                doc: doc.clone(),
+                version: 1,
+                created: super::from_ms(now_ms),
+                updated: super::from_ms(now_ms),
+            },
+            skipped_members,
+        })
+    }
+
+    /// Reads one resource.
+    pub async fn get_resource(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> StoreResult<Option<StoredResource>> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 AND id = $3"
+        );
+        let row = sqlx::query(&sql)
+            .bind(connector.to_owned())
+            .bind(kind.as_str())
+            .bind(id.to_owned())
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(rows::resource).transpose()
+    }
+
+    /// Replaces the document of a resource at `expected_version` and applies membership
+    /// changes, in one transaction. Nothing is written when neither the document nor the
+    /// membership changes.
+    #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    pub async fn update_resource(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected_version: i64,
+        doc: &Document,
+        member_ops: &[MemberOp],
+        members_attr: Option<&Attribute>,
+        now: OffsetDateTime,
+    ) -> StoreResult<UpdateOutcome> {
+        let now_ms = to_ms(now);
+        let mut tx = self.writer().begin().await?;
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 AND id = $3"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(connector.to_owned())
+            .bind(kind.as_str())
+            .bind(id.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(UpdateOutcome::NotFound);
+        };
+        let current = rows::resource(&row)?;
+        if current.version != expected_version {
+            return Ok(UpdateOutcome::Stale);
+        }
+        let mut skipped_members = Vec::new();
+        let mut members_changed = false;
+        for op in member_ops {
+            let (changed, skipped) =
+                members::apply(&mut tx, connector, id, op, members_attr).await?;
+            members_changed |= changed;
+            skipped_members.extend(skipped);
+        }
+        let doc_changed = current.doc != *doc;
+        if !doc_changed && !members_changed {
+            tx.rollback().await?;
+            return Ok(UpdateOutcome::Unchanged(current));
+        }
+        let cols = index_columns(kind, doc);
+        // The version condition makes concurrent writers on PostgreSQL safe: the loser of a
+        // race updates nothing and reports Stale, and its member changes roll back.
+        let written = sqlx::query(
+            "UPDATE resources SET name = $1, name_lower = $2, external_id = $3, active = $4, \
+             doc = $5, version = version + 1, updated_at = $6 \
+             WHERE connector = $7 AND kind = $8 AND id = $9 AND version = $10",
+        )
+        .bind(cols.name.clone())
+        .bind(cols.name_lower)
+        .bind(cols.external_id)
+        .bind(cols.active)
+        .bind(Value::Object(doc.clone()).to_string())
+        .bind(now_ms)
+        .bind(connector.to_owned())
+        .bind(kind.as_str())
+        .bind(id.to_owned())
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict(kind, e.into()))?;
+        if written.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(UpdateOutcome::Stale);
+        }
+        if doc_changed && kind == ResourceKind::User {
+            write_emails(&mut tx, connector, id, &cols.emails, true).await?;
+        }
+        queue::mark(&mut tx, connector, kind, id, now_ms).await?;
+        tx.commit().await?;
+        self.queue_changed().notify_waiters();
+        Ok(UpdateOutcome::Updated {
+            resource: StoredResource {
+                name: cols.name,
+                doc: doc.clone(),
+                version: current.version + 1,
+                updated: super::from_ms(now_ms),
+                ..current
+            },
+            skipped_members,
+        })
+    }
+
+    /// Deletes a resource, its e-mail index rows and memberships, and marks its key (and the
+    /// groups it belonged to) for delivery.
+    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    pub async fn delete_resource(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> StoreResult<DeleteOutcome> {
+        let now_ms = to_ms(now);
+        let mut tx = self.writer().begin().await?;
+        let version: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM resources WHERE connector = $1 AND kind = $2 AND id = $3",
+        )
+        .bind(connector.to_owned())
+        .bind(kind.as_str())
+        .bind(id.to_owned())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(version) = version else {
+            return Ok(DeleteOutcome::NotFound);
+        };
+        if expected_version.is_some_and(|v| v != version) {
+            return Ok(DeleteOutcome::Stale);
+        }
+        let deleted = sqlx::query(
+            "DELETE FROM resources WHERE connector = $1 AND kind = $2 AND id = $3 AND version = $4",
+        )
+        .bind(connector.to_owned())
+        .bind(kind.as_str())
+        .bind(id.to_owned())
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        if deleted.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(DeleteOutcome::Stale);
+        }
+        write_emails(&mut tx, connector, id, &[], true).await?;
+        if kind == ResourceKind::Group {
+            members::apply(&mut tx, connector, id, &MemberOp::RemoveAll, None).await?;
+        }
+        // The resource is no longer anyone's member (RFC 7644 §3.6); the groups it was in
+        // changed and are marked too.
+        for group in members::remove_everywhere(&mut tx, connector, id).await? {
+            queue::mark(&mut tx, connector, ResourceKind::Group, &group, now_ms).await?;
+        }
+        queue::mark(&mut tx, connector, kind, id, now_ms).await?;
+        tx.commit().await?;
+        self.queue_changed().notify_waiters();
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Number of resources of a kind.
+    pub async fn count_resources(&self, connector: &str, kind: ResourceKind) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE connector = $1 AND kind = $2")
+                .bind(connector.to_owned())
+                .bind(kind.as_str())
+                .fetch_one(self.reader())
+                .await?,
+        )
+    }
+
+    /// One page of resources in stable (insertion) order.
+    pub async fn page_resources(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredResource>> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 \
+             ORDER BY seq LIMIT $3 OFFSET $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(connector.to_owned())
+            .bind(kind.as_str())
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(rows::resource).collect()
+    }
+
+    /// Resources with `seq` greater than `after`, in order, at most `limit`: the chunks of a
+    /// full scan.
+    pub async fn scan_resources(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredResource>> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 \
+             AND seq > $3 ORDER BY seq LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(connector.to_owned())
+            .bind(kind.as_str())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(rows::resource).collect()
+    }
+
+    /// The candidates of a narrowed filter, in stable order. A superset of the matches: the
+    /// caller evaluates the filter on each.
+    pub async fn narrowed_resources(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        narrowing: &Narrowing,
+    ) -> StoreResult<Vec<StoredResource>> {
+        let mut args = vec![
+            Arg::Text(connector.to_owned()),
+            Arg::Text(kind.as_str().to_owned()),
+        ];
+        let condition = narrowing.to_sql(&mut args);
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE connector = $1 AND kind = $2 \
+             AND ({condition}) ORDER BY seq"
+        );
+        let rows = bind_args(sqlx::query(&sql), &args)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(rows::resource).collect()
+    }
+}

@@ -1,0 +1,397 @@
+//! Store contract tests, run once on SQLite and once on PostgreSQL (a fresh database each).
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::queue::QueueKey;
+use super::testdb::TestDb;
+use super::*;
+use crate::scim::members::{MemberOp, MemberRef};
+use crate::scim::resource::Document;
+use crate::scim::schema::ResourceKind::{Group, User};
+
+async fn store(backend: Backend) -> (Store, TestDb) {
+    let db = TestDb::create(backend).await;
+    let store = Store::connect(&db.url, &StoreOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    (store, db)
+}
+
+fn doc(v: serde_json::Value) -> Document {
+    v.as_object().unwrap().clone()
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn member(id: &str) -> MemberRef {
+    MemberRef {
+        value: id.into(),
+        kind: None,
+        display: None,
+    }
+}
+
+async fn queue_ids(s: &Store) -> Vec<String> {
+    s.queue_rows(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key.id)
+        .collect()
+}
+
+async fn insert_and_read_back_round_trips_the_document(b: Backend) {
+    let (s, _db) = store(b).await;
+    let d = doc(
+        json!({"userName": "Alice@Example.com", "emails": [{"value": "A@x.org"}], "active": true}),
+    );
+    let ins = s
+        .insert_resource("c1", User, "u1", &d, &[], now())
+        .await
+        .unwrap();
+    assert_eq!(ins.resource.version, 1);
+    let got = s.get_resource("c1", User, "u1").await.unwrap().unwrap();
+    assert_eq!(got.doc, d);
+    assert_eq!(got.name, "Alice@Example.com");
+    assert!(
+        s.get_resource("c2", User, "u1").await.unwrap().is_none(),
+        "connectors are isolated"
+    );
+}
+
+async fn user_names_are_unique_per_connector_ignoring_case(b: Backend) {
+    let (s, _db) = store(b).await;
+    s.insert_resource(
+        "c1",
+        User,
+        "u1",
+        &doc(json!({"userName": "alice"})),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
+    let err = s
+        .insert_resource(
+            "c1",
+            User,
+            "u2",
+            &doc(json!({"userName": "ALICE"})),
+            &[],
+            now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref w) if w == "userName"),
+        "{err:?}"
+    );
+    // Another connector may use the same name.
+    s.insert_resource(
+        "c2",
+        User,
+        "u3",
+        &doc(json!({"userName": "alice"})),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        queue_ids(&s).await.len(),
+        2,
+        "the failed insert left no queue row"
+    );
+}
+
+async fn a_failed_write_leaves_neither_resource_nor_queue_row(b: Backend) {
+    let (s, _db) = store(b).await;
+    // Break the queue table: the resource insert in the same transaction must roll back.
+    sqlx::query("ALTER TABLE sync_queue RENAME TO sync_queue_broken")
+        .execute(s.writer())
+        .await
+        .unwrap();
+    let res = s
+        .insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
+        .await;
+    assert!(res.is_err());
+    sqlx::query("ALTER TABLE sync_queue_broken RENAME TO sync_queue")
+        .execute(s.writer())
+        .await
+        .unwrap();
+    assert!(s.get_resource("c1", User, "u1").await.unwrap().is_none());
+    assert!(queue_ids(&s).await.is_empty());
+}
+
+async fn updates_check_the_version_and_skip_unchanged_documents(b: Backend) {
+    let (s, _db) = store(b).await;
+    let d = doc(json!({"userName": "a"}));
+    s.insert_resource("c1", User, "u1", &d, &[], now())
+        .await
+        .unwrap();
+    let out = s
+        .update_resource("c1", User, "u1", 1, &d, &[], None, now())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Unchanged(ref r) if r.version == 1));
+    let d2 = doc(json!({"userName": "a", "title": "Eng"}));
+    let out = s
+        .update_resource("c1", User, "u1", 1, &d2, &[], None, now())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Updated { ref resource, .. } if resource.version == 2));
+    let out = s
+        .update_resource("c1", User, "u1", 1, &d, &[], None, now())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Stale));
+    let out = s
+        .update_resource("c1", User, "nope", 1, &d, &[], None, now())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::NotFound));
+    assert_eq!(
+        s.get_resource("c1", User, "u1").await.unwrap().unwrap().doc,
+        d2
+    );
+}
+
+async fn membership_adds_skip_unknown_ids_and_follow_deletes(b: Backend) {
+    let (s, _db) = store(b).await;
+    for u in ["u1", "u2", "u3"] {
+        s.insert_resource("c1", User, u, &doc(json!({"userName": u})), &[], now())
+            .await
+            .unwrap();
+    }
+    let ins = s
+        .insert_resource(
+            "c1",
+            Group,
+            "g1",
+            &doc(json!({"displayName": "G"})),
+            &[member("u1"), member("ghost")],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ins.skipped_members, vec!["ghost".to_owned()]);
+    let g = doc(json!({"displayName": "G"}));
+    let ops = [
+        MemberOp::Add(vec![member("u2"), member("u3")]),
+        MemberOp::Remove(vec!["u1".into()]),
+    ];
+    let out = s
+        .update_resource("c1", Group, "g1", 1, &g, &ops, None, now())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Updated { .. }));
+    let ids = |m: &std::collections::HashMap<String, Vec<MemberRow>>| {
+        m.get("g1")
+            .map(|v| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        ids(&s.members_of("c1", &["g1".into()]).await.unwrap()),
+        ["u2", "u3"]
+    );
+    // Re-adding existing members changes nothing: no version bump.
+    let out = s
+        .update_resource(
+            "c1",
+            Group,
+            "g1",
+            2,
+            &g,
+            &[MemberOp::Add(vec![member("u2")])],
+            None,
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Unchanged(_)));
+    let out = s
+        .update_resource(
+            "c1",
+            Group,
+            "g1",
+            2,
+            &g,
+            &[MemberOp::Replace(vec![member("u1")])],
+            None,
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Updated { .. }));
+    assert_eq!(
+        ids(&s.members_of("c1", &["g1".into()]).await.unwrap()),
+        ["u1"]
+    );
+    // Deleting a member removes it from its groups and marks the group.
+    assert_eq!(
+        s.delete_resource("c1", User, "u1", None, now())
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert!(ids(&s.members_of("c1", &["g1".into()]).await.unwrap()).is_empty());
+    let groups = s.groups_of("c1", &["u2".into()]).await.unwrap();
+    assert!(groups.is_empty());
+}
+
+async fn deletes_honour_the_version_and_report_missing(b: Backend) {
+    let (s, _db) = store(b).await;
+    s.insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_resource("c1", User, "u1", Some(7), now())
+            .await
+            .unwrap(),
+        DeleteOutcome::Stale
+    );
+    assert_eq!(
+        s.delete_resource("c1", User, "u1", Some(1), now())
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        s.delete_resource("c1", User, "u1", None, now())
+            .await
+            .unwrap(),
+        DeleteOutcome::NotFound
+    );
+    // The key stays marked so delivery can deprovision.
+    assert_eq!(queue_ids(&s).await, ["u1"]);
+}
+
+async fn a_claim_completes_only_its_generation(b: Backend) {
+    let (s, _db) = store(b).await;
+    s.insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
+        .await
+        .unwrap();
+    let lease = std::time::Duration::from_secs(30);
+    let claims = s.claim_due(now(), lease, 10).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    assert!(
+        s.claim_due(now(), lease, 10).await.unwrap().is_empty(),
+        "one in flight per key"
+    );
+    // A change arrives while the key is in flight.
+    let key = QueueKey {
+        connector: "c1".into(),
+        kind: User,
+        id: "u1".into(),
+    };
+    s.mark_dirty(&key, now()).await.unwrap();
+    s.complete_claim(&claims[0]).await.unwrap();
+    let again = s.claim_due(now(), lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "the newer generation is still pending");
+    s.bury_claim(&again[0], "HTTP 400 from Confluence")
+        .await
+        .unwrap();
+    let rows = s.queue_rows(Some("c1")).await.unwrap();
+    assert_eq!(
+        (rows[0].state.as_str(), rows[0].last_error.as_deref()),
+        ("dead", Some("HTTP 400 from Confluence"))
+    );
+    let stats = s.queue_stats().await.unwrap();
+    assert_eq!((stats.pending, stats.dead), (0, 1));
+    // A new change revives a dead key.
+    s.mark_dirty(&key, now()).await.unwrap();
+    assert_eq!(s.queue_stats().await.unwrap().pending, 1);
+}
+
+async fn connectors_store_hashes_and_rotate_with_grace(b: Backend) {
+    let (s, _db) = store(b).await;
+    let t0 = now();
+    s.create_connector("entra", "h1", t0).await.unwrap();
+    assert!(matches!(
+        s.create_connector("entra", "h2", t0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let grace = t0 + time::Duration::hours(1);
+    assert!(s
+        .rotate_connector_token("entra", "h2", t0, grace)
+        .await
+        .unwrap());
+    assert!(!s
+        .rotate_connector_token("nope", "h3", t0, grace)
+        .await
+        .unwrap());
+    let cs = s.connectors().await.unwrap();
+    assert_eq!(cs.len(), 1);
+    let old = cs[0].tokens.iter().find(|t| t.hash == "h1").unwrap();
+    let new = cs[0].tokens.iter().find(|t| t.hash == "h2").unwrap();
+    assert_eq!(old.expires.map(to_ms), Some(to_ms(grace)));
+    assert_eq!(new.expires, None);
+}
+
+async fn narrowed_queries_use_the_indexed_columns(b: Backend) {
+    let (s, _db) = store(b).await;
+    let reg = crate::scim::schema::SchemaRegistry::builtin();
+    let rt = reg.resource_type(User);
+    for (id, name, ext, active, email) in [
+        ("u1", "Alice", "e1", true, "ALICE@x.org"),
+        ("u2", "bob", "e2", false, "bob@x.org"),
+    ] {
+        let d = doc(
+            json!({"userName": name, "externalId": ext, "active": active, "emails": [{"value": email}]}),
+        );
+        s.insert_resource("c1", User, id, &d, &[], now())
+            .await
+            .unwrap();
+    }
+    let ids = |f: &str| {
+        let f = crate::scim::filter::parse(f).unwrap();
+        narrow::narrow(&f, rt).unwrap()
+    };
+    for (filter, want) in [
+        ("userName eq \"ALICE\"", vec!["u1"]),
+        ("externalId eq \"e2\"", vec!["u2"]),
+        ("active eq false", vec!["u2"]),
+        ("emails.value eq \"alice@X.org\"", vec!["u1"]),
+        (
+            "emails[value eq \"BOB@x.org\" and type eq \"work\"]",
+            vec!["u2"],
+        ),
+        ("id eq \"u1\" or id eq \"u2\"", vec!["u1", "u2"]),
+    ] {
+        let got: Vec<String> = s
+            .narrowed_resources("c1", User, &ids(filter))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(got, want, "{filter}");
+    }
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+contract!(
+    insert_and_read_back_round_trips_the_document,
+    user_names_are_unique_per_connector_ignoring_case,
+    a_failed_write_leaves_neither_resource_nor_queue_row,
+    updates_check_the_version_and_skip_unchanged_documents,
+    membership_adds_skip_unknown_ids_and_follow_deletes,
+    deletes_honour_the_version_and_report_missing,
+    a_claim_completes_only_its_generation,
+    connectors_store_hashes_and_rotate_with_grace,
+    narrowed_queries_use_the_indexed_columns,
+);
