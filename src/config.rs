@@ -1,0 +1,494 @@
+//! Typed settings: compiled defaults, then `usersync.toml` (or `--config PATH`), then
+//! `USERSYNC__SECTION__KEY` environment variables; validated once at start with messages that
+//! say what to fix.
+//!
+//! Secrets never sit in the file: tokens and passwords are read from environment variables
+//! whose *names* the file gives (`token_env = "USERSYNC_ENTRA_TOKEN"`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::store::{redact_url, SqliteSync};
+
+/// Prefix of environment overrides: `USERSYNC__LIMITS__MAX_BODY_BYTES=2000000`.
+pub const ENV_PREFIX: &str = "USERSYNC__";
+/// The configuration file read from the working directory when `--config` is not given.
+pub const DEFAULT_FILE: &str = "usersync.toml";
+
+/// A configuration problem, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// A duration written as `"30s"`, `"5m"`, `"24h"`, `"250ms"` or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    /// Parses the text form.
+    pub fn parse(s: &str) -> Result<Dur, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration such as \"30s\""))?;
+        let secs = match unit.trim() {
+            "ms" => n / 1000.0,
+            "" | "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            "d" => n * 86400.0,
+            other => return Err(format!("unknown duration unit {other:?} in {s:?}; use ms, s, m, h or d")),
+        };
+        Ok(Dur(Duration::from_secs_f64(secs)))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 3_600_000 == 0 && ms > 0 {
+            write!(f, "{}h", ms / 3_600_000)
+        } else if ms % 60_000 == 0 && ms > 0 {
+            write!(f, "{}m", ms / 60_000)
+        } else if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Dur(Duration::from_secs(s))),
+            Raw::Text(t) => Dur::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// One value or a list of them (`token_env = "A"` or `token_env = ["A", "B"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single value.
+    One(String),
+    /// Several values.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values.
+    pub fn values(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// Everything usersync can be told.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the SCIM server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `sqlite://PATH` (embedded default) or `postgres://USER@HOST/DB`.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// The public base URL (scheme and host, maybe a path prefix) used in `meta.location`
+    /// and `Location`, e.g. `https://usersync.example.com`. When unset, the request's `Host`
+    /// header is used with `http://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Folder of extra schema documents (custom extensions). Read at start.
+    #[serde(default = "default_schemas_dir")]
+    pub schemas_dir: PathBuf,
+    /// Request and protocol limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Database pool settings.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// Authentication settings shared by all connectors.
+    #[serde(default)]
+    pub auth: AuthSettings,
+    /// IdP connections declared in the file, by name.
+    #[serde(default)]
+    pub connectors: BTreeMap<String, ConnectorSettings>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+fn default_database() -> String {
+    "sqlite://usersync.db".to_owned()
+}
+fn default_schemas_dir() -> PathBuf {
+    PathBuf::from("schemas")
+}
+
+/// Request and protocol limits (advertised in `/ServiceProviderConfig` where the RFC has a
+/// field for them).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body in bytes, also Bulk `maxPayloadSize`.
+    pub max_body_bytes: usize,
+    /// Time after which a request is answered 503 with `Retry-After`.
+    pub request_timeout: Dur,
+    /// Bulk `maxOperations`.
+    pub bulk_max_operations: usize,
+    /// Page size when the client gives no `count`.
+    pub default_page_size: usize,
+    /// Largest page returned (`filter.maxResults`).
+    pub max_page_size: usize,
+    /// Longest filter accepted, in bytes.
+    pub filter_max_len: usize,
+    /// Deepest filter nesting accepted.
+    pub filter_max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Dur(Duration::from_secs(30)),
+            bulk_max_operations: 1000,
+            default_page_size: 100,
+            max_page_size: 1000,
+            filter_max_len: 4096,
+            filter_max_depth: 32,
+        }
+    }
+}
+
+/// Database pool settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// Connections (PostgreSQL) or readers (SQLite).
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it gets 429.
+    pub acquire_timeout: Dur,
+    /// SQLite `synchronous`: `full` (every commit survives power loss) or `normal`.
+    pub sqlite_synchronous: SqliteSync,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Dur(Duration::from_secs(2)),
+            sqlite_synchronous: SqliteSync::Full,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `usersync=debug,info` (`RUST_LOG` wins if set).
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Authentication settings shared by all connectors.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// How long the old token of a stored connector keeps working after
+    /// `usersync connector rotate`.
+    pub token_rotation_grace: Dur,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            token_rotation_grace: Dur(Duration::from_secs(24 * 3600)),
+        }
+    }
+}
+
+/// One IdP connection declared in the file.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    /// Environment variable(s) holding the bearer token(s); several for rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<OneOrMany>,
+}
+
+impl Settings {
+    /// Loads the settings: `path` if given (it must exist), else `usersync.toml` in the
+    /// working directory if present, else defaults; then environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(path, &env)
+    }
+
+    /// [`Settings::load`] with an explicit environment (for tests).
+    pub fn load_with_env(path: Option<&Path>, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+        let text = match path {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?,
+            ),
+            None => match std::fs::read_to_string(DEFAULT_FILE) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(ConfigError(format!("cannot read {DEFAULT_FILE}: {e}"))),
+            },
+        };
+        let file_name = path.map(|p| p.display().to_string()).unwrap_or_else(|| DEFAULT_FILE.to_owned());
+        let mut table: toml::Table = match text {
+            Some(t) => t
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError(format!("{file_name} is not valid TOML: {e}")))?,
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let settings = Settings::deserialize(toml::Value::Table(table)).map_err(|e| {
+            ConfigError(format!(
+                "{e} (check {file_name} and any {ENV_PREFIX}* environment variables)"
+            ))
+        })?;
+        settings.validate(env)?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot.
+    fn validate(&self, env: &[(String, String)]) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if !(self.database.starts_with("sqlite:")
+            || self.database.starts_with("postgres:")
+            || self.database.starts_with("postgresql:"))
+        {
+            return Err(ConfigError(format!(
+                "database = {:?}: use \"sqlite://PATH\" or \"postgres://USER@HOST/DB\"",
+                redact_url(&self.database)
+            )));
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError(format!(
+                    "public_url = {url:?}: must start with http:// or https://"
+                )));
+            }
+        }
+        let l = &self.limits;
+        if l.max_page_size == 0 || l.default_page_size == 0 || l.default_page_size > l.max_page_size {
+            return Err(ConfigError(
+                "limits: default_page_size must be between 1 and max_page_size".to_owned(),
+            ));
+        }
+        if l.max_body_bytes < 1024 {
+            return Err(ConfigError("limits.max_body_bytes must be at least 1024".to_owned()));
+        }
+        for (name, c) in &self.connectors {
+            validate_connector_name(name).map_err(|e| ConfigError(format!("[connectors.{name}]: {e}")))?;
+            for var in c.token_env.iter().flat_map(OneOrMany::values) {
+                match env.iter().find(|(k, _)| k == var) {
+                    Some((_, v)) if !v.trim().is_empty() => {}
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "[connectors.{name}] token_env names the environment variable {var}, \
+                             which is not set or empty; export it with the connector's bearer token"
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "listen = {:?} is not an address such as \"127.0.0.1:8080\"",
+                self.listen
+            ))
+        })
+    }
+
+    /// The effective configuration as TOML, with the database password redacted.
+    pub fn redacted_toml(&self) -> String {
+        let mut copy = self.clone();
+        copy.database = redact_url(&self.database);
+        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Connector names are URL path segments and log fields: lower-case letters, digits, `-`, `_`.
+pub fn validate_connector_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "connector name {name:?} must be 1-64 characters of a-z, 0-9, '-' and '_'"
+        ))
+    }
+}
+
+/// Applies `USERSYNC__A__B=value` overrides to the table. Values are read as TOML when they
+/// parse as a TOML value (`42`, `true`, `["a", "b"]`), otherwise as plain strings.
+fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    let mut vars: Vec<&(String, String)> = env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    vars.sort();
+    for (key, raw) in vars {
+        let path: Vec<String> = key[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError(format!("environment variable {key}: empty key segment")));
+        }
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let mut cur = &mut *table;
+        for (i, seg) in path.iter().enumerate() {
+            if i + 1 == path.len() {
+                cur.insert(seg.clone(), value.clone());
+                break;
+            }
+            let next = cur
+                .entry(seg.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            cur = match next {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "environment variable {key}: {seg} is not a section"
+                    )))
+                }
+            };
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load(file: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("usersync-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("usersync.toml");
+        std::fs::write(&path, file).unwrap();
+        let r = Settings::load_with_env(Some(&path), &env(vars));
+        let _ = std::fs::remove_dir_all(dir);
+        r
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = load("", &[]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.database, "sqlite://usersync.db");
+        assert!(s.connectors.is_empty());
+    }
+
+    #[test]
+    fn env_overrides_any_key_with_typed_values() {
+        let s = load(
+            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_page_size = 50\n",
+            &[
+                ("USERSYNC__LISTEN", "0.0.0.0:8081"),
+                ("USERSYNC__LIMITS__MAX_PAGE_SIZE", "200"),
+                ("USERSYNC__CONNECTORS__ENTRA__TOKEN_ENV", "ENTRA_T"),
+                ("ENTRA_T", "secret"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.listen, "0.0.0.0:8081");
+        assert_eq!(s.limits.max_page_size, 200);
+        assert_eq!(s.connectors["entra"].token_env, Some(OneOrMany::One("ENTRA_T".into())));
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_what_to_fix() {
+        let e = load("lisen = \"x\"", &[]).unwrap_err().to_string();
+        assert!(e.contains("lisen"), "{e}");
+        let e = load("", &[("USERSYNC__LIMITS__MAX_BODY", "1")]).unwrap_err().to_string();
+        assert!(e.contains("max_body"), "{e}");
+        let e = load("[connectors.entra]\ntoken_env = \"NOPE\"", &[]).unwrap_err().to_string();
+        assert!(e.contains("NOPE") && e.contains("not set"), "{e}");
+        let e = load("[connectors.Entra]\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("a-z"), "{e}");
+        let e = load("listen = \"localhost\"", &[]).unwrap_err().to_string();
+        assert!(e.contains("127.0.0.1:8080"), "{e}");
+        let e = load("[limits]\nrequest_timeout = \"5 fortnights\"", &[]).unwrap_err().to_string();
+        assert!(e.contains("duration"), "{e}");
+    }
+
+    #[test]
+    fn redacted_output_hides_the_database_password() {
+        let s = load("database = \"postgres://app:hunter2@db/usersync\"", &[]).unwrap();
+        let out = s.redacted_toml();
+        assert!(!out.contains("hunter2") && out.contains("[redacted]"), "{out}");
+    }
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!(Dur::parse("250ms").unwrap().0, Duration::from_millis(250));
+        assert_eq!(Dur::parse("24h").unwrap().to_string(), "24h");
+        assert_eq!(Dur::parse("90").unwrap().to_string(), "90s");
+    }
+}
