@@ -4,5 +4,7 @@
 //! Read in this order: [`scim`] (the protocol, pure), [`store`] (one transaction per change,
 //! with its sync-queue row), [`http`] (the SCIM endpoints), then [`app`] (wiring).
 
+pub mod config;
+pub mod connectors;
 pub mod scim;
 pub mod store;

@@ -533,30 +533,3 @@ mod tests {
         );
     }
 }
-
-/// Limits on hostile filters.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Maximum length in bytes.
-    pub max_len: usize,
-    /// Maximum nesting depth.
-    pub max_depth: usize,
-    /// Maximum number of comparison terms.
-    pub max_terms: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_len: 4096,
-            max_depth: 32,
-            max_terms: 256,
-        }
-    }
-}
-
-/// Parses a filter within limits.
-pub fn parse_with_limits(s: &str, limits: &Limits) -> ScimResult<Filter> {
-    let _ = (s, limits);
-    todo!("filter helper")
-}
