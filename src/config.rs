@@ -33,16 +33,24 @@ impl Dur {
     /// Parses the text form.
     pub fn parse(s: &str) -> Result<Dur, String> {
         let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration such as \"30s\""))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration such as \"30s\""))?;
         let secs = match unit.trim() {
             "ms" => n / 1000.0,
             "" | "s" => n,
             "m" => n * 60.0,
             "h" => n * 3600.0,
             "d" => n * 86400.0,
-            other => return Err(format!("unknown duration unit {other:?} in {s:?}; use ms, s, m, h or d")),
+            other => {
+                return Err(format!(
+                    "unknown duration unit {other:?} in {s:?}; use ms, s, m, h or d"
+                ))
+            }
         };
         Ok(Dur(Duration::from_secs_f64(secs)))
     }
@@ -271,7 +279,10 @@ impl Settings {
     }
 
     /// [`Settings::load`] with an explicit environment (for tests).
-    pub fn load_with_env(path: Option<&Path>, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
         let text = match path {
             Some(p) => Some(
                 std::fs::read_to_string(p)
@@ -283,11 +294,13 @@ impl Settings {
                 Err(e) => return Err(ConfigError(format!("cannot read {DEFAULT_FILE}: {e}"))),
             },
         };
-        let file_name = path.map(|p| p.display().to_string()).unwrap_or_else(|| DEFAULT_FILE.to_owned());
+        let file_name = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| DEFAULT_FILE.to_owned());
         let mut table: toml::Table = match text {
-            Some(t) => t
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError(format!("{file_name} is not valid TOML: {e}")))?,
+            Some(t) => t.parse().map_err(|e: toml::de::Error| {
+                ConfigError(format!("{file_name} is not valid TOML: {e}"))
+            })?,
             None => toml::Table::new(),
         };
         apply_env(&mut table, env)?;
@@ -320,16 +333,20 @@ impl Settings {
             }
         }
         let l = &self.limits;
-        if l.max_page_size == 0 || l.default_page_size == 0 || l.default_page_size > l.max_page_size {
+        if l.max_page_size == 0 || l.default_page_size == 0 || l.default_page_size > l.max_page_size
+        {
             return Err(ConfigError(
                 "limits: default_page_size must be between 1 and max_page_size".to_owned(),
             ));
         }
         if l.max_body_bytes < 1024 {
-            return Err(ConfigError("limits.max_body_bytes must be at least 1024".to_owned()));
+            return Err(ConfigError(
+                "limits.max_body_bytes must be at least 1024".to_owned(),
+            ));
         }
         for (name, c) in &self.connectors {
-            validate_connector_name(name).map_err(|e| ConfigError(format!("[connectors.{name}]: {e}")))?;
+            validate_connector_name(name)
+                .map_err(|e| ConfigError(format!("[connectors.{name}]: {e}")))?;
             for var in c.token_env.iter().flat_map(OneOrMany::values) {
                 match env.iter().find(|(k, _)| k == var) {
                     Some((_, v)) if !v.trim().is_empty() => {}
@@ -382,7 +399,10 @@ pub fn validate_connector_name(name: &str) -> Result<(), String> {
 /// Applies `USERSYNC__A__B=value` overrides to the table. Values are read as TOML when they
 /// parse as a TOML value (`42`, `true`, `["a", "b"]`), otherwise as plain strings.
 fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
-    let mut vars: Vec<&(String, String)> = env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    let mut vars: Vec<&(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
     vars.sort();
     for (key, raw) in vars {
         let path: Vec<String> = key[ENV_PREFIX.len()..]
@@ -390,7 +410,9 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
             .map(str::to_ascii_lowercase)
             .collect();
         if path.iter().any(String::is_empty) {
-            return Err(ConfigError(format!("environment variable {key}: empty key segment")));
+            return Err(ConfigError(format!(
+                "environment variable {key}: empty key segment"
+            )));
         }
         let value = format!("v = {raw}")
             .parse::<toml::Table>()
@@ -424,7 +446,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn load(file: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
@@ -459,22 +484,31 @@ mod tests {
         .unwrap();
         assert_eq!(s.listen, "0.0.0.0:8081");
         assert_eq!(s.limits.max_page_size, 200);
-        assert_eq!(s.connectors["entra"].token_env, Some(OneOrMany::One("ENTRA_T".into())));
+        assert_eq!(
+            s.connectors["entra"].token_env,
+            Some(OneOrMany::One("ENTRA_T".into()))
+        );
     }
 
     #[test]
     fn mistakes_are_reported_with_what_to_fix() {
         let e = load("lisen = \"x\"", &[]).unwrap_err().to_string();
         assert!(e.contains("lisen"), "{e}");
-        let e = load("", &[("USERSYNC__LIMITS__MAX_BODY", "1")]).unwrap_err().to_string();
+        let e = load("", &[("USERSYNC__LIMITS__MAX_BODY", "1")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_body"), "{e}");
-        let e = load("[connectors.entra]\ntoken_env = \"NOPE\"", &[]).unwrap_err().to_string();
+        let e = load("[connectors.entra]\ntoken_env = \"NOPE\"", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("NOPE") && e.contains("not set"), "{e}");
         let e = load("[connectors.Entra]\n", &[]).unwrap_err().to_string();
         assert!(e.contains("a-z"), "{e}");
         let e = load("listen = \"localhost\"", &[]).unwrap_err().to_string();
         assert!(e.contains("127.0.0.1:8080"), "{e}");
-        let e = load("[limits]\nrequest_timeout = \"5 fortnights\"", &[]).unwrap_err().to_string();
+        let e = load("[limits]\nrequest_timeout = \"5 fortnights\"", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duration"), "{e}");
     }
 
@@ -482,7 +516,10 @@ mod tests {
     fn redacted_output_hides_the_database_password() {
         let s = load("database = \"postgres://app:hunter2@db/usersync\"", &[]).unwrap();
         let out = s.redacted_toml();
-        assert!(!out.contains("hunter2") && out.contains("[redacted]"), "{out}");
+        assert!(
+            !out.contains("hunter2") && out.contains("[redacted]"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -179,13 +179,25 @@ impl Connectors {
         for (name, e) in &self.inner.config {
             map.insert(name.clone(), e.clone());
         }
-        *self.inner.snapshot.write().unwrap_or_else(|e| e.into_inner()) = map;
-        *self.inner.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        *self
+            .inner
+            .snapshot
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = map;
+        *self
+            .inner
+            .last_reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         Ok(())
     }
 
     fn check(&self, connector: &str, hash: &TokenHash, now_ms: i64) -> Option<bool> {
-        let snap = self.inner.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        let snap = self
+            .inner
+            .snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let entry = snap.get(connector)?;
         // Compare against every token in constant time; do not stop at the first match, so
         // timing does not tell which of several tokens matched.
@@ -199,7 +211,11 @@ impl Connectors {
 
     /// Checks a bearer token for a connector. A token of one connector never authenticates
     /// another.
-    pub async fn authenticate_bearer(&self, connector: &str, token: &str) -> Result<(), AuthFailure> {
+    pub async fn authenticate_bearer(
+        &self,
+        connector: &str,
+        token: &str,
+    ) -> Result<(), AuthFailure> {
         if token.is_empty() {
             return Err(AuthFailure::Missing);
         }
@@ -217,7 +233,11 @@ impl Connectors {
 
     async fn reload_if_due(&self) -> bool {
         {
-            let mut last = self.inner.last_reload.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self
+                .inner
+                .last_reload
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if last.is_some_and(|t| t.elapsed() < RELOAD_INTERVAL) {
                 return false;
             }
@@ -244,7 +264,11 @@ impl Connectors {
     /// All connectors, by name.
     pub fn list(&self) -> Vec<ConnectorInfo> {
         let now_ms = crate::store::to_ms(OffsetDateTime::now_utc());
-        let snap = self.inner.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        let snap = self
+            .inner
+            .snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<ConnectorInfo> = snap
             .iter()
             .map(|(name, e)| ConnectorInfo {

@@ -7,4 +7,5 @@
 pub mod config;
 pub mod connectors;
 pub mod scim;
+pub mod search;
 pub mod store;
