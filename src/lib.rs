@@ -2,10 +2,24 @@
 //! provider to Confluence Data Center and Linchpin User Profiles.
 //!
 //! Read in this order: [`scim`] (the protocol, pure), [`store`] (one transaction per change,
-//! with its sync-queue row), [`http`] (the SCIM endpoints), then [`app`] (wiring).
+//! with its sync-queue row), [`search`] (list queries), [`http`] (the SCIM endpoints), then
+//! [`app`] (wiring) and [`cli`].
 
+/// Wiring: build, serve, shut down.
+pub mod app;
+/// The command line.
+pub mod cli;
+/// Typed settings, file and environment.
 pub mod config;
+/// Connectors (IdP connections) and their credentials.
 pub mod connectors;
+/// SCIM endpoints and middleware.
+pub mod http;
+/// The SCIM protocol, pure.
 pub mod scim;
+/// List and search execution.
 pub mod search;
+/// SQLite and PostgreSQL persistence with the sync queue.
 pub mod store;
+/// Logging setup.
+pub mod telemetry;

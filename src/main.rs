@@ -1,1 +1,15 @@
-fn main() {}
+//! The `usersync` binary: parse the command line and hand over to the library.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = usersync::cli::Cli::parse();
+    match usersync::cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("usersync: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

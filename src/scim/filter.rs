@@ -140,6 +140,31 @@ pub fn check(filter: &Filter, rt: &ResourceType) -> ScimResult<()> {
     check::check(filter, rt)
 }
 
+/// Rewrites schema URNs in attribute paths to the ones we use, so legacy spellings such as
+/// `urn:scim:schemas:extension:enterprise:1.0:department` resolve (idp-quirks §1 rule 18).
+pub fn canonical_urns(filter: Filter, reg: &super::schema::SchemaRegistry) -> Filter {
+    let fix = |p: AttrPath| AttrPath {
+        urn: p
+            .urn
+            .map(|u| reg.canonical_urn(&u).map(str::to_owned).unwrap_or(u)),
+        ..p
+    };
+    match filter {
+        Filter::And(a, b) => Filter::And(
+            Box::new(canonical_urns(*a, reg)),
+            Box::new(canonical_urns(*b, reg)),
+        ),
+        Filter::Or(a, b) => Filter::Or(
+            Box::new(canonical_urns(*a, reg)),
+            Box::new(canonical_urns(*b, reg)),
+        ),
+        Filter::Not(a) => Filter::Not(Box::new(canonical_urns(*a, reg))),
+        Filter::Present(p) => Filter::Present(fix(p)),
+        Filter::Compare(p, op, v) => Filter::Compare(fix(p), op, v),
+        Filter::ValuePath(p, inner) => Filter::ValuePath(fix(p), inner),
+    }
+}
+
 /// Whether a resource document matches: the reference semantics of filtering, documented
 /// rule by rule in `filter/eval.rs`. Never panics, whatever the shape of `doc`.
 pub fn matches(filter: &Filter, rt: &ResourceType, doc: &Value) -> bool {

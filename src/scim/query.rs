@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::error::{ScimError, ScimResult};
 use super::filter::{self, Filter, Limits};
 use super::path::AttrPath;
-use super::schema::ResourceType;
+use super::schema::{ResourceType, SchemaRegistry};
 
 /// The `SearchRequest` message URN (RFC 7644 §3.4.3).
 pub const SEARCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -133,11 +133,16 @@ impl RawQuery {
     /// Parses and checks the parameters.
     ///
     /// `startIndex` below 1 is treated as 1 and a negative `count` as 0 (RFC 7644 §3.4.2.4).
-    pub fn parse(&self, rt: &ResourceType, limits: &Limits) -> ScimResult<ListQuery> {
+    pub fn parse(
+        &self,
+        reg: &SchemaRegistry,
+        rt: &ResourceType,
+        limits: &Limits,
+    ) -> ScimResult<ListQuery> {
         let filter = match self.filter.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(f) => {
-                let f = filter::parse_with_limits(f, limits)?;
+                let f = filter::canonical_urns(filter::parse_with_limits(f, limits)?, reg);
                 filter::check(&f, rt)?;
                 Some(f)
             }
@@ -224,7 +229,7 @@ mod tests {
             ("count", "-1"),
             ("aadOptscim062020", ""),
         ])
-        .parse(rt, &Limits::default())
+        .parse(&reg, rt, &Limits::default())
         .unwrap();
         assert_eq!((q.start_index, q.count), (1, Some(0)));
     }
@@ -234,11 +239,11 @@ mod tests {
         let reg = SchemaRegistry::builtin();
         let rt = reg.resource_type(ResourceKind::User);
         let q = RawQuery::from_pairs([("STARTINDEX", "3"), ("Count", "2")])
-            .parse(rt, &Limits::default())
+            .parse(&reg, rt, &Limits::default())
             .unwrap();
         assert_eq!((q.start_index, q.count), (3, Some(2)));
         let err = RawQuery::from_pairs([("count", "ten")])
-            .parse(rt, &Limits::default())
+            .parse(&reg, rt, &Limits::default())
             .unwrap_err();
         assert_eq!(err.status, 400);
     }

@@ -40,7 +40,7 @@ async fn load(store: &Store, reg: &SchemaRegistry, docs: &[Value]) -> usize {
             .get("id")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .map(|s| format!("{s}"))
+            .map(str::to_owned)
             .unwrap_or_else(|| format!("id-{i}"));
         let now = OffsetDateTime::now_utc();
         if store
@@ -100,7 +100,11 @@ async fn five_users(store: &Store, reg: &SchemaRegistry) {
 
 fn query(pairs: &[(&str, &str)], reg: &SchemaRegistry) -> ListQuery {
     RawQuery::from_pairs(pairs.iter().copied())
-        .parse(reg.resource_type(ResourceKind::User), &Default::default())
+        .parse(
+            reg,
+            reg.resource_type(ResourceKind::User),
+            &Default::default(),
+        )
         .unwrap()
 }
 

@@ -1,0 +1,134 @@
+//! The HTTP layer: SCIM endpoints, health checks and the middleware around them.
+//!
+//! Middleware order, outside in: request id (set `x-request-id` if absent, echo it), trace
+//! span named by the matched route template, error logging, request timeout. Authentication
+//! is an extractor ([`auth::ScimCtx`]) in each handler's signature, so no route can forget it.
+//! `http/` never writes SQL: it calls `scim/` and `store/`.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod response;
+pub mod scim;
+pub mod state;
+
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use self::error::{scim_error_response, AppError, ErrorReport};
+use self::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.settings.limits.request_timeout.0;
+    Router::new()
+        .merge(scim::router())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(timeout, time_limit))
+        .layer(middleware::from_fn(log_errors))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(make_span)
+                .on_request(())
+                .on_response(on_response)
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The request span: method, route template (never the raw path, which holds ids), request
+/// id, and the connector once authentication knows it. No query string: filters hold
+/// user names.
+fn make_span(req: &Request) -> Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("unmatched");
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if route.starts_with("/healthz") || route.starts_with("/readyz") {
+        return tracing::debug_span!("request", http.method = %req.method(), http.route = route, request_id, connector = tracing::field::Empty);
+    }
+    tracing::info_span!(
+        "request",
+        http.method = %req.method(),
+        http.route = route,
+        request_id,
+        connector = tracing::field::Empty,
+    )
+}
+
+fn on_response(res: &Response, latency: Duration, _span: &Span) {
+    tracing::info!(
+        http.status = res.status().as_u16(),
+        duration_ms = latency.as_secs_f64() * 1000.0,
+        "request finished"
+    );
+}
+
+/// Logs each error once, at the boundary, inside the request span.
+async fn log_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if let Some(report) = res.extensions().get::<ErrorReport>() {
+        if report.server_fault {
+            tracing::error!(http.status = res.status().as_u16(), error.message = %report.message, "request failed");
+        } else {
+            tracing::info!(http.status = res.status().as_u16(), error.message = %report.message, "request rejected");
+        }
+    }
+    res
+}
+
+/// Answers 503 with `Retry-After` when a request runs longer than `limits.request_timeout`.
+async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => AppError::Timeout.into_response(),
+    }
+}
+
+async fn fallback() -> Response {
+    scim_error_response(StatusCode::NOT_FOUND, None, "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    scim_error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        "this endpoint does not support the method",
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error.message = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
