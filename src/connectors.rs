@@ -5,7 +5,7 @@
 //! variable and hashed in memory) or from the store (`usersync connector create`, which keeps
 //! only a hash). The registry keeps a snapshot in memory so authenticating a request costs one
 //! SHA-256 and a constant-time comparison, and reloads it from the store when a credential is
-//! not found (at most once a second), so a connector created or rotated by the CLI works
+//! not found (at most five times a second), so a connector created or rotated by the CLI works
 //! without a restart.
 
 use std::collections::HashMap;
@@ -114,7 +114,7 @@ struct Inner {
 }
 
 /// Minimum time between two reloads triggered by failed lookups.
-const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+const RELOAD_INTERVAL: Duration = Duration::from_millis(200);
 
 impl Connectors {
     /// Builds the registry from the settings (whose token variables were checked at load) and

@@ -276,6 +276,16 @@ impl Store {
         Ok(())
     }
 
+    /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`, taking the write lock
+    /// at once, so a transaction that reads first never fails to upgrade its lock when another
+    /// process (the CLI) writes meanwhile.
+    pub(crate) async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend() {
+            Backend::Sqlite => self.inner.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.inner.write.begin().await?,
+        })
+    }
+
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.inner.write
     }

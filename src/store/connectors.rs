@@ -67,7 +67,7 @@ impl Store {
         token_hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO connectors (name, created_at) VALUES ($1, $2)")
             .bind(name.to_owned())
             .bind(to_ms(now))
@@ -98,7 +98,7 @@ impl Store {
         now: OffsetDateTime,
         old_expire_at: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.write_tx().await?;
         let exists: Option<String> =
             sqlx::query_scalar("SELECT name FROM connectors WHERE name = $1")
                 .bind(name.to_owned())

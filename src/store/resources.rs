@@ -7,10 +7,11 @@ use time::OffsetDateTime;
 
 use super::narrow::Narrowing;
 use super::rows::{self, RESOURCE_COLUMNS};
-use super::{bind_args, members, queue, to_ms, Arg, Store, StoreError, StoreResult};
+use super::{bind_args, members, queue, to_ms, Arg, Backend, Store, StoreError, StoreResult};
 use crate::scim::members::{MemberOp, MemberRef};
 use crate::scim::resource::Document;
 use crate::scim::schema::{Attribute, ResourceKind};
+use crate::scim::ScimError;
 
 /// A resource as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,8 +56,8 @@ pub enum UpdateOutcome {
     /// Nothing differed: no write, no version bump, nothing to deliver (an unchanged re-send
     /// from Okta must not cause a Confluence call, checklist 93).
     Unchanged(StoredResource),
-    /// The resource changed since the caller read it.
-    Stale,
+    /// The change was refused (a protocol error such as a failed `If-Match`); nothing written.
+    Rejected(ScimError),
     /// No such resource.
     NotFound,
 }
@@ -171,7 +172,7 @@ impl Store {
         let cols = index_columns(kind, doc);
         let doc_text = Value::Object(doc.clone()).to_string();
         let now_ms = to_ms(now);
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.write_tx().await?;
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO resources (connector, kind, id, name, name_lower, external_id, active, \
              doc, version, created_at, updated_at) \
@@ -232,26 +233,30 @@ impl Store {
         row.as_ref().map(rows::resource).transpose()
     }
 
-    /// Replaces the document of a resource at `expected_version` and applies membership
-    /// changes, in one transaction. Nothing is written when neither the document nor the
-    /// membership changes.
+    /// Reads a resource, lets `change` compute its new document and membership changes from
+    /// the current state, and writes the result, all in one transaction. The row is locked
+    /// meanwhile (the single SQLite writer; `FOR UPDATE` on PostgreSQL), so concurrent changes
+    /// to one resource apply one after the other and none is lost. Nothing is written when
+    /// neither the document nor the membership changes.
     #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
-    pub async fn update_resource(
+    pub async fn modify_resource(
         &self,
         connector: &str,
         kind: ResourceKind,
         id: &str,
-        expected_version: i64,
-        doc: &Document,
-        member_ops: &[MemberOp],
         members_attr: Option<&Attribute>,
         now: OffsetDateTime,
+        change: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>,
     ) -> StoreResult<UpdateOutcome> {
         let now_ms = to_ms(now);
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.write_tx().await?;
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
         let sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 AND id = $3"
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 AND id = $3{lock}"
         );
         let Some(row) = sqlx::query(&sql)
             .bind(connector.to_owned())
@@ -263,29 +268,31 @@ impl Store {
             return Ok(UpdateOutcome::NotFound);
         };
         let current = rows::resource(&row)?;
-        if current.version != expected_version {
-            return Ok(UpdateOutcome::Stale);
-        }
+        let (doc, member_ops) = match change(&current) {
+            Ok(c) => c,
+            Err(e) => {
+                tx.rollback().await?;
+                return Ok(UpdateOutcome::Rejected(e));
+            }
+        };
         let mut skipped_members = Vec::new();
         let mut members_changed = false;
-        for op in member_ops {
+        for op in &member_ops {
             let (changed, skipped) =
                 members::apply(&mut tx, connector, id, op, members_attr).await?;
             members_changed |= changed;
             skipped_members.extend(skipped);
         }
-        let doc_changed = current.doc != *doc;
+        let doc_changed = current.doc != doc;
         if !doc_changed && !members_changed {
             tx.rollback().await?;
             return Ok(UpdateOutcome::Unchanged(current));
         }
-        let cols = index_columns(kind, doc);
-        // The version condition makes concurrent writers on PostgreSQL safe: the loser of a
-        // race updates nothing and reports Stale, and its member changes roll back.
-        let written = sqlx::query(
+        let cols = index_columns(kind, &doc);
+        sqlx::query(
             "UPDATE resources SET name = $1, name_lower = $2, external_id = $3, active = $4, \
              doc = $5, version = version + 1, updated_at = $6 \
-             WHERE connector = $7 AND kind = $8 AND id = $9 AND version = $10",
+             WHERE connector = $7 AND kind = $8 AND id = $9",
         )
         .bind(cols.name.clone())
         .bind(cols.name_lower)
@@ -296,14 +303,9 @@ impl Store {
         .bind(connector.to_owned())
         .bind(kind.as_str())
         .bind(id.to_owned())
-        .bind(expected_version)
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict(kind, e.into()))?;
-        if written.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(UpdateOutcome::Stale);
-        }
         if doc_changed && kind == ResourceKind::User {
             write_emails(&mut tx, connector, id, &cols.emails, true).await?;
         }
@@ -313,7 +315,7 @@ impl Store {
         Ok(UpdateOutcome::Updated {
             resource: StoredResource {
                 name: cols.name,
-                doc: doc.clone(),
+                doc,
                 version: current.version + 1,
                 updated: super::from_ms(now_ms),
                 ..current
@@ -334,7 +336,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> StoreResult<DeleteOutcome> {
         let now_ms = to_ms(now);
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.write_tx().await?;
         let version: Option<i64> = sqlx::query_scalar(
             "SELECT version FROM resources WHERE connector = $1 AND kind = $2 AND id = $3",
         )

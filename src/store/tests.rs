@@ -8,7 +8,7 @@ use super::testdb::TestDb;
 use super::*;
 use crate::scim::members::{MemberOp, MemberRef};
 use crate::scim::resource::Document;
-use crate::scim::schema::ResourceKind::{Group, User};
+use crate::scim::schema::ResourceKind::{self, Group, User};
 
 async fn store(backend: Backend) -> (Store, TestDb) {
     let db = TestDb::create(backend).await;
@@ -127,33 +127,41 @@ async fn a_failed_write_leaves_neither_resource_nor_queue_row(b: Backend) {
     assert!(queue_ids(&s).await.is_empty());
 }
 
-async fn updates_check_the_version_and_skip_unchanged_documents(b: Backend) {
+/// Sets the document and applies member ops, the way the HTTP layer's PUT does.
+async fn set(
+    s: &Store,
+    kind: ResourceKind,
+    id: &str,
+    d: &Document,
+    ops: &[MemberOp],
+) -> UpdateOutcome {
+    let (d, ops) = (d.clone(), ops.to_vec());
+    s.modify_resource("c1", kind, id, None, now(), move |_| Ok((d, ops)))
+        .await
+        .unwrap()
+}
+
+async fn updates_skip_unchanged_documents_and_can_be_refused(b: Backend) {
     let (s, _db) = store(b).await;
     let d = doc(json!({"userName": "a"}));
     s.insert_resource("c1", User, "u1", &d, &[], now())
         .await
         .unwrap();
-    let out = s
-        .update_resource("c1", User, "u1", 1, &d, &[], None, now())
-        .await
-        .unwrap();
+    let out = set(&s, User, "u1", &d, &[]).await;
     assert!(matches!(out, UpdateOutcome::Unchanged(ref r) if r.version == 1));
     let d2 = doc(json!({"userName": "a", "title": "Eng"}));
-    let out = s
-        .update_resource("c1", User, "u1", 1, &d2, &[], None, now())
-        .await
-        .unwrap();
+    let out = set(&s, User, "u1", &d2, &[]).await;
     assert!(matches!(out, UpdateOutcome::Updated { ref resource, .. } if resource.version == 2));
+    let refuse = |_: &StoredResource| Err(crate::scim::ScimError::precondition_failed("stale"));
     let out = s
-        .update_resource("c1", User, "u1", 1, &d, &[], None, now())
+        .modify_resource("c1", User, "u1", None, now(), refuse)
         .await
         .unwrap();
-    assert!(matches!(out, UpdateOutcome::Stale));
-    let out = s
-        .update_resource("c1", User, "nope", 1, &d, &[], None, now())
-        .await
-        .unwrap();
-    assert!(matches!(out, UpdateOutcome::NotFound));
+    assert!(matches!(out, UpdateOutcome::Rejected(ref e) if e.status == 412));
+    assert!(matches!(
+        set(&s, User, "nope", &d, &[]).await,
+        UpdateOutcome::NotFound
+    ));
     assert_eq!(
         s.get_resource("c1", User, "u1").await.unwrap().unwrap().doc,
         d2
@@ -184,10 +192,7 @@ async fn membership_adds_skip_unknown_ids_and_follow_deletes(b: Backend) {
         MemberOp::Add(vec![member("u2"), member("u3")]),
         MemberOp::Remove(vec!["u1".into()]),
     ];
-    let out = s
-        .update_resource("c1", Group, "g1", 1, &g, &ops, None, now())
-        .await
-        .unwrap();
+    let out = set(&s, Group, "g1", &g, &ops).await;
     assert!(matches!(out, UpdateOutcome::Updated { .. }));
     let ids = |m: &std::collections::HashMap<String, Vec<MemberRow>>| {
         m.get("g1")
@@ -199,33 +204,16 @@ async fn membership_adds_skip_unknown_ids_and_follow_deletes(b: Backend) {
         ["u2", "u3"]
     );
     // Re-adding existing members changes nothing: no version bump.
-    let out = s
-        .update_resource(
-            "c1",
-            Group,
-            "g1",
-            2,
-            &g,
-            &[MemberOp::Add(vec![member("u2")])],
-            None,
-            now(),
-        )
-        .await
-        .unwrap();
+    let out = set(&s, Group, "g1", &g, &[MemberOp::Add(vec![member("u2")])]).await;
     assert!(matches!(out, UpdateOutcome::Unchanged(_)));
-    let out = s
-        .update_resource(
-            "c1",
-            Group,
-            "g1",
-            2,
-            &g,
-            &[MemberOp::Replace(vec![member("u1")])],
-            None,
-            now(),
-        )
-        .await
-        .unwrap();
+    let out = set(
+        &s,
+        Group,
+        "g1",
+        &g,
+        &[MemberOp::Replace(vec![member("u1")])],
+    )
+    .await;
     assert!(matches!(out, UpdateOutcome::Updated { .. }));
     assert_eq!(
         ids(&s.members_of("c1", &["g1".into()]).await.unwrap()),
@@ -388,7 +376,7 @@ contract!(
     insert_and_read_back_round_trips_the_document,
     user_names_are_unique_per_connector_ignoring_case,
     a_failed_write_leaves_neither_resource_nor_queue_row,
-    updates_check_the_version_and_skip_unchanged_documents,
+    updates_skip_unchanged_documents_and_can_be_refused,
     membership_adds_skip_unknown_ids_and_follow_deletes,
     deletes_honour_the_version_and_report_missing,
     a_claim_completes_only_its_generation,

@@ -16,9 +16,6 @@ use crate::scim::ScimError;
 use crate::search::{self, Scope};
 use crate::store::{DeleteOutcome, StoredResource, UpdateOutcome};
 
-/// How often a write that lost a race with another writer is retried before giving up.
-const MAX_RETRIES: usize = 5;
-
 /// A rendered resource and its version.
 #[derive(Debug)]
 pub struct Rendered {
@@ -187,7 +184,7 @@ impl<'a> Ops<'a> {
             ResourceKind::User => Vec::new(),
         };
         self.write(kind, id, if_match, |current| {
-            let mut doc = new.clone();
+            let mut doc = new;
             // Deviation from RFC 7644 §3.5.1, on purpose: a PUT without `active` keeps the
             // current value instead of clearing it (idp-quirks O3). An absent `active` means
             // "unknown" to several IdPs, and clearing it would enable or disable by accident.
@@ -197,7 +194,7 @@ impl<'a> Ops<'a> {
                 }
             }
             resource::check_immutable(rt, &current.doc, &doc)?;
-            Ok((doc, member_ops.clone()))
+            Ok((doc, member_ops))
         })
         .await
     }
@@ -221,72 +218,57 @@ impl<'a> Ops<'a> {
         .await
     }
 
-    /// Read, compute, write with the read version; retried when another writer won, unless
-    /// the client pinned a version with `If-Match` (then 412).
+    /// Computes the new state from the current one inside the store's write transaction, so
+    /// concurrent writers to one resource apply in turn; `If-Match` is checked there too.
     async fn write(
         &self,
         kind: ResourceKind,
         id: &str,
         if_match: Option<Option<i64>>,
-        compute: impl Fn(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>,
+        compute: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>,
     ) -> Result<Rendered, AppError> {
         let members_attr = self
             .rt(kind)
             .core
             .attribute("members")
             .filter(|_| kind == ResourceKind::Group);
-        for _ in 0..MAX_RETRIES {
-            let current = self.load(kind, id).await?;
-            if let Some(Some(v)) = if_match {
-                if v != current.version {
-                    return Err(ScimError::precondition_failed(
-                        "the resource changed since the version given in If-Match",
-                    )
-                    .into());
-                }
+        let outcome = self
+            .state
+            .store
+            .modify_resource(
+                &self.ctx.connector,
+                kind,
+                id,
+                members_attr,
+                OffsetDateTime::now_utc(),
+                |current| {
+                    if let Some(Some(v)) = if_match {
+                        if v != current.version {
+                            return Err(ScimError::precondition_failed(
+                                "the resource changed since the version given in If-Match",
+                            ));
+                        }
+                    }
+                    compute(current)
+                },
+            )
+            .await?;
+        match outcome {
+            UpdateOutcome::Updated {
+                resource,
+                skipped_members,
+            } => {
+                log_skipped(kind, &skipped_members);
+                tracing::info!(scim.kind = kind.as_str(), scim.id = %id, "resource updated");
+                self.render(&resource, true).await
             }
-            let (doc, member_ops) = compute(&current)?;
-            let outcome = self
-                .state
-                .store
-                .update_resource(
-                    &self.ctx.connector,
-                    kind,
-                    id,
-                    current.version,
-                    &doc,
-                    &member_ops,
-                    members_attr,
-                    OffsetDateTime::now_utc(),
-                )
-                .await?;
-            match outcome {
-                UpdateOutcome::Updated {
-                    resource,
-                    skipped_members,
-                } => {
-                    log_skipped(kind, &skipped_members);
-                    tracing::info!(scim.kind = kind.as_str(), scim.id = %id, "resource updated");
-                    return self.render(&resource, true).await;
-                }
-                UpdateOutcome::Unchanged(resource) => {
-                    tracing::debug!(scim.kind = kind.as_str(), scim.id = %id, "update changed nothing");
-                    return self.render(&resource, true).await;
-                }
-                UpdateOutcome::NotFound => return Err(not_found(kind, id)),
-                UpdateOutcome::Stale if if_match.is_some() => {
-                    return Err(ScimError::precondition_failed(
-                        "the resource changed since the version given in If-Match",
-                    )
-                    .into())
-                }
-                UpdateOutcome::Stale => continue,
+            UpdateOutcome::Unchanged(resource) => {
+                tracing::debug!(scim.kind = kind.as_str(), scim.id = %id, "update changed nothing");
+                self.render(&resource, true).await
             }
+            UpdateOutcome::NotFound => Err(not_found(kind, id)),
+            UpdateOutcome::Rejected(e) => Err(e.into()),
         }
-        Err(AppError::TooBusy {
-            retry_after: 1,
-            reason: "concurrent writes to one resource kept conflicting",
-        })
     }
 
     /// `DELETE /{type}/{id}` (RFC 7644 §3.6).

@@ -1,0 +1,345 @@
+//! `TestApp`: a real usersync on a random port with a fresh database, and a client with one
+//! method per call.
+//!
+//! The backend is SQLite unless `USERSYNC_TEST_BACKEND=postgres`; the README's test command
+//! runs this binary once per backend. Logs are silent unless `TEST_LOG=1`.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use usersync::app::Application;
+use usersync::config::Settings;
+use usersync::connectors::{generate_token, hash_hex, hash_token};
+use usersync::store::testdb::TestDb;
+use usersync::store::{Backend, Store};
+
+/// The connector most tests talk to.
+pub const CONNECTOR: &str = "idp";
+/// A second connector, for isolation tests.
+pub const OTHER: &str = "other";
+
+/// The backend chosen for this run.
+pub fn backend() -> Backend {
+    match std::env::var("USERSYNC_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        _ => Backend::Sqlite,
+    }
+}
+
+fn init_logs() {
+    if std::env::var("TEST_LOG").is_ok() {
+        usersync::telemetry::init(&usersync::config::LogSettings::default());
+    }
+}
+
+/// A running server.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// Token of [`CONNECTOR`].
+    pub token: String,
+    /// Token of [`OTHER`].
+    pub other_token: String,
+    /// The store, for assertions on what was written.
+    pub store: Store,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    _db: TestDb,
+}
+
+/// A response, read completely.
+#[derive(Debug)]
+pub struct TestResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body as JSON (`Null` when empty or not JSON).
+    pub body: Value,
+    /// Body as text.
+    pub text: String,
+}
+
+impl TestResponse {
+    /// A header as a string.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, printing the body when it differs.
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+
+    /// Asserts a SCIM error body with this status and `scimType`.
+    #[track_caller]
+    pub fn assert_scim_error(&self, status: u16, scim_type: Option<&str>) {
+        self.assert_status(status);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/scim+json"),
+            "{}",
+            self.text
+        );
+        assert_eq!(
+            self.body["schemas"],
+            json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+        );
+        assert_eq!(
+            self.body["status"],
+            json!(status.to_string()),
+            "status must be a string"
+        );
+        assert!(
+            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "detail missing"
+        );
+        assert_eq!(self.body["scimType"].as_str(), scim_type, "{}", self.text);
+    }
+
+    /// The `id` of the returned resource.
+    pub fn id(&self) -> String {
+        self.body["id"]
+            .as_str()
+            .expect("response has an id")
+            .to_owned()
+    }
+}
+
+/// Request options beyond method, path and body.
+#[derive(Default, Clone)]
+pub struct Opts {
+    /// Replaces the default `Authorization` header; `Some("")` sends none.
+    pub auth: Option<String>,
+    /// `Content-Type` (default `application/scim+json`).
+    pub content_type: Option<String>,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// A raw body instead of JSON.
+    pub raw_body: Option<String>,
+}
+
+impl TestApp {
+    /// Starts a server with default settings.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server after `configure` adjusted the settings.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+        init_logs();
+        let db = TestDb::create(backend()).await;
+        let mut settings =
+            Settings::load_with_env(Some(&empty_config()), &[]).expect("default settings");
+        settings.listen = "127.0.0.1:0".into();
+        settings.database = db.url.clone();
+        configure(&mut settings);
+        // Stored connectors: their tokens are hashed in the database, as in production.
+        let store = usersync::app::open_store(&settings)
+            .await
+            .expect("open store");
+        let token = generate_token();
+        let other_token = generate_token();
+        let now = OffsetDateTime::now_utc();
+        store
+            .create_connector(CONNECTOR, &hash_hex(&hash_token(&token)), now)
+            .await
+            .unwrap();
+        store
+            .create_connector(OTHER, &hash_hex(&hash_token(&other_token)), now)
+            .await
+            .unwrap();
+        let app = Application::build(settings).await.expect("build app");
+        let address = format!("http://{}", app.local_addr());
+        let store = app.state().store.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            address,
+            token,
+            other_token,
+            store,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            _db: db,
+        }
+    }
+
+    /// URL of a path under the connector's SCIM base.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/scim/v2/{CONNECTOR}{path}", self.address)
+    }
+
+    /// Sends a request to a path under the connector's base.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        opts: Opts,
+    ) -> TestResponse {
+        self.send_url(method, &self.url(path), body, opts).await
+    }
+
+    /// Sends a request to any URL.
+    pub async fn send_url(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Value>,
+        opts: Opts,
+    ) -> TestResponse {
+        let mut req = self.client.request(method, url);
+        match opts.auth.as_deref() {
+            None => req = req.header("Authorization", format!("Bearer {}", self.token)),
+            Some("") => {}
+            Some(a) => req = req.header("Authorization", a),
+        }
+        for (k, v) in &opts.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let content_type = opts
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/scim+json".into());
+        if let Some(raw) = opts.raw_body {
+            req = req.header("Content-Type", content_type).body(raw);
+        } else if let Some(b) = body {
+            req = req.header("Content-Type", content_type).body(b.to_string());
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        TestResponse {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// `GET`.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(Method::GET, path, None, Opts::default()).await
+    }
+
+    /// `POST`.
+    pub async fn post(&self, path: &str, body: Value) -> TestResponse {
+        self.send(Method::POST, path, Some(body), Opts::default())
+            .await
+    }
+
+    /// `PUT`.
+    pub async fn put(&self, path: &str, body: Value) -> TestResponse {
+        self.send(Method::PUT, path, Some(body), Opts::default())
+            .await
+    }
+
+    /// `PATCH`.
+    pub async fn patch(&self, path: &str, body: Value) -> TestResponse {
+        self.send(Method::PATCH, path, Some(body), Opts::default())
+            .await
+    }
+
+    /// `DELETE`.
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.send(Method::DELETE, path, None, Opts::default()).await
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn create_user(&self, body: Value) -> String {
+        let r = self.post("/Users", body).await;
+        r.assert_status(201);
+        r.id()
+    }
+
+    /// Creates a minimal user named `user_name` and returns its id.
+    pub async fn user(&self, user_name: &str) -> String {
+        self.create_user(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": user_name,
+            "active": true,
+        }))
+        .await
+    }
+
+    /// Creates a group and returns its id.
+    pub async fn group(&self, name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+        let r = self
+            .post(
+                "/Groups",
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members}),
+            )
+            .await;
+        r.assert_status(201);
+        r.id()
+    }
+
+    /// A PATCH with these operations.
+    pub async fn patch_ops(&self, path: &str, ops: Value) -> TestResponse {
+        self.patch(
+            path,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}),
+        )
+        .await
+    }
+
+    /// Ids of a group's members, sorted.
+    pub async fn member_ids(&self, group_id: &str) -> Vec<String> {
+        let r = self.get(&format!("/Groups/{group_id}")).await;
+        r.assert_status(200);
+        let mut ids: Vec<String> = r.body["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|x| x["value"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// Keys currently in the sync queue.
+    pub async fn queued(&self) -> Vec<String> {
+        self.store
+            .queue_rows(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key.id)
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn empty_config() -> std::path::PathBuf {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("usersync-empty-{}.toml", std::process::id()));
+        std::fs::write(&p, "").expect("write empty config");
+        p
+    })
+    .clone()
+}

@@ -1,0 +1,17 @@
+//! The integration test binary: a real server on a random port per test, a fresh database
+//! per test (SQLite, or PostgreSQL with `USERSYNC_TEST_BACKEND=postgres`).
+
+mod helpers;
+
+mod bulk;
+mod concurrency;
+mod connectors;
+mod discovery;
+mod errors;
+mod etags;
+mod filters;
+mod groups;
+mod patch;
+mod snapshots;
+mod sync_queue;
+mod users;
