@@ -4,4 +4,5 @@
 //! Read in this order: [`scim`] (the protocol, pure), [`store`] (one transaction per change,
 //! with its sync-queue row), [`http`] (the SCIM endpoints), then [`app`] (wiring).
 
+pub mod emulator;
 pub mod scim;
