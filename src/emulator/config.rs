@@ -354,3 +354,45 @@ impl fmt::Debug for EmulatorConfig {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_knobs_round_trip_through_json_with_the_documented_literals() {
+        let json = serde_json::to_value(Knobs::default()).expect("serialises");
+        assert_eq!(json["version"], "10.2");
+        assert_eq!(json["invalid_bearer"], "anonymous");
+        assert_eq!(json["invalid_basic"], "401");
+        assert_eq!(json["rate_limit"]["mode"], "off");
+        assert_eq!(json["lup"]["multi_value_delimiter"], ";");
+        let back: Knobs = serde_json::from_value(json).expect("deserialises");
+        assert_eq!(back, Knobs::default());
+        let partial: Knobs =
+            serde_json::from_str(r#"{"version":"8.2","rate_limit":{"mode":"block_all"}}"#)
+                .expect("partial knobs parse");
+        assert_eq!(partial.version, ConfluenceVersion::V8_2);
+        assert_eq!(partial.rate_limit.capacity, 20);
+    }
+
+    #[test]
+    fn versions_parse_and_order_by_feature_level() {
+        assert_eq!(
+            "9.4".parse::<ConfluenceVersion>().ok(),
+            Some(ConfluenceVersion::V9_4)
+        );
+        assert!("7.0".parse::<ConfluenceVersion>().is_err());
+        assert!(ConfluenceVersion::V8_2 < ConfluenceVersion::V8_4);
+        assert!(ConfluenceVersion::V9_4 < ConfluenceVersion::V10_2);
+    }
+
+    #[test]
+    fn the_config_debug_output_hides_secrets() {
+        let mut config = EmulatorConfig::new("very-secret-token");
+        config.admin_password = Some("hunter2".to_owned());
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("very-secret-token"));
+        assert!(!debug.contains("hunter2"));
+    }
+}
