@@ -21,6 +21,7 @@ mod errors;
 mod extract;
 mod faults;
 mod groups;
+mod jsonrpc;
 mod lup;
 mod model;
 mod pipeline;

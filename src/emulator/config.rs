@@ -232,6 +232,9 @@ pub struct Knobs {
     pub plain_text_errors_ratio: f64,
     /// Websudo on: admin endpoints answer 401 to Basic-auth callers **(assumed)**.
     pub websudo: bool,
+    /// "Remote API (XML-RPC & SOAP)" switched on: JSON-RPC answers; off → 403 **(assumed)**.
+    /// On by default so fallbacks work out of the box (a real instance defaults to off).
+    pub remote_api_enabled: bool,
     /// How long a user delete long task runs before the user is gone.
     pub delete_delay_ms: u64,
     /// Licence seats; `None` is unlimited.
@@ -264,6 +267,7 @@ impl Default for Knobs {
             status_style: StatusStyle::default(),
             plain_text_errors_ratio: 0.0,
             websudo: false,
+            remote_api_enabled: true,
             delete_delay_ms: 200,
             licence_seats: None,
             can_use_groups: vec![

@@ -1,4 +1,4 @@
-//! The route table: the Confluence and Linchpin endpoints of §5.3/§5.4 under the context
+//! The route table: the Confluence (incl. JSON-RPC) and Linchpin endpoints of §5.3/§5.4 under the context
 //! path, the control API at `/__emulator` (outside it), and an HTML 404 for everything
 //! else. The pipeline wraps every route.
 
@@ -10,7 +10,7 @@ use axum::Router;
 
 use super::errors::ApiError;
 use super::shared::Shared;
-use super::{admin_users, control, groups, lup, pipeline, users};
+use super::{admin_users, control, groups, jsonrpc, lup, pipeline, users};
 
 /// Confluence + Linchpin routes, relative to the context path.
 fn confluence() -> Router<Arc<Shared>> {
@@ -56,6 +56,14 @@ fn confluence() -> Router<Arc<Shared>> {
         .route(
             "/rest/mobile/1.0/profile/{username}",
             get(users::mobile_profile),
+        )
+        .route(
+            "/rpc/json-rpc/confluenceservice-v2",
+            post(jsonrpc::envelope),
+        )
+        .route(
+            "/rpc/json-rpc/confluenceservice-v2/{method}",
+            post(jsonrpc::light),
         )
         .route("/rest/cup/1.0/fields", get(lup::list_fields))
         .route("/rest/cup/1.0/profile/{username}", get(lup::get_profile))

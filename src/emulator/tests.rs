@@ -3,6 +3,7 @@
 
 mod control_api;
 mod faults_tcp;
+mod jsonrpc;
 mod lifecycle;
 mod lup_import;
 mod permissions;
