@@ -122,8 +122,9 @@ pub(crate) async fn pipeline(
     log.user = authn.caller.username().map(str::to_owned);
     log.auth = authn.scheme;
     if authn.reject {
-        let mut response =
+        let response =
             ApiError::unauthorized("Basic or bearer authentication failed").into_response();
+        let mut response = maybe_plain_text(&sh, response);
         identity_headers(&mut response, &authn);
         return finish(&sh, log, response);
     }
