@@ -2,7 +2,7 @@
 //! documented slice of Linchpin User Profiles, with fault injection, for testing usersync's
 //! delivery without a real Confluence. The behaviour follows §5 of
 //! `reference/confluence-linchpin.md`; everything the reference marks **(assumed)** or
-//! **[gap]** is flagged where it is implemented and listed in `docs/emulator.md`.
+//! **\[gap\]** is flagged where it is implemented and listed in `docs/emulator.md`.
 //!
 //! Read in this order: `config` (knobs), `state` (the rules), `pipeline` (auth, rate limit,
 //! XSRF, faults around every call), the handlers (`users`, `admin_users`, `groups`, `lup`,

@@ -77,7 +77,7 @@ pub(crate) async fn create_user(
     Ok((StatusCode::CREATED, Json(json!({ "userKey": user_key }))).into_response())
 }
 
-/// Body of `PUT /rest/api/admin/user/{username}`. The third schema property is a [gap].
+/// Body of `PUT /rest/api/admin/user/{username}`. The third schema property is a \[gap\].
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UpdateUserBody {
@@ -150,7 +150,7 @@ pub(crate) async fn delete_user(
 }
 
 /// #11 `GET /rest/api/longtask/{id}`: the Cloud-documented status object, assumed to match
-/// DC **[gap]**.
+/// DC **\[gap\]**.
 #[tracing::instrument(skip_all)]
 pub(crate) async fn long_task(
     ctx: Ctx,

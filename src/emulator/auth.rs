@@ -154,7 +154,7 @@ pub(crate) enum Need {
     /// Reading users/groups/profiles: anonymous only with `anonymous_access`, else 401
     /// **(assumed status)**.
     Read,
-    /// `GET /rest/api/user/list`: anonymous and unlicensed callers get 403 [doc].
+    /// `GET /rest/api/user/list`: anonymous and unlicensed callers get 403 \[doc\].
     ListUsers,
     /// Any logged-in user (long tasks); anonymous → 401 **(assumed)**.
     Authenticated,

@@ -84,7 +84,7 @@ pub enum InvalidCredentials {
     Unauthorized,
 }
 
-/// Literal used for `status` under `expand=status`. The real literal is a **[gap]** (§1.3).
+/// Literal used for `status` under `expand=status`. The real literal is a **\[gap\]** (§1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusStyle {
@@ -195,7 +195,7 @@ pub struct LupKnobs {
     /// Child element naming the Confluence username ("username tag").
     pub username_tag: String,
     /// Separator of multi-select values inside one element. **(assumed)**: the real
-    /// encoding is a [gap] (§2.2).
+    /// encoding is a \[gap\] (§2.2).
     pub multi_value_delimiter: String,
     /// Timeout of the feed download, in milliseconds.
     pub fetch_timeout_ms: u64,

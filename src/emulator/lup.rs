@@ -78,7 +78,7 @@ pub struct LupField {
     /// Label.
     pub label: String,
     /// Field type. Only `CASCADE` is a confirmed literal; `TEXT`, `MULTISELECT` and
-    /// `USERSELECT` are placeholders **[gap]**.
+    /// `USERSELECT` are placeholders **\[gap\]**.
     pub field_type: String,
     /// Source of the values.
     pub data_source_type: DataSource,
@@ -339,7 +339,7 @@ pub(crate) async fn list_fields(
 }
 
 /// L2 `GET /rest/cup/1.0/profile/{username}`: the user's values. The real shape is a
-/// **[gap]**; this one is the reference's placeholder **(assumed)**.
+/// **\[gap\]**; this one is the reference's placeholder **(assumed)**.
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_profile(
     ctx: Ctx,

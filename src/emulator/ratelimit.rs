@@ -2,7 +2,7 @@
 //! `fill_rate` tokens every `interval_s` seconds up to `capacity`, and the "block all" mode.
 //!
 //! Only authenticated calls are limited **(assumed: Confluence limits "external" traffic per
-//! user; whether PAT traffic counts is a [gap], here it does)**.
+//! user; whether PAT traffic counts is a \[gap\], here it does)**.
 
 use std::collections::HashMap;
 use std::time::Instant;

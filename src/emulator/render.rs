@@ -11,7 +11,7 @@ fn default_picture(path: &str) -> Value {
     json!({"path": path, "width": 48, "height": 48, "isDefault": true})
 }
 
-/// `status` literal under `expand=status` **(assumed; [gap] in the reference)**.
+/// `status` literal under `expand=status` **(assumed; \[gap\] in the reference)**.
 pub(crate) fn status_literal(active: bool, style: StatusStyle) -> &'static str {
     match (style, active) {
         (StatusStyle::Current, true) => "current",

@@ -195,11 +195,11 @@ async fn an_outage_answers_503_for_its_duration() {
 async fn a_refuse_mode_outage_refuses_connections_and_then_recovers() {
     let served = Served::start(Emulator::new(base_config())).await;
     served.emu.arm_fault(Fault::outage(
-        Duration::from_millis(300),
+        Duration::from_millis(800),
         OutageMode::Refuse,
     ));
-    // Let the listener notice and close.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The listener is woken at once; leave it ample time to close even on a busy machine.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let fresh = client();
     let error = get_current(&fresh, &served)
         .await
