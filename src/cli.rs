@@ -33,6 +33,8 @@ pub enum Command {
     Migrate,
     /// Load and validate the configuration, then print it with secrets redacted.
     CheckConfig,
+    /// Run the Confluence Data Center + Linchpin emulator (for tests and trials).
+    Emulator(crate::emulator::EmulatorArgs),
     /// Manage connectors stored in the database.
     Connector {
         /// What to do.
@@ -60,6 +62,11 @@ pub enum ConnectorAction {
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Emulator(args) = cli.command {
+        // The emulator needs no usersync configuration.
+        telemetry::init(&crate::config::LogSettings::default());
+        return crate::emulator::run(args).await;
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.log);
     match cli.command {
@@ -77,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Connector { action } => connector(settings, action).await,
+        Command::Emulator(_) => unreachable!("handled above"),
     }
 }
 

@@ -13,6 +13,8 @@ pub mod cli;
 pub mod config;
 /// Connectors (IdP connections) and their credentials.
 pub mod connectors;
+/// A faithful emulator of Confluence Data Center and Linchpin, for tests and trials.
+pub mod emulator;
 /// SCIM endpoints and middleware.
 pub mod http;
 /// The SCIM protocol, pure.
