@@ -271,6 +271,12 @@ pub struct ConnectorSettings {
 }
 
 impl Settings {
+    /// The compiled defaults: no file, no environment (the embedded setup).
+    pub fn defaults() -> Settings {
+        Settings::deserialize(toml::Value::Table(toml::Table::new()))
+            .expect("the defaults deserialize")
+    }
+
     /// Loads the settings: `path` if given (it must exist), else `usersync.toml` in the
     /// working directory if present, else defaults; then environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {

@@ -138,8 +138,7 @@ impl TestApp {
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         init_logs();
         let db = TestDb::create(backend()).await;
-        let mut settings =
-            Settings::load_with_env(Some(&empty_config()), &[]).expect("default settings");
+        let mut settings = Settings::defaults();
         settings.listen = "127.0.0.1:0".into();
         settings.database = db.url.clone();
         configure(&mut settings);
@@ -332,14 +331,4 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
-}
-
-fn empty_config() -> std::path::PathBuf {
-    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        let p = std::env::temp_dir().join(format!("usersync-empty-{}.toml", std::process::id()));
-        std::fs::write(&p, "").expect("write empty config");
-        p
-    })
-    .clone()
 }
