@@ -78,13 +78,26 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let monitor = tokio::spawn(watch_saturation(self.state.clone()));
         let router = http::router(self.state.clone());
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed")?;
+        monitor.abort();
         self.state.store.close().await;
         Ok(())
+    }
+}
+
+/// How often the sync-queue depth is re-read for back-pressure.
+const SATURATION_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn watch_saturation(state: AppState) {
+    let mut tick = tokio::time::interval(SATURATION_INTERVAL);
+    loop {
+        tick.tick().await;
+        state.refresh_saturation().await;
     }
 }
 

@@ -142,6 +142,9 @@ pub struct Settings {
     /// Authentication settings shared by all connectors.
     #[serde(default)]
     pub auth: AuthSettings,
+    /// When SCIM writes are refused with 429.
+    #[serde(default)]
+    pub backpressure: Backpressure,
     /// IdP connections declared in the file, by name.
     #[serde(default)]
     pub connectors: BTreeMap<String, ConnectorSettings>,
@@ -240,6 +243,27 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Pretty,
             level: "info".to_owned(),
+        }
+    }
+}
+
+/// Back-pressure: SCIM writes are answered 429 with `Retry-After`, never 5xx, when delivery
+/// falls this far behind (DESIGN.md; Entra and Okta both honour `Retry-After`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backpressure {
+    /// Pending keys in the sync queue above which writes get 429. The queue holds one key per
+    /// resource, so it only grows this large when Confluence is unreachable for long.
+    pub max_queue_depth: i64,
+    /// The `Retry-After` sent with those 429s.
+    pub retry_after: Dur,
+}
+
+impl Default for Backpressure {
+    fn default() -> Self {
+        Self {
+            max_queue_depth: 1_000_000,
+            retry_after: Dur(Duration::from_secs(30)),
         }
     }
 }
@@ -343,6 +367,11 @@ impl Settings {
         {
             return Err(ConfigError(
                 "limits: default_page_size must be between 1 and max_page_size".to_owned(),
+            ));
+        }
+        if self.backpressure.max_queue_depth < 1 {
+            return Err(ConfigError(
+                "backpressure.max_queue_depth must be at least 1".to_owned(),
             ));
         }
         if l.max_body_bytes < 1024 {

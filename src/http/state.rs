@@ -1,6 +1,7 @@
 //! Shared state of the HTTP layer.
 
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::Settings;
@@ -24,6 +25,8 @@ pub struct StateInner {
     pub store: Store,
     /// Connectors and credentials.
     pub connectors: Connectors,
+    /// Set while the sync queue is deeper than `backpressure.max_queue_depth`.
+    pub queue_saturated: AtomicBool,
 }
 
 impl AppState {
@@ -39,7 +42,38 @@ impl AppState {
             schemas,
             store,
             connectors,
+            queue_saturated: AtomicBool::new(false),
         }))
+    }
+
+    /// Refuses a SCIM write with 429 while the sync queue is saturated.
+    pub fn admit_write(&self) -> Result<(), crate::http::error::AppError> {
+        if self.queue_saturated.load(Ordering::Relaxed) {
+            return Err(crate::http::error::AppError::TooBusy {
+                retry_after: self.settings.backpressure.retry_after.0.as_secs().max(1),
+                reason: "the sync queue is over backpressure.max_queue_depth",
+            });
+        }
+        Ok(())
+    }
+
+    /// Re-reads the queue depth and sets or clears the saturation flag. Called periodically
+    /// by the application, so a write costs an atomic load, not a query.
+    pub async fn refresh_saturation(&self) {
+        match self.store.queue_stats().await {
+            Ok(stats) => {
+                let saturated = stats.pending > self.settings.backpressure.max_queue_depth;
+                let was = self.queue_saturated.swap(saturated, Ordering::Relaxed);
+                if saturated != was {
+                    tracing::warn!(
+                        queue.pending = stats.pending,
+                        saturated,
+                        "sync queue saturation changed"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error.message = %e, "could not read the sync queue depth"),
+        }
     }
 
     /// Filter limits from the settings.

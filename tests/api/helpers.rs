@@ -44,6 +44,8 @@ pub struct TestApp {
     pub other_token: String,
     /// The store, for assertions on what was written.
     pub store: Store,
+    /// The server's state, for tests that drive background checks directly.
+    pub state: usersync::http::state::AppState,
     /// HTTP client.
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -160,6 +162,7 @@ impl TestApp {
         let app = Application::build(settings).await.expect("build app");
         let address = format!("http://{}", app.local_addr());
         let store = app.state().store.clone();
+        let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -169,6 +172,7 @@ impl TestApp {
             token,
             other_token,
             store,
+            state,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             _db: db,
@@ -311,6 +315,11 @@ impl TestApp {
             .unwrap_or_default();
         ids.sort();
         ids
+    }
+
+    /// Re-reads the queue depth for back-pressure now, instead of waiting for the monitor.
+    pub async fn state_refresh(&self) {
+        self.state.refresh_saturation().await;
     }
 
     /// Keys currently in the sync queue.

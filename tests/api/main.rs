@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod backpressure;
 mod bulk;
 mod concurrency;
 mod connectors;

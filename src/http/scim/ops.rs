@@ -137,6 +137,7 @@ impl<'a> Ops<'a> {
 
     /// `POST /{type}` (RFC 7644 §3.3).
     pub async fn create(&self, kind: ResourceKind, body: &Value) -> Result<Rendered, AppError> {
+        self.state.admit_write()?;
         let rt = self.rt(kind);
         let mut doc = resource::from_body(&self.state.schemas, rt, body)?;
         resource::check_required(rt, &doc)?;
@@ -227,6 +228,7 @@ impl<'a> Ops<'a> {
         if_match: Option<Option<i64>>,
         compute: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>,
     ) -> Result<Rendered, AppError> {
+        self.state.admit_write()?;
         let members_attr = self
             .rt(kind)
             .core
