@@ -13,7 +13,9 @@
 //! writes through one connection avoids `SQLITE_BUSY` storms under concurrent POSTs) and
 //! several read-only connections, which WAL mode lets run alongside the writer.
 
+pub mod attempts;
 pub mod connectors;
+pub mod links;
 mod members;
 pub mod narrow;
 pub mod queue;
@@ -136,16 +138,30 @@ pub struct Store {
 
 /// The migration trees, embedded. Listed by hand (rather than with `sqlx::migrate!`) to keep
 /// sqlx's macro crate out of the build; add each new file to both lists, same number.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "delivery",
+        include_str!("../migrations/sqlite/0002_delivery.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "delivery",
+        include_str!("../migrations/postgres/0002_delivery.sql"),
+    ),
+];
 
 fn migrator(tree: &'static [(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};

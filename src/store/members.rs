@@ -1,5 +1,8 @@
 //! Group membership rows. Changes never load a whole member list, except a `replace` (which
 //! must diff) and a `remove` with a filter other than `value eq` (which must evaluate it).
+//!
+//! Delivery converges each *user* to its set of Confluence groups, so every membership change
+//! marks the member users' keys in the sync queue (in the same transaction).
 
 use std::collections::{HashMap, HashSet};
 
@@ -7,10 +10,11 @@ use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
-use super::{bind_args, Arg, Store, StoreResult};
+use super::{bind_args, queue, Arg, Store, StoreResult};
 use crate::scim::filter;
 use crate::scim::members::{MemberOp, MemberRef};
 use crate::scim::schema::Attribute;
+use crate::scim::schema::ResourceKind;
 
 /// Largest `IN (…)` list sent in one statement.
 const CHUNK: usize = 500;
@@ -40,6 +44,7 @@ pub(crate) async fn add(
     connector: &str,
     group_id: &str,
     refs: &[MemberRef],
+    now_ms: i64,
 ) -> StoreResult<(bool, Vec<String>)> {
     let mut kinds: HashMap<String, String> = HashMap::new();
     for chunk in refs.chunks(CHUNK) {
@@ -78,7 +83,12 @@ pub(crate) async fn add(
         .bind(m.display.clone())
         .execute(&mut *conn)
         .await?;
-        changed |= done.rows_affected() > 0;
+        if done.rows_affected() > 0 {
+            changed = true;
+            if kind == "User" {
+                queue::mark(conn, connector, ResourceKind::User, &m.value, now_ms).await?;
+            }
+        }
     }
     Ok((changed, skipped))
 }
@@ -88,24 +98,43 @@ async fn remove_ids(
     connector: &str,
     group_id: &str,
     ids: &[String],
+    now_ms: i64,
 ) -> StoreResult<bool> {
     let mut changed = false;
     for chunk in ids.chunks(CHUNK) {
-        let sql = format!(
-            "DELETE FROM group_members WHERE connector = $1 AND group_id = $2 AND member_id IN ({})",
-            placeholders(3, chunk.len())
-        );
         let mut args = vec![
             Arg::Text(connector.to_owned()),
             Arg::Text(group_id.to_owned()),
         ];
         args.extend(chunk.iter().map(|id| Arg::Text(id.clone())));
-        let done = bind_args(sqlx::query(&sql), &args)
-            .execute(&mut *conn)
+        let sql = format!(
+            "DELETE FROM group_members WHERE connector = $1 AND group_id = $2 \
+             AND member_id IN ({}) RETURNING member_id, member_kind",
+            placeholders(3, chunk.len())
+        );
+        let rows = bind_args(sqlx::query(&sql), &args)
+            .fetch_all(&mut *conn)
             .await?;
-        changed |= done.rows_affected() > 0;
+        changed |= !rows.is_empty();
+        mark_users(conn, connector, &rows, now_ms).await?;
     }
     Ok(changed)
+}
+
+/// Marks the users among `(member_id, member_kind)` rows dirty.
+async fn mark_users(
+    conn: &mut AnyConnection,
+    connector: &str,
+    rows: &[sqlx::any::AnyRow],
+    now_ms: i64,
+) -> StoreResult<()> {
+    for row in rows {
+        let (id, kind): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        if kind == "User" {
+            queue::mark(conn, connector, ResourceKind::User, &id, now_ms).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn load(
@@ -139,21 +168,25 @@ pub(crate) async fn apply(
     group_id: &str,
     op: &MemberOp,
     members_attr: Option<&Attribute>,
+    now_ms: i64,
 ) -> StoreResult<(bool, Vec<String>)> {
     match op {
-        MemberOp::Add(refs) => add(conn, connector, group_id, refs).await,
+        MemberOp::Add(refs) => add(conn, connector, group_id, refs, now_ms).await,
         MemberOp::Remove(ids) => Ok((
-            remove_ids(conn, connector, group_id, ids).await?,
+            remove_ids(conn, connector, group_id, ids, now_ms).await?,
             Vec::new(),
         )),
         MemberOp::RemoveAll => {
-            let done =
-                sqlx::query("DELETE FROM group_members WHERE connector = $1 AND group_id = $2")
-                    .bind(connector.to_owned())
-                    .bind(group_id.to_owned())
-                    .execute(&mut *conn)
-                    .await?;
-            Ok((done.rows_affected() > 0, Vec::new()))
+            let rows = sqlx::query(
+                "DELETE FROM group_members WHERE connector = $1 AND group_id = $2 \
+                 RETURNING member_id, member_kind",
+            )
+            .bind(connector.to_owned())
+            .bind(group_id.to_owned())
+            .fetch_all(&mut *conn)
+            .await?;
+            mark_users(conn, connector, &rows, now_ms).await?;
+            Ok((!rows.is_empty(), Vec::new()))
         }
         MemberOp::Replace(refs) => {
             let wanted: HashSet<&str> = refs.iter().map(|m| m.value.as_str()).collect();
@@ -169,8 +202,8 @@ pub(crate) async fn apply(
                 .filter(|m| !have.contains(m.value.as_str()))
                 .cloned()
                 .collect();
-            let removed = remove_ids(conn, connector, group_id, &gone).await?;
-            let (added, skipped) = add(conn, connector, group_id, &new).await?;
+            let removed = remove_ids(conn, connector, group_id, &gone, now_ms).await?;
+            let (added, skipped) = add(conn, connector, group_id, &new, now_ms).await?;
             Ok((removed || added, skipped))
         }
         MemberOp::RemoveWhere(f) => {
@@ -184,7 +217,7 @@ pub(crate) async fn apply(
                 .map(|m| m.id)
                 .collect();
             Ok((
-                remove_ids(conn, connector, group_id, &gone).await?,
+                remove_ids(conn, connector, group_id, &gone, now_ms).await?,
                 Vec::new(),
             ))
         }

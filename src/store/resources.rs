@@ -194,7 +194,9 @@ impl Store {
         let skipped_members = if new_members.is_empty() {
             Vec::new()
         } else {
-            members::add(&mut tx, connector, id, new_members).await?.1
+            members::add(&mut tx, connector, id, new_members, now_ms)
+                .await?
+                .1
         };
         queue::mark(&mut tx, connector, kind, id, now_ms).await?;
         tx.commit().await?;
@@ -279,7 +281,7 @@ impl Store {
         let mut members_changed = false;
         for op in &member_ops {
             let (changed, skipped) =
-                members::apply(&mut tx, connector, id, op, members_attr).await?;
+                members::apply(&mut tx, connector, id, op, members_attr, now_ms).await?;
             members_changed |= changed;
             skipped_members.extend(skipped);
         }
@@ -366,7 +368,7 @@ impl Store {
         }
         write_emails(&mut tx, connector, id, &[], true).await?;
         if kind == ResourceKind::Group {
-            members::apply(&mut tx, connector, id, &MemberOp::RemoveAll, None).await?;
+            members::apply(&mut tx, connector, id, &MemberOp::RemoveAll, None, now_ms).await?;
         }
         // The resource is no longer anyone's member (RFC 7644 §3.6); the groups it was in
         // changed and are marked too.

@@ -68,3 +68,41 @@ async fn deletes_stay_in_the_queue_for_deprovisioning() {
     app.delete(&format!("/Users/{id}")).await.assert_status(204);
     assert_eq!(app.queued().await, vec![id]);
 }
+
+#[tokio::test]
+async fn membership_changes_mark_the_member_users() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.user("ma").await, app.user("mb").await);
+    let g = app.group("MG", &[]).await;
+    let generation = |rows: &[usersync::store::queue::QueueRow], id: &str| {
+        rows.iter()
+            .find(|r| r.key.id == id)
+            .map(|r| r.generation)
+            .unwrap_or(0)
+    };
+    let before = app.store.queue_rows(Some("idp")).await.unwrap();
+    app.patch_ops(
+        &format!("/Groups/{g}"),
+        json!([{"op": "add", "path": "members", "value": [{"value": a}]}]),
+    )
+    .await
+    .assert_status(200);
+    let after = app.store.queue_rows(Some("idp")).await.unwrap();
+    assert_eq!(
+        generation(&after, &a),
+        generation(&before, &a) + 1,
+        "added member marked"
+    );
+    assert_eq!(
+        generation(&after, &b),
+        generation(&before, &b),
+        "others untouched"
+    );
+    app.delete(&format!("/Groups/{g}")).await.assert_status(204);
+    let gone = app.store.queue_rows(Some("idp")).await.unwrap();
+    assert_eq!(
+        generation(&gone, &a),
+        generation(&after, &a) + 1,
+        "members of a deleted group marked"
+    );
+}
