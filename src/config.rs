@@ -145,6 +145,9 @@ pub struct Settings {
     /// When SCIM writes are refused with 429.
     #[serde(default)]
     pub backpressure: Backpressure,
+    /// The delivery worker.
+    #[serde(default)]
+    pub delivery: crate::delivery::settings::DeliverySettings,
     /// IdP connections declared in the file, by name.
     #[serde(default)]
     pub connectors: BTreeMap<String, ConnectorSettings>,
@@ -292,6 +295,9 @@ pub struct ConnectorSettings {
     /// Environment variable(s) holding the bearer token(s); several for rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<OneOrMany>,
+    /// What delivery does with this connector's users and groups in Confluence.
+    #[serde(default)]
+    pub provisioning: crate::delivery::settings::Provisioning,
 }
 
 impl Settings {
@@ -367,6 +373,19 @@ impl Settings {
         {
             return Err(ConfigError(
                 "limits: default_page_size must be between 1 and max_page_size".to_owned(),
+            ));
+        }
+        let d = &self.delivery;
+        if d.retry_schedule.is_empty() {
+            return Err(ConfigError(
+                "delivery.retry_schedule must list at least one delay, such as [\"5s\", \"1m\"]"
+                    .to_owned(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&d.jitter) || d.concurrency == 0 {
+            return Err(ConfigError(
+                "delivery.jitter must be between 0 and 1 and delivery.concurrency at least 1"
+                    .to_owned(),
             ));
         }
         if self.backpressure.max_queue_depth < 1 {

@@ -13,15 +13,21 @@ pub mod cli;
 pub mod config;
 /// Connectors (IdP connections) and their credentials.
 pub mod connectors;
+/// The delivery worker: sync queue to Confluence.
+pub mod delivery;
 /// A faithful emulator of Confluence Data Center and Linchpin, for tests and trials.
 pub mod emulator;
 /// SCIM endpoints and middleware.
 pub mod http;
+/// From SCIM resources to the state they should have in Confluence.
+pub mod mapping;
 /// The SCIM protocol, pure.
 pub mod scim;
 /// List and search execution.
 pub mod search;
 /// SQLite and PostgreSQL persistence with the sync queue.
 pub mod store;
+/// Delivery targets: the Confluence REST client.
+pub mod targets;
 /// Logging setup.
 pub mod telemetry;

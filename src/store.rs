@@ -126,7 +126,8 @@ struct Inner {
     /// Serves reads (for PostgreSQL: the same pool).
     read: AnyPool,
     /// Woken after every commit that marked the sync queue, so the delivery worker starts at
-    /// once instead of at its next poll.
+    /// once instead of at its next poll. `notify_one` keeps a permit when the worker is busy,
+    /// so a mark made while it works is not missed.
     queue_changed: Notify,
 }
 

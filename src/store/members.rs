@@ -259,6 +259,28 @@ pub(crate) fn member_json(m: &MemberRow) -> Value {
 }
 
 impl Store {
+    /// Marks every user member of a group dirty (a group rename moves them to the new
+    /// Confluence group).
+    pub async fn mark_group_members(
+        &self,
+        connector: &str,
+        group_id: &str,
+        now: time::OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT member_id, member_kind FROM group_members WHERE connector = $1 AND group_id = $2",
+        )
+        .bind(connector.to_owned())
+        .bind(group_id.to_owned())
+        .fetch_all(&mut *tx)
+        .await?;
+        mark_users(&mut tx, connector, &rows, super::to_ms(now)).await?;
+        tx.commit().await?;
+        self.queue_changed().notify_one();
+        Ok(())
+    }
+
     /// Members of several groups, keyed by group id.
     pub async fn members_of(
         &self,

@@ -106,7 +106,7 @@ impl Store {
         let mut conn = self.writer().acquire().await?;
         mark(&mut conn, &key.connector, key.kind, &key.id, to_ms(now)).await?;
         drop(conn);
-        self.queue_changed().notify_waiters();
+        self.queue_changed().notify_one();
         Ok(())
     }
 
@@ -210,6 +210,34 @@ impl Store {
             self.release(claim).await?;
         }
         Ok(())
+    }
+
+    /// Releases every lease (SQLite at start: one process owns the database, so leases left
+    /// by a killed predecessor are stale).
+    pub async fn release_all_leases(&self) -> StoreResult<u64> {
+        let done =
+            sqlx::query("UPDATE sync_queue SET lease_until = NULL WHERE lease_until IS NOT NULL")
+                .execute(self.writer())
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Makes every dead key of a connector (or all) pending again; returns how many.
+    pub async fn revive_dead(
+        &self,
+        connector: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE sync_queue SET state = 'pending', attempts = 0, next_attempt_at = $1 \
+             WHERE state = 'dead' AND ($2 = '' OR connector = $2)",
+        )
+        .bind(to_ms(now))
+        .bind(connector.unwrap_or_default().to_owned())
+        .execute(self.writer())
+        .await?;
+        self.queue_changed().notify_one();
+        Ok(done.rows_affected())
     }
 
     async fn release(&self, claim: &Claim) -> StoreResult<()> {

@@ -200,7 +200,7 @@ impl Store {
         };
         queue::mark(&mut tx, connector, kind, id, now_ms).await?;
         tx.commit().await?;
-        self.queue_changed().notify_waiters();
+        self.queue_changed().notify_one();
         Ok(Inserted {
             resource: StoredResource {
                 seq,
@@ -313,7 +313,7 @@ impl Store {
         }
         queue::mark(&mut tx, connector, kind, id, now_ms).await?;
         tx.commit().await?;
-        self.queue_changed().notify_waiters();
+        self.queue_changed().notify_one();
         Ok(UpdateOutcome::Updated {
             resource: StoredResource {
                 name: cols.name,
@@ -377,7 +377,7 @@ impl Store {
         }
         queue::mark(&mut tx, connector, kind, id, now_ms).await?;
         tx.commit().await?;
-        self.queue_changed().notify_waiters();
+        self.queue_changed().notify_one();
         Ok(DeleteOutcome::Deleted)
     }
 

@@ -1,0 +1,3 @@
+//! Delivery targets.
+
+pub mod confluence;

@@ -1,0 +1,3 @@
+//! The Confluence Data Center target.
+
+pub mod username;
