@@ -35,6 +35,19 @@ pub enum Command {
     CheckConfig,
     /// Run the Confluence Data Center + Linchpin emulator (for tests and trials).
     Emulator(crate::emulator::EmulatorArgs),
+    /// Inspect the sync queue and retry dead keys.
+    Queue {
+        /// What to do.
+        #[command(subcommand)]
+        action: QueueAction,
+    },
+    /// Mark every user and group dirty so delivery converges them all (unchanged ones make
+    /// no Confluence call).
+    Reconcile {
+        /// Only this connector.
+        #[arg(long)]
+        connector: Option<String>,
+    },
     /// Manage connectors stored in the database.
     Connector {
         /// What to do.
@@ -57,6 +70,37 @@ pub enum ConnectorAction {
     Rotate {
         /// Connector name.
         name: String,
+    },
+}
+
+/// `usersync queue …`.
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// List pending and dead keys with their last error.
+    List {
+        /// Only this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only dead keys.
+        #[arg(long)]
+        dead: bool,
+    },
+    /// Make dead keys pending again (after fixing the cause).
+    Retry {
+        /// Only this connector.
+        #[arg(long)]
+        connector: Option<String>,
+    },
+    /// Show the recent delivery attempts of one resource.
+    Attempts {
+        /// Connector.
+        #[arg(long)]
+        connector: String,
+        /// `User` or `Group`.
+        #[arg(long, default_value = "User")]
+        kind: String,
+        /// SCIM id.
+        id: String,
     },
 }
 
@@ -84,6 +128,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Connector { action } => connector(settings, action).await,
+        Command::Queue { action } => queue(settings, action).await,
+        Command::Reconcile { connector } => {
+            let store = app::open_store(&settings).await?;
+            let n = store.mark_all(connector.as_deref(), OffsetDateTime::now_utc()).await?;
+            println!("marked {n} resources for delivery");
+            store.close().await;
+            Ok(())
+        }
         Command::Emulator(_) => unreachable!("handled above"),
     }
 }
@@ -159,6 +211,51 @@ async fn connector(settings: Settings, action: ConnectorAction) -> anyhow::Resul
             }
             println!("New token for connector {name} (the previous ones stop working in {grace}):");
             println!("  Bearer token:  {token}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn queue(settings: Settings, action: QueueAction) -> anyhow::Result<()> {
+    let store = app::open_store(&settings).await?;
+    match action {
+        QueueAction::List { connector, dead } => {
+            let rows = store.queue_rows(connector.as_deref()).await?;
+            println!(
+                "{:<12} {:<6} {:<38} {:<8} {:>8}  LAST ERROR",
+                "CONNECTOR", "KIND", "ID", "STATE", "ATTEMPTS"
+            );
+            for r in rows.iter().filter(|r| !dead || r.state == "dead") {
+                println!(
+                    "{:<12} {:<6} {:<38} {:<8} {:>8}  {}",
+                    r.key.connector,
+                    r.key.kind.as_str(),
+                    r.key.id,
+                    r.state,
+                    r.attempts,
+                    r.last_error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        QueueAction::Retry { connector } => {
+            let n = store.revive_dead(connector.as_deref(), OffsetDateTime::now_utc()).await?;
+            println!("{n} dead keys are pending again");
+        }
+        QueueAction::Attempts { connector, kind, id } => {
+            let kind = crate::scim::schema::ResourceKind::parse(&kind)
+                .ok_or_else(|| anyhow::anyhow!("--kind must be User or Group"))?;
+            let key = crate::store::queue::QueueKey { connector, kind, id };
+            for a in store.attempts(&key, 50).await? {
+                println!(
+                    "{}  {:>6} ms  {:<48} {:>4}  {}",
+                    crate::scim::resource::format_time(a.started),
+                    a.duration_ms,
+                    a.call,
+                    a.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    a.error_class.as_deref().unwrap_or("ok")
+                );
+            }
         }
     }
     store.close().await;

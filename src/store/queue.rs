@@ -222,6 +222,25 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Marks every resource of a connector (or all) dirty: a full reconciliation, converging
+    /// each to its current state (unchanged ones make no Confluence call).
+    pub async fn mark_all(&self, connector: Option<&str>, now: OffsetDateTime) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "INSERT INTO sync_queue (connector, kind, resource_id, generation, state, attempts, \
+             next_attempt_at, enqueued_at) SELECT connector, kind, id, 1, 'pending', 0, $1, $1 \
+             FROM resources WHERE ($2 = '' OR connector = $2) \
+             ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
+             generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
+             next_attempt_at = excluded.next_attempt_at, last_error = NULL",
+        )
+        .bind(to_ms(now))
+        .bind(connector.unwrap_or_default().to_owned())
+        .execute(self.writer())
+        .await?;
+        self.queue_changed().notify_one();
+        Ok(done.rows_affected())
+    }
+
     /// Makes every dead key of a connector (or all) pending again; returns how many.
     pub async fn revive_dead(
         &self,
