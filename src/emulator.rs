@@ -12,6 +12,7 @@
 //! the crate depends on it except the CLI.
 
 mod admin_users;
+mod applinks;
 mod auth;
 mod calls;
 mod cli;

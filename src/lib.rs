@@ -3,7 +3,7 @@
 //!
 //! Read in this order: [`scim`] (the protocol, pure), [`store`] (one transaction per change,
 //! with its sync-queue row), [`search`] (list queries), [`http`] (the SCIM endpoints), then
-//! [`app`] (wiring) and [`cli`].
+//! [`app`] (wiring) and [`cli`]. Delivery to Confluence goes through [`targets`].
 
 /// Wiring: build, serve, shut down.
 pub mod app;
@@ -27,7 +27,7 @@ pub mod scim;
 pub mod search;
 /// SQLite and PostgreSQL persistence with the sync queue.
 pub mod store;
-/// Delivery targets: the Confluence REST client.
+/// Outbound targets (the Confluence REST client) and their shared failure classes.
 pub mod targets;
 /// Logging setup.
 pub mod telemetry;

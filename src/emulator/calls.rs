@@ -36,6 +36,10 @@ pub struct CallRecord {
     pub duration_ms: u64,
     /// Injected fault, if any (`status 503`, `connection reset`, `outage 503`…).
     pub fault: Option<String>,
+    /// Whether the request carried `X-Atlassian-Token: no-check`, so tests can check that
+    /// a client sends it on every write even where the XSRF check would let it pass.
+    #[serde(default)]
+    pub xsrf_no_check: bool,
 }
 
 /// Bounded call log.

@@ -247,6 +247,10 @@ pub struct Knobs {
     pub max_page_limit: u32,
     /// Value of `_links.base` without the context path; default `http://<Host header>`.
     pub base_url: Option<String>,
+    /// Version string of the applinks manifest (e.g. `"8.5.16"`); default: the feature
+    /// level with `.0` (`"9.4.0"`). Lets tests show a patch release or a version between
+    /// the four levels.
+    pub manifest_version: Option<String>,
     /// Rate limiting (§1.6).
     pub rate_limit: RateLimitKnobs,
     /// Latency injection.
@@ -277,6 +281,7 @@ impl Default for Knobs {
             admin_groups: vec!["confluence-administrators".to_owned()],
             max_page_limit: 200,
             base_url: None,
+            manifest_version: None,
             rate_limit: RateLimitKnobs::default(),
             latency: LatencyKnobs::default(),
             error_ratio: ErrorRatioKnobs::default(),

@@ -49,6 +49,7 @@ struct Pending {
     auth: AuthScheme,
     fault: Option<String>,
     reset: bool,
+    xsrf_no_check: bool,
     started: Instant,
 }
 
@@ -80,6 +81,7 @@ pub(crate) async fn pipeline(
         auth: AuthScheme::None,
         fault: None,
         reset: false,
+        xsrf_no_check: has_no_check(&req),
         started: Instant::now(),
     };
     let conn = req
@@ -271,12 +273,15 @@ fn xsrf_blocked(req: &Request) -> bool {
             "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
         )
     });
-    let no_check = req
-        .headers()
+    form_like && !has_no_check(req)
+}
+
+/// Whether the request carries `X-Atlassian-Token: no-check`.
+fn has_no_check(req: &Request) -> bool {
+    req.headers()
         .get("x-atlassian-token")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("no-check"));
-    form_like && !no_check
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("no-check"))
 }
 
 /// With probability `plain_text_errors_ratio`, a JSON 401/404 becomes `text/plain`.
@@ -328,6 +333,7 @@ fn finish(sh: &Shared, log: Pending, response: Response) -> Response {
         status,
         duration_ms: millis(duration),
         fault: log.fault,
+        xsrf_no_check: log.xsrf_no_check,
     });
     response
 }

@@ -10,7 +10,7 @@ use axum::Router;
 
 use super::errors::ApiError;
 use super::shared::Shared;
-use super::{admin_users, control, groups, jsonrpc, lup, pipeline, users};
+use super::{admin_users, applinks, control, groups, jsonrpc, lup, pipeline, users};
 
 /// Confluence + Linchpin routes, relative to the context path.
 fn confluence() -> Router<Arc<Shared>> {
@@ -65,6 +65,7 @@ fn confluence() -> Router<Arc<Shared>> {
             "/rpc/json-rpc/confluenceservice-v2/{method}",
             post(jsonrpc::light),
         )
+        .route("/rest/applinks/1.0/manifest", get(applinks::manifest))
         .route("/rest/cup/1.0/fields", get(lup::list_fields))
         .route("/rest/cup/1.0/profile/{username}", get(lup::get_profile))
 }

@@ -211,4 +211,7 @@ async fn a_form_encoded_post_without_the_no_check_header_fails_the_xsrf_check() 
         )
         .await;
     assert_eq!(resp.status, StatusCode::CREATED);
+    // The call log says which calls carried the header.
+    let flags: Vec<bool> = app.emu.calls().iter().map(|c| c.xsrf_no_check).collect();
+    assert_eq!(flags, [false, false, false, true, false]);
 }

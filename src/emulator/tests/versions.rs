@@ -139,3 +139,40 @@ async fn unknown_paths_answer_an_html_404() {
     assert!(is_html_404(&resp));
     assert!(resp.text().contains("Page Not Found"));
 }
+
+#[tokio::test]
+async fn the_applinks_manifest_reports_the_feature_level_to_anonymous_callers() {
+    for (version, expected) in [
+        (ConfluenceVersion::V8_2, "8.2.0"),
+        (ConfluenceVersion::V8_4, "8.4.0"),
+        (ConfluenceVersion::V9_4, "9.4.0"),
+        (ConfluenceVersion::V10_2, "10.2.0"),
+    ] {
+        let app = app_on(version);
+        let xml = app.call(Req::get("/rest/applinks/1.0/manifest")).await;
+        assert_eq!(xml.status, StatusCode::OK);
+        assert!(xml
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/xml")));
+        let text = xml.text();
+        assert!(
+            text.contains(&format!("<version>{expected}</version>")),
+            "{text}"
+        );
+        assert!(text.contains("<typeId>confluence</typeId>"), "{text}");
+        let json = app
+            .call(Req::get("/rest/applinks/1.0/manifest").header("accept", "application/json"))
+            .await;
+        assert_eq!(json.json()["version"], expected);
+    }
+}
+
+#[tokio::test]
+async fn the_manifest_version_knob_overrides_the_reported_version() {
+    let app = app_on(ConfluenceVersion::V8_4);
+    let mut knobs = app.emu.knobs();
+    knobs.manifest_version = Some("8.5.16".to_owned());
+    app.emu.set_knobs(knobs);
+    let xml = app.call(Req::get("/rest/applinks/1.0/manifest")).await;
+    assert!(xml.text().contains("<version>8.5.16</version>"));
+}
