@@ -9,6 +9,8 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
+use crate::delivery::Worker;
+use crate::targets::confluence::{ConfluenceClient, ConfluenceConfig};
 use crate::connectors::{self, Connectors};
 use crate::http::{self, state::AppState};
 use crate::scim::schema::SchemaRegistry;
@@ -18,6 +20,7 @@ use crate::store::{Store, StoreOptions};
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    confluence: Option<ConfluenceClient>,
 }
 
 /// Opens the store the settings name and applies migrations.
@@ -43,8 +46,23 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 impl Application {
-    /// Opens the store, loads schemas and connectors, and binds the listener.
+    /// Opens the store, loads schemas and connectors, binds the listener, and prepares the
+    /// Confluence client from `[confluence]` (secrets from the environment).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let confluence = match &settings.confluence {
+            Some(c) => Some(c.resolve(&env).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        Self::build_with_confluence(settings, confluence).await
+    }
+
+    /// [`Application::build`] with an explicit Confluence configuration (the embedded trial
+    /// and tests point it at an emulator).
+    pub async fn build_with_confluence(
+        settings: Settings,
+        confluence: Option<ConfluenceConfig>,
+    ) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
         let schemas = SchemaRegistry::load(Some(&settings.schemas_dir))
             .map_err(|e| anyhow::anyhow!(e))
@@ -58,7 +76,19 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {addr} (setting `listen`)"))?;
         let state = AppState::new(settings, Arc::new(schemas), store, connectors);
-        Ok(Application { listener, state })
+        let confluence = match confluence {
+            Some(c) => Some(
+                ConfluenceClient::new(c)
+                    .map_err(|e| anyhow::anyhow!(e.0))
+                    .context("invalid [confluence] settings")?,
+            ),
+            None => None,
+        };
+        Ok(Application {
+            listener,
+            state,
+            confluence,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -79,12 +109,25 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let monitor = tokio::spawn(watch_saturation(self.state.clone()));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let worker = self.worker().map(|w| {
+            let mut rx = stop_rx.clone();
+            tokio::spawn(w.run(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }))
+        });
         let router = http::router(self.state.clone());
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed")?;
         monitor.abort();
+        let _ = stop_tx.send(true);
+        if let Some(w) = worker {
+            // The worker finishes the keys it holds; an interrupted one keeps its lease and
+            // is delivered by the next start.
+            let _ = w.await;
+        }
         self.state.store.close().await;
         Ok(())
     }
@@ -98,6 +141,32 @@ async fn watch_saturation(state: AppState) {
     loop {
         tick.tick().await;
         state.refresh_saturation().await;
+    }
+}
+
+impl Application {
+    /// The delivery worker, when delivery is enabled and Confluence configured.
+    pub fn worker(&self) -> Option<Worker<ConfluenceClient>> {
+        let settings = &self.state.settings;
+        if !settings.delivery.enabled {
+            tracing::info!("delivery is disabled (delivery.enabled = false)");
+            return None;
+        }
+        let Some(client) = self.confluence.clone() else {
+            tracing::warn!("no [confluence] configured: changes are queued but not delivered");
+            return None;
+        };
+        let provisioning = settings
+            .connectors
+            .iter()
+            .map(|(name, c)| (name.clone(), c.provisioning.clone()))
+            .collect();
+        Some(Worker::new(
+            self.state.store.clone(),
+            client,
+            settings.delivery.clone(),
+            provisioning,
+        ))
     }
 }
 

@@ -148,6 +148,10 @@ pub struct Settings {
     /// The delivery worker.
     #[serde(default)]
     pub delivery: crate::delivery::settings::DeliverySettings,
+    /// The Confluence Data Center that users and groups are delivered to. Without it the SCIM
+    /// server runs and the sync queue fills, but nothing is delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confluence: Option<crate::targets::confluence::ConfluenceSettings>,
     /// IdP connections declared in the file, by name.
     #[serde(default)]
     pub connectors: BTreeMap<String, ConnectorSettings>,
@@ -374,6 +378,9 @@ impl Settings {
             return Err(ConfigError(
                 "limits: default_page_size must be between 1 and max_page_size".to_owned(),
             ));
+        }
+        if let Some(c) = &self.confluence {
+            c.resolve(env).map_err(ConfigError)?;
         }
         let d = &self.delivery;
         if d.retry_schedule.is_empty() {

@@ -6,6 +6,7 @@
 //! no Confluence call. Woken at once after every commit, polling as a fallback. Each key runs
 //! in its own task, so a panic on one bad resource is a failed attempt, not a dead worker.
 
+pub mod confluence;
 pub mod converge;
 pub mod directory;
 pub mod policy;
@@ -203,9 +204,11 @@ impl<D: Directory + 'static> Worker<D> {
                 connector = %key.connector, scim.kind = key.kind.as_str(), scim.id = %key.id,
                 calls = attempts.len(), "delivered"
             ),
-            (Converged::Failed { reason, .. }, r) => tracing::warn!(
+            // The reason can name a Confluence user, so it goes to the queue row (see
+            // `usersync queue list`), not to the log.
+            (Converged::Failed { kind, .. }, r) => tracing::warn!(
                 connector = %key.connector, scim.kind = key.kind.as_str(), scim.id = %key.id,
-                attempt = claim.attempts, outcome = ?r, error.message = %reason, "delivery failed"
+                attempt = claim.attempts, outcome = ?r, failure = ?kind, "delivery failed"
             ),
         }
         result

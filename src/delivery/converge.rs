@@ -384,7 +384,7 @@ impl<'a, D: Directory> Session<'a, D> {
                 .ok();
                 // Saved at once: a crash after the create must not lead to a second create.
                 self.save(&link).await?;
-                tracing::info!(confluence.username = u, "created the Confluence account");
+                tracing::info!(scim.id = %id, "created the Confluence account");
                 Ok(Ok(link))
             }
         }

@@ -44,8 +44,11 @@ pub struct DirError {
     pub kind: DirErrorKind,
     /// HTTP status, when an answer came.
     pub status: Option<u16>,
-    /// What happened, with the start of the response body; never credentials or request bodies.
+    /// What happened, worded for the operator; never credentials, request bodies or user data.
     pub message: String,
+    /// The start of the response body (at most 2 KiB), for attempt records only: Confluence
+    /// echoes usernames in it, so it never goes to logs.
+    pub body: Option<String>,
 }
 
 impl DirError {
@@ -55,6 +58,7 @@ impl DirError {
             kind,
             status,
             message: message.into(),
+            body: None,
         }
     }
 
