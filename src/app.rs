@@ -8,6 +8,7 @@ use anyhow::Context;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
+use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::connectors::{self, Connectors};
 use crate::http::{self, state::AppState};
@@ -53,11 +54,12 @@ impl Application {
         let connectors = Connectors::load(&settings, store.clone())
             .await
             .context("cannot read connectors from the database")?;
+        let auth = Authenticator::build(&settings, connectors.clone())?;
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (setting `listen`)"))?;
-        let state = AppState::new(settings, Arc::new(schemas), store, connectors);
+        let state = AppState::new(settings, Arc::new(schemas), store, connectors, auth);
         Ok(Application { listener, state })
     }
 

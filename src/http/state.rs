@@ -3,6 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::connectors::Connectors;
 use crate::scim::filter;
@@ -22,8 +23,10 @@ pub struct StateInner {
     pub schemas: Arc<SchemaRegistry>,
     /// The store.
     pub store: Store,
-    /// Connectors and credentials.
+    /// Connectors and their stored or configured bearer tokens.
     pub connectors: Connectors,
+    /// Every authentication mode of every connector.
+    pub auth: Authenticator,
 }
 
 impl AppState {
@@ -33,12 +36,14 @@ impl AppState {
         schemas: Arc<SchemaRegistry>,
         store: Store,
         connectors: Connectors,
+        auth: Authenticator,
     ) -> Self {
         AppState(Arc::new(StateInner {
             settings,
             schemas,
             store,
             connectors,
+            auth,
         }))
     }
 
