@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod auth;
 mod bulk;
 mod concurrency;
 mod connectors;
