@@ -351,7 +351,14 @@ impl Authenticator {
                 .oauth
                 .as_ref()
                 .ok_or(OAuthError::InvalidClient(AuthFailure::UnsupportedScheme))?,
-            None => return Err(OAuthError::InvalidClient(AuthFailure::UnknownConnector).into()),
+            None => {
+                let why = if self.inner.connectors.exists(connector) {
+                    AuthFailure::UnsupportedScheme
+                } else {
+                    AuthFailure::UnknownConnector
+                };
+                return Err(OAuthError::InvalidClient(why).into());
+            }
         };
         client
             .authenticate(&request)
