@@ -576,6 +576,38 @@ mod tests {
         assert_eq!(s.secrets.get("OKTA_T2"), Some("tok-two-value"));
     }
 
+    /// `deploy/usersync.toml` documents every key; its commented-out connector examples,
+    /// uncommented, must load (so the documentation cannot drift from the keys).
+    #[test]
+    fn the_documented_connector_examples_load() {
+        let doc = include_str!("../deploy/usersync.toml");
+        let start = doc.find("# [connectors.okta]").expect("example connectors");
+        let mut text = doc[..start].to_owned();
+        for line in doc[start..].lines() {
+            if let Some(rest) = line.strip_prefix("# ") {
+                if !rest.starts_with('#') {
+                    text.push_str(rest);
+                    text.push('\n');
+                }
+            }
+        }
+        let vars = [
+            ("USERSYNC_OKTA_TOKEN", "okta-token"),
+            ("USERSYNC_OKTA_BASIC_PASSWORD", "okta-password"),
+            ("USERSYNC_ENTRA_TOKEN", "entra-token"),
+            ("USERSYNC_ENTRA_CLIENT_SECRET", "entra-secret"),
+            (
+                "USERSYNC_ENTRA_SIGNING_KEY",
+                "0123456789abcdef0123456789abcdef",
+            ),
+        ];
+        let s = load(&text, &vars).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let entra = &s.connectors["entra"];
+        assert!(entra.entra_jwt.is_some());
+        assert!(entra.oauth.as_ref().is_some_and(|o| o.wif.is_some()));
+        assert!(s.connectors["okta"].basic.is_some());
+    }
+
     #[test]
     fn durations_parse_and_print() {
         assert_eq!(Dur::parse("250ms").unwrap().0, Duration::from_millis(250));
