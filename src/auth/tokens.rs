@@ -59,11 +59,9 @@ impl AccessTokens {
     /// Tokens for `connector`'s client `client_id`, signed with the first of `keys` (or a
     /// random key when there is none).
     pub fn new(connector: &str, client_id: &str, ttl_secs: u64, keys: &[&[u8]]) -> Self {
-        let random;
+        let mut random = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut random);
         let keys: Vec<&[u8]> = if keys.is_empty() {
-            let mut bytes = [0u8; 32];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            random = bytes;
             vec![&random[..]]
         } else {
             keys.to_vec()
@@ -72,7 +70,7 @@ impl AccessTokens {
             audience: connector.to_owned(),
             client_id: client_id.to_owned(),
             ttl_secs,
-            signing: EncodingKey::from_secret(keys[0]),
+            signing: EncodingKey::from_secret(keys.first().copied().unwrap_or(&random)),
             verifying: keys.iter().map(|k| DecodingKey::from_secret(k)).collect(),
         }
     }
