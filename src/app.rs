@@ -8,13 +8,14 @@ use anyhow::Context;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
+use crate::auth::Authenticator;
 use crate::config::Settings;
-use crate::delivery::Worker;
-use crate::targets::confluence::{ConfluenceClient, ConfluenceConfig};
 use crate::connectors::{self, Connectors};
+use crate::delivery::Worker;
 use crate::http::{self, state::AppState};
 use crate::scim::schema::SchemaRegistry;
 use crate::store::{Store, StoreOptions};
+use crate::targets::confluence::{ConfluenceClient, ConfluenceConfig};
 
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
@@ -71,11 +72,12 @@ impl Application {
         let connectors = Connectors::load(&settings, store.clone())
             .await
             .context("cannot read connectors from the database")?;
+        let auth = Authenticator::build(&settings, connectors.clone())?;
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (setting `listen`)"))?;
-        let state = AppState::new(settings, Arc::new(schemas), store, connectors);
+        let state = AppState::new(settings, Arc::new(schemas), store, connectors, auth);
         let confluence = match confluence {
             Some(c) => Some(
                 ConfluenceClient::new(c)

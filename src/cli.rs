@@ -131,7 +131,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queue { action } => queue(settings, action).await,
         Command::Reconcile { connector } => {
             let store = app::open_store(&settings).await?;
-            let n = store.mark_all(connector.as_deref(), OffsetDateTime::now_utc()).await?;
+            let n = store
+                .mark_all(connector.as_deref(), OffsetDateTime::now_utc())
+                .await?;
             println!("marked {n} resources for delivery");
             store.close().await;
             Ok(())
@@ -166,9 +168,15 @@ async fn connector(settings: Settings, action: ConnectorAction) -> anyhow::Resul
     match action {
         ConnectorAction::Create { name } => {
             validate_connector_name(&name).map_err(anyhow::Error::msg)?;
-            if settings.connectors.contains_key(&name) {
+            // A configuration table without credentials only adds settings to a stored
+            // connector of the same name, so that name is free.
+            if settings
+                .connectors
+                .get(&name)
+                .is_some_and(|c| !c.env_names().is_empty())
+            {
                 anyhow::bail!(
-                    "connector {name} is declared in the configuration file; pick another name"
+                    "connector {name} has credentials in the configuration file; pick another name"
                 );
             }
             let token = connectors::generate_token();
@@ -193,7 +201,11 @@ async fn connector(settings: Settings, action: ConnectorAction) -> anyhow::Resul
             }
         }
         ConnectorAction::Rotate { name } => {
-            if settings.connectors.contains_key(&name) {
+            if settings
+                .connectors
+                .get(&name)
+                .is_some_and(|c| !c.env_names().is_empty())
+            {
                 anyhow::bail!(
                     "connector {name} is declared in the configuration file: rotate by listing \
                      both the new and the old variable in token_env, then removing the old one"
@@ -239,20 +251,32 @@ async fn queue(settings: Settings, action: QueueAction) -> anyhow::Result<()> {
             }
         }
         QueueAction::Retry { connector } => {
-            let n = store.revive_dead(connector.as_deref(), OffsetDateTime::now_utc()).await?;
+            let n = store
+                .revive_dead(connector.as_deref(), OffsetDateTime::now_utc())
+                .await?;
             println!("{n} dead keys are pending again");
         }
-        QueueAction::Attempts { connector, kind, id } => {
+        QueueAction::Attempts {
+            connector,
+            kind,
+            id,
+        } => {
             let kind = crate::scim::schema::ResourceKind::parse(&kind)
                 .ok_or_else(|| anyhow::anyhow!("--kind must be User or Group"))?;
-            let key = crate::store::queue::QueueKey { connector, kind, id };
+            let key = crate::store::queue::QueueKey {
+                connector,
+                kind,
+                id,
+            };
             for a in store.attempts(&key, 50).await? {
                 println!(
                     "{}  {:>6} ms  {:<48} {:>4}  {}",
                     crate::scim::resource::format_time(a.started),
                     a.duration_ms,
                     a.call,
-                    a.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    a.status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     a.error_class.as_deref().unwrap_or("ok")
                 );
             }

@@ -15,6 +15,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::store::{redact_url, SqliteSync};
 
+mod connector;
+mod secrets;
+
+pub use connector::{
+    is_guid, BasicSettings, ConnectorSettings, EntraJwtSettings, OAuthSettings, WifSettings,
+    ENTRA_NON_GALLERY_AUDIENCE, MIN_SIGNING_KEY_BYTES,
+};
+pub use secrets::Secrets;
+
 /// Prefix of environment overrides: `USERSYNC__LIMITS__MAX_BODY_BYTES=2000000`.
 pub const ENV_PREFIX: &str = "USERSYNC__";
 /// The configuration file read from the working directory when `--config` is not given.
@@ -155,6 +164,10 @@ pub struct Settings {
     /// IdP connections declared in the file, by name.
     #[serde(default)]
     pub connectors: BTreeMap<String, ConnectorSettings>,
+    /// Values of the environment variables the connectors name, read once at load. Never
+    /// serialized, and `Debug` shows only the names.
+    #[serde(skip)]
+    pub secrets: Secrets,
 }
 
 fn default_listen() -> String {
@@ -282,26 +295,22 @@ pub struct AuthSettings {
     /// How long the old token of a stored connector keeps working after
     /// `usersync connector rotate`.
     pub token_rotation_grace: Dur,
+    /// Signing keys fetched from a JWKS URL are fetched again on first use after this age.
+    /// If that fetch fails, the keys already held stay in use (MSREF-WIF FAQ).
+    pub jwks_max_age: Dur,
+    /// A token naming a key id we do not hold triggers a new fetch of the JWKS, but at most
+    /// this often per URL, so forged key ids cannot make us hammer the IdP.
+    pub jwks_min_refresh: Dur,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             token_rotation_grace: Dur(Duration::from_secs(24 * 3600)),
+            jwks_max_age: Dur(Duration::from_secs(3600)),
+            jwks_min_refresh: Dur(Duration::from_secs(60)),
         }
     }
-}
-
-/// One IdP connection declared in the file.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectorSettings {
-    /// Environment variable(s) holding the bearer token(s); several for rotation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_env: Option<OneOrMany>,
-    /// What delivery does with this connector's users and groups in Confluence.
-    #[serde(default)]
-    pub provisioning: crate::delivery::settings::Provisioning,
 }
 
 impl Settings {
@@ -344,17 +353,27 @@ impl Settings {
             None => toml::Table::new(),
         };
         apply_env(&mut table, env)?;
-        let settings = Settings::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let mut settings = Settings::deserialize(toml::Value::Table(table)).map_err(|e| {
             ConfigError(format!(
                 "{e} (check {file_name} and any {ENV_PREFIX}* environment variables)"
             ))
         })?;
-        settings.validate(env)?;
+        let names: Vec<String> = settings
+            .connectors
+            .values()
+            .flat_map(|c| c.env_names())
+            .map(str::to_owned)
+            .collect();
+        settings.secrets = Secrets::capture(names.iter().map(String::as_str), env);
+        settings.validate()?;
+        if let Some(c) = &settings.confluence {
+            c.resolve(env).map_err(ConfigError)?;
+        }
         Ok(settings)
     }
 
     /// Checks what serde cannot.
-    fn validate(&self, env: &[(String, String)]) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         if !(self.database.starts_with("sqlite:")
             || self.database.starts_with("postgres:")
@@ -379,9 +398,6 @@ impl Settings {
                 "limits: default_page_size must be between 1 and max_page_size".to_owned(),
             ));
         }
-        if let Some(c) = &self.confluence {
-            c.resolve(env).map_err(ConfigError)?;
-        }
         let d = &self.delivery;
         if d.retry_schedule.is_empty() {
             return Err(ConfigError(
@@ -405,22 +421,17 @@ impl Settings {
                 "limits.max_body_bytes must be at least 1024".to_owned(),
             ));
         }
+        self.validate_connectors()
+    }
+
+    /// Checks the connectors' names and credentials, and that no credential is shared.
+    pub fn validate_connectors(&self) -> Result<(), ConfigError> {
         for (name, c) in &self.connectors {
             validate_connector_name(name)
-                .map_err(|e| ConfigError(format!("[connectors.{name}]: {e}")))?;
-            for var in c.token_env.iter().flat_map(OneOrMany::values) {
-                match env.iter().find(|(k, _)| k == var) {
-                    Some((_, v)) if !v.trim().is_empty() => {}
-                    _ => {
-                        return Err(ConfigError(format!(
-                            "[connectors.{name}] token_env names the environment variable {var}, \
-                             which is not set or empty; export it with the connector's bearer token"
-                        )))
-                    }
-                }
-            }
+                .and_then(|()| c.validate(&self.secrets))
+                .map_err(|e| ConfigError(format!("[connectors.{name}] {e}")))?;
         }
-        Ok(())
+        connector::check_distinct(&self.connectors, &self.secrets).map_err(ConfigError)
     }
 
     /// The listen address.
@@ -433,7 +444,8 @@ impl Settings {
         })
     }
 
-    /// The effective configuration as TOML, with the database password redacted.
+    /// The effective configuration as TOML, with the database password redacted. Secrets
+    /// are never part of it: the connectors name their environment variables only.
     pub fn redacted_toml(&self) -> String {
         let mut copy = self.clone();
         copy.database = redact_url(&self.database);
@@ -581,6 +593,71 @@ mod tests {
             !out.contains("hunter2") && out.contains("[redacted]"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn redacted_output_names_secret_variables_but_never_their_values() {
+        let file = "[connectors.okta]\ntoken_env = [\"OKTA_T1\", \"OKTA_T2\"]\n\
+                    basic = { username = \"okta\", password_env = \"OKTA_PW\" }\n\
+                    [connectors.ping.oauth]\nclient_id = \"ping-client\"\n\
+                    client_secret_env = \"PING_SECRET\"\nsigning_key_env = \"PING_KEY\"\n";
+        let s = load(
+            file,
+            &[
+                ("OKTA_T1", "tok-one-value"),
+                ("OKTA_T2", "tok-two-value"),
+                ("OKTA_PW", "basic-password-value"),
+                ("PING_SECRET", "client-secret-value"),
+                ("PING_KEY", "an-hmac-key-of-at-least-32-bytes-value"),
+            ],
+        )
+        .unwrap();
+        let out = s.redacted_toml();
+        let debug = format!("{s:?}");
+        for shown in [&out, &debug] {
+            assert!(!shown.contains("-value"), "a secret leaked: {shown}");
+            assert!(
+                shown.contains("OKTA_PW") && shown.contains("PING_SECRET"),
+                "{shown}"
+            );
+        }
+        assert!(
+            out.contains("ping-client") && out.contains("token_ttl"),
+            "{out}"
+        );
+        assert_eq!(s.secrets.get("OKTA_T2"), Some("tok-two-value"));
+    }
+
+    /// `deploy/usersync.toml` documents every key; its commented-out connector examples,
+    /// uncommented, must load (so the documentation cannot drift from the keys).
+    #[test]
+    fn the_documented_connector_examples_load() {
+        let doc = include_str!("../deploy/usersync.toml");
+        let start = doc.find("# [connectors.okta]").expect("example connectors");
+        let mut text = doc[..start].to_owned();
+        for line in doc[start..].lines() {
+            if let Some(rest) = line.strip_prefix("# ") {
+                if !rest.starts_with('#') {
+                    text.push_str(rest);
+                    text.push('\n');
+                }
+            }
+        }
+        let vars = [
+            ("USERSYNC_OKTA_TOKEN", "okta-token"),
+            ("USERSYNC_OKTA_BASIC_PASSWORD", "okta-password"),
+            ("USERSYNC_ENTRA_TOKEN", "entra-token"),
+            ("USERSYNC_ENTRA_CLIENT_SECRET", "entra-secret"),
+            (
+                "USERSYNC_ENTRA_SIGNING_KEY",
+                "0123456789abcdef0123456789abcdef",
+            ),
+        ];
+        let s = load(&text, &vars).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let entra = &s.connectors["entra"];
+        assert!(entra.entra_jwt.is_some());
+        assert!(entra.oauth.as_ref().is_some_and(|o| o.wif.is_some()));
+        assert!(s.connectors["okta"].basic.is_some());
     }
 
     #[test]

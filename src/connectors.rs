@@ -6,7 +6,8 @@
 //! only a hash). The registry keeps a snapshot in memory so authenticating a request costs one
 //! SHA-256 and a constant-time comparison, and reloads it from the store when a credential is
 //! not found (at most five times a second), so a connector created or rotated by the CLI works
-//! without a restart.
+//! without a restart. The other modes a configured connector may offer (Basic, Entra JWTs,
+//! OAuth) live in [`crate::auth`], which asks this registry about static tokens.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -90,14 +91,15 @@ pub struct ConnectorInfo {
     pub active_tokens: usize,
 }
 
-/// Why a request was not authenticated. Deliberately not more specific on the wire.
+/// The outcome of checking a static bearer token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// No credentials were sent.
-    Missing,
-    /// Credentials were sent but match nothing of this connector (or the connector does not
-    /// exist; both get the same answer so names cannot be probed).
-    Invalid,
+pub enum BearerCheck {
+    /// One of the connector's live tokens.
+    Match,
+    /// The connector exists; the token is none of its tokens.
+    NoMatch,
+    /// No connector of this name (also after a reload).
+    UnknownConnector,
 }
 
 /// The in-memory registry of connectors and their token hashes.
@@ -126,9 +128,9 @@ impl Connectors {
                 .token_env
                 .iter()
                 .flat_map(|t| t.values())
-                .filter_map(|var| std::env::var(var).ok())
+                .filter_map(|var| settings.secrets.get(var))
                 .map(|tok| Token {
-                    hash: hash_token(tok.trim()),
+                    hash: hash_token(tok),
                     expires_ms: None,
                 })
                 .collect();
@@ -152,8 +154,8 @@ impl Connectors {
         Ok(registry)
     }
 
-    /// Re-reads stored connectors. Configuration connectors win over stored ones of the same
-    /// name.
+    /// Re-reads stored connectors. Configuration connectors with tokens win over stored ones
+    /// of the same name.
     pub async fn reload(&self) -> StoreResult<()> {
         let stored = self.inner.store.connectors().await?;
         let mut map: HashMap<String, Entry> = HashMap::new();
@@ -177,6 +179,11 @@ impl Connectors {
             );
         }
         for (name, e) in &self.inner.config {
+            // A configuration table without tokens for a stored connector only adds settings
+            // (provisioning, mapping) to it; its stored tokens keep working.
+            if e.tokens.is_empty() && map.contains_key(name) {
+                continue;
+            }
             map.insert(name.clone(), e.clone());
         }
         *self
@@ -209,26 +216,34 @@ impl Connectors {
         Some(bool::from(ok))
     }
 
-    /// Checks a bearer token for a connector. A token of one connector never authenticates
-    /// another.
-    pub async fn authenticate_bearer(
-        &self,
-        connector: &str,
-        token: &str,
-    ) -> Result<(), AuthFailure> {
-        if token.is_empty() {
-            return Err(AuthFailure::Missing);
-        }
+    /// Checks a static bearer token for a connector. A token of one connector never
+    /// authenticates another.
+    pub async fn check_bearer(&self, connector: &str, token: &str) -> BearerCheck {
         let hash = hash_token(token);
         let now_ms = crate::store::to_ms(OffsetDateTime::now_utc());
-        if self.check(connector, &hash, now_ms) == Some(true) {
-            return Ok(());
+        match self.check(connector, &hash, now_ms) {
+            Some(true) => return BearerCheck::Match,
+            // A connector from the configuration cannot change while we run: no reload.
+            Some(false) if self.inner.config.contains_key(connector) => {
+                return BearerCheck::NoMatch
+            }
+            _ => {}
         }
         // Maybe the CLI created or rotated the connector since the last load.
-        if self.reload_if_due().await && self.check(connector, &hash, now_ms) == Some(true) {
-            return Ok(());
+        if self.reload_if_due().await {
+            if let Some(ok) = self.check(connector, &hash, now_ms) {
+                return if ok {
+                    BearerCheck::Match
+                } else {
+                    BearerCheck::NoMatch
+                };
+            }
         }
-        Err(AuthFailure::Invalid)
+        if self.exists(connector) {
+            BearerCheck::NoMatch
+        } else {
+            BearerCheck::UnknownConnector
+        }
     }
 
     async fn reload_if_due(&self) -> bool {

@@ -2,12 +2,15 @@
 //!
 //! Middleware order, outside in: request id (set `x-request-id` if absent, echo it), trace
 //! span named by the matched route template, error logging, request timeout. Authentication
-//! is an extractor ([`auth::ScimCtx`]) in each handler's signature, so no route can forget it.
+//! is an extractor ([`auth::ScimCtx`]) in each handler's signature, so no route can forget it;
+//! the one route without it is each connector's OAuth token endpoint ([`oauth`]), which
+//! authenticates the client itself.
 //! `http/` never writes SQL: it calls `scim/` and `store/`.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod oauth;
 pub mod response;
 pub mod scim;
 pub mod state;
@@ -18,7 +21,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -34,6 +37,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.settings.limits.request_timeout.0;
     Router::new()
         .merge(scim::router())
+        .route("/scim/v2/{connector}/oauth/token", post(oauth::token))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(fallback)
@@ -67,7 +71,7 @@ fn make_span(req: &Request) -> Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if route.starts_with("/healthz") || route.starts_with("/readyz") {
-        return tracing::debug_span!("request", http.method = %req.method(), http.route = route, request_id, connector = tracing::field::Empty);
+        return tracing::debug_span!("request", http.method = %req.method(), http.route = route, request_id, connector = tracing::field::Empty, auth.method = tracing::field::Empty);
     }
     tracing::info_span!(
         "request",
@@ -75,6 +79,7 @@ fn make_span(req: &Request) -> Span {
         http.route = route,
         request_id,
         connector = tracing::field::Empty,
+        auth.method = tracing::field::Empty,
     )
 }
 

@@ -7,6 +7,8 @@
 
 /// Wiring: build, serve, shut down.
 pub mod app;
+/// Authentication of IdP requests per connector: static tokens, Basic, Entra JWTs, OAuth.
+pub mod auth;
 /// The command line.
 pub mod cli;
 /// Typed settings, file and environment.

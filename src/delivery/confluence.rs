@@ -25,7 +25,9 @@ fn dir_error(e: TargetError) -> DirError {
 
 impl Directory for ConfluenceClient {
     async fn get_user(&self, username: &str) -> DirResult<Option<RemoteUser>> {
-        let user = ConfluenceClient::get_user(self, username).await.map_err(dir_error)?;
+        let user = ConfluenceClient::get_user(self, username)
+            .await
+            .map_err(dir_error)?;
         Ok(user.map(|u| RemoteUser {
             username: u.username,
             user_key: u.user_key.as_str().to_owned(),
@@ -67,7 +69,9 @@ impl Directory for ConfluenceClient {
     }
 
     async fn user_groups(&self, username: &str) -> DirResult<Vec<String>> {
-        ConfluenceClient::user_groups(self, username).await.map_err(dir_error)
+        ConfluenceClient::user_groups(self, username)
+            .await
+            .map_err(dir_error)
     }
 
     async fn create_group(&self, group: &str) -> DirResult<()> {
@@ -78,14 +82,20 @@ impl Directory for ConfluenceClient {
     }
 
     async fn delete_group(&self, group: &str) -> DirResult<()> {
-        ConfluenceClient::delete_group(self, group).await.map_err(dir_error)
+        ConfluenceClient::delete_group(self, group)
+            .await
+            .map_err(dir_error)
     }
 
     async fn add_member(&self, username: &str, group: &str) -> DirResult<()> {
-        ConfluenceClient::add_member(self, username, group).await.map_err(dir_error)
+        ConfluenceClient::add_member(self, username, group)
+            .await
+            .map_err(dir_error)
     }
 
     async fn remove_member(&self, username: &str, group: &str) -> DirResult<()> {
-        ConfluenceClient::remove_member(self, username, group).await.map_err(dir_error)
+        ConfluenceClient::remove_member(self, username, group)
+            .await
+            .map_err(dir_error)
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! [`ScimCtx`] is an extractor, so a handler that takes it cannot forget authentication, and
 //! its signature documents it. It also carries the connector's SCIM base URL used in
-//! `meta.location`.
+//! `meta.location`. The verification itself is [`crate::auth::Authenticator`]; this adapter
+//! only reads the header, records the outcome in the request span and builds the 401.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -10,21 +11,43 @@ use axum::http::request::Parts;
 
 use super::error::AppError;
 use super::state::AppState;
-use crate::connectors::AuthFailure;
+use crate::auth::{AuthFailure, AuthMethod};
 
-/// An authenticated SCIM request: which connector, and its base URL.
+/// An authenticated SCIM request: which connector, its base URL, and how it authenticated.
 #[derive(Debug, Clone)]
 pub struct ScimCtx {
     /// The connector, from `/scim/v2/{connector}/…`.
     pub connector: String,
     /// `https://host/scim/v2/{connector}`, for `meta.location` and `Location`.
     pub base: String,
+    /// The mode that authenticated the request.
+    pub method: AuthMethod,
 }
 
 /// The prefix of every SCIM route.
 pub const SCIM_PREFIX: &str = "/scim/v2/";
 
-const CHALLENGE: &str = "Bearer realm=\"usersync\"";
+/// The connector segment of a path under [`SCIM_PREFIX`].
+pub fn connector_of(path: &str) -> Option<&str> {
+    path.strip_prefix(SCIM_PREFIX)
+        .and_then(|rest| rest.split('/').next())
+        .filter(|c| !c.is_empty())
+}
+
+/// `https://host/scim/v2/{connector}`: `public_url` when set, else the `Host` header.
+pub fn base_url(parts: &Parts, state: &AppState, connector: &str) -> String {
+    match &state.settings.public_url {
+        Some(url) => format!("{}{SCIM_PREFIX}{connector}", url.trim_end_matches('/')),
+        None => {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(&state.settings.listen);
+            format!("http://{host}{SCIM_PREFIX}{connector}")
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for ScimCtx {
     type Rejection = AppError;
@@ -33,51 +56,41 @@ impl FromRequestParts<AppState> for ScimCtx {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let connector = parts
-            .uri
-            .path()
-            .strip_prefix(SCIM_PREFIX)
-            .and_then(|rest| rest.split('/').next())
-            .filter(|c| !c.is_empty())
-            .ok_or(AppError::Unauthorized {
-                challenge: CHALLENGE,
-            })?
-            .to_owned();
-        tracing::Span::current().record("connector", connector.as_str());
-        let auth = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .trim();
-        let (scheme, credentials) = auth.split_once(' ').unwrap_or((auth, ""));
-        let result = if scheme.eq_ignore_ascii_case("bearer") {
-            state
-                .connectors
-                .authenticate_bearer(&connector, credentials.trim())
-                .await
-        } else if auth.is_empty() {
-            Err(AuthFailure::Missing)
-        } else {
-            Err(AuthFailure::Invalid)
-        };
-        if let Err(why) = result {
-            tracing::info!(auth.failure = ?why, "SCIM request not authenticated");
+        let raw = parts.headers.get(header::AUTHORIZATION);
+        let authorization = raw.and_then(|v| v.to_str().ok());
+        let Some(connector) = connector_of(parts.uri.path()).map(str::to_owned) else {
             return Err(AppError::Unauthorized {
-                challenge: CHALLENGE,
+                challenge: state.auth.challenge("", authorization),
             });
-        }
-        let base = match &state.settings.public_url {
-            Some(url) => format!("{}{SCIM_PREFIX}{connector}", url.trim_end_matches('/')),
-            None => {
-                let host = parts
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or(&state.settings.listen);
-                format!("http://{host}{SCIM_PREFIX}{connector}")
+        };
+        let span = tracing::Span::current();
+        span.record("connector", connector.as_str());
+        let result = if raw.is_some() && authorization.is_none() {
+            // Not visible ASCII: it cannot hold any credential of ours.
+            Err(AuthFailure::Malformed)
+        } else {
+            state.auth.authenticate(&connector, authorization).await
+        };
+        let method = match result {
+            Ok(m) => m,
+            Err(why) => {
+                log_failure(why);
+                return Err(AppError::Unauthorized {
+                    challenge: state.auth.challenge(&connector, authorization),
+                });
             }
         };
-        Ok(ScimCtx { connector, base })
+        span.record("auth.method", method.as_str());
+        let base = base_url(parts, state, &connector);
+        Ok(ScimCtx {
+            connector,
+            base,
+            method,
+        })
     }
+}
+
+/// Logs why a request was refused: the reason, never the credential.
+pub fn log_failure(why: AuthFailure) {
+    tracing::info!(auth.failure = %why, "request not authenticated");
 }

@@ -11,6 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::auth::Challenge;
 use crate::scim::ScimError;
 use crate::store::StoreError;
 
@@ -18,6 +19,10 @@ use crate::store::StoreError;
 pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 /// The SCIM media type, used for every response body.
 pub const SCIM_JSON: &str = "application/scim+json";
+/// The Bearer challenge (RFC 6750 §3).
+pub const BEARER: &str = "Bearer realm=\"usersync\"";
+/// The Basic challenge (RFC 7617 §2).
+pub const BASIC: &str = "Basic realm=\"usersync\"";
 
 /// Errors a SCIM handler can return.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +36,8 @@ pub enum AppError {
     /// 401: no or wrong credentials. The detail never says which.
     #[error("authentication required")]
     Unauthorized {
-        /// `WWW-Authenticate` challenge to send.
-        challenge: &'static str,
+        /// `WWW-Authenticate` challenges to send.
+        challenge: Challenge,
     },
     /// 429 with `Retry-After`: usersync is saturated and asks the IdP to come back later
     /// (both Entra and Okta honour it; idp-quirks §2.7, §3.6).
@@ -136,10 +141,12 @@ impl IntoResponse for AppError {
         let headers = res.headers_mut();
         match &self {
             AppError::Unauthorized { challenge } => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(challenge),
-                );
+                // One challenge per header: simple clients read only the first scheme of a
+                // comma-joined list.
+                headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER));
+                if *challenge == Challenge::BearerAndBasic {
+                    headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC));
+                }
             }
             AppError::TooBusy { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));

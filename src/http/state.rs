@@ -4,6 +4,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::connectors::Connectors;
 use crate::scim::filter;
@@ -23,10 +24,12 @@ pub struct StateInner {
     pub schemas: Arc<SchemaRegistry>,
     /// The store.
     pub store: Store,
-    /// Connectors and credentials.
+    /// Connectors and their stored or configured bearer tokens.
     pub connectors: Connectors,
     /// Set while the sync queue is deeper than `backpressure.max_queue_depth`.
     pub queue_saturated: AtomicBool,
+    /// Every authentication mode of every connector.
+    pub auth: Authenticator,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
         schemas: Arc<SchemaRegistry>,
         store: Store,
         connectors: Connectors,
+        auth: Authenticator,
     ) -> Self {
         AppState(Arc::new(StateInner {
             settings,
@@ -43,6 +47,7 @@ impl AppState {
             store,
             connectors,
             queue_saturated: AtomicBool::new(false),
+            auth,
         }))
     }
 

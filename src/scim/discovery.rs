@@ -59,6 +59,29 @@ pub fn bearer_scheme(primary: bool) -> Value {
     })
 }
 
+/// The HTTP Basic authentication scheme entry.
+pub fn basic_scheme(primary: bool) -> Value {
+    json!({
+        "type": "httpbasic",
+        "name": "HTTP Basic",
+        "description": "Authentication with the user name and password configured for this connector",
+        "specUri": "https://www.rfc-editor.org/info/rfc7617",
+        "primary": primary
+    })
+}
+
+/// The OAuth 2.0 client-credentials scheme entry; `token_url` is the connector's token
+/// endpoint.
+pub fn oauth2_scheme(primary: bool, token_url: &str) -> Value {
+    json!({
+        "type": "oauth2",
+        "name": "OAuth 2.0 Client Credentials",
+        "description": format!("Access tokens from the client credentials grant at {token_url}"),
+        "specUri": "https://www.rfc-editor.org/info/rfc6749",
+        "primary": primary
+    })
+}
+
 /// One `ResourceType` resource (RFC 7643 §6).
 pub fn resource_type(rt: &ResourceType, base: &str) -> Value {
     let name = rt.kind.as_str();

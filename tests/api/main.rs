@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod auth;
 mod backpressure;
 mod bulk;
 mod concurrency;

@@ -10,26 +10,38 @@ use super::super::error::AppError;
 use super::super::response::ScimJson;
 use super::super::state::AppState;
 use super::resources::ResourceId;
-use crate::scim::discovery::{self, bearer_scheme, Capabilities};
+use crate::scim::discovery::{self, basic_scheme, bearer_scheme, oauth2_scheme, Capabilities};
 use crate::scim::schema::ResourceKind;
 use crate::scim::ScimError;
 
-fn capabilities(state: &AppState) -> Capabilities {
+fn capabilities(state: &AppState, ctx: &ScimCtx) -> Capabilities {
     let l = &state.settings.limits;
+    let schemes = state.auth.schemes(&ctx.connector);
+    let mut auth_schemes = Vec::new();
+    if schemes.bearer {
+        auth_schemes.push(bearer_scheme(auth_schemes.is_empty()));
+    }
+    if schemes.oauth2 {
+        let token_url = format!("{}/oauth/token", ctx.base);
+        auth_schemes.push(oauth2_scheme(auth_schemes.is_empty(), &token_url));
+    }
+    if schemes.basic {
+        auth_schemes.push(basic_scheme(auth_schemes.is_empty()));
+    }
     Capabilities {
         bulk_max_operations: l.bulk_max_operations,
         bulk_max_payload: l.max_body_bytes,
         filter_max_results: l.max_page_size,
-        auth_schemes: vec![bearer_scheme(true)],
+        auth_schemes,
         documentation_uri: None,
     }
 }
 
-/// `GET /ServiceProviderConfig`.
+/// `GET /ServiceProviderConfig`: the authentication schemes are those of the connector.
 pub async fn service_provider_config(State(state): State<AppState>, ctx: ScimCtx) -> Response {
     ScimJson::new(
         StatusCode::OK,
-        discovery::service_provider_config(&capabilities(&state), &ctx.base),
+        discovery::service_provider_config(&capabilities(&state, &ctx), &ctx.base),
     )
     .into_response()
 }
