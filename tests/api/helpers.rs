@@ -12,8 +12,11 @@ use tokio::sync::oneshot;
 use usersync::app::Application;
 use usersync::config::Settings;
 use usersync::connectors::{generate_token, hash_hex, hash_token};
+use usersync::delivery::Worker;
+use usersync::emulator::{ConfluenceVersion, Emulator, EmulatorConfig};
 use usersync::store::testdb::TestDb;
 use usersync::store::{Backend, Store};
+use usersync::targets::confluence::{ConfluenceAuth, ConfluenceClient, ConfluenceConfig, Secret};
 
 /// The connector most tests talk to.
 pub const CONNECTOR: &str = "idp";
@@ -48,9 +51,18 @@ pub struct TestApp {
     pub state: usersync::http::state::AppState,
     /// HTTP client.
     pub client: reqwest::Client,
+    /// The Confluence emulator, for tests that deliver.
+    pub emulator: Option<Emulator>,
+    /// A worker over the same store, driven by the test (`deliver_all`) so delivery is
+    /// deterministic; the server's own worker is off unless a test turns it on.
+    pub worker: Option<Worker<ConfluenceClient>>,
     shutdown: Option<oneshot::Sender<()>>,
+    emulator_shutdown: Option<oneshot::Sender<()>>,
     _db: TestDb,
 }
+
+/// The emulator's admin token in tests.
+pub const CONFLUENCE_TOKEN: &str = "emulator-admin-pat";
 
 /// A response, read completely.
 #[derive(Debug)]
@@ -138,6 +150,34 @@ impl TestApp {
 
     /// Starts a server after `configure` adjusted the settings.
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::spawn_full(configure, None).await
+    }
+
+    /// Starts a Confluence emulator (at `version`) and a server delivering to it. The
+    /// server's background worker is off; tests call [`TestApp::deliver_all`].
+    pub async fn spawn_with_confluence(
+        version: ConfluenceVersion,
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let mut config = EmulatorConfig::new(CONFLUENCE_TOKEN);
+        config.version = version;
+        Self::spawn_full(
+            |s| {
+                s.delivery.enabled = false;
+                s.delivery.retry_schedule =
+                    vec![usersync::config::Dur(std::time::Duration::ZERO); 3];
+                s.delivery.jitter = 0.0;
+                configure(s);
+            },
+            Some(config),
+        )
+        .await
+    }
+
+    async fn spawn_full(
+        configure: impl FnOnce(&mut Settings),
+        emulator: Option<EmulatorConfig>,
+    ) -> TestApp {
         init_logs();
         let db = TestDb::create(backend()).await;
         let mut settings = Settings::defaults();
@@ -159,7 +199,38 @@ impl TestApp {
             .create_connector(OTHER, &hash_hex(&hash_token(&other_token)), now)
             .await
             .unwrap();
-        let app = Application::build(settings).await.expect("build app");
+        let (emulator, emulator_shutdown, confluence) = match emulator {
+            Some(config) => {
+                let emu = Emulator::new(config);
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let url = format!("http://{}", listener.local_addr().unwrap());
+                let (tx, rx) = oneshot::channel::<()>();
+                tokio::spawn(emu.clone().serve(listener, async move {
+                    let _ = rx.await;
+                }));
+                let cfg =
+                    ConfluenceConfig::new(url, ConfluenceAuth::Pat(Secret::new(CONFLUENCE_TOKEN)));
+                (Some(emu), Some(tx), Some(cfg))
+            }
+            None => (None, None, None),
+        };
+        let app = Application::build_with_confluence(settings, confluence.clone())
+            .await
+            .expect("build app");
+        let worker = confluence.map(|c| {
+            let s = &app.state().settings;
+            let provisioning = s
+                .connectors
+                .iter()
+                .map(|(n, c)| (n.clone(), c.provisioning.clone()))
+                .collect();
+            Worker::new(
+                app.state().store.clone(),
+                ConfluenceClient::new(c).expect("client"),
+                s.delivery.clone(),
+                provisioning,
+            )
+        });
         let address = format!("http://{}", app.local_addr());
         let store = app.state().store.clone();
         let state = app.state().clone();
@@ -174,7 +245,10 @@ impl TestApp {
             store,
             state,
             client: reqwest::Client::new(),
+            emulator,
+            worker,
             shutdown: Some(tx),
+            emulator_shutdown,
             _db: db,
         }
     }
@@ -334,9 +408,36 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Delivers every due key to the emulator, now.
+    pub async fn deliver_all(&self) -> usize {
+        self.worker
+            .as_ref()
+            .expect("spawned with a Confluence emulator")
+            .drain()
+            .await
+            .expect("deliver")
+    }
+
+    /// The emulator.
+    pub fn confluence(&self) -> &Emulator {
+        self.emulator
+            .as_ref()
+            .expect("spawned with a Confluence emulator")
+    }
+
+    /// Rows of the sync queue.
+    pub async fn queue(&self) -> Vec<usersync::store::queue::QueueRow> {
+        self.store.queue_rows(None).await.unwrap()
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(tx) = self.emulator_shutdown.take() {
             let _ = tx.send(());
         }
     }

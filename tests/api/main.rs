@@ -8,6 +8,7 @@ mod backpressure;
 mod bulk;
 mod concurrency;
 mod connectors;
+mod delivery;
 mod discovery;
 mod errors;
 mod etags;
