@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bulk;
+mod checklist;
 mod concurrency;
 mod connectors;
 mod discovery;
