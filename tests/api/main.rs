@@ -7,6 +7,7 @@ mod bulk;
 mod checklist;
 mod concurrency;
 mod connectors;
+mod cycles;
 mod discovery;
 mod errors;
 mod etags;
