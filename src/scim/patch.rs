@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::coerce::{self, Origin};
-use super::dialect;
+use super::dialect::{self, PathlessTarget};
 use super::error::{ScimError, ScimResult};
 use super::filter::{self, CompValue, CompareOp, Filter};
 use super::members::{member_refs, MemberOp};
@@ -247,9 +247,10 @@ impl<'a> Patcher<'a> {
     }
 
     /// A path-less `add` or `replace`: every key of the object value is a target
-    /// (RFC 7644 §3.5.2.1), including the dotted and URN-qualified keys of Entra's
-    /// `aadOptscim062020` dialect (idp-quirks E3) and Okta's `{"id":…, "displayName":…}`
-    /// group rename, whose `id` is read-only and ignored (O6).
+    /// (RFC 7644 §3.5.2.1), read by [`dialect::pathless_target`], which also takes the dotted
+    /// and URN-qualified keys of Entra's `aadOptscim062020` dialect (idp-quirks E3). A
+    /// read-only target such as the `id` in Okta's `{"id":…, "displayName":…}` group rename
+    /// is ignored (O6).
     fn pathless(&mut self, kind: OpKind, value: &Value) -> ScimResult<()> {
         let Value::Object(obj) = value else {
             return Err(ScimError::invalid_value(
@@ -257,27 +258,19 @@ impl<'a> Patcher<'a> {
             ));
         };
         for (key, v) in obj {
-            if key.eq_ignore_ascii_case("schemas") {
-                continue;
-            }
-            if let Some(urn) = self.reg.canonical_urn(key) {
-                if let Some(ext) = self.rt.extension(urn) {
-                    let urn = ext.schema.id.clone();
-                    self.extension_object(kind, &urn, v)?;
+            match dialect::pathless_target(self.reg, self.rt, key) {
+                PathlessTarget::Ignore => {}
+                PathlessTarget::Extension(urn) => self.extension_object(kind, &urn, v)?,
+                PathlessTarget::Path(parsed) => {
+                    let Some(target) = self.resolve(&parsed)? else {
+                        continue;
+                    };
+                    if target.attr.mutability == Mutability::ReadOnly {
+                        continue;
+                    }
+                    self.apply_target(kind, target, Some(v))?;
                 }
-                continue;
             }
-            let parsed = match PatchPath::parse(key) {
-                Ok(p) => p,
-                Err(_) => continue, // A key that is no attribute path names no attribute.
-            };
-            let Some(target) = self.resolve(&parsed)? else {
-                continue;
-            };
-            if target.attr.mutability == Mutability::ReadOnly {
-                continue;
-            }
-            self.apply_target(kind, target, Some(v))?;
         }
         Ok(())
     }
@@ -291,13 +284,10 @@ impl<'a> Patcher<'a> {
                 "extension \"{urn}\" needs an object value"
             )));
         };
-        let mut v = Value::Object(obj.clone());
-        dialect::manager_id_alias(&mut v);
-        let Value::Object(obj) = v else { return Ok(()) };
         let Some(ext) = self.rt.extension(urn) else {
             return Ok(());
         };
-        for (name, v) in &obj {
+        for (name, v) in obj {
             let Some(attr) = ext.schema.attribute(name) else {
                 continue;
             };
@@ -324,6 +314,18 @@ impl<'a> Patcher<'a> {
         if self.rt.kind == ResourceKind::Group && t.ext.is_none() && t.attr.name == "members" {
             return self.members_op(kind, &t, value);
         }
+        // OneLogin's `managerId`, wherever the manager is written (idp-quirks §4.2).
+        let manager = value
+            .filter(|_| {
+                t.sub.is_none()
+                    && dialect::is_enterprise_manager(self.rt, t.ext.as_deref(), &t.attr.name)
+            })
+            .map(|v| {
+                let mut v = v.clone();
+                dialect::manager_value(&mut v);
+                v
+            });
+        let value = manager.as_ref().or(value);
         let container = container(&mut self.doc, t.ext.as_deref());
         match (&t.filter, t.sub) {
             (None, None) => whole(container, kind, t.attr, value),

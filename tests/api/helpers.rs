@@ -4,6 +4,9 @@
 //! The backend is SQLite unless `USERSYNC_TEST_BACKEND=postgres`; the README's test command
 //! runs this binary once per backend. Logs are silent unless `TEST_LOG=1`.
 
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, Once};
+
 use reqwest::Method;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -31,9 +34,83 @@ pub fn backend() -> Backend {
     }
 }
 
+/// Installs the process-wide subscriber, once, before any test emits an event: a stderr layer
+/// when `TEST_LOG` is set (filtered by `RUST_LOG`, default `info`), and the [`LogCapture`]
+/// layer. One global subscriber rather than a thread-local one per capture, because tracing
+/// caches per call site whether anyone listens; a call site first hit by another test while no
+/// capture was installed could otherwise stay silent for a capture installed later.
 fn init_logs() {
-    if std::env::var("TEST_LOG").is_ok() {
-        usersync::telemetry::init(&usersync::config::LogSettings::default());
+    use tracing_subscriber::filter::{filter_fn, EnvFilter};
+    use tracing_subscriber::prelude::*;
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let stderr = std::env::var("TEST_LOG").is_ok().then(|| {
+            let filter =
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter)
+        });
+        let capture = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(|| CaptureWriter)
+            .with_filter(filter_fn(|_| CAPTURE.with(|c| c.borrow().is_some())));
+        // Fails only if something else installed a global subscriber first; then captures see
+        // nothing and say so.
+        let _ = tracing_subscriber::registry()
+            .with(stderr)
+            .with(capture)
+            .try_init();
+    });
+}
+
+thread_local! {
+    static CAPTURE: RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { RefCell::new(None) };
+}
+
+/// Writes a formatted event into the current thread's capture buffer, if any.
+struct CaptureWriter;
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(buf) = c.borrow().as_ref() {
+                buf.lock().unwrap().extend_from_slice(data);
+            }
+        });
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything logged on this thread, at every level, while it lives. `#[tokio::test]` runs the
+/// server spawned by [`TestApp::spawn`] on the test's own thread, so this sees the server's
+/// logs (not those of database worker threads).
+pub struct LogCapture {
+    buf: Arc<Mutex<Vec<u8>>>,
+}
+
+impl LogCapture {
+    /// Starts capturing on this thread.
+    pub fn start() -> Self {
+        init_logs();
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        CAPTURE.with(|c| *c.borrow_mut() = Some(buf.clone()));
+        LogCapture { buf }
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
     }
 }
 

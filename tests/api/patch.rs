@@ -177,3 +177,30 @@ async fn malformed_paths_are_invalid_path() {
         .await
         .assert_scim_error(404, None);
 }
+
+#[tokio::test]
+async fn a_onelogin_manager_id_sets_the_manager_in_every_patch_form() {
+    let app = TestApp::spawn().await;
+    let id = app
+        .create_user(json!({"userName": "ol", ENT: {"manager": {"value": "E0"}}}))
+        .await;
+    let path = format!("/Users/{id}");
+    for (i, op) in [
+        json!({"op": "replace", "path": "manager", "value": {"managerId": "E1"}}),
+        json!({"op": "replace", "path": format!("{ENT}:manager"), "value": {"managerId": "E2", "displayName": "B"}}),
+        json!({"op": "replace", "value": {"manager": {"managerId": "E3"}}}),
+        json!({"op": "replace", "value": {ENT: {"manager": {"managerId": "E4"}}}}),
+        json!({"op": "replace", "value": {"urn:scim:schemas:extension:enterprise:1.0": {"manager": {"managerId": "E5"}}}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.patch_ops(&path, json!([op])).await.assert_status(200);
+        let want = format!("E{}", i + 1);
+        assert_eq!(
+            app.get(&path).await.body[ENT]["manager"],
+            json!({"value": want}),
+            "{op}"
+        );
+    }
+}

@@ -173,3 +173,19 @@ async fn an_operator_extension_schema_is_accepted_stored_and_advertised() {
     assert_eq!(f.body["totalResults"], 1);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn an_unqualified_manager_with_onelogins_manager_id_is_the_enterprise_manager() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post(
+            "/Users",
+            json!({"userName": "ol", "manager": {"managerId": "E-1001", "displayName": "Manny"}}),
+        )
+        .await;
+    r.assert_status(201);
+    assert_eq!(
+        r.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"],
+        json!({"value": "E-1001"})
+    );
+}
