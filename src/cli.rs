@@ -28,7 +28,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the SCIM server (creates the `default` connector on first start if none exists).
-    Serve,
+    Serve {
+        /// Also start a Confluence emulator and deliver to it: a trial with nothing else to
+        /// install. Overrides any [confluence] section.
+        #[arg(long)]
+        with_emulator: bool,
+        /// Where the emulator listens.
+        #[arg(long, default_value = "127.0.0.1:8090", requires = "with_emulator")]
+        emulator_listen: std::net::SocketAddr,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Load and validate the configuration, then print it with secrets redacted.
@@ -40,6 +48,17 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: QueueAction,
+    },
+    /// Deliver one user to Confluence now and print what was done (to test a mapping).
+    SyncUser {
+        /// The connector the user belongs to.
+        #[arg(long)]
+        connector: String,
+        /// The user's SCIM userName.
+        user_name: String,
+        /// Print the calls that would be made without making them.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Mark every user and group dirty so delivery converges them all (unchanged ones make
     /// no Confluence call).
@@ -114,7 +133,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.log);
     match cli.command {
-        Command::Serve => serve(settings).await,
+        Command::Serve {
+            with_emulator,
+            emulator_listen,
+        } => serve(settings, with_emulator.then_some(emulator_listen)).await,
         Command::Migrate => {
             app::open_store(&settings).await?;
             println!(
@@ -129,6 +151,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Connector { action } => connector(settings, action).await,
         Command::Queue { action } => queue(settings, action).await,
+        Command::SyncUser {
+            connector,
+            user_name,
+            dry_run,
+        } => sync_user(settings, &connector, &user_name, dry_run).await,
         Command::Reconcile { connector } => {
             let store = app::open_store(&settings).await?;
             let n = store
@@ -142,9 +169,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, emulator: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let public = settings.public_url.clone();
-    let app = Application::build(settings).await?;
+    let app = match emulator {
+        None => Application::build(settings).await?,
+        Some(addr) => {
+            let confluence = start_emulator(addr).await?;
+            Application::build_with_confluence(settings, Some(confluence)).await?
+        }
+    };
     let addr = app.local_addr();
     let base = public.unwrap_or_else(|| format!("http://{addr}"));
     if let Some(token) =
@@ -160,6 +193,29 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!(listen = %addr, "usersync is serving SCIM at {base}/scim/v2/{{connector}}");
     app.run_until_stopped(app::shutdown_signal()).await
+}
+
+/// Starts the Confluence emulator for `serve --with-emulator` and returns the client
+/// configuration that points at it.
+async fn start_emulator(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<crate::targets::confluence::ConfluenceConfig> {
+    use crate::emulator::{Emulator, EmulatorConfig};
+    use crate::targets::confluence::{ConfluenceAuth, ConfluenceConfig, Secret};
+    let token = connectors::generate_token();
+    let emulator = Emulator::new(EmulatorConfig::new(token.clone()));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the emulator (--emulator-listen)"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = emulator.serve(listener, std::future::pending()).await {
+            tracing::error!(error.message = %e, "the Confluence emulator stopped");
+        }
+    });
+    println!("Confluence emulator (a test double, not Confluence) at {url}");
+    println!("  see what usersync delivered: curl {url}/__emulator/state");
+    Ok(ConfluenceConfig::new(url, ConfluenceAuth::Pat(Secret::new(token))))
 }
 
 async fn connector(settings: Settings, action: ConnectorAction) -> anyhow::Result<()> {
@@ -227,6 +283,73 @@ async fn connector(settings: Settings, action: ConnectorAction) -> anyhow::Resul
     }
     store.close().await;
     Ok(())
+}
+
+async fn sync_user(settings: Settings, connector: &str, user_name: &str, dry_run: bool) -> anyhow::Result<()> {
+    use crate::delivery::converge::Converged;
+    use crate::delivery::dry_run::DryRun;
+    use crate::delivery::Worker;
+    use crate::targets::confluence::ConfluenceClient;
+
+    let store = app::open_store(&settings).await?;
+    let user = store
+        .find_by_name(connector, crate::scim::schema::ResourceKind::User, user_name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("connector {connector} has no user with userName {user_name:?}"))?;
+    let confluence = settings
+        .confluence
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no [confluence] section: set base_url and token_env first"))?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let client = ConfluenceClient::new(confluence.resolve(&env).map_err(anyhow::Error::msg)?)
+        .map_err(|e| anyhow::anyhow!(e.0))?;
+    let provisioning: std::collections::HashMap<_, _> = settings
+        .connectors
+        .iter()
+        .map(|(n, c)| (n.clone(), c.provisioning.clone()))
+        .collect();
+    let key = crate::store::queue::QueueKey {
+        connector: connector.to_owned(),
+        kind: crate::scim::schema::ResourceKind::User,
+        id: user.id.clone(),
+    };
+    let (outcome, attempts, writes) = if dry_run {
+        let worker = Worker::new(store.clone(), DryRun::new(client), settings.delivery.clone(), provisioning);
+        let (o, a) = worker.sync_now(&key, false).await;
+        (o, a, Some(worker.directory().writes()))
+    } else {
+        let worker = Worker::new(store.clone(), client, settings.delivery.clone(), provisioning);
+        let (o, a) = worker.sync_now(&key, true).await;
+        (o, a, None)
+    };
+    println!("user {user_name} (SCIM id {}) on connector {connector}:", user.id);
+    for a in &attempts {
+        println!(
+            "  {:<48} {:>4} {:>6} ms  {}",
+            a.call,
+            a.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            a.duration_ms,
+            a.error_class.as_deref().unwrap_or("ok")
+        );
+    }
+    if let Some(writes) = writes {
+        if writes.is_empty() {
+            println!("dry run: Confluence already matches; nothing would change");
+        } else {
+            println!("dry run: these changes would be made:");
+            for w in writes {
+                println!("  {w}");
+            }
+        }
+    }
+    store.close().await;
+    match outcome {
+        Converged::Done => {
+            println!("done");
+            Ok(())
+        }
+        Converged::Failed { reason, .. } => anyhow::bail!("not delivered: {reason}"),
+    }
 }
 
 async fn queue(settings: Settings, action: QueueAction) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@
 pub mod confluence;
 pub mod converge;
 pub mod directory;
+pub mod dry_run;
 pub mod policy;
 pub mod settings;
 
@@ -24,7 +25,7 @@ use self::converge::{Converged, Session};
 use self::directory::Directory;
 use self::policy::{FailureKind, Next, RetryPolicy};
 use self::settings::{DeliverySettings, Provisioning};
-use crate::store::queue::Claim;
+use crate::store::queue::{Claim, QueueKey};
 use crate::store::{Backend, Store, StoreResult};
 
 /// How a processed key ended.
@@ -94,6 +95,23 @@ impl<D: Directory + 'static> Worker<D> {
     /// The directory (for `sync-user`).
     pub fn directory(&self) -> &D {
         &self.inner.dir
+    }
+
+    /// Converges one key now, outside the queue (`usersync sync-user`), and returns the
+    /// outcome with the calls made. The queue row, if any, stays and converges to nothing.
+    pub async fn sync_now(&self, key: &QueueKey, persist: bool) -> (Converged, Vec<crate::store::attempts::Attempt>) {
+        let prov = self.provisioning(&key.connector).clone();
+        let mut session = Session::new(&self.inner.dir, &self.inner.store, key, 0);
+        if !persist {
+            session = session.without_persisting();
+        }
+        let outcome = session.converge(&prov).await;
+        if persist {
+            if let Err(e) = self.inner.store.record_attempts(&session.attempts).await {
+                tracing::warn!(error.message = %e, "could not record delivery attempts");
+            }
+        }
+        (outcome, session.attempts)
     }
 
     /// Claims the due keys and converges them (at most `delivery.concurrency` at once);

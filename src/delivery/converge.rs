@@ -67,6 +67,8 @@ pub struct Session<'a, D> {
     store: &'a Store,
     key: &'a QueueKey,
     generation: i64,
+    /// When false (`sync-user --dry-run`), nothing is written to the store.
+    persist: bool,
     /// Calls made, in order.
     pub attempts: Vec<Attempt>,
 }
@@ -79,8 +81,16 @@ impl<'a, D: Directory> Session<'a, D> {
             store,
             key,
             generation,
+            persist: true,
             attempts: Vec::new(),
         }
+    }
+
+    /// A session that changes nothing in the store (links, marks): for dry runs, whose
+    /// directory only records the calls it would make.
+    pub fn without_persisting(mut self) -> Self {
+        self.persist = false;
+        self
     }
 
     async fn call<T>(
@@ -123,6 +133,9 @@ impl<'a, D: Directory> Session<'a, D> {
     }
 
     async fn save(&self, link: &Link) -> Result<(), StoreError> {
+        if !self.persist {
+            return Ok(());
+        }
         self.store.save_link(link, OffsetDateTime::now_utc()).await
     }
 
@@ -490,9 +503,11 @@ impl<'a, D: Directory> Session<'a, D> {
                 if let Some(old) = &link {
                     // A rename: Confluence cannot rename groups, so the members move to the new
                     // group (their keys are marked) and the old one is deleted if the policy says so.
-                    self.store
-                        .mark_group_members(connector, id, OffsetDateTime::now_utc())
-                        .await?;
+                    if self.persist {
+                        self.store
+                            .mark_group_members(connector, id, OffsetDateTime::now_utc())
+                            .await?;
+                    }
                     if prov.on_group_delete == OnGroupDelete::Delete {
                         match self
                             .call(

@@ -216,6 +216,25 @@ impl Store {
         })
     }
 
+    /// Finds a user by `userName` (case-insensitively) or a group by `displayName`.
+    pub async fn find_by_name(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> StoreResult<Option<StoredResource>> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 AND name_lower = $3"
+        );
+        let row = sqlx::query(&sql)
+            .bind(connector.to_owned())
+            .bind(kind.as_str())
+            .bind(name.to_lowercase())
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(rows::resource).transpose()
+    }
+
     /// Reads one resource.
     pub async fn get_resource(
         &self,
