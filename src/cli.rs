@@ -215,7 +215,10 @@ async fn start_emulator(
     });
     println!("Confluence emulator (a test double, not Confluence) at {url}");
     println!("  see what usersync delivered: curl {url}/__emulator/state");
-    Ok(ConfluenceConfig::new(url, ConfluenceAuth::Pat(Secret::new(token))))
+    Ok(ConfluenceConfig::new(
+        url,
+        ConfluenceAuth::Pat(Secret::new(token)),
+    ))
 }
 
 async fn connector(settings: Settings, action: ConnectorAction) -> anyhow::Result<()> {
@@ -285,7 +288,12 @@ async fn connector(settings: Settings, action: ConnectorAction) -> anyhow::Resul
     Ok(())
 }
 
-async fn sync_user(settings: Settings, connector: &str, user_name: &str, dry_run: bool) -> anyhow::Result<()> {
+async fn sync_user(
+    settings: Settings,
+    connector: &str,
+    user_name: &str,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     use crate::delivery::converge::Converged;
     use crate::delivery::dry_run::DryRun;
     use crate::delivery::Worker;
@@ -293,13 +301,18 @@ async fn sync_user(settings: Settings, connector: &str, user_name: &str, dry_run
 
     let store = app::open_store(&settings).await?;
     let user = store
-        .find_by_name(connector, crate::scim::schema::ResourceKind::User, user_name)
+        .find_by_name(
+            connector,
+            crate::scim::schema::ResourceKind::User,
+            user_name,
+        )
         .await?
-        .ok_or_else(|| anyhow::anyhow!("connector {connector} has no user with userName {user_name:?}"))?;
-    let confluence = settings
-        .confluence
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no [confluence] section: set base_url and token_env first"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!("connector {connector} has no user with userName {user_name:?}")
+        })?;
+    let confluence = settings.confluence.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("no [confluence] section: set base_url and token_env first")
+    })?;
     let env: Vec<(String, String)> = std::env::vars().collect();
     let client = ConfluenceClient::new(confluence.resolve(&env).map_err(anyhow::Error::msg)?)
         .map_err(|e| anyhow::anyhow!(e.0))?;
@@ -314,20 +327,35 @@ async fn sync_user(settings: Settings, connector: &str, user_name: &str, dry_run
         id: user.id.clone(),
     };
     let (outcome, attempts, writes) = if dry_run {
-        let worker = Worker::new(store.clone(), DryRun::new(client), settings.delivery.clone(), provisioning);
+        let worker = Worker::new(
+            store.clone(),
+            DryRun::new(client),
+            settings.delivery.clone(),
+            provisioning,
+        );
         let (o, a) = worker.sync_now(&key, false).await;
         (o, a, Some(worker.directory().writes()))
     } else {
-        let worker = Worker::new(store.clone(), client, settings.delivery.clone(), provisioning);
+        let worker = Worker::new(
+            store.clone(),
+            client,
+            settings.delivery.clone(),
+            provisioning,
+        );
         let (o, a) = worker.sync_now(&key, true).await;
         (o, a, None)
     };
-    println!("user {user_name} (SCIM id {}) on connector {connector}:", user.id);
+    println!(
+        "user {user_name} (SCIM id {}) on connector {connector}:",
+        user.id
+    );
     for a in &attempts {
         println!(
             "  {:<48} {:>4} {:>6} ms  {}",
             a.call,
-            a.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            a.status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
             a.duration_ms,
             a.error_class.as_deref().unwrap_or("ok")
         );

@@ -99,7 +99,11 @@ impl<D: Directory + 'static> Worker<D> {
 
     /// Converges one key now, outside the queue (`usersync sync-user`), and returns the
     /// outcome with the calls made. The queue row, if any, stays and converges to nothing.
-    pub async fn sync_now(&self, key: &QueueKey, persist: bool) -> (Converged, Vec<crate::store::attempts::Attempt>) {
+    pub async fn sync_now(
+        &self,
+        key: &QueueKey,
+        persist: bool,
+    ) -> (Converged, Vec<crate::store::attempts::Attempt>) {
         let prov = self.provisioning(&key.connector).clone();
         let mut session = Session::new(&self.inner.dir, &self.inner.store, key, 0);
         if !persist {

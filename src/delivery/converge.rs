@@ -187,11 +187,19 @@ impl<'a, D: Directory> Session<'a, D> {
             groups,
         };
         let mut link = match link.filter(|l| l.status == LinkStatus::Active) {
-            Some(l) => l,
-            None => match self.link_new_user(prov, connector, id, &desired).await? {
-                Ok(l) => l,
-                Err(c) => return Ok(c),
-            },
+            Some(l) if l.applied.is_some() => l,
+            // A link without applied state records a create that was started but not
+            // confirmed (usersync died mid-call): the account, if it exists, is ours.
+            in_doubt => {
+                let in_doubt = in_doubt.is_some();
+                match self
+                    .link_new_user(prov, connector, id, &desired, in_doubt)
+                    .await?
+                {
+                    Ok(l) => l,
+                    Err(c) => return Ok(c),
+                }
+            }
         };
         let mut applied: DesiredUser = link
             .applied
@@ -308,13 +316,16 @@ impl<'a, D: Directory> Session<'a, D> {
     }
 
     /// First delivery of a user: create the account, or follow `on_conflict` when the name
-    /// exists. Returns the new link, or the convergence result when it cannot proceed.
+    /// exists. When `in_doubt`, a create of ours may already have happened, so an existing
+    /// account is taken as ours whatever the policy. Returns the new link, or the
+    /// convergence result when it cannot proceed.
     async fn link_new_user(
         &mut self,
         prov: &Provisioning,
         connector: &str,
         id: &str,
         desired: &DesiredUser,
+        in_doubt: bool,
     ) -> Result<Result<Link, Converged>, StoreError> {
         let u = desired.username.as_str();
         if let Some(other) = self.store.link_by_target(ResourceKind::User, u).await? {
@@ -340,7 +351,7 @@ impl<'a, D: Directory> Session<'a, D> {
             Err(e) => return Ok(Err(failed(&e))),
         };
         match existing {
-            Some(remote) if prov.on_conflict == OnConflict::Refuse => {
+            Some(remote) if prov.on_conflict == OnConflict::Refuse && !in_doubt => {
                 link.status = LinkStatus::Conflict;
                 link.target_key = Some(remote.user_key);
                 link.note = Some(
@@ -378,6 +389,10 @@ impl<'a, D: Directory> Session<'a, D> {
                 Ok(Ok(link))
             }
             None => {
+                // Record the intent first: if usersync dies after Confluence created the
+                // account but before the link is saved, the next attempt adopts it instead of
+                // reporting a conflict with itself.
+                self.save(&link).await?;
                 let key = match self
                     .call(
                         "POST /rest/api/admin/user",

@@ -22,11 +22,17 @@ impl<D> DryRun<D> {
 
     /// The writes that would have been made, in order.
     pub fn writes(&self) -> Vec<String> {
-        self.writes.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn record(&self, what: String) {
-        self.writes.lock().unwrap_or_else(|e| e.into_inner()).push(what);
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(what);
     }
 }
 
@@ -36,7 +42,9 @@ impl<D: Directory> Directory for DryRun<D> {
     }
     async fn create_user(&self, username: &str, full_name: &str, email: &str) -> DirResult<String> {
         let _ = (full_name, email);
-        self.record(format!("create user {username} (full name and e-mail from the mapping)"));
+        self.record(format!(
+            "create user {username} (full name and e-mail from the mapping)"
+        ));
         Ok("dry-run".to_owned())
     }
     async fn update_user(&self, username: &str, full_name: &str, email: &str) -> DirResult<()> {
@@ -45,7 +53,10 @@ impl<D: Directory> Directory for DryRun<D> {
         Ok(())
     }
     async fn set_active(&self, username: &str, active: bool) -> DirResult<()> {
-        self.record(format!("{} {username}", if active { "enable" } else { "disable" }));
+        self.record(format!(
+            "{} {username}",
+            if active { "enable" } else { "disable" }
+        ));
         Ok(())
     }
     async fn delete_user(&self, username: &str) -> DirResult<()> {

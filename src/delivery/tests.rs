@@ -499,3 +499,39 @@ async fn group_rename_moves_members_to_the_new_group() {
     assert_eq!(r.dir.members("new name"), ["m@x.org"]);
     assert!(r.dir.members("old name").is_empty());
 }
+
+#[tokio::test]
+async fn a_create_cut_short_by_a_crash_is_adopted_not_reported_as_a_conflict() {
+    let r = rig(Provisioning::default()).await;
+    r.create("u1", json!({"userName": "crash@x.org"})).await;
+    // What a crash between Confluence's create and usersync's link save leaves behind: the
+    // intent link (no applied state) and an account in Confluence.
+    let intent = crate::store::links::Link {
+        connector: "c".into(),
+        kind: User,
+        scim_id: "u1".into(),
+        target_name: "crash@x.org".into(),
+        target_key: None,
+        status: crate::store::links::LinkStatus::Active,
+        applied: None,
+        note: None,
+    };
+    r.store.save_link(&intent, now()).await.unwrap();
+    r.dir.0.lock().unwrap().users.insert(
+        "crash@x.org".into(),
+        FakeUser {
+            key: "k9".into(),
+            full_name: "crash@x.org".into(),
+            email: "crash@x.org".into(),
+            active: true,
+        },
+    );
+    r.deliver().await;
+    assert!(
+        r.store.queue_rows(None).await.unwrap().is_empty(),
+        "delivered, not dead"
+    );
+    let link = r.store.link("c", User, "u1").await.unwrap().unwrap();
+    assert_eq!(link.target_key.as_deref(), Some("k9"));
+    assert_eq!(r.dir.members("confluence-users"), ["crash@x.org"]);
+}

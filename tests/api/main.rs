@@ -9,6 +9,7 @@ mod bulk;
 mod checklist;
 mod concurrency;
 mod connectors;
+mod crash;
 mod cycles;
 mod delivery;
 mod discovery;
