@@ -385,3 +385,75 @@ async fn a_permanent_400_parks_the_key_with_the_reason_and_a_fix_revives_it() {
     );
     assert!(app.queue().await.is_empty());
 }
+
+#[tokio::test]
+async fn c106_scim_answers_do_not_wait_for_a_slow_confluence() {
+    // Confluence takes 10 s to create a user; the server's own worker delivers in the
+    // background.
+    let app =
+        TestApp::spawn_with_confluence(ConfluenceVersion::V10_2, |s| s.delivery.enabled = true)
+            .await;
+    let mut knobs = app.confluence().knobs();
+    knobs.latency.routes = vec![usersync::emulator::RouteLatency {
+        scope: usersync::emulator::RouteScope {
+            method: Some("POST".into()),
+            path: Some("/rest/api/admin/user".into()),
+        },
+        ms: 10_000,
+    }];
+    app.confluence().set_knobs(knobs);
+    // Okta gives up after about 60 s and Entra counts timeouts toward quarantine; the IdP's
+    // requests must be answered without waiting for Confluence. A 5 s client timeout (half the
+    // Confluence latency) makes the test fail if any answer waited for a Confluence call.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let url = app.url("/Users");
+    let r = client
+        .post(&url)
+        .bearer_auth(&app.token)
+        .header("Content-Type", "application/scim+json")
+        .body(ada().to_string())
+        .send()
+        .await
+        .expect("answered without waiting for Confluence");
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The worker is at work: it has looked the user up and is now waiting on the slow create.
+    for _ in 0..200 {
+        if app
+            .confluence()
+            .calls()
+            .iter()
+            .any(|c| c.method == "GET" && c.path == "/rest/api/user")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        app.confluence()
+            .calls()
+            .iter()
+            .any(|c| c.path == "/rest/api/user"),
+        "the worker reached Confluence"
+    );
+    let patch = json!({"Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    let r = client
+        .patch(format!("{url}/{id}"))
+        .bearer_auth(&app.token)
+        .header("Content-Type", "application/scim+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .expect("answered without waiting for Confluence");
+    assert_eq!(r.status(), 200);
+    assert!(
+        app.confluence().user(ADA).is_none(),
+        "Confluence has not answered yet"
+    );
+}
