@@ -75,19 +75,25 @@ impl RawQuery {
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut q = RawQuery::default();
         for (k, v) in pairs {
-            let slot = match k.to_ascii_lowercase().as_str() {
-                "filter" => &mut q.filter,
-                "startindex" => &mut q.start_index,
-                "count" => &mut q.count,
-                "sortby" => &mut q.sort_by,
-                "sortorder" => &mut q.sort_order,
-                "attributes" => &mut q.attributes,
-                "excludedattributes" => &mut q.excluded,
-                _ => continue,
-            };
-            *slot = Some(v.to_owned());
+            if let Some(slot) = q.slot(k) {
+                *slot = Some(v.to_owned());
+            }
         }
         q
+    }
+
+    /// The field of a parameter name (case-insensitive); `None` for unknown parameters.
+    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "filter" => &mut self.filter,
+            "startindex" => &mut self.start_index,
+            "count" => &mut self.count,
+            "sortby" => &mut self.sort_by,
+            "sortorder" => &mut self.sort_order,
+            "attributes" => &mut self.attributes,
+            "excludedattributes" => &mut self.excluded,
+            _ => return None,
+        })
     }
 
     /// Collects the parameters of a `POST /.search` body (RFC 7644 §3.4.3).
@@ -113,18 +119,12 @@ impl RawQuery {
                     ))),
                 }
             };
-            let slot = match k.to_ascii_lowercase().as_str() {
-                "filter" => &mut q.filter,
-                "startindex" => &mut q.start_index,
-                "count" => &mut q.count,
-                "sortby" => &mut q.sort_by,
-                "sortorder" => &mut q.sort_order,
-                "attributes" => &mut q.attributes,
-                "excludedattributes" => &mut q.excluded,
-                _ => continue,
-            };
-            if !v.is_null() {
-                *slot = Some(as_text(v)?);
+            if v.is_null() {
+                continue;
+            }
+            let text = as_text(v)?;
+            if let Some(slot) = q.slot(k) {
+                *slot = Some(text);
             }
         }
         Ok(q)
