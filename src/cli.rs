@@ -30,7 +30,7 @@ pub enum Command {
     /// Run the SCIM server (creates the `default` connector on first start if none exists).
     Serve {
         /// Also start a Confluence emulator and deliver to it: a trial with nothing else to
-        /// install. Overrides any [confluence] section.
+        /// install. Overrides any `[confluence]` section.
         #[arg(long)]
         with_emulator: bool,
         /// Where the emulator listens.

@@ -2,8 +2,8 @@
 //!
 //! Middleware order, outside in: request id (set `x-request-id` if absent, echo it), trace
 //! span named by the matched route template, error logging, request timeout. Authentication
-//! is an extractor ([`auth::ScimCtx`]) in each handler's signature, so no route can forget it;
-//! the one route without it is each connector's OAuth token endpoint ([`oauth`]), which
+//! is an extractor ([`auth::ScimCtx`](crate::http::auth::ScimCtx)) in each handler's signature, so no route can forget it;
+//! the one route without it is each connector's OAuth token endpoint (`http/oauth.rs`), which
 //! authenticates the client itself.
 //! `http/` never writes SQL: it calls `scim/` and `store/`.
 

@@ -1,7 +1,7 @@
 //! Executing list and search queries (RFC 7644 §3.4.2) against the store.
 //!
 //! The filter's meaning is the Rust evaluator: the store is asked for candidates (through
-//! indexes when [`narrow`] finds an indexed term, else a full scan in chunks), every
+//! indexes when [`narrow`](crate::store::narrow::narrow) finds an indexed term, else a full scan in chunks), every
 //! candidate is rendered and evaluated, then sorted and paged in memory. Without a filter or
 //! sort, paging goes straight to SQL.
 

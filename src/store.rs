@@ -7,7 +7,7 @@
 //! placeholders (SQLite and PostgreSQL both accept them) and only standard SQL that both
 //! dialects share (`ON CONFLICT … DO UPDATE`, `RETURNING`). Where the dialects really differ
 //! (claiming queue rows with `FOR UPDATE SKIP LOCKED` versus a lease) the code branches on
-//! [`Backend`], inside this module. `http/` never writes SQL.
+//! [`Backend`](crate::store::Backend), inside this module. `http/` never writes SQL.
 //!
 //! SQLite uses two pools: one connection for writes (SQLite has a single writer; funnelling
 //! writes through one connection avoids `SQLITE_BUSY` storms under concurrent POSTs) and

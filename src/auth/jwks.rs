@@ -49,7 +49,7 @@ pub enum JwksError {
     /// The endpoint answered with an error status.
     #[error("the key endpoint answered HTTP {0}")]
     Status(u16),
-    /// The document exceeds [`MAX_JWKS_BYTES`].
+    /// The document exceeds `MAX_JWKS_BYTES`.
     #[error("the key document is larger than {MAX_JWKS_BYTES} bytes")]
     TooLarge,
     /// Not a JWKS, or no usable RSA signing key in it.

@@ -6,8 +6,8 @@
 //! type's schema (unknown attributes, operator/type rules), `filter/eval.rs` walks the tree
 //! and reads values from documents and `filter/compare.rs` compares one value with a literal.
 //!
-//! [`matches`] is the *reference* semantics of filtering. The store may translate a filter to
-//! SQL to narrow the candidates, but every candidate is then decided by [`matches`], so the
+//! [`matches()`] is the *reference* semantics of filtering. The store may translate a filter to
+//! SQL to narrow the candidates, but every candidate is then decided by [`matches()`], so the
 //! rules written down in `filter/eval.rs` are the rules clients observe.
 
 use serde_json::Value;

@@ -498,7 +498,7 @@ impl SchemaRegistry {
     }
 
     /// Maps a URN as an IdP spells it to the URN we use, if we know it (case-insensitive; see
-    /// [`URN_ALIASES`]).
+    /// `URN_ALIASES`).
     pub fn canonical_urn(&self, urn: &str) -> Option<&str> {
         if let Some(s) = self.schema(urn) {
             return Some(s.id.as_str());

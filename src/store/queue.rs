@@ -1,6 +1,6 @@
 //! The sync queue: which resource keys still have to reach the targets.
 //!
-//! A key is marked in the same transaction as the write that changed it ([`mark`]). The
+//! A key is marked in the same transaction as the write that changed it (`mark`). The
 //! delivery worker claims due keys with a lease (one in flight per key), converges them, and
 //! then completes, reschedules or parks them as dead. Claims carry the key's `generation`: if
 //! the key was marked again while in flight, completing the old generation only releases the
