@@ -15,6 +15,8 @@ pub mod path;
 pub mod project;
 pub mod query;
 pub mod resource;
+#[cfg(test)]
+mod robustness;
 pub mod schema;
 
 pub use error::{ScimError, ScimResult, ScimType};
