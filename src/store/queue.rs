@@ -91,6 +91,42 @@ pub(crate) async fn mark(
     Ok(())
 }
 
+/// Marks, inside the caller's transaction, the users of `connector` whose `manager_ref` is
+/// one of `keys` (lower-cased), except `id` itself: a manager was written, so the manager
+/// field of their reports may now resolve, change or clear. One statement, on an index.
+pub(crate) async fn mark_reports(
+    conn: &mut AnyConnection,
+    connector: &str,
+    id: &str,
+    keys: &[String],
+    now_ms: i64,
+) -> StoreResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 4)).collect();
+    // `WHERE true`-style condition present, so SQLite parses the upsert after a SELECT.
+    let sql = format!(
+        "INSERT INTO sync_queue (connector, kind, resource_id, generation, state, attempts, \
+         next_attempt_at, enqueued_at) \
+         SELECT connector, kind, id, 1, 'pending', 0, $2, $2 FROM resources \
+         WHERE connector = $1 AND kind = 'User' AND id <> $3 AND manager_ref IN ({}) \
+         ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
+         generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
+         next_attempt_at = excluded.next_attempt_at, last_error = NULL",
+        list.join(", ")
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(connector.to_owned())
+        .bind(now_ms)
+        .bind(id.to_owned());
+    for k in keys {
+        q = q.bind(k.clone());
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
 fn key_from(row: &sqlx::any::AnyRow) -> StoreResult<QueueKey> {
     let kind: String = row.try_get(1)?;
     Ok(QueueKey {
