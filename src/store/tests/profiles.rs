@@ -54,12 +54,23 @@ async fn a_manager_written_after_a_report_marks_the_report(b: Backend) {
         before.0 + 2,
         "old key matched"
     );
+    let back = doc(json!({"userName": "boss", ENT: {"employeeNumber": "E-42"}}));
+    s.modify_resource("c", User, "u-boss", None, now(), move |_| {
+        Ok((back, vec![]))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        generation(&s, "u-emp").await,
+        before.0 + 3,
+        "new key matched"
+    );
     s.delete_resource("c", User, "u-boss", None, now())
         .await
         .unwrap();
     assert_eq!(
         generation(&s, "u-emp").await,
-        before.0 + 3,
+        before.0 + 4,
         "deletion marks too"
     );
     assert!(queue_ids(&s).await.contains(&"u-boss".to_owned()));
