@@ -49,6 +49,9 @@ impl Application {
         let schemas = SchemaRegistry::load(Some(&settings.schemas_dir))
             .map_err(|e| anyhow::anyhow!(e))
             .context("cannot load the schema documents (setting `schemas_dir`)")?;
+        crate::profiles::Profiles::from_env(&settings, &schemas)
+            .map_err(anyhow::Error::msg)
+            .context("the connectors' mapping rules are not valid")?;
         let store = open_store(&settings).await?;
         let connectors = Connectors::load(&settings, store.clone())
             .await

@@ -151,6 +151,9 @@ pub struct Settings {
     /// IdP connections declared in the file, by name.
     #[serde(default)]
     pub connectors: BTreeMap<String, ConnectorSettings>,
+    /// Where `check-config` reads Linchpin's field list.
+    #[serde(default)]
+    pub linchpin: crate::targets::linchpin::LinchpinSettings,
 }
 
 fn default_listen() -> String {
@@ -298,6 +301,16 @@ pub struct ConnectorSettings {
     /// What delivery does with this connector's users and groups in Confluence.
     #[serde(default)]
     pub provisioning: crate::delivery::settings::Provisioning,
+    /// Attribute mapping: identity rules, Linchpin profile fields, manager resolution
+    /// (`[connectors.NAME.mapping]`, see docs/mapping.md).
+    #[serde(default)]
+    pub mapping: crate::mapping::MappingSettings,
+    /// The Linchpin XML feed (`[connectors.NAME.linchpin]`).
+    #[serde(default)]
+    pub linchpin: crate::targets::linchpin::FeedSettings,
+    /// The signed profile webhook (`[connectors.NAME.webhook]`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<crate::targets::webhook::WebhookSettings>,
 }
 
 impl Settings {
@@ -412,6 +425,16 @@ impl Settings {
                     }
                 }
             }
+            let lookup = |var: &str| {
+                env.iter()
+                    .find(|(k, _)| k == var)
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| !v.is_empty())
+            };
+            c.linchpin
+                .validate(&lookup)
+                .and_then(|()| c.webhook.as_ref().map_or(Ok(()), |w| w.validate(&lookup)))
+                .map_err(|e| ConfigError(format!("[connectors.{name}] {e}")))?;
         }
         Ok(())
     }

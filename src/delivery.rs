@@ -10,6 +10,7 @@ pub mod converge;
 pub mod directory;
 pub mod policy;
 pub mod settings;
+mod webhook;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,6 +24,7 @@ use self::converge::{Converged, Session};
 use self::directory::Directory;
 use self::policy::{FailureKind, Next, RetryPolicy};
 use self::settings::{DeliverySettings, Provisioning};
+use crate::profiles::Profiles;
 use crate::store::queue::Claim;
 use crate::store::{Backend, Store, StoreResult};
 
@@ -44,6 +46,7 @@ struct Inner<D> {
     policy: RetryPolicy,
     provisioning: HashMap<String, Provisioning>,
     default_provisioning: Provisioning,
+    profiles: Arc<Profiles>,
     slots: Semaphore,
 }
 
@@ -62,12 +65,29 @@ impl<D> Clone for Worker<D> {
 
 impl<D: Directory + 'static> Worker<D> {
     /// A worker delivering to `dir`, with each connector's provisioning policy (connectors not
-    /// listed get the defaults).
+    /// listed get the defaults) and the built-in mapping.
     pub fn new(
         store: Store,
         dir: D,
         settings: DeliverySettings,
         provisioning: HashMap<String, Provisioning>,
+    ) -> Self {
+        Self::with_profiles(
+            store,
+            dir,
+            settings,
+            provisioning,
+            Arc::new(Profiles::default()),
+        )
+    }
+
+    /// [`Worker::new`] with each connector's mapping and profile targets (the webhook).
+    pub fn with_profiles(
+        store: Store,
+        dir: D,
+        settings: DeliverySettings,
+        provisioning: HashMap<String, Provisioning>,
+        profiles: Arc<Profiles>,
     ) -> Self {
         let slots = Semaphore::new(settings.concurrency.max(1));
         Self {
@@ -78,6 +98,7 @@ impl<D: Directory + 'static> Worker<D> {
                 settings,
                 provisioning,
                 default_provisioning: Provisioning::default(),
+                profiles,
                 slots,
             }),
         }
@@ -143,13 +164,14 @@ impl<D: Directory + 'static> Worker<D> {
     pub async fn process(&self, claim: Claim) -> KeyOutcome {
         let key = claim.key.clone();
         let prov = self.provisioning(&key.connector).clone();
+        let profiles = self.inner.profiles.get(&key.connector);
         // Convergence runs in its own task so a panic (a bug, a malformed document) becomes a
         // failed attempt of this key only.
         let me = self.clone();
         let c = claim.clone();
         let joined = tokio::spawn(async move {
             let mut session = Session::new(&me.inner.dir, &me.inner.store, &c.key, c.generation);
-            let outcome = session.converge(&prov).await;
+            let outcome = session.converge(&prov, &profiles).await;
             (outcome, session.attempts)
         })
         .await;

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod linchpin;
 pub mod response;
 pub mod scim;
 pub mod state;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.settings.limits.request_timeout.0;
     Router::new()
         .merge(scim::router())
+        .merge(linchpin::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(fallback)

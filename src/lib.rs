@@ -21,13 +21,15 @@ pub mod emulator;
 pub mod http;
 /// From SCIM resources to the state they should have in Confluence.
 pub mod mapping;
+/// Mapped profiles resolved against the store: the Linchpin feed, webhook and preview.
+pub mod profiles;
 /// The SCIM protocol, pure.
 pub mod scim;
 /// List and search execution.
 pub mod search;
 /// SQLite and PostgreSQL persistence with the sync queue.
 pub mod store;
-/// Delivery targets: the Confluence REST client.
+/// Delivery targets: Confluence, the Linchpin feed, the signed webhook.
 pub mod targets;
 /// Logging setup.
 pub mod telemetry;

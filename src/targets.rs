@@ -1,3 +1,5 @@
 //! Delivery targets.
 
 pub mod confluence;
+pub mod linchpin;
+pub mod webhook;

@@ -499,3 +499,5 @@ async fn group_rename_moves_members_to_the_new_group() {
     assert_eq!(r.dir.members("new name"), ["m@x.org"]);
     assert!(r.dir.members("old name").is_empty());
 }
+
+mod webhook;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::connectors::Connectors;
+use crate::profiles::Profiles;
 use crate::scim::filter;
 use crate::scim::schema::SchemaRegistry;
 use crate::search::Paging;
@@ -27,6 +28,8 @@ pub struct StateInner {
     pub connectors: Connectors,
     /// Set while the sync queue is deeper than `backpressure.max_queue_depth`.
     pub queue_saturated: AtomicBool,
+    /// Each connector's compiled mapping, Linchpin feed and webhook.
+    pub profiles: Arc<Profiles>,
 }
 
 impl AppState {
@@ -37,7 +40,14 @@ impl AppState {
         store: Store,
         connectors: Connectors,
     ) -> Self {
+        // Validated by `Application::build` before this runs; a failure here can only come from
+        // an environment variable unset in between, and leaves the built-in mapping in place.
+        let profiles = Profiles::from_env(&settings, &schemas).unwrap_or_else(|e| {
+            tracing::error!(error.message = %e, "mapping rules not loaded; built-in rules in use");
+            Profiles::default()
+        });
         AppState(Arc::new(StateInner {
+            profiles: Arc::new(profiles),
             settings,
             schemas,
             store,
