@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use usersync::app::Application;
-use usersync::config::Settings;
+use usersync::config::{ConnectorSettings, OneOrMany, Settings};
 use usersync::connectors::{generate_token, hash_hex, hash_token};
 use usersync::store::testdb::TestDb;
 use usersync::store::{Backend, Store};
@@ -19,6 +19,26 @@ use usersync::store::{Backend, Store};
 pub const CONNECTOR: &str = "idp";
 /// A second connector, for isolation tests.
 pub const OTHER: &str = "other";
+
+/// Environment variable holding the token of [`CONNECTOR`] when a test declares it in the
+/// configuration (to give it mapping rules) instead of storing it.
+pub const IDP_TOKEN_ENV: &str = "USERSYNC_TEST_IDP_TOKEN";
+/// Environment variable holding the Linchpin feed key of such a connector.
+pub const FEED_KEY_ENV: &str = "USERSYNC_TEST_FEED_KEY";
+/// The Linchpin feed key.
+pub const FEED_KEY: &str = "test-feed-key-0123456789abcdef";
+const IDP_TOKEN: &str = "usy_test-token-of-the-declared-idp-connector";
+
+/// Sets the two variables above, once per process: `set_var` while other threads read the
+/// environment is only safe through Rust's own (locked) accessors, and the values never
+/// change, so one write before any server starts is enough.
+fn test_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var(IDP_TOKEN_ENV, IDP_TOKEN);
+        std::env::set_var(FEED_KEY_ENV, FEED_KEY);
+    });
+}
 
 /// The backend chosen for this run.
 pub fn backend() -> Backend {
@@ -136,9 +156,37 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
+    /// Starts a server where [`CONNECTOR`] is declared in the configuration, with a Linchpin
+    /// feed key and whatever `configure` adds (mapping rules, feed settings, a webhook).
+    pub async fn spawn_with_connector(configure: impl FnOnce(&mut ConnectorSettings)) -> TestApp {
+        test_env();
+        let mut app = Self::spawn_with(|s| {
+            let mut c = ConnectorSettings {
+                token_env: Some(OneOrMany::One(IDP_TOKEN_ENV.to_owned())),
+                ..ConnectorSettings::default()
+            };
+            c.linchpin.feed_key_env = Some(FEED_KEY_ENV.to_owned());
+            configure(&mut c);
+            s.connectors.insert(CONNECTOR.to_owned(), c);
+        })
+        .await;
+        // The declared connector wins over the stored one of the same name.
+        app.token = IDP_TOKEN.to_owned();
+        app
+    }
+
+    /// The connector's Linchpin feed URL, with the key.
+    pub fn feed_url(&self) -> String {
+        format!(
+            "{}/linchpin/{CONNECTOR}/profiles.xml?key={FEED_KEY}",
+            self.address
+        )
+    }
+
     /// Starts a server after `configure` adjusted the settings.
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         init_logs();
+        test_env();
         let db = TestDb::create(backend()).await;
         let mut settings = Settings::defaults();
         settings.listen = "127.0.0.1:0".into();
