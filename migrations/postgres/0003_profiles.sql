@@ -19,6 +19,9 @@ CREATE INDEX resources_employee_number ON resources (connector, kind, employee_n
 CREATE INDEX resources_manager_ref ON resources (connector, manager_ref);
 -- The Linchpin feed's ETag reads MAX(updated_at) per connector on every poll.
 CREATE INDEX resources_updated ON resources (connector, kind, updated_at);
+-- The feed (and any chunked scan) pages a connector's users by `seq > cursor ORDER BY seq`:
+-- without this index SQLite sorts all of the connector's users for every page.
+CREATE INDEX resources_scan ON resources (connector, kind, seq);
 CREATE INDEX identity_links_updated ON identity_links (connector, updated_at);
 
 -- What each profile target last received for a user, as a digest of the payload: delivery

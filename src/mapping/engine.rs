@@ -68,15 +68,28 @@ impl Rule {
     /// Runs the rule on `input` (a computed value) or else on its sources (the first that
     /// yields anything wins). Empty strings are dropped after the transforms, so a transform
     /// that empties a value turns it into "no value".
-    fn run(&self, input: Option<Vec<String>>, doc: &Document, sandbox: &Sandbox) -> RuleTrace {
-        let source = input.unwrap_or_else(|| {
+    /// `keep_source` keeps the source values in the trace (a copy per rule and user, so only
+    /// when someone looks: `mapping preview`).
+    fn run(
+        &self,
+        input: Option<Vec<String>>,
+        doc: &Document,
+        sandbox: &Sandbox,
+        keep_source: bool,
+    ) -> RuleTrace {
+        let read = input.unwrap_or_else(|| {
             self.sources
                 .iter()
                 .map(|s| s.read(doc))
                 .find(|v| !v.is_empty())
                 .unwrap_or_default()
         });
-        let mut values = source.clone();
+        let source = if keep_source {
+            read.clone()
+        } else {
+            Vec::new()
+        };
+        let mut values = read;
         for t in &self.transforms {
             values = match t.apply(values, doc, sandbox) {
                 Ok(v) => v,
@@ -293,7 +306,7 @@ impl ConnectorMapping {
         let Some(rule) = rule else {
             return builtin(doc);
         };
-        match rule.run(None, doc, &self.sandbox).result {
+        match rule.run(None, doc, &self.sandbox, false).result {
             Err(reason) => Err(MappingError::Rule { rule: name, reason }),
             Ok(v) => match v.into_iter().next() {
                 Some(value) => Ok(value),
@@ -337,7 +350,7 @@ impl ConnectorMapping {
             ("email", self.email.as_ref()),
         ]
         .into_iter()
-        .map(|(name, rule)| (name, rule.map(|r| r.run(None, doc, &self.sandbox))))
+        .map(|(name, rule)| (name, rule.map(|r| r.run(None, doc, &self.sandbox, true))))
         .collect()
     }
 
@@ -353,7 +366,7 @@ impl ConnectorMapping {
     ) -> Result<Profile, Skipped> {
         let mut fields = Vec::with_capacity(self.fields.len());
         for f in &self.fields {
-            let (value, source) = self.field_value(f, doc, username, manager)?;
+            let (value, source) = self.field_value(f, doc, username, manager, trace)?;
             fields.push(ProfileField {
                 name: f.name.clone(),
                 xml: f.xml.clone(),
@@ -374,6 +387,7 @@ impl ConnectorMapping {
         doc: &Document,
         username: &str,
         manager: &ManagerLookup,
+        trace: bool,
     ) -> Result<(FieldValue, Vec<String>), Skipped> {
         let computed = |r: Result<String, MappingError>| match r {
             Ok(v) => Ok(vec![v]),
@@ -410,8 +424,8 @@ impl ConnectorMapping {
                 }
             },
         };
-        let trace = f.rule.run(input, doc, &self.sandbox);
-        let value = match trace.result {
+        let run = f.rule.run(input, doc, &self.sandbox, trace);
+        let value = match run.result {
             Err(reason) => FieldValue::Failed(reason),
             Ok(v) if v.is_empty() => match f.rule.on_missing {
                 OnMissing::Keep => FieldValue::Keep,
@@ -424,7 +438,7 @@ impl ConnectorMapping {
             },
             Ok(v) => FieldValue::Set(v),
         };
-        Ok((value, trace.source))
+        Ok((value, run.source))
     }
 }
 

@@ -6,10 +6,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures_util::stream::{self, Stream};
+use tokio::task::JoinHandle;
 
 use super::resolve::{Resolved, Resolver};
 use super::ConnectorProfiles;
-use crate::store::Store;
+use crate::store::profiles::ProfileRow;
+use crate::store::{Store, StoreResult};
 use crate::targets::linchpin::{xml, Deprovisioned};
 
 /// Users per store page (one chunk of the body).
@@ -39,6 +41,22 @@ struct Cursor {
     state: State,
     seen: HashSet<String>,
     stats: FeedStats,
+    /// The next page, already being read (and its documents parsed) on another task while
+    /// this one maps and renders the current page.
+    next: Option<JoinHandle<StoreResult<Vec<ProfileRow>>>>,
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        // Linchpin hung up: do not leave a read running for nobody.
+        if let Some(next) = self.next.take() {
+            next.abort();
+        }
+    }
+}
+
+fn fetch(store: Store, connector: String, after: i64) -> JoinHandle<StoreResult<Vec<ProfileRow>>> {
+    tokio::spawn(async move { store.profile_page(&connector, after, PAGE).await })
 }
 
 #[derive(PartialEq)]
@@ -50,18 +68,30 @@ enum State {
 
 impl Cursor {
     /// The next non-empty chunk of users, or `None` at the end.
-    async fn next_users(&mut self) -> Result<Option<String>, crate::store::StoreError> {
+    async fn next_users(&mut self) -> Result<Option<String>, std::io::Error> {
         loop {
-            let rows = self
-                .resolver
-                .store()
-                .profile_page(self.resolver.connector(), self.after, PAGE)
-                .await?;
+            let store = self.resolver.store().clone();
+            let connector = self.resolver.connector().to_owned();
+            let pending = self
+                .next
+                .take()
+                .unwrap_or_else(|| fetch(store.clone(), connector.clone(), self.after));
+            let rows = pending
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?;
             let Some(last) = rows.last() else {
                 return Ok(None);
             };
             self.after = last.seq;
-            let resolved = self.resolver.resolve(&rows).await?;
+            if rows.len() as i64 == PAGE {
+                self.next = Some(fetch(store, connector, self.after));
+            }
+            let resolved = self
+                .resolver
+                .resolve(&rows)
+                .await
+                .map_err(std::io::Error::other)?;
             let profiles = self.resolver.profiles().clone();
             let mut out = String::with_capacity(rows.len() * 512);
             for r in resolved {
@@ -99,8 +129,9 @@ impl Cursor {
     }
 }
 
-/// The feed of `connector` as a stream of byte chunks. A store error ends the stream with an
-/// error, which aborts the response: Linchpin then sees a truncated document and imports
+/// The feed of `connector` as a stream of byte chunks (call within a Tokio runtime: the next
+/// page is read on a spawned task). A store error ends the stream with an error, which
+/// aborts the response: Linchpin then sees a truncated document and imports
 /// nothing, rather than a partial feed that would leave users out.
 pub fn stream(
     store: Store,
@@ -113,6 +144,7 @@ pub fn stream(
         state: State::Head,
         seen: HashSet::new(),
         stats: FeedStats::default(),
+        next: None,
     };
     stream::unfold(cursor, |mut c| async move {
         match c.state {
@@ -147,7 +179,7 @@ pub fn stream(
                         error.message = %crate::http::error::error_chain(&e),
                         "the Linchpin feed stopped: store error"
                     );
-                    Some((Err(std::io::Error::other(e)), c))
+                    Some((Err(e), c))
                 }
             },
         }

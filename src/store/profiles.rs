@@ -147,9 +147,11 @@ impl Store {
                 }));
                 marks.push(format!("${}", args.len()));
             }
+            // No ORDER BY: with one, SQLite prefers the (connector, kind, seq) index, which
+            // returns rows in order but scans every user of the connector. Sorted below.
             let sql = format!(
                 "SELECT {PROFILE_COLUMNS} FROM resources r {LINK_JOIN} WHERE r.connector = $1 \
-                 AND r.kind = 'User' AND {column} IN ({}) ORDER BY r.seq",
+                 AND r.kind = 'User' AND {column} IN ({})",
                 marks.join(", ")
             );
             let rows = bind_args(sqlx::query(&sql), &args)
@@ -159,6 +161,7 @@ impl Store {
                 out.push(profile_row(r)?);
             }
         }
+        out.sort_by_key(|r| r.seq);
         Ok(out)
     }
 

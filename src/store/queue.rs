@@ -105,12 +105,16 @@ pub(crate) async fn mark_reports(
         return Ok(());
     }
     let list: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 4)).collect();
-    // `WHERE true`-style condition present, so SQLite parses the upsert after a SELECT.
+    // Only (connector, manager_ref) is filtered on, so both databases use the
+    // resources_manager_ref index; a `kind` term would let SQLite's planner prefer the
+    // (connector, kind, id) index and scan every user of the connector on every write.
+    // manager_ref is NULL for groups. The WHERE clause also lets SQLite parse the upsert
+    // after a SELECT.
     let sql = format!(
         "INSERT INTO sync_queue (connector, kind, resource_id, generation, state, attempts, \
          next_attempt_at, enqueued_at) \
          SELECT connector, kind, id, 1, 'pending', 0, $2, $2 FROM resources \
-         WHERE connector = $1 AND kind = 'User' AND id <> $3 AND manager_ref IN ({}) \
+         WHERE connector = $1 AND manager_ref IN ({}) AND id <> $3 \
          ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
          generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
          next_attempt_at = excluded.next_attempt_at, last_error = NULL",
