@@ -380,19 +380,31 @@ mod tests {
     }
 
     #[test]
-    fn lower_upper_and_trim_map_every_value() {
+    fn lower_maps_every_value_with_unicode_rules() {
         assert_eq!(ok(TransformSpec::Lower, &["ÄDA", "Bob"]), ["äda", "bob"]);
-        assert_eq!(ok(TransformSpec::Upper, &["straße"]), ["STRASSE"]);
-        assert_eq!(ok(TransformSpec::Trim, &["  x \t"]), ["x"]);
     }
 
     #[test]
-    fn before_and_after_split_at_the_first_separator_or_keep_the_value() {
-        let before = || TransformSpec::Before { sep: "@".into() };
-        let after = || TransformSpec::After { sep: "@".into() };
-        assert_eq!(ok(before(), &["ada@x@y", "plain"]), ["ada", "plain"]);
-        assert_eq!(ok(after(), &["ada@x@y", "plain"]), ["x@y", "plain"]);
+    fn upper_maps_every_value_with_unicode_rules() {
+        assert_eq!(ok(TransformSpec::Upper, &["straße", "x"]), ["STRASSE", "X"]);
+    }
+
+    #[test]
+    fn trim_strips_surrounding_whitespace() {
+        assert_eq!(ok(TransformSpec::Trim, &["  x \t", "y"]), ["x", "y"]);
+    }
+
+    #[test]
+    fn before_keeps_the_part_before_the_first_separator_or_the_value() {
+        let before = TransformSpec::Before { sep: "@".into() };
+        assert_eq!(ok(before, &["ada@x@y", "plain"]), ["ada", "plain"]);
         assert!(run(TransformSpec::Before { sep: "".into() }, &[]).is_err());
+    }
+
+    #[test]
+    fn after_keeps_the_part_after_the_first_separator_or_the_value() {
+        let after = TransformSpec::After { sep: "@".into() };
+        assert_eq!(ok(after, &["ada@x@y", "plain"]), ["x@y", "plain"]);
     }
 
     #[test]
@@ -410,12 +422,28 @@ mod tests {
     }
 
     #[test]
-    fn join_and_first_turn_a_list_into_one_value() {
+    fn join_turns_a_list_into_one_value() {
         let join = || TransformSpec::Join { sep: "; ".into() };
         assert_eq!(ok(join(), &["Rust", "SCIM"]), ["Rust; SCIM"]);
         assert!(ok(join(), &[]).is_empty(), "nothing joined is no value");
+    }
+
+    #[test]
+    fn first_keeps_the_first_value() {
         assert_eq!(ok(TransformSpec::First, &["a", "b"]), ["a"]);
         assert!(ok(TransformSpec::First, &[]).is_empty());
+    }
+
+    #[test]
+    fn script_runs_in_the_sandbox_with_the_values() {
+        let spec = TransformSpec::Script {
+            code: "values.map(|v| v + \"!\")".into(),
+        };
+        assert_eq!(ok(spec, &["a", "b"]), ["a!", "b!"]);
+        let bad = TransformSpec::Script {
+            code: "let x = ;".into(),
+        };
+        assert!(run(bad, &[]).unwrap_err().contains("compile"));
     }
 
     #[test]

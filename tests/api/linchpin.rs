@@ -8,7 +8,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use usersync::emulator::{Emulator, EmulatorConfig, LupValue, SeedUser};
-use usersync::mapping::ManagerKey;
+use usersync::mapping::{ManagerKey, OnManagerGone};
+use usersync::scim::schema::ResourceKind;
+use usersync::store::links::{Link, LinkStatus};
 use usersync::targets::linchpin::fields::Credentials;
 
 use crate::helpers::{Opts, TestApp, CONNECTOR, FEED_KEY};
@@ -316,4 +318,111 @@ transforms = [{ op = "replace", pattern = "\\s+", with = "" }]
     )
     .await;
     assert!(refused.is_err(), "anonymous reads are refused");
+}
+
+#[tokio::test]
+async fn managers_in_a_cycle_or_naming_themselves_do_not_loop() {
+    let app = TestApp::spawn_with_connector(|c| {
+        c.mapping.manager.refers_to = ManagerKey::UserName;
+    })
+    .await;
+    app.create_user(json!({"userName": "a@example.com", ENT: {"manager": "B@example.com"}}))
+        .await;
+    app.create_user(json!({"userName": "b@example.com", ENT: {"manager": "a@example.com"}}))
+        .await;
+    app.create_user(json!({"userName": "c@example.com", ENT: {"manager": "c@example.com"}}))
+        .await;
+    let body = tokio::time::timeout(std::time::Duration::from_secs(5), feed(&app))
+        .await
+        .expect("the feed ends");
+    assert!(element_of(&body, "a@example.com").contains("<manager>b@example.com</manager>"));
+    assert!(element_of(&body, "b@example.com").contains("<manager>a@example.com</manager>"));
+    assert!(
+        element_of(&body, "c@example.com").contains("<manager></manager>"),
+        "a self-reference is no manager"
+    );
+}
+
+#[tokio::test]
+async fn a_deprovisioned_manager_is_kept_or_cleared_per_policy() {
+    for (policy, expected) in [
+        (OnManagerGone::Keep, "<manager>boss@example.com</manager>"),
+        (OnManagerGone::Clear, "<manager></manager>"),
+    ] {
+        let app = TestApp::spawn_with_connector(|c| {
+            c.mapping.manager.on_deprovisioned = policy;
+        })
+        .await;
+        let boss = app.user("boss@example.com").await;
+        app.create_user(json!({"userName": "emp@example.com", ENT: {"manager": boss}}))
+            .await;
+        app.patch_ops(
+            &format!("/Users/{boss}"),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await
+        .assert_status(200);
+        let body = feed(&app).await;
+        assert!(
+            element_of(&body, "emp@example.com").contains(expected),
+            "{policy:?} inactive: {body}"
+        );
+        // Deleted, while its identity link (made when delivery created the account) remains.
+        app.store
+            .save_link(
+                &Link {
+                    connector: CONNECTOR.into(),
+                    kind: ResourceKind::User,
+                    scim_id: boss.clone(),
+                    target_name: "boss@example.com".into(),
+                    target_key: Some("k".into()),
+                    status: LinkStatus::Active,
+                    applied: None,
+                    note: None,
+                },
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+        app.delete(&format!("/Users/{boss}"))
+            .await
+            .assert_status(204);
+        let body = feed(&app).await;
+        assert!(
+            element_of(&body, "emp@example.com").contains(expected),
+            "{policy:?} deleted: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mapping_preview_shows_sources_mapped_values_and_what_the_feed_carries() {
+    let app = TestApp::spawn_with_connector(|c| {
+        c.mapping.username = Some(
+            toml::from_str(
+                "source = \"userName\"\ntransforms = [\"lower\", { op = \"before\", sep = \"@\" }]",
+            )
+            .unwrap(),
+        );
+    })
+    .await;
+    app.create_user(
+        json!({"userName": "Prev.Iew@Example.com", "title": "Tester",
+        ENT: {"manager": {"value": "nobody-yet"}}}),
+    )
+    .await;
+    let out = usersync::cli::mapping::preview(
+        &app.state.settings,
+        &app.store,
+        CONNECTOR,
+        "prev.iew@example.com",
+    )
+    .await
+    .unwrap();
+    assert!(out.contains("[\"Prev.Iew@Example.com\"]"), "{out}");
+    assert!(out.contains("-> \"prev.iew\""), "{out}");
+    assert!(out.contains("not arrived yet"), "{out}");
+    assert!(out.contains("<username>prev.iew</username>"), "{out}");
+    assert!(out.contains("<title>Tester</title>"), "{out}");
+    assert!(out.contains("no webhook configured"), "{out}");
 }
