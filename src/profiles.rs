@@ -34,6 +34,21 @@ pub struct ConnectorProfiles {
 }
 
 impl ConnectorProfiles {
+    /// Targets from parts (tests and tools).
+    pub fn new(
+        mapping: ConnectorMapping,
+        feed: FeedSettings,
+        feed_key: Option<&str>,
+        webhook: Option<WebhookClient>,
+    ) -> Self {
+        Self {
+            mapping,
+            feed,
+            feed_key: feed_key.map(|k| k.as_bytes().to_vec()),
+            webhook,
+        }
+    }
+
     /// Built-in mapping, no feed, no webhook: connectors created with the CLI.
     pub fn builtin() -> Self {
         Self {
@@ -152,22 +167,5 @@ impl Profiles {
     pub fn insert(&mut self, connector: &str, profiles: ConnectorProfiles) {
         self.by_connector
             .insert(connector.to_owned(), Arc::new(profiles));
-    }
-}
-
-impl ConnectorProfiles {
-    /// Targets from parts (tests and tools).
-    pub fn new(
-        mapping: ConnectorMapping,
-        feed: FeedSettings,
-        feed_key: Option<&str>,
-        webhook: Option<WebhookClient>,
-    ) -> Self {
-        Self {
-            mapping,
-            feed,
-            feed_key: feed_key.map(|k| k.as_bytes().to_vec()),
-            webhook,
-        }
     }
 }

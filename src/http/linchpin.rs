@@ -63,8 +63,7 @@ fn http_date(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// Serves the feed.
-#[tracing::instrument(level = "debug", skip_all)]
+/// Serves the feed. (Not `#[instrument]`ed: the connector is recorded on the request span.)
 async fn get_feed(
     State(state): State<AppState>,
     Path(connector): Path<String>,
