@@ -22,7 +22,9 @@ CREATE INDEX resources_updated ON resources (connector, kind, updated_at);
 -- The feed (and any chunked scan) pages a connector's users by `seq > cursor ORDER BY seq`:
 -- without this index SQLite sorts all of the connector's users for every page.
 CREATE INDEX resources_scan ON resources (connector, kind, seq);
-CREATE INDEX identity_links_updated ON identity_links (connector, updated_at);
+-- Links count for the ETag by creation: delivery re-saves a link (and its updated_at) on
+-- every convergence, but only a new link changes the username the feed prints.
+CREATE INDEX identity_links_created ON identity_links (connector, created_at);
 
 -- What each profile target last received for a user, as a digest of the payload: delivery
 -- compares it with the digest of the current profile and sends nothing when they match

@@ -8,8 +8,8 @@
 //! reverse proxy that only Confluence reaches (docs/mapping.md). usersync itself never logs
 //! query strings.
 //!
-//! `ETag` (over the user count, the latest change of a user or identity link, and the
-//! mapping's fingerprint) and `Last-Modified` let the scheduled pull end in `304` when
+//! `ETag` (over the user and link counts, the latest change of a user or creation of a link,
+//! and the mapping's fingerprint) and `Last-Modified` let the scheduled pull end in `304` when
 //! nothing changed.
 
 use axum::body::Body;
@@ -98,8 +98,9 @@ async fn get_feed(
     };
     let etag = {
         let text = format!(
-            "{}:{}:{}",
+            "{}:{}:{}:{}",
             stamp.users,
+            stamp.links,
             stamp.changed_ms,
             profiles.feed_fingerprint()
         );

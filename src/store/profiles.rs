@@ -35,7 +35,9 @@ pub struct ProfileRow {
 pub struct FeedStamp {
     /// Users of the connector.
     pub users: i64,
-    /// Latest change of a user or of an identity link of the connector, Unix milliseconds.
+    /// Identity links of the connector.
+    pub links: i64,
+    /// Latest change of a user or creation of an identity link, Unix milliseconds.
     pub changed_ms: i64,
 }
 
@@ -195,9 +197,10 @@ impl Store {
         Ok(out)
     }
 
-    /// The feed's change stamp: user count and the latest change of a user or an identity
-    /// link of the connector (a link's username is what the feed prints). Deletions change
-    /// the count. Both maxima are read on an index.
+    /// The feed's change stamp: user count and latest user change, and count and latest
+    /// creation of the connector's identity links (a new link can change the username the
+    /// feed prints; delivery re-saving an existing link cannot, so its `updated_at` is not
+    /// used). Deletions change the counts. Every part is read on an index.
     pub async fn feed_stamp(&self, connector: &str) -> StoreResult<FeedStamp> {
         let row = sqlx::query(
             "SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM resources \
@@ -206,17 +209,21 @@ impl Store {
         .bind(connector.to_owned())
         .fetch_one(self.reader())
         .await?;
-        let links: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(updated_at), 0) FROM identity_links WHERE connector = $1",
+        let links = sqlx::query(
+            "SELECT COUNT(*), COALESCE(MAX(created_at), 0) FROM identity_links \
+             WHERE connector = $1",
         )
         .bind(connector.to_owned())
         .fetch_one(self.reader())
         .await?;
         let users: i64 = row.try_get(0)?;
         let changed: i64 = row.try_get(1)?;
+        let link_count: i64 = links.try_get(0)?;
+        let linked: i64 = links.try_get(1)?;
         Ok(FeedStamp {
             users,
-            changed_ms: changed.max(links),
+            links: link_count,
+            changed_ms: changed.max(linked),
         })
     }
 }

@@ -119,6 +119,26 @@ async fn the_feed_stamp_moves_with_users_and_links(b: Backend) {
     let one = s.feed_stamp("c").await.unwrap();
     assert_eq!(one.users, 1);
     assert!(one.changed_ms > 0);
+    // A new identity link moves the stamp; delivery re-saving it does not.
+    let link = crate::store::links::Link {
+        connector: "c".into(),
+        kind: User,
+        scim_id: "u1".into(),
+        target_name: "a".into(),
+        target_key: None,
+        status: crate::store::links::LinkStatus::Active,
+        applied: None,
+        note: None,
+    };
+    let later = now() + time::Duration::seconds(5);
+    s.save_link(&link, later).await.unwrap();
+    let linked = s.feed_stamp("c").await.unwrap();
+    assert_eq!(linked.links, 1);
+    assert!(linked.changed_ms > one.changed_ms);
+    s.save_link(&link, later + time::Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(s.feed_stamp("c").await.unwrap(), linked);
     s.delete_resource("c", User, "u1", None, now())
         .await
         .unwrap();
