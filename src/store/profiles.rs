@@ -75,7 +75,9 @@ fn profile_row(row: &sqlx::any::AnyRow) -> StoreResult<ProfileRow> {
 }
 
 /// Largest `IN (…)` list per query: far below SQLite's 32766 bound variables and
-/// PostgreSQL's 65535, and small enough for the planner to use the index.
+/// PostgreSQL's 65535, and small enough for the planner to use the index. These queries are
+/// not cached as prepared statements (`persistent(false)`): their text varies with the list
+/// length, and a plan cached while the table was small would outlive its growth.
 const IN_CHUNK: usize = 500;
 
 impl Store {
@@ -156,7 +158,7 @@ impl Store {
                  AND r.kind = 'User' AND {column} IN ({})",
                 marks.join(", ")
             );
-            let rows = bind_args(sqlx::query(&sql), &args)
+            let rows = bind_args(sqlx::query(&sql).persistent(false), &args)
                 .fetch_all(self.reader())
                 .await?;
             for r in &rows {
@@ -187,7 +189,7 @@ impl Store {
                  AND kind = 'User' AND status <> 'conflict' AND scim_id IN ({})",
                 marks.join(", ")
             );
-            let rows = bind_args(sqlx::query(&sql), &args)
+            let rows = bind_args(sqlx::query(&sql).persistent(false), &args)
                 .fetch_all(self.reader())
                 .await?;
             for r in &rows {

@@ -120,7 +120,11 @@ pub(crate) async fn mark_reports(
          next_attempt_at = excluded.next_attempt_at, last_error = NULL",
         list.join(", ")
     );
+    // Not a cached prepared statement: PostgreSQL would keep the plan it made while the table
+    // was nearly empty (a sequential scan) for the life of the connection, which makes every
+    // user write scan all users once the table has grown. Planned afresh, it uses the index.
     let mut q = sqlx::query(&sql)
+        .persistent(false)
         .bind(connector.to_owned())
         .bind(now_ms)
         .bind(id.to_owned());
