@@ -68,6 +68,9 @@ impl Application {
         let schemas = SchemaRegistry::load(Some(&settings.schemas_dir))
             .map_err(|e| anyhow::anyhow!(e))
             .context("cannot load the schema documents (setting `schemas_dir`)")?;
+        let profiles = crate::profiles::Profiles::from_settings(&settings, &schemas)
+            .map_err(anyhow::Error::msg)
+            .context("the connectors' mapping rules are not valid")?;
         let store = open_store(&settings).await?;
         let connectors = Connectors::load(&settings, store.clone())
             .await
@@ -77,7 +80,14 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (setting `listen`)"))?;
-        let state = AppState::new(settings, Arc::new(schemas), store, connectors, auth);
+        let state = AppState::new(
+            settings,
+            Arc::new(schemas),
+            store,
+            connectors,
+            auth,
+            Arc::new(profiles),
+        );
         let confluence = match confluence {
             Some(c) => Some(
                 ConfluenceClient::new(c)
@@ -163,11 +173,12 @@ impl Application {
             .iter()
             .map(|(name, c)| (name.clone(), c.provisioning.clone()))
             .collect();
-        Some(Worker::new(
+        Some(Worker::with_profiles(
             self.state.store.clone(),
             client,
             settings.delivery.clone(),
             provisioning,
+            self.state.profiles.clone(),
         ))
     }
 }

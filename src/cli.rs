@@ -1,4 +1,6 @@
-//! The command line: `usersync serve | migrate | check-config | connector …`.
+//! The command line: `usersync serve | migrate | check-config | connector … | mapping …`.
+
+pub mod mapping;
 
 use std::path::PathBuf;
 
@@ -39,8 +41,14 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
-    /// Load and validate the configuration, then print it with secrets redacted.
-    CheckConfig,
+    /// Load and validate the configuration and the mapping rules, then print it with secrets
+    /// redacted; with a Linchpin named, compare the mapped fields with its field list.
+    CheckConfig {
+        /// Linchpin (Confluence) base URL whose field list the mappings are compared with;
+        /// default: `[linchpin] base_url`.
+        #[arg(long, value_name = "URL")]
+        linchpin_url: Option<String>,
+    },
     /// Run the Confluence Data Center + Linchpin emulator (for tests and trials).
     Emulator(crate::emulator::EmulatorArgs),
     /// Inspect the sync queue and retry dead keys.
@@ -72,6 +80,26 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: ConnectorAction,
+    },
+    /// Inspect attribute mappings.
+    Mapping {
+        /// What to do.
+        #[command(subcommand)]
+        action: MappingAction,
+    },
+}
+
+/// `usersync mapping …`.
+#[derive(Debug, Subcommand)]
+pub enum MappingAction {
+    /// Show, for one stored user, each rule's source and mapped value and what the Linchpin
+    /// feed and the webhook would carry. Prints personal data to the terminal.
+    Preview {
+        /// Connector name.
+        #[arg(long)]
+        connector: String,
+        /// The user's SCIM userName (case-insensitive).
+        user_name: String,
     },
 }
 
@@ -145,8 +173,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::CheckConfig => {
+        Command::CheckConfig { linchpin_url } => {
             print!("{}", settings.redacted_toml());
+            for line in mapping::check(&settings, linchpin_url.as_deref()).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Mapping {
+            action:
+                MappingAction::Preview {
+                    connector,
+                    user_name,
+                },
+        } => {
+            let store = app::open_store(&settings).await?;
+            let text = mapping::preview(&settings, &store, &connector, &user_name).await;
+            store.close().await;
+            print!("{}", text?);
             Ok(())
         }
         Command::Connector { action } => connector(settings, action).await,
@@ -326,22 +370,24 @@ async fn sync_user(
         kind: crate::scim::schema::ResourceKind::User,
         id: user.id.clone(),
     };
+    let reg = crate::scim::schema::SchemaRegistry::load(Some(&settings.schemas_dir))
+        .map_err(anyhow::Error::msg)?;
+    let profiles = std::sync::Arc::new(
+        crate::profiles::Profiles::from_settings(&settings, &reg).map_err(anyhow::Error::msg)?,
+    );
+    let delivery = settings.delivery.clone();
     let (outcome, attempts, writes) = if dry_run {
-        let worker = Worker::new(
+        let worker = Worker::with_profiles(
             store.clone(),
             DryRun::new(client),
-            settings.delivery.clone(),
+            delivery,
             provisioning,
+            profiles,
         );
         let (o, a) = worker.sync_now(&key, false).await;
         (o, a, Some(worker.directory().writes()))
     } else {
-        let worker = Worker::new(
-            store.clone(),
-            client,
-            settings.delivery.clone(),
-            provisioning,
-        );
+        let worker = Worker::with_profiles(store.clone(), client, delivery, provisioning, profiles);
         let (o, a) = worker.sync_now(&key, true).await;
         (o, a, None)
     };

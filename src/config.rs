@@ -168,6 +168,9 @@ pub struct Settings {
     /// serialized, and `Debug` shows only the names.
     #[serde(skip)]
     pub secrets: Secrets,
+    /// Where `check-config` reads Linchpin's field list.
+    #[serde(default)]
+    pub linchpin: crate::targets::linchpin::LinchpinSettings,
 }
 
 fn default_listen() -> String {
@@ -652,12 +655,83 @@ mod tests {
                 "USERSYNC_ENTRA_SIGNING_KEY",
                 "0123456789abcdef0123456789abcdef",
             ),
+            (
+                "USERSYNC_ENTRA_FEED_KEY",
+                "a-feed-key-of-at-least-24-characters",
+            ),
+            (
+                "USERSYNC_ENTRA_WEBHOOK_SECRET",
+                "a-webhook-secret-of-at-least-32-bytes",
+            ),
         ];
         let s = load(&text, &vars).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let entra = &s.connectors["entra"];
         assert!(entra.entra_jwt.is_some());
         assert!(entra.oauth.as_ref().is_some_and(|o| o.wif.is_some()));
         assert!(s.connectors["okta"].basic.is_some());
+        assert!(entra.webhook.is_some() && entra.linchpin.feed_key_env.is_some());
+        assert_eq!(entra.mapping.fields.len(), 1);
+    }
+
+    #[test]
+    fn mapping_feed_and_webhook_tables_load_and_their_variables_are_checked() {
+        let file = r#"
+[connectors.okta]
+[connectors.okta.mapping.manager]
+refers_to = "employeeNumber"
+[[connectors.okta.mapping.fields]]
+name = "skills"
+source = "title"
+transforms = ["trim", { op = "join", sep = ";" }]
+[connectors.okta.linchpin]
+feed_key_env = "OKTA_FEED"
+user_tag = "person"
+[connectors.okta.webhook]
+url = "https://hooks.example.com/profiles"
+secret_env = "OKTA_HOOK"
+timeout = "3s"
+[linchpin]
+base_url = "https://wiki.example.com"
+"#;
+        let key = ("OKTA_FEED", "a-feed-key-that-is-long-enough");
+        let secret = ("OKTA_HOOK", "a-webhook-secret-of-at-least-32-bytes");
+        let s = load(file, &[key, secret]).unwrap();
+        let okta = &s.connectors["okta"];
+        assert_eq!(
+            okta.mapping.manager.refers_to,
+            crate::mapping::ManagerKey::EmployeeNumber
+        );
+        assert_eq!(okta.linchpin.user_tag, "person");
+        assert_eq!(
+            okta.webhook.as_ref().unwrap().timeout.0,
+            Duration::from_secs(3)
+        );
+        let out = s.redacted_toml();
+        assert!(out.contains("OKTA_FEED") && !out.contains(key.1), "{out}");
+        for (vars, why) in [
+            (vec![secret], "OKTA_FEED"),
+            (vec![("OKTA_FEED", "short"), secret], "shorter"),
+            (vec![key], "OKTA_HOOK"),
+            (vec![key, ("OKTA_HOOK", "short")], "shorter"),
+        ] {
+            let e = load(file, &vars).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("[connectors.okta]"), "{e}");
+        }
+        let e = load("[connectors.x.linchpin]\nuser_tag = \"a b\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user_tag"), "{e}");
+        let e = load("[connectors.x.mapping]\ndefault_feilds = false", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("default_feilds"), "{e}");
+    }
+
+    #[test]
+    fn the_deploy_example_configuration_loads() {
+        let text = include_str!("../deploy/usersync.toml");
+        let s = load(text, &[]).unwrap();
+        assert_eq!(s.linchpin.timeout.0, Duration::from_secs(10));
     }
 
     #[test]

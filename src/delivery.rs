@@ -12,6 +12,7 @@ pub mod directory;
 pub mod dry_run;
 pub mod policy;
 pub mod settings;
+mod webhook;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +26,7 @@ use self::converge::{Converged, Session};
 use self::directory::Directory;
 use self::policy::{FailureKind, Next, RetryPolicy};
 use self::settings::{DeliverySettings, Provisioning};
+use crate::profiles::Profiles;
 use crate::store::queue::{Claim, QueueKey};
 use crate::store::{Backend, Store, StoreResult};
 
@@ -46,6 +48,7 @@ struct Inner<D> {
     policy: RetryPolicy,
     provisioning: HashMap<String, Provisioning>,
     default_provisioning: Provisioning,
+    profiles: Arc<Profiles>,
     slots: Semaphore,
 }
 
@@ -64,12 +67,29 @@ impl<D> Clone for Worker<D> {
 
 impl<D: Directory + 'static> Worker<D> {
     /// A worker delivering to `dir`, with each connector's provisioning policy (connectors not
-    /// listed get the defaults).
+    /// listed get the defaults) and the built-in mapping.
     pub fn new(
         store: Store,
         dir: D,
         settings: DeliverySettings,
         provisioning: HashMap<String, Provisioning>,
+    ) -> Self {
+        Self::with_profiles(
+            store,
+            dir,
+            settings,
+            provisioning,
+            Arc::new(Profiles::default()),
+        )
+    }
+
+    /// [`Worker::new`] with each connector's mapping and profile targets (the webhook).
+    pub fn with_profiles(
+        store: Store,
+        dir: D,
+        settings: DeliverySettings,
+        provisioning: HashMap<String, Provisioning>,
+        profiles: Arc<Profiles>,
     ) -> Self {
         let slots = Semaphore::new(settings.concurrency.max(1));
         Self {
@@ -80,6 +100,7 @@ impl<D: Directory + 'static> Worker<D> {
                 settings,
                 provisioning,
                 default_provisioning: Provisioning::default(),
+                profiles,
                 slots,
             }),
         }
@@ -105,11 +126,12 @@ impl<D: Directory + 'static> Worker<D> {
         persist: bool,
     ) -> (Converged, Vec<crate::store::attempts::Attempt>) {
         let prov = self.provisioning(&key.connector).clone();
+        let profiles = self.inner.profiles.get(&key.connector);
         let mut session = Session::new(&self.inner.dir, &self.inner.store, key, 0);
         if !persist {
             session = session.without_persisting();
         }
-        let outcome = session.converge(&prov).await;
+        let outcome = session.converge(&prov, &profiles).await;
         if persist {
             if let Err(e) = self.inner.store.record_attempts(&session.attempts).await {
                 tracing::warn!(error.message = %e, "could not record delivery attempts");
@@ -166,13 +188,14 @@ impl<D: Directory + 'static> Worker<D> {
     pub async fn process(&self, claim: Claim) -> KeyOutcome {
         let key = claim.key.clone();
         let prov = self.provisioning(&key.connector).clone();
+        let profiles = self.inner.profiles.get(&key.connector);
         // Convergence runs in its own task so a panic (a bug, a malformed document) becomes a
         // failed attempt of this key only.
         let me = self.clone();
         let c = claim.clone();
         let joined = tokio::spawn(async move {
             let mut session = Session::new(&me.inner.dir, &me.inner.store, &c.key, c.generation);
-            let outcome = session.converge(&prov).await;
+            let outcome = session.converge(&prov, &profiles).await;
             (outcome, session.attempts)
         })
         .await;

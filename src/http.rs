@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod linchpin;
 pub mod oauth;
 pub mod response;
 pub mod scim;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(scim::router())
         .route("/scim/v2/{connector}/oauth/token", post(oauth::token))
+        .merge(linchpin::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(fallback)

@@ -23,13 +23,16 @@ pub mod emulator;
 pub mod http;
 /// From SCIM resources to the state they should have in Confluence.
 pub mod mapping;
+/// Mapped profiles resolved against the store: the Linchpin feed, webhook and preview.
+pub mod profiles;
 /// The SCIM protocol, pure.
 pub mod scim;
 /// List and search execution.
 pub mod search;
 /// SQLite and PostgreSQL persistence with the sync queue.
 pub mod store;
-/// Outbound targets (the Confluence REST client) and their shared failure classes.
+/// Outbound targets: the Confluence REST client, the Linchpin feed, the signed webhook, and
+/// their shared failure classes.
 pub mod targets;
 /// Logging setup.
 pub mod telemetry;

@@ -1,7 +1,20 @@
-//! Mapping: from a SCIM resource to the state it should have in Confluence.
+//! Mapping: from a SCIM resource to the state it should have in Confluence and to its
+//! Linchpin profile.
 //!
 //! Pure functions over SCIM documents (no I/O, no axum/sqlx/reqwest). The delivery worker asks
-//! for the desired state and compares it with the state last applied.
+//! for the desired state and compares it with the state last applied; the Linchpin feed and
+//! the webhook ask for the profile. The functions in this file are the built-in rules, used
+//! whenever a connector writes none; [`ConnectorMapping`] compiles a connector's own rules
+//! (`rules` → `source`, `transform`, `script` → `engine`).
+
+pub mod defaults;
+pub mod engine;
+pub mod manager;
+pub mod profile;
+pub mod rules;
+pub mod script;
+pub mod source;
+pub mod transform;
 
 use std::collections::BTreeSet;
 
@@ -10,6 +23,11 @@ use serde_json::Value;
 
 use crate::scim::resource::Document;
 use crate::targets::confluence::username::{check_username, derive_username};
+
+pub use engine::{ConnectorMapping, RuleTrace};
+pub use manager::{manager_ref, ManagerLookup};
+pub use profile::{FieldValue, Profile, ProfileField, Skipped};
+pub use rules::{ManagerKey, MappingSettings, OnManagerGone, OnMissing};
 
 /// What a user should look like in Confluence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +53,20 @@ pub enum MappingError {
     /// Confluence needs an e-mail address and the user has none.
     #[error("the user has no e-mail address (emails) and userName is not one; Confluence requires an e-mail")]
     NoEmail,
+    /// A connector rule yielded no value and its `on_missing` says to skip the user.
+    #[error("the connector's {rule} rule yields no value for this user (on_missing = \"skip\")")]
+    NoValue {
+        /// `username`, `full_name` or `email`.
+        rule: &'static str,
+    },
+    /// A connector rule failed (a script hit a bound, a date did not parse).
+    #[error("the connector's {rule} rule failed: {reason}")]
+    Rule {
+        /// `username`, `full_name` or `email`.
+        rule: &'static str,
+        /// Why, without the value.
+        reason: String,
+    },
 }
 
 /// The Confluence username for a SCIM user: the default connector rule (lower-cased

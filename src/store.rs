@@ -18,9 +18,11 @@ pub mod connectors;
 pub mod links;
 mod members;
 pub mod narrow;
+pub mod profiles;
 pub mod queue;
 mod resources;
 mod rows;
+pub mod target_state;
 #[doc(hidden)]
 pub mod testdb;
 
@@ -150,6 +152,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery",
         include_str!("../migrations/sqlite/0002_delivery.sql"),
     ),
+    (
+        3,
+        "profiles",
+        include_str!("../migrations/sqlite/0003_profiles.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -161,6 +168,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "delivery",
         include_str!("../migrations/postgres/0002_delivery.sql"),
+    ),
+    (
+        3,
+        "profiles",
+        include_str!("../migrations/postgres/0003_profiles.sql"),
     ),
 ];
 

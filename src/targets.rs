@@ -15,6 +15,8 @@ use std::fmt;
 use std::time::Duration;
 
 pub mod confluence;
+pub mod linchpin;
+pub mod webhook;
 
 /// Longest response body kept in an error (bytes of UTF-8, cut at a character boundary).
 pub const BODY_LIMIT: usize = 2048;

@@ -48,6 +48,16 @@ pub struct ConnectorSettings {
     /// What delivery does with this connector's users and groups in Confluence.
     #[serde(default)]
     pub provisioning: crate::delivery::settings::Provisioning,
+    /// Attribute mapping: identity rules, Linchpin profile fields, manager resolution
+    /// (`[connectors.NAME.mapping]`, see docs/mapping.md).
+    #[serde(default)]
+    pub mapping: crate::mapping::MappingSettings,
+    /// The Linchpin XML feed (`[connectors.NAME.linchpin]`).
+    #[serde(default)]
+    pub linchpin: crate::targets::linchpin::FeedSettings,
+    /// The signed profile webhook (`[connectors.NAME.webhook]`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<crate::targets::webhook::WebhookSettings>,
 }
 
 /// `basic = { username = "…", password_env = "…" }`.
@@ -182,6 +192,8 @@ impl ConnectorSettings {
             names.extend(o.client_secret_env.iter().flat_map(OneOrMany::values));
             names.extend(o.signing_key_env.iter().flat_map(OneOrMany::values));
         }
+        names.extend(self.linchpin.feed_key_env.as_deref());
+        names.extend(self.webhook.as_ref().map(|w| w.secret_env.as_str()));
         names
     }
 
@@ -209,6 +221,11 @@ impl ConnectorSettings {
         }
         if let Some(o) = &self.oauth {
             o.validate(secrets)?;
+        }
+        let lookup = |var: &str| secrets.get(var).map(str::to_owned);
+        self.linchpin.validate(&lookup)?;
+        if let Some(w) = &self.webhook {
+            w.validate(&lookup)?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -13,6 +14,7 @@ use super::directory::{DirError, DirErrorKind, DirResult, Directory};
 use super::policy::FailureKind;
 use super::settings::{OnConflict, OnDelete, OnGroupDelete, Provisioning};
 use crate::mapping::{self, DesiredUser};
+use crate::profiles::ConnectorProfiles;
 use crate::scim::schema::ResourceKind;
 use crate::store::attempts::Attempt;
 use crate::store::links::{Link, LinkStatus};
@@ -64,9 +66,9 @@ fn permanent(reason: impl Into<String>) -> Converged {
 /// One convergence: the directory, the key, and the calls made (as attempt records).
 pub struct Session<'a, D> {
     dir: &'a D,
-    store: &'a Store,
-    key: &'a QueueKey,
-    generation: i64,
+    pub(super) store: &'a Store,
+    pub(super) key: &'a QueueKey,
+    pub(super) generation: i64,
     /// When false (`sync-user --dry-run`), nothing is written to the store.
     persist: bool,
     /// Calls made, in order.
@@ -123,13 +125,25 @@ impl<'a, D: Directory> Session<'a, D> {
         r
     }
 
-    /// Converges the key.
-    pub async fn converge(&mut self, prov: &Provisioning) -> Converged {
+    /// Converges the key: Confluence first, then (for users, once Confluence matches) the
+    /// connector's profile targets, so a receiver inside Confluence finds the account.
+    pub async fn converge(
+        &mut self,
+        prov: &Provisioning,
+        profiles: &Arc<ConnectorProfiles>,
+    ) -> Converged {
         let result = match self.key.kind {
-            ResourceKind::User => self.user(prov).await,
+            ResourceKind::User => self.user(prov, &profiles.mapping).await,
             ResourceKind::Group => self.group(prov).await,
         };
-        result.unwrap_or_else(Converged::from)
+        match result {
+            // A dry run sends nothing to profile targets (the webhook).
+            Ok(Converged::Done) if self.key.kind == ResourceKind::User && self.persist => self
+                .profile_targets(profiles)
+                .await
+                .unwrap_or_else(Converged::from),
+            other => other.unwrap_or_else(Converged::from),
+        }
     }
 
     async fn save(&self, link: &Link) -> Result<(), StoreError> {
@@ -139,7 +153,11 @@ impl<'a, D: Directory> Session<'a, D> {
         self.store.save_link(link, OffsetDateTime::now_utc()).await
     }
 
-    async fn user(&mut self, prov: &Provisioning) -> Result<Converged, StoreError> {
+    async fn user(
+        &mut self,
+        prov: &Provisioning,
+        rules: &mapping::ConnectorMapping,
+    ) -> Result<Converged, StoreError> {
         let (connector, id) = (self.key.connector.as_str(), self.key.id.as_str());
         let resource = self
             .store
@@ -152,13 +170,17 @@ impl<'a, D: Directory> Session<'a, D> {
         // The username is derived once and then persisted on the link (DESIGN.md).
         let username = match link.as_ref().filter(|l| l.status != LinkStatus::Conflict) {
             Some(l) => l.target_name.clone(),
-            None => match mapping::username(&resource.doc) {
+            None => match rules.username(&resource.doc) {
                 Ok(u) => u,
                 Err(e) => return Ok(permanent(e.to_string())),
             },
         };
-        let email = match mapping::email(&resource.doc) {
+        let email = match rules.email(&resource.doc) {
             Ok(e) => e,
+            Err(e) => return Ok(permanent(e.to_string())),
+        };
+        let full_name = match rules.full_name(&resource.doc) {
+            Ok(n) => n,
             Err(e) => return Ok(permanent(e.to_string())),
         };
         let active = mapping::active(&resource.doc);
@@ -181,7 +203,7 @@ impl<'a, D: Directory> Session<'a, D> {
         };
         let desired = DesiredUser {
             username: username.clone(),
-            full_name: mapping::full_name(&resource.doc),
+            full_name,
             email,
             active,
             groups,

@@ -535,3 +535,5 @@ async fn a_create_cut_short_by_a_crash_is_adopted_not_reported_as_a_conflict() {
     assert_eq!(link.target_key.as_deref(), Some("k9"));
     assert_eq!(r.dir.members("confluence-users"), ["crash@x.org"]);
 }
+
+mod webhook;

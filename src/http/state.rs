@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::connectors::Connectors;
+use crate::profiles::Profiles;
 use crate::scim::filter;
 use crate::scim::schema::SchemaRegistry;
 use crate::search::Paging;
@@ -30,6 +31,8 @@ pub struct StateInner {
     pub queue_saturated: AtomicBool,
     /// Every authentication mode of every connector.
     pub auth: Authenticator,
+    /// Each connector's compiled mapping, Linchpin feed and webhook.
+    pub profiles: Arc<Profiles>,
 }
 
 impl AppState {
@@ -40,8 +43,10 @@ impl AppState {
         store: Store,
         connectors: Connectors,
         auth: Authenticator,
+        profiles: Arc<Profiles>,
     ) -> Self {
         AppState(Arc::new(StateInner {
+            profiles,
             settings,
             schemas,
             store,

@@ -91,6 +91,50 @@ pub(crate) async fn mark(
     Ok(())
 }
 
+/// Marks, inside the caller's transaction, the users of `connector` whose `manager_ref` is
+/// one of `keys` (lower-cased), except `id` itself: a manager was written, so the manager
+/// field of their reports may now resolve, change or clear. One statement, on an index.
+pub(crate) async fn mark_reports(
+    conn: &mut AnyConnection,
+    connector: &str,
+    id: &str,
+    keys: &[String],
+    now_ms: i64,
+) -> StoreResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 4)).collect();
+    // Only (connector, manager_ref) is filtered on, so both databases use the
+    // resources_manager_ref index; a `kind` term would let SQLite's planner prefer the
+    // (connector, kind, id) index and scan every user of the connector on every write.
+    // manager_ref is NULL for groups. The WHERE clause also lets SQLite parse the upsert
+    // after a SELECT.
+    let sql = format!(
+        "INSERT INTO sync_queue (connector, kind, resource_id, generation, state, attempts, \
+         next_attempt_at, enqueued_at) \
+         SELECT connector, kind, id, 1, 'pending', 0, $2, $2 FROM resources \
+         WHERE connector = $1 AND manager_ref IN ({}) AND id <> $3 \
+         ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
+         generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
+         next_attempt_at = excluded.next_attempt_at, last_error = NULL",
+        list.join(", ")
+    );
+    // Not a cached prepared statement: PostgreSQL would keep the plan it made while the table
+    // was nearly empty (a sequential scan) for the life of the connection, which makes every
+    // user write scan all users once the table has grown. Planned afresh, it uses the index.
+    let mut q = sqlx::query(&sql)
+        .persistent(false)
+        .bind(connector.to_owned())
+        .bind(now_ms)
+        .bind(id.to_owned());
+    for k in keys {
+        q = q.bind(k.clone());
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
 fn key_from(row: &sqlx::any::AnyRow) -> StoreResult<QueueKey> {
     let kind: String = row.try_get(1)?;
     Ok(QueueKey {

@@ -8,9 +8,10 @@ use time::OffsetDateTime;
 use super::narrow::Narrowing;
 use super::rows::{self, RESOURCE_COLUMNS};
 use super::{bind_args, members, queue, to_ms, Arg, Backend, Store, StoreError, StoreResult};
+use crate::mapping::manager_ref;
 use crate::scim::members::{MemberOp, MemberRef};
 use crate::scim::resource::Document;
-use crate::scim::schema::{Attribute, ResourceKind};
+use crate::scim::schema::{Attribute, ResourceKind, ENTERPRISE_URN};
 use crate::scim::ScimError;
 
 /// A resource as stored.
@@ -80,6 +81,33 @@ struct IndexColumns {
     external_id: Option<String>,
     active: Option<bool>,
     emails: Vec<String>,
+    /// Enterprise `employeeNumber`, trimmed (Users).
+    employee_number: Option<String>,
+    /// The user's own `manager.value`, trimmed and lower-cased (Users).
+    manager_ref: Option<String>,
+}
+
+impl IndexColumns {
+    /// The keys another user's `manager.value` may name this user by (id, externalId,
+    /// employeeNumber, userName), lower-cased like `manager_ref`. Which one a connector
+    /// uses is configuration the store does not know, so all are matched: marking a user
+    /// too many is harmless (state-based delivery converges with no call).
+    fn manager_keys(&self, id: &str) -> Vec<String> {
+        let mut keys: Vec<String> = [
+            Some(id.to_owned()),
+            self.external_id.clone(),
+            self.employee_number.clone(),
+            Some(self.name.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|k| k.trim().to_lowercase())
+        .filter(|k| !k.is_empty())
+        .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
 }
 
 fn index_columns(kind: ResourceKind, doc: &Document) -> IndexColumns {
@@ -105,7 +133,23 @@ fn index_columns(kind: ResourceKind, doc: &Document) -> IndexColumns {
         .unwrap_or_default();
     emails.sort();
     emails.dedup();
+    let enterprise = match kind {
+        ResourceKind::User => doc.get(ENTERPRISE_URN).and_then(Value::as_object),
+        ResourceKind::Group => None,
+    };
+    let employee_number = enterprise
+        .and_then(|e| e.get("employeeNumber"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let manager_ref = match kind {
+        ResourceKind::User => manager_ref(doc).map(|m| m.to_lowercase()),
+        ResourceKind::Group => None,
+    };
     IndexColumns {
+        employee_number,
+        manager_ref,
         name_lower: name.to_lowercase(),
         name,
         external_id: doc
@@ -175,18 +219,20 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO resources (connector, kind, id, name, name_lower, external_id, active, \
-             doc, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) RETURNING seq",
+             doc, version, created_at, updated_at, employee_number, manager_ref) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11) RETURNING seq",
         )
         .bind(connector.to_owned())
         .bind(kind.as_str())
         .bind(id.to_owned())
         .bind(cols.name.clone())
-        .bind(cols.name_lower)
-        .bind(cols.external_id)
+        .bind(cols.name_lower.clone())
+        .bind(cols.external_id.clone())
         .bind(cols.active)
         .bind(doc_text)
         .bind(now_ms)
+        .bind(cols.employee_number.clone())
+        .bind(cols.manager_ref.clone())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| conflict(kind, e.into()))?;
@@ -199,6 +245,9 @@ impl Store {
                 .1
         };
         queue::mark(&mut tx, connector, kind, id, now_ms).await?;
+        if kind == ResourceKind::User {
+            queue::mark_reports(&mut tx, connector, id, &cols.manager_keys(id), now_ms).await?;
+        }
         tx.commit().await?;
         self.queue_changed().notify_one();
         Ok(Inserted {
@@ -312,23 +361,32 @@ impl Store {
         let cols = index_columns(kind, &doc);
         sqlx::query(
             "UPDATE resources SET name = $1, name_lower = $2, external_id = $3, active = $4, \
-             doc = $5, version = version + 1, updated_at = $6 \
-             WHERE connector = $7 AND kind = $8 AND id = $9",
+             doc = $5, version = version + 1, updated_at = $6, employee_number = $10, \
+             manager_ref = $11 WHERE connector = $7 AND kind = $8 AND id = $9",
         )
         .bind(cols.name.clone())
-        .bind(cols.name_lower)
-        .bind(cols.external_id)
+        .bind(cols.name_lower.clone())
+        .bind(cols.external_id.clone())
         .bind(cols.active)
         .bind(Value::Object(doc.clone()).to_string())
         .bind(now_ms)
         .bind(connector.to_owned())
         .bind(kind.as_str())
         .bind(id.to_owned())
+        .bind(cols.employee_number.clone())
+        .bind(cols.manager_ref.clone())
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict(kind, e.into()))?;
         if doc_changed && kind == ResourceKind::User {
             write_emails(&mut tx, connector, id, &cols.emails, true).await?;
+            // The users naming this one as manager: by its old keys (one may have changed,
+            // leaving them pending) and by its new ones (they may resolve now).
+            let mut keys = index_columns(kind, &current.doc).manager_keys(id);
+            keys.extend(cols.manager_keys(id));
+            keys.sort();
+            keys.dedup();
+            queue::mark_reports(&mut tx, connector, id, &keys, now_ms).await?;
         }
         queue::mark(&mut tx, connector, kind, id, now_ms).await?;
         tx.commit().await?;
@@ -358,15 +416,15 @@ impl Store {
     ) -> StoreResult<DeleteOutcome> {
         let now_ms = to_ms(now);
         let mut tx = self.write_tx().await?;
-        let version: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM resources WHERE connector = $1 AND kind = $2 AND id = $3",
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT version, doc FROM resources WHERE connector = $1 AND kind = $2 AND id = $3",
         )
         .bind(connector.to_owned())
         .bind(kind.as_str())
         .bind(id.to_owned())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(version) = version else {
+        let Some((version, doc_text)) = row else {
             return Ok(DeleteOutcome::NotFound);
         };
         if expected_version.is_some_and(|v| v != version) {
@@ -393,6 +451,15 @@ impl Store {
         // changed and are marked too.
         for group in members::remove_everywhere(&mut tx, connector, id).await? {
             queue::mark(&mut tx, connector, ResourceKind::Group, &group, now_ms).await?;
+        }
+        if kind == ResourceKind::User {
+            // Its reports follow the connector's policy for deprovisioned managers.
+            let doc = match serde_json::from_str::<Value>(&doc_text) {
+                Ok(Value::Object(m)) => m,
+                _ => Document::new(),
+            };
+            let keys = index_columns(kind, &doc).manager_keys(id);
+            queue::mark_reports(&mut tx, connector, id, &keys, now_ms).await?;
         }
         queue::mark(&mut tx, connector, kind, id, now_ms).await?;
         tx.commit().await?;

@@ -10,7 +10,7 @@ use crate::scim::members::{MemberOp, MemberRef};
 use crate::scim::resource::Document;
 use crate::scim::schema::ResourceKind::{self, Group, User};
 
-async fn store(backend: Backend) -> (Store, TestDb) {
+pub(super) async fn store(backend: Backend) -> (Store, TestDb) {
     let db = TestDb::create(backend).await;
     let store = Store::connect(&db.url, &StoreOptions::default())
         .await
@@ -19,11 +19,11 @@ async fn store(backend: Backend) -> (Store, TestDb) {
     (store, db)
 }
 
-fn doc(v: serde_json::Value) -> Document {
+pub(super) fn doc(v: serde_json::Value) -> Document {
     v.as_object().unwrap().clone()
 }
 
-fn now() -> OffsetDateTime {
+pub(super) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
@@ -35,7 +35,7 @@ fn member(id: &str) -> MemberRef {
     }
 }
 
-async fn queue_ids(s: &Store) -> Vec<String> {
+pub(super) async fn queue_ids(s: &Store) -> Vec<String> {
     s.queue_rows(None)
         .await
         .unwrap()
@@ -383,3 +383,5 @@ contract!(
     connectors_store_hashes_and_rotate_with_grace,
     narrowed_queries_use_the_indexed_columns,
 );
+
+mod profiles;

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use usersync::app::Application;
-use usersync::config::Settings;
+use usersync::config::{ConnectorSettings, OneOrMany, Settings};
 use usersync::connectors::{generate_token, hash_hex, hash_token};
 use usersync::delivery::Worker;
 use usersync::emulator::{ConfluenceVersion, Emulator, EmulatorConfig};
@@ -25,6 +25,15 @@ use usersync::targets::confluence::{ConfluenceAuth, ConfluenceClient, Confluence
 pub const CONNECTOR: &str = "idp";
 /// A second connector, for isolation tests.
 pub const OTHER: &str = "other";
+
+/// Environment variable holding the token of [`CONNECTOR`] when a test declares it in the
+/// configuration (to give it mapping rules) instead of storing it.
+pub const IDP_TOKEN_ENV: &str = "USERSYNC_TEST_IDP_TOKEN";
+/// Environment variable holding the Linchpin feed key of such a connector.
+pub const FEED_KEY_ENV: &str = "USERSYNC_TEST_FEED_KEY";
+/// The Linchpin feed key.
+pub const FEED_KEY: &str = "test-feed-key-0123456789abcdef";
+const IDP_TOKEN: &str = "usy_test-token-of-the-declared-idp-connector";
 
 /// The backend chosen for this run.
 pub fn backend() -> Backend {
@@ -225,6 +234,36 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
+    /// Starts a server where [`CONNECTOR`] is declared in the configuration, with a Linchpin
+    /// feed key and whatever `configure` adds (mapping rules, feed settings, a webhook).
+    pub async fn spawn_with_connector(configure: impl FnOnce(&mut ConnectorSettings)) -> TestApp {
+        let mut app = Self::spawn_with(|s| {
+            // Secrets are read from the environment once at load; tests hand them over
+            // directly instead of touching the process environment.
+            s.secrets.set(IDP_TOKEN_ENV, IDP_TOKEN);
+            s.secrets.set(FEED_KEY_ENV, FEED_KEY);
+            let mut c = ConnectorSettings {
+                token_env: Some(OneOrMany::One(IDP_TOKEN_ENV.to_owned())),
+                ..ConnectorSettings::default()
+            };
+            c.linchpin.feed_key_env = Some(FEED_KEY_ENV.to_owned());
+            configure(&mut c);
+            s.connectors.insert(CONNECTOR.to_owned(), c);
+        })
+        .await;
+        // The declared connector wins over the stored one of the same name.
+        app.token = IDP_TOKEN.to_owned();
+        app
+    }
+
+    /// The connector's Linchpin feed URL, with the key.
+    pub fn feed_url(&self) -> String {
+        format!(
+            "{}/linchpin/{CONNECTOR}/profiles.xml?key={FEED_KEY}",
+            self.address
+        )
+    }
+
     /// Starts a server after `configure` adjusted the settings.
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         Self::spawn_full(configure, None).await
@@ -301,11 +340,12 @@ impl TestApp {
                 .iter()
                 .map(|(n, c)| (n.clone(), c.provisioning.clone()))
                 .collect();
-            Worker::new(
+            Worker::with_profiles(
                 app.state().store.clone(),
                 ConfluenceClient::new(c).expect("client"),
                 s.delivery.clone(),
                 provisioning,
+                app.state().profiles.clone(),
             )
         });
         let address = format!("http://{}", app.local_addr());

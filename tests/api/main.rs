@@ -17,6 +17,7 @@ mod errors;
 mod etags;
 mod filters;
 mod groups;
+mod linchpin;
 mod patch;
 mod snapshots;
 mod sync_queue;

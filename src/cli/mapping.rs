@@ -1,0 +1,244 @@
+//! `usersync mapping preview` and the Linchpin part of `usersync check-config`.
+//!
+//! Both print to stdout for the operator at the terminal; the preview shows a user's values
+//! (that is its purpose) and never goes through the logger.
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::mapping::{FieldValue, ManagerLookup, MappingError};
+use crate::profiles::resolve::{Resolved, Resolver};
+use crate::profiles::Profiles;
+use crate::scim::schema::SchemaRegistry;
+use crate::store::Store;
+use crate::targets::linchpin::fields::{self, Credentials};
+use crate::targets::linchpin::xml;
+use crate::targets::webhook;
+
+/// The warnings of comparing every connector's mapped fields with the field list of the
+/// Linchpin at `base_url`. Errors when the list cannot be read.
+pub async fn linchpin_field_warnings(
+    settings: &Settings,
+    reg: &SchemaRegistry,
+    base_url: &str,
+    credentials: &Credentials,
+) -> anyhow::Result<Vec<String>> {
+    let remote = fields::fetch(base_url, credentials, settings.linchpin.timeout.0)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let profiles = Profiles::from_settings(settings, reg).map_err(anyhow::Error::msg)?;
+    let mut warnings = Vec::new();
+    for name in settings.connectors.keys() {
+        let p = profiles.get(name);
+        if p.has_feed() {
+            warnings.extend(fields::compare(name, &p.mapping, &remote));
+        }
+    }
+    Ok(warnings)
+}
+
+/// The Linchpin credentials `[linchpin]` names, read from the environment.
+pub fn linchpin_credentials(settings: &Settings) -> anyhow::Result<Credentials> {
+    let l = &settings.linchpin;
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .with_context(|| {
+                format!("[linchpin] names the environment variable {name}, which is not set")
+            })
+    };
+    Ok(match (&l.token_env, &l.username, &l.password_env) {
+        (Some(t), _, _) => Credentials::Bearer(var(t)?),
+        (None, Some(u), Some(p)) => Credentials::Basic(u.clone(), var(p)?),
+        _ => Credentials::Anonymous,
+    })
+}
+
+/// `check-config`'s mapping part: compiles every connector's rules, and when a Linchpin is
+/// named (`[linchpin] base_url` or `--linchpin-url`), compares the mapped fields with its
+/// field list. Returns the lines to print; compile errors are errors.
+pub async fn check(settings: &Settings, linchpin_url: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let reg = SchemaRegistry::load(Some(&settings.schemas_dir))
+        .map_err(anyhow::Error::msg)
+        .context("cannot load the schema documents (setting `schemas_dir`)")?;
+    let profiles = Profiles::from_settings(settings, &reg).map_err(anyhow::Error::msg)?;
+    let mut lines = Vec::new();
+    for name in settings.connectors.keys() {
+        let p = profiles.get(name);
+        lines.push(format!(
+            "# [connectors.{name}] mapping compiles: {} profile fields, manager refers to {}, feed {}, webhook {}",
+            p.mapping.fields().len(),
+            p.mapping.manager().refers_to.as_str(),
+            if p.has_feed() { "on" } else { "off" },
+            if p.webhook.is_some() { "on" } else { "off" },
+        ));
+    }
+    let Some(url) = linchpin_url.or(settings.linchpin.base_url.as_deref()) else {
+        return Ok(lines);
+    };
+    let credentials = linchpin_credentials(settings)?;
+    let warnings = linchpin_field_warnings(settings, &reg, url, &credentials)
+        .await
+        .with_context(|| format!("cannot compare the mappings with the Linchpin at {url}"))?;
+    if warnings.is_empty() {
+        lines.push(format!(
+            "# every mapped field has an XML-sourced Linchpin field at {url}"
+        ));
+    }
+    lines.extend(warnings.into_iter().map(|w| format!("# warning: {w}")));
+    Ok(lines)
+}
+
+fn show(values: &[String]) -> String {
+    serde_json::to_string(values).unwrap_or_default()
+}
+
+fn show_value(v: &FieldValue) -> String {
+    match v {
+        FieldValue::Set(values) if values.len() == 1 => {
+            serde_json::to_string(&values[0]).unwrap_or_default()
+        }
+        FieldValue::Set(values) => show(values),
+        FieldValue::Clear => "(no value: cleared)".to_owned(),
+        FieldValue::Keep => "(no value: left as it is)".to_owned(),
+        FieldValue::Pending => "(manager not arrived yet: left as it is)".to_owned(),
+        FieldValue::Failed(why) => format!("(rule failed: {why})"),
+    }
+}
+
+fn describe_manager(m: &ManagerLookup) -> String {
+    match m {
+        ManagerLookup::NoReference => "no manager".to_owned(),
+        ManagerLookup::OwnSelf => "names the user themself (treated as no manager)".to_owned(),
+        ManagerLookup::Found { username, active } => format!(
+            "found: {username}{}",
+            if *active { "" } else { " (deprovisioned)" }
+        ),
+        ManagerLookup::Deleted { username } => format!("deleted; its link kept {username}"),
+        ManagerLookup::Missing => "not arrived yet (pending)".to_owned(),
+        ManagerLookup::Unmappable => "found, but has no valid Confluence username".to_owned(),
+    }
+}
+
+/// `usersync mapping preview --connector NAME USERNAME`: each rule's source value and mapped
+/// value, and what the feed and the webhook would carry.
+pub async fn preview(
+    settings: &Settings,
+    store: &Store,
+    connector: &str,
+    user_name: &str,
+) -> anyhow::Result<String> {
+    let reg = SchemaRegistry::load(Some(&settings.schemas_dir))
+        .map_err(anyhow::Error::msg)
+        .context("cannot load the schema documents (setting `schemas_dir`)")?;
+    let profiles = Profiles::from_settings(settings, &reg).map_err(anyhow::Error::msg)?;
+    let p = profiles.get(connector);
+    let row = store
+        .profile_row_by_user_name(connector, user_name)
+        .await?
+        .with_context(|| {
+            format!("connector {connector} has no user with userName {user_name:?}")
+        })?;
+    let mut resolver = Resolver::new(store.clone(), connector, p.clone()).tracing();
+    let manager = resolver.manager(&row).await?;
+    let resolved = resolver
+        .resolve(std::slice::from_ref(&row))
+        .await?
+        .pop()
+        .context("no result")?;
+    let mut out = String::new();
+    let _ = writeln!(out, "connector {connector}, SCIM id {}", row.id);
+    let _ = writeln!(out, "\nConfluence identity");
+    let traces = p.mapping.trace_identity(&row.doc);
+    let results: [(&str, Result<String, MappingError>); 3] = [
+        ("username", resolver.username(&row)),
+        ("full_name", p.mapping.full_name(&row.doc)),
+        ("email", p.mapping.email(&row.doc)),
+    ];
+    for ((name, trace), (_, result)) in traces.iter().zip(results) {
+        let rule = match trace {
+            Some(t) => format!("source {}", show(&t.source)),
+            None => "built-in rule".to_owned(),
+        };
+        let value = match result {
+            Ok(v) => serde_json::to_string(&v).unwrap_or_default(),
+            Err(e) => format!("(no value: {e})"),
+        };
+        let linked = if *name == "username" && row.linked_username.is_some() {
+            " (kept on the identity link)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {name:<10} {rule:<40} -> {value}{linked}");
+    }
+    let _ = writeln!(
+        out,
+        "\nmanager: manager.value refers to {}: {}",
+        p.mapping.manager().refers_to.as_str(),
+        describe_manager(&manager)
+    );
+    let _ = writeln!(out, "\nprofile fields");
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<16} {:<32} MAPPED",
+        "FIELD", "XML ELEMENT", "SOURCE"
+    );
+    let profile = match resolved {
+        Resolved::Profile(profile) => profile,
+        Resolved::Skipped { field } => {
+            let _ = writeln!(
+                out,
+                "  (left out of the feed and the webhook: field {field:?} has no value and on_missing = \"skip\")"
+            );
+            return Ok(out);
+        }
+        Resolved::Unmapped(e) => {
+            let _ = writeln!(out, "  (left out: {e})");
+            return Ok(out);
+        }
+    };
+    for f in &profile.fields {
+        let source = f.source.as_deref().map(show).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<16} {:<32} {}",
+            f.name,
+            f.xml,
+            source,
+            show_value(&f.value)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nfeed element (GET /linchpin/{connector}/profiles.xml)"
+    );
+    if p.has_feed() {
+        if !profile.active && p.feed.deprovisioned == crate::targets::linchpin::Deprovisioned::Omit
+        {
+            let _ = writeln!(
+                out,
+                "  (left out: the user is inactive and deprovisioned = \"omit\")"
+            );
+        } else {
+            let mut element = String::new();
+            xml::user(&mut element, &p.feed, &profile);
+            out.push_str(&element);
+        }
+    } else {
+        let _ = writeln!(out, "  (no feed: set linchpin.feed_key_env)");
+    }
+    let _ = writeln!(out, "\nwebhook body");
+    if p.webhook.is_some() {
+        let body = webhook::payload(connector, &row.id, &profile);
+        let pretty = serde_json::from_str::<serde_json::Value>(&body)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .unwrap_or(body);
+        let _ = writeln!(out, "{pretty}");
+    } else {
+        let _ = writeln!(out, "  (no webhook configured)");
+    }
+    Ok(out)
+}

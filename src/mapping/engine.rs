@@ -1,0 +1,446 @@
+//! Compiled mappings: the rules of one connector, validated and compiled once at start
+//! (paths resolved against the schema registry, regexes and scripts compiled), then applied
+//! to each user. Pure: the store looks managers up, this module only decides what the result
+//! means.
+
+use sha2::{Digest, Sha256};
+
+use super::defaults::default_fields;
+use super::manager::ManagerLookup;
+use super::profile::{FieldValue, Profile, ProfileField, Skipped};
+use super::rules::{
+    Computed, FieldSpec, ManagerSettings, MappingSettings, OnManagerGone, OnMissing, RuleSpec,
+    Sources,
+};
+use super::script::Sandbox;
+use super::source::Source;
+use super::transform::{Transform, TransformSpec};
+use super::MappingError;
+use crate::scim::resource::Document;
+use crate::scim::schema::SchemaRegistry;
+use crate::targets::confluence::username::check_username;
+
+/// What one rule saw and produced (for `mapping preview`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleTrace {
+    /// Values the source (or the computed input) yielded, before transforms.
+    pub source: Vec<String>,
+    /// Values after transforms and default, or why the rule failed.
+    pub result: Result<Vec<String>, String>,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+struct Rule {
+    sources: Vec<Source>,
+    transforms: Vec<Transform>,
+    default: Option<String>,
+    on_missing: OnMissing,
+}
+
+impl Rule {
+    fn compile(
+        sources: Option<&Sources>,
+        transforms: &[TransformSpec],
+        default: Option<&String>,
+        on_missing: OnMissing,
+        reg: &SchemaRegistry,
+        sandbox: &Sandbox,
+    ) -> Result<Rule, String> {
+        let sources = sources
+            .map(Sources::paths)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| Source::compile(p, reg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let transforms = transforms
+            .iter()
+            .map(|t| Transform::compile(t, sandbox))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Rule {
+            sources,
+            transforms,
+            default: default.cloned(),
+            on_missing,
+        })
+    }
+
+    /// Runs the rule on `input` (a computed value) or else on its sources (the first that
+    /// yields anything wins). Empty strings are dropped after the transforms, so a transform
+    /// that empties a value turns it into "no value".
+    /// `keep_source` keeps the source values in the trace (a copy per rule and user, so only
+    /// when someone looks: `mapping preview`).
+    fn run(
+        &self,
+        input: Option<Vec<String>>,
+        doc: &Document,
+        sandbox: &Sandbox,
+        keep_source: bool,
+    ) -> RuleTrace {
+        let read = input.unwrap_or_else(|| {
+            self.sources
+                .iter()
+                .map(|s| s.read(doc))
+                .find(|v| !v.is_empty())
+                .unwrap_or_default()
+        });
+        let source = if keep_source {
+            read.clone()
+        } else {
+            Vec::new()
+        };
+        let mut values = read;
+        for t in &self.transforms {
+            values = match t.apply(values, doc, sandbox) {
+                Ok(v) => v,
+                Err(e) => {
+                    return RuleTrace {
+                        source,
+                        result: Err(e),
+                    }
+                }
+            };
+        }
+        values.retain(|v| !v.is_empty());
+        if values.is_empty() {
+            values.extend(self.default.clone());
+        }
+        RuleTrace {
+            source,
+            result: Ok(values),
+        }
+    }
+}
+
+/// A compiled profile field.
+#[derive(Debug)]
+pub struct Field {
+    /// Name (webhook key).
+    pub name: String,
+    /// XML element name.
+    pub xml: String,
+    /// The Linchpin field it is meant to fill, if the configuration says.
+    pub linchpin_field: Option<String>,
+    from: Option<Computed>,
+    rule: Rule,
+}
+
+/// A connector's compiled mapping.
+#[derive(Debug)]
+pub struct ConnectorMapping {
+    username: Option<Rule>,
+    full_name: Option<Rule>,
+    email: Option<Rule>,
+    fields: Vec<Field>,
+    manager: ManagerSettings,
+    sandbox: Sandbox,
+    fingerprint: String,
+}
+
+/// Whether `name` is usable as an XML element name in the feed (the ASCII subset of XML's
+/// `Name` production; no colon, since the feed uses no namespaces).
+pub fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !name.to_ascii_lowercase().starts_with("xml")
+}
+
+fn identity_rule(
+    name: &str,
+    spec: Option<&RuleSpec>,
+    reg: &SchemaRegistry,
+    sandbox: &Sandbox,
+) -> Result<Option<Rule>, String> {
+    let Some(spec) = spec else { return Ok(None) };
+    let on_missing = spec.on_missing.unwrap_or(OnMissing::Skip);
+    if on_missing == OnMissing::Clear {
+        return Err(format!(
+            "mapping.{name}: on_missing = \"clear\" is not possible, Confluence needs a value; \
+             use \"skip\" or \"keep\" (the built-in rule)"
+        ));
+    }
+    if spec.source.is_none() && spec.default.is_none() && spec.transforms.is_empty() {
+        return Err(format!(
+            "mapping.{name}: give a source, a script transform or a default"
+        ));
+    }
+    Rule::compile(
+        spec.source.as_ref(),
+        &spec.transforms,
+        spec.default.as_ref(),
+        on_missing,
+        reg,
+        sandbox,
+    )
+    .map(Some)
+    .map_err(|e| format!("mapping.{name}: {e}"))
+}
+
+fn field(spec: &FieldSpec, reg: &SchemaRegistry, sandbox: &Sandbox) -> Result<Field, String> {
+    let name = &spec.name;
+    let at = |e: String| format!("mapping field {name:?}: {e}");
+    if name.trim().is_empty() {
+        return Err("mapping: a field has an empty name".to_owned());
+    }
+    let xml = spec.xml.clone().unwrap_or_else(|| name.clone());
+    if !is_xml_name(&xml) {
+        return Err(at(format!(
+            "{xml:?} is not a usable XML element name (letters, digits, '_', '-', '.'; \
+             starting with a letter; not starting with \"xml\"); set `xml`"
+        )));
+    }
+    if spec.from.is_some() && spec.source.is_some() {
+        return Err(at(
+            "give either `from` (a computed value) or `source` (a SCIM path), not both".into(),
+        ));
+    }
+    if spec.from.is_none()
+        && spec.source.is_none()
+        && spec.transforms.is_empty()
+        && spec.default.is_none()
+    {
+        return Err(at(
+            "give a `source`, a `from`, a script transform or a `default`".into(),
+        ));
+    }
+    let rule = Rule::compile(
+        spec.source.as_ref(),
+        &spec.transforms,
+        spec.default.as_ref(),
+        spec.on_missing.unwrap_or(OnMissing::Clear),
+        reg,
+        sandbox,
+    )
+    .map_err(at)?;
+    Ok(Field {
+        name: name.clone(),
+        xml,
+        linchpin_field: spec.linchpin_field.clone(),
+        from: spec.from,
+        rule,
+    })
+}
+
+impl ConnectorMapping {
+    /// Compiles a connector's mapping. Errors name the rule and what to fix.
+    pub fn compile(
+        settings: &MappingSettings,
+        reg: &SchemaRegistry,
+    ) -> Result<ConnectorMapping, String> {
+        let sandbox = Sandbox::new(settings.script.clone());
+        let mut specs: Vec<FieldSpec> = if settings.default_fields {
+            default_fields()
+        } else {
+            Vec::new()
+        };
+        for (i, spec) in settings.fields.iter().enumerate() {
+            if settings.fields[..i].iter().any(|f| f.name == spec.name) {
+                return Err(format!(
+                    "mapping: the field {:?} is defined twice",
+                    spec.name
+                ));
+            }
+            match specs.iter_mut().find(|s| s.name == spec.name) {
+                Some(existing) => *existing = spec.clone(),
+                None => specs.push(spec.clone()),
+            }
+        }
+        let fields = specs
+            .iter()
+            .map(|s| field(s, reg, &sandbox))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, f) in fields.iter().enumerate() {
+            if fields[..i].iter().any(|g| g.xml == f.xml) {
+                return Err(format!(
+                    "mapping: two fields use the XML element name {:?}; set `xml` on one",
+                    f.xml
+                ));
+            }
+        }
+        let fingerprint = {
+            let text = serde_json::to_string(settings).unwrap_or_default();
+            let digest = Sha256::digest(text.as_bytes());
+            digest.iter().map(|b| format!("{b:02x}")).collect()
+        };
+        Ok(ConnectorMapping {
+            username: identity_rule("username", settings.username.as_ref(), reg, &sandbox)?,
+            full_name: identity_rule("full_name", settings.full_name.as_ref(), reg, &sandbox)?,
+            email: identity_rule("email", settings.email.as_ref(), reg, &sandbox)?,
+            fields,
+            manager: settings.manager,
+            sandbox,
+            fingerprint,
+        })
+    }
+
+    /// The built-in mapping (no rules written) over the built-in schemas.
+    pub fn builtin() -> ConnectorMapping {
+        Self::compile(&MappingSettings::default(), &SchemaRegistry::builtin())
+            .expect("the built-in mapping compiles (tested)")
+    }
+
+    /// A digest of the rules, so a configuration change shows in the feed's `ETag` and
+    /// re-sends every webhook profile.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Manager resolution settings.
+    pub fn manager(&self) -> &ManagerSettings {
+        &self.manager
+    }
+
+    /// The profile fields.
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    fn identity(
+        &self,
+        rule: Option<&Rule>,
+        name: &'static str,
+        doc: &Document,
+        builtin: impl Fn(&Document) -> Result<String, MappingError>,
+    ) -> Result<String, MappingError> {
+        let Some(rule) = rule else {
+            return builtin(doc);
+        };
+        match rule.run(None, doc, &self.sandbox, false).result {
+            Err(reason) => Err(MappingError::Rule { rule: name, reason }),
+            Ok(v) => match v.into_iter().next() {
+                Some(value) => Ok(value),
+                None if rule.on_missing == OnMissing::Keep => builtin(doc),
+                None => Err(MappingError::NoValue { rule: name }),
+            },
+        }
+    }
+
+    /// The Confluence username a new link gets, checked against Confluence's rules. A
+    /// custom rule's result is checked, never silently repaired: the admin sees why.
+    pub fn username(&self, doc: &Document) -> Result<String, MappingError> {
+        let name = self.identity(self.username.as_ref(), "username", doc, super::username)?;
+        check_username(&name).map_err(|why| MappingError::InvalidUsername(why.to_string()))?;
+        Ok(name)
+    }
+
+    /// The Confluence full name (`<` and `>` removed: Confluence refuses them).
+    pub fn full_name(&self, doc: &Document) -> Result<String, MappingError> {
+        let name = self.identity(self.full_name.as_ref(), "full_name", doc, |d| {
+            Ok(super::full_name(d))
+        })?;
+        let name = name.replace(['<', '>'], "").trim().to_owned();
+        if name.is_empty() {
+            return Err(MappingError::NoValue { rule: "full_name" });
+        }
+        Ok(name)
+    }
+
+    /// The Confluence e-mail.
+    pub fn email(&self, doc: &Document) -> Result<String, MappingError> {
+        self.identity(self.email.as_ref(), "email", doc, super::email)
+    }
+
+    /// What each identity rule reads and yields (`mapping preview`); built-in rules show
+    /// their result only.
+    pub fn trace_identity(&self, doc: &Document) -> Vec<(&'static str, Option<RuleTrace>)> {
+        [
+            ("username", self.username.as_ref()),
+            ("full_name", self.full_name.as_ref()),
+            ("email", self.email.as_ref()),
+        ]
+        .into_iter()
+        .map(|(name, rule)| (name, rule.map(|r| r.run(None, doc, &self.sandbox, true))))
+        .collect()
+    }
+
+    /// The user's profile. `username` is their Confluence username (from the identity link
+    /// when there is one); `manager` is what the store found for their `manager.value`.
+    /// `trace` keeps each field's source values for `mapping preview`.
+    pub fn profile(
+        &self,
+        doc: &Document,
+        username: &str,
+        manager: &ManagerLookup,
+        trace: bool,
+    ) -> Result<Profile, Skipped> {
+        let mut fields = Vec::with_capacity(self.fields.len());
+        for f in &self.fields {
+            let (value, source) = self.field_value(f, doc, username, manager, trace)?;
+            fields.push(ProfileField {
+                name: f.name.clone(),
+                xml: f.xml.clone(),
+                value,
+                source: trace.then_some(source),
+            });
+        }
+        Ok(Profile {
+            username: username.to_owned(),
+            active: super::active(doc),
+            fields,
+        })
+    }
+
+    fn field_value(
+        &self,
+        f: &Field,
+        doc: &Document,
+        username: &str,
+        manager: &ManagerLookup,
+        trace: bool,
+    ) -> Result<(FieldValue, Vec<String>), Skipped> {
+        let computed = |r: Result<String, MappingError>| match r {
+            Ok(v) => Ok(vec![v]),
+            Err(MappingError::Rule { reason, .. }) => Err(FieldValue::Failed(reason)),
+            Err(_) => Ok(Vec::new()),
+        };
+        let input = match f.from {
+            None => None,
+            Some(Computed::Username) => Some(vec![username.to_owned()]),
+            Some(Computed::FullName) => match computed(self.full_name(doc)) {
+                Ok(v) => Some(v),
+                Err(failed) => return Ok((failed, Vec::new())),
+            },
+            Some(Computed::Email) => match computed(self.email(doc)) {
+                Ok(v) => Some(v),
+                Err(failed) => return Ok((failed, Vec::new())),
+            },
+            Some(Computed::Manager) => match manager {
+                ManagerLookup::NoReference | ManagerLookup::OwnSelf => Some(Vec::new()),
+                ManagerLookup::Found {
+                    username,
+                    active: true,
+                } => Some(vec![username.clone()]),
+                ManagerLookup::Found { username, .. } | ManagerLookup::Deleted { username } => {
+                    match self.manager.on_deprovisioned {
+                        OnManagerGone::Keep => Some(vec![username.clone()]),
+                        OnManagerGone::Clear => return Ok((FieldValue::Clear, Vec::new())),
+                    }
+                }
+                ManagerLookup::Missing => return Ok((FieldValue::Pending, Vec::new())),
+                ManagerLookup::Unmappable => {
+                    let why = "the manager has no valid Confluence username".to_owned();
+                    return Ok((FieldValue::Failed(why), Vec::new()));
+                }
+            },
+        };
+        let run = f.rule.run(input, doc, &self.sandbox, trace);
+        let value = match run.result {
+            Err(reason) => FieldValue::Failed(reason),
+            Ok(v) if v.is_empty() => match f.rule.on_missing {
+                OnMissing::Keep => FieldValue::Keep,
+                OnMissing::Clear => FieldValue::Clear,
+                OnMissing::Skip => {
+                    return Err(Skipped {
+                        field: f.name.clone(),
+                    })
+                }
+            },
+            Ok(v) => FieldValue::Set(v),
+        };
+        Ok((value, run.source))
+    }
+}
+
+#[cfg(test)]
+mod tests;

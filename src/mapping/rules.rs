@@ -1,0 +1,204 @@
+//! The mapping rules of a connector as written in the configuration
+//! (`[connectors.NAME.mapping]`), before compilation. See `docs/mapping.md` for the reference
+//! with examples.
+
+use serde::{Deserialize, Serialize};
+
+use super::script::ScriptLimits;
+use super::transform::TransformSpec;
+
+/// What a rule does when it yields no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMissing {
+    /// Leave the target's value alone: the feed omits the element (Linchpin keeps the value
+    /// and makes the field editable again), the webhook omits the key. For the username,
+    /// e-mail and full name rules: fall back to the built-in rule.
+    Keep,
+    /// Empty the field: the feed sends an empty element, the webhook `null`.
+    Clear,
+    /// Leave the whole user out (of the feed, of the webhook; for identity rules: the user
+    /// is not delivered and the reason is recorded) until the rule yields a value.
+    Skip,
+}
+
+/// One source or several tried in order (the first that yields a value wins: coalesce).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Sources {
+    /// One path.
+    One(String),
+    /// Paths tried in order.
+    Many(Vec<String>),
+}
+
+impl Sources {
+    /// The paths, in order.
+    pub fn paths(&self) -> Vec<&str> {
+        match self {
+            Sources::One(s) => vec![s.as_str()],
+            Sources::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// A rule for one of the Confluence identity values (username, full name, e-mail).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// SCIM attribute path(s); several are tried in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Sources>,
+    /// Steps applied in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<TransformSpec>,
+    /// Value used when the source and transforms yield nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// What happens when there is still no value (identity rules: `skip`, the default, or
+    /// `keep`; `clear` is refused because Confluence needs all three values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_missing: Option<OnMissing>,
+}
+
+/// A value that is not read from a SCIM path but computed by usersync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Computed {
+    /// The user's Confluence username (identity link, else the username rule).
+    Username,
+    /// The result of the full name rule.
+    FullName,
+    /// The result of the e-mail rule.
+    Email,
+    /// The manager's Confluence username, resolved from `manager.value` (see
+    /// [`ManagerSettings`]).
+    Manager,
+}
+
+/// One Linchpin profile field (`[[connectors.NAME.mapping.fields]]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    /// The field's name: the key in the webhook JSON and in `mapping preview`. A field named
+    /// like a built-in default field replaces it.
+    pub name: String,
+    /// Element name in the XML feed (the field's "XML node name" in Linchpin's Profile
+    /// Editor); default: `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xml: Option<String>,
+    /// The Linchpin field this fills, by label or business key (`cup.department-1`), for the
+    /// `check-config` comparison with Linchpin's field list; default: matched by `xml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linchpin_field: Option<String>,
+    /// Take a computed value instead of (or before) a SCIM path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Computed>,
+    /// SCIM attribute path(s); several are tried in order. For `from = "manager"`: where the
+    /// reference is read (default `manager.value` of the enterprise extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Sources>,
+    /// Steps applied in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<TransformSpec>,
+    /// Value used when nothing else yields one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// What happens when there is no value; default `clear` (the IdP is the source of truth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_missing: Option<OnMissing>,
+}
+
+/// Which attribute of the other users `manager.value` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum ManagerKey {
+    /// Our SCIM `id` (Entra resolves the manager to the id we issued; idp-quirks §2.6).
+    #[default]
+    Id,
+    /// The manager's `externalId`.
+    ExternalId,
+    /// The manager's enterprise `employeeNumber` (Okta and OneLogin send an HR key; §3.4 O10,
+    /// §4.2).
+    EmployeeNumber,
+    /// The manager's `userName` (compared case-insensitively).
+    UserName,
+}
+
+impl ManagerKey {
+    /// The spelling used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManagerKey::Id => "id",
+            ManagerKey::ExternalId => "externalId",
+            ManagerKey::EmployeeNumber => "employeeNumber",
+            ManagerKey::UserName => "userName",
+        }
+    }
+}
+
+/// What the manager field says when the manager is deprovisioned (inactive or deleted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnManagerGone {
+    /// Keep naming the deprovisioned manager (the org chart stays as it was until the IdP
+    /// sends a new manager).
+    #[default]
+    Keep,
+    /// Empty the field.
+    Clear,
+}
+
+/// Manager resolution (`[connectors.NAME.mapping.manager]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagerSettings {
+    /// What `manager.value` refers to: `id` (Entra), `externalId`, `employeeNumber` or
+    /// `userName` (Okta, OneLogin: whatever the IdP profile's manager attribute holds).
+    pub refers_to: ManagerKey,
+    /// A deprovisioned manager: `keep` naming them or `clear` the field.
+    pub on_deprovisioned: OnManagerGone,
+}
+
+/// A connector's mapping (`[connectors.NAME.mapping]`). Empty means the built-in rules.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MappingSettings {
+    /// The Confluence username (derived once, then kept on the identity link). Default:
+    /// `userName`, lower-cased, with the characters Confluence forbids replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<RuleSpec>,
+    /// The Confluence full name. Default: `displayName`, `name.formatted`, given and family
+    /// name, `userName`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<RuleSpec>,
+    /// The Confluence e-mail. Default: primary, work, first of `emails`, else `userName` if
+    /// it is an address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<RuleSpec>,
+    /// Start from the built-in profile fields (full name, e-mail, title, department,
+    /// organization, division, cost center, employee number, phone, mobile, location,
+    /// manager); `fields` add to or replace them by name.
+    pub default_fields: bool,
+    /// Profile fields.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldSpec>,
+    /// Manager resolution.
+    pub manager: ManagerSettings,
+    /// Bounds of script transforms.
+    pub script: ScriptLimits,
+}
+
+impl Default for MappingSettings {
+    fn default() -> Self {
+        Self {
+            username: None,
+            full_name: None,
+            email: None,
+            default_fields: true,
+            fields: Vec::new(),
+            manager: ManagerSettings::default(),
+            script: ScriptLimits::default(),
+        }
+    }
+}

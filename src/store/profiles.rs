@@ -1,0 +1,231 @@
+//! Reads for mapped profiles: users in pages with their identity-link username (the Linchpin
+//! feed), users by a manager key (manager resolution), and the feed's change stamp.
+
+use serde_json::Value;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use super::{bind_args, from_ms, Arg, Store, StoreResult};
+use crate::mapping::ManagerKey;
+use crate::scim::resource::Document;
+
+/// A user with what profile mapping needs besides the document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileRow {
+    /// Insertion sequence (the feed's cursor).
+    pub seq: i64,
+    /// SCIM id.
+    pub id: String,
+    /// The document.
+    pub doc: Document,
+    /// The Confluence username on the user's identity link, if delivery made one (and it is
+    /// not a refused conflict): the username is derived once and then kept (DESIGN.md).
+    pub linked_username: Option<String>,
+    /// externalId as sent (with `employee_number` and `user_name`: the keys another user's
+    /// `manager.value` may use, to tell which row a reference matched).
+    pub external_id: Option<String>,
+    /// Enterprise employeeNumber, trimmed.
+    pub employee_number: Option<String>,
+    /// userName as sent.
+    pub user_name: String,
+}
+
+/// What the feed's `ETag` and `Last-Modified` are computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedStamp {
+    /// Users of the connector.
+    pub users: i64,
+    /// Identity links of the connector.
+    pub links: i64,
+    /// Latest change of a user or creation of an identity link, Unix milliseconds.
+    pub changed_ms: i64,
+}
+
+impl FeedStamp {
+    /// The latest change as a time.
+    pub fn changed(&self) -> OffsetDateTime {
+        from_ms(self.changed_ms)
+    }
+}
+
+const PROFILE_COLUMNS: &str = "r.seq, r.id, r.doc, l.target_name, r.external_id, \
+     r.employee_number, r.name";
+
+/// Joins each user with its usable identity link.
+const LINK_JOIN: &str = "LEFT JOIN identity_links l ON l.connector = r.connector \
+     AND l.kind = r.kind AND l.scim_id = r.id AND l.status <> 'conflict'";
+
+fn profile_row(row: &sqlx::any::AnyRow) -> StoreResult<ProfileRow> {
+    let text: String = row.try_get(2)?;
+    let id: String = row.try_get(1)?;
+    let doc = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => Document::new(),
+        Err(e) => return Err(super::StoreError::Corrupt(id, e)),
+    };
+    Ok(ProfileRow {
+        seq: row.try_get(0)?,
+        id,
+        doc,
+        linked_username: row.try_get(3)?,
+        external_id: row.try_get(4)?,
+        employee_number: row.try_get(5)?,
+        user_name: row.try_get(6)?,
+    })
+}
+
+/// Largest `IN (…)` list per query: far below SQLite's 32766 bound variables and
+/// PostgreSQL's 65535, and small enough for the planner to use the index. These queries are
+/// not cached as prepared statements (`persistent(false)`): their text varies with the list
+/// length, and a plan cached while the table was small would outlive its growth.
+const IN_CHUNK: usize = 500;
+
+impl Store {
+    /// Users of a connector with `seq` after `after`, in order, at most `limit`, each with
+    /// its linked username.
+    pub async fn profile_page(
+        &self,
+        connector: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ProfileRow>> {
+        let sql = format!(
+            "SELECT {PROFILE_COLUMNS} FROM resources r {LINK_JOIN} WHERE r.connector = $1 \
+             AND r.kind = 'User' AND r.seq > $2 ORDER BY r.seq LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(connector.to_owned())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(profile_row).collect()
+    }
+
+    /// One user by SCIM id, with its linked username.
+    pub async fn profile_row(&self, connector: &str, id: &str) -> StoreResult<Option<ProfileRow>> {
+        Ok(self
+            .users_by_key(connector, ManagerKey::Id, &[id.to_owned()])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// One user by userName (case-insensitive), with its linked username.
+    pub async fn profile_row_by_user_name(
+        &self,
+        connector: &str,
+        user_name: &str,
+    ) -> StoreResult<Option<ProfileRow>> {
+        Ok(self
+            .users_by_key(connector, ManagerKey::UserName, &[user_name.to_owned()])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The users of a connector whose `key` equals one of `values` (trimmed; userName
+    /// compared case-insensitively, the others exactly), with their linked usernames.
+    pub async fn users_by_key(
+        &self,
+        connector: &str,
+        key: ManagerKey,
+        values: &[String],
+    ) -> StoreResult<Vec<ProfileRow>> {
+        let column = match key {
+            ManagerKey::Id => "r.id",
+            ManagerKey::ExternalId => "r.external_id",
+            ManagerKey::EmployeeNumber => "r.employee_number",
+            ManagerKey::UserName => "r.name_lower",
+        };
+        let mut out = Vec::new();
+        for chunk in values.chunks(IN_CHUNK) {
+            let mut args = vec![Arg::Text(connector.to_owned())];
+            let mut marks = Vec::with_capacity(chunk.len());
+            for v in chunk {
+                let v = v.trim();
+                args.push(Arg::Text(if key == ManagerKey::UserName {
+                    v.to_lowercase()
+                } else {
+                    v.to_owned()
+                }));
+                marks.push(format!("${}", args.len()));
+            }
+            // No ORDER BY: with one, SQLite prefers the (connector, kind, seq) index, which
+            // returns rows in order but scans every user of the connector. Sorted below.
+            let sql = format!(
+                "SELECT {PROFILE_COLUMNS} FROM resources r {LINK_JOIN} WHERE r.connector = $1 \
+                 AND r.kind = 'User' AND {column} IN ({})",
+                marks.join(", ")
+            );
+            let rows = bind_args(sqlx::query(&sql).persistent(false), &args)
+                .fetch_all(self.reader())
+                .await?;
+            for r in &rows {
+                out.push(profile_row(r)?);
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
+    }
+
+    /// The usernames identity links still hold for SCIM ids whose users are gone (a deleted
+    /// manager referenced by id): `(scim id, username)`.
+    pub async fn linked_usernames(
+        &self,
+        connector: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut args = vec![Arg::Text(connector.to_owned())];
+            let mut marks = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                args.push(Arg::Text(id.trim().to_owned()));
+                marks.push(format!("${}", args.len()));
+            }
+            let sql = format!(
+                "SELECT scim_id, target_name FROM identity_links WHERE connector = $1 \
+                 AND kind = 'User' AND status <> 'conflict' AND scim_id IN ({})",
+                marks.join(", ")
+            );
+            let rows = bind_args(sqlx::query(&sql).persistent(false), &args)
+                .fetch_all(self.reader())
+                .await?;
+            for r in &rows {
+                out.push((r.try_get(0)?, r.try_get(1)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The feed's change stamp: user count and latest user change, and count and latest
+    /// creation of the connector's identity links (a new link can change the username the
+    /// feed prints; delivery re-saving an existing link cannot, so its `updated_at` is not
+    /// used). Deletions change the counts. Every part is read on an index.
+    pub async fn feed_stamp(&self, connector: &str) -> StoreResult<FeedStamp> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM resources \
+             WHERE connector = $1 AND kind = 'User'",
+        )
+        .bind(connector.to_owned())
+        .fetch_one(self.reader())
+        .await?;
+        let links = sqlx::query(
+            "SELECT COUNT(*), COALESCE(MAX(created_at), 0) FROM identity_links \
+             WHERE connector = $1",
+        )
+        .bind(connector.to_owned())
+        .fetch_one(self.reader())
+        .await?;
+        let users: i64 = row.try_get(0)?;
+        let changed: i64 = row.try_get(1)?;
+        let link_count: i64 = links.try_get(0)?;
+        let linked: i64 = links.try_get(1)?;
+        Ok(FeedStamp {
+            users,
+            links: link_count,
+            changed_ms: changed.max(linked),
+        })
+    }
+}
