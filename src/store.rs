@@ -14,6 +14,7 @@
 //! several read-only connections, which WAL mode lets run alongside the writer.
 
 pub mod attempts;
+mod batch;
 pub mod connectors;
 pub mod links;
 mod members;
@@ -130,7 +131,9 @@ struct Inner {
     /// Woken after every commit that marked the sync queue, so the delivery worker starts at
     /// once instead of at its next poll. `notify_one` keeps a permit when the worker is busy,
     /// so a mark made while it works is not missed.
-    queue_changed: Notify,
+    queue_changed: Arc<Notify>,
+    /// SQLite: the group-commit batcher that runs SCIM writes on the writer connection.
+    batcher: Option<batch::Batcher>,
 }
 
 /// The store. Cheap to clone.
@@ -259,12 +262,16 @@ impl Store {
                 .into(),
             )));
         };
+        let queue_changed = Arc::new(Notify::new());
+        let batcher = (backend == Backend::Sqlite)
+            .then(|| batch::Batcher::start(write.clone(), queue_changed.clone()));
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
                 write,
                 read,
-                queue_changed: Notify::new(),
+                queue_changed,
+                batcher,
             }),
         })
     }
@@ -313,6 +320,40 @@ impl Store {
             Backend::Sqlite => self.inner.write.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.inner.write.begin().await?,
         })
+    }
+
+    /// Runs one write: on SQLite in the next group-commit batch ([`batch`]), on PostgreSQL in a
+    /// transaction of its own. Either way the result is returned only after its commit, and
+    /// an `Err` from `f` rolls back everything `f` wrote.
+    pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut sqlx::AnyConnection,
+            ) -> futures_util::future::BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        let result = match &self.inner.batcher {
+            Some(b) => b.write(f).await,
+            None => {
+                let mut tx = self.write_tx().await?;
+                match f(&mut tx).await {
+                    Ok(v) => {
+                        tx.commit().await?;
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        let _ = tx.rollback().await; // The error that matters is `e`.
+                        Err(e)
+                    }
+                }
+            }
+        };
+        if result.is_ok() {
+            self.queue_changed().notify_one();
+        }
+        result
     }
 
     pub(crate) fn writer(&self) -> &AnyPool {

@@ -213,56 +213,15 @@ impl Store {
         new_members: &[MemberRef],
         now: OffsetDateTime,
     ) -> StoreResult<Inserted> {
-        let cols = index_columns(kind, doc);
-        let doc_text = Value::Object(doc.clone()).to_string();
+        let (connector, id, doc) = (connector.to_owned(), id.to_owned(), doc.clone());
+        let new_members = new_members.to_vec();
         let now_ms = to_ms(now);
-        let mut tx = self.write_tx().await?;
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO resources (connector, kind, id, name, name_lower, external_id, active, \
-             doc, version, created_at, updated_at, employee_number, manager_ref) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11) RETURNING seq",
-        )
-        .bind(connector.to_owned())
-        .bind(kind.as_str())
-        .bind(id.to_owned())
-        .bind(cols.name.clone())
-        .bind(cols.name_lower.clone())
-        .bind(cols.external_id.clone())
-        .bind(cols.active)
-        .bind(doc_text)
-        .bind(now_ms)
-        .bind(cols.employee_number.clone())
-        .bind(cols.manager_ref.clone())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| conflict(kind, e.into()))?;
-        write_emails(&mut tx, connector, id, &cols.emails, false).await?;
-        let skipped_members = if new_members.is_empty() {
-            Vec::new()
-        } else {
-            members::add(&mut tx, connector, id, new_members, now_ms)
-                .await?
-                .1
-        };
-        queue::mark(&mut tx, connector, kind, id, now_ms).await?;
-        if kind == ResourceKind::User {
-            queue::mark_reports(&mut tx, connector, id, &cols.manager_keys(id), now_ms).await?;
-        }
-        tx.commit().await?;
-        self.queue_changed().notify_one();
-        Ok(Inserted {
-            resource: StoredResource {
-                seq,
-                kind,
-                id: id.to_owned(),
-                name: cols.name,
-                doc: doc.clone(),
-                version: 1,
-                created: super::from_ms(now_ms),
-                updated: super::from_ms(now_ms),
-            },
-            skipped_members,
+        self.write(move |conn| {
+            Box::pin(async move {
+                insert_in(conn, &connector, kind, &id, doc, &new_members, now_ms).await
+            })
         })
+        .await
     }
 
     /// Finds a user by `userName` (case-insensitively) or a group by `displayName`.
@@ -317,90 +276,30 @@ impl Store {
         id: &str,
         members_attr: Option<&Attribute>,
         now: OffsetDateTime,
-        change: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>,
+        change: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>
+            + Send
+            + 'static,
     ) -> StoreResult<UpdateOutcome> {
+        let (connector, id) = (connector.to_owned(), id.to_owned());
+        let members_attr = members_attr.cloned();
+        let backend = self.backend();
         let now_ms = to_ms(now);
-        let mut tx = self.write_tx().await?;
-        let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 AND id = $3{lock}"
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(connector.to_owned())
-            .bind(kind.as_str())
-            .bind(id.to_owned())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(UpdateOutcome::NotFound);
-        };
-        let current = rows::resource(&row)?;
-        let (doc, member_ops) = match change(&current) {
-            Ok(c) => c,
-            Err(e) => {
-                tx.rollback().await?;
-                return Ok(UpdateOutcome::Rejected(e));
-            }
-        };
-        let mut skipped_members = Vec::new();
-        let mut members_changed = false;
-        for op in &member_ops {
-            let (changed, skipped) =
-                members::apply(&mut tx, connector, id, op, members_attr, now_ms).await?;
-            members_changed |= changed;
-            skipped_members.extend(skipped);
-        }
-        let doc_changed = current.doc != doc;
-        if !doc_changed && !members_changed {
-            tx.rollback().await?;
-            return Ok(UpdateOutcome::Unchanged(current));
-        }
-        let cols = index_columns(kind, &doc);
-        sqlx::query(
-            "UPDATE resources SET name = $1, name_lower = $2, external_id = $3, active = $4, \
-             doc = $5, version = version + 1, updated_at = $6, employee_number = $10, \
-             manager_ref = $11 WHERE connector = $7 AND kind = $8 AND id = $9",
-        )
-        .bind(cols.name.clone())
-        .bind(cols.name_lower.clone())
-        .bind(cols.external_id.clone())
-        .bind(cols.active)
-        .bind(Value::Object(doc.clone()).to_string())
-        .bind(now_ms)
-        .bind(connector.to_owned())
-        .bind(kind.as_str())
-        .bind(id.to_owned())
-        .bind(cols.employee_number.clone())
-        .bind(cols.manager_ref.clone())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict(kind, e.into()))?;
-        if doc_changed && kind == ResourceKind::User {
-            write_emails(&mut tx, connector, id, &cols.emails, true).await?;
-            // The users naming this one as manager: by its old keys (one may have changed,
-            // leaving them pending) and by its new ones (they may resolve now).
-            let mut keys = index_columns(kind, &current.doc).manager_keys(id);
-            keys.extend(cols.manager_keys(id));
-            keys.sort();
-            keys.dedup();
-            queue::mark_reports(&mut tx, connector, id, &keys, now_ms).await?;
-        }
-        queue::mark(&mut tx, connector, kind, id, now_ms).await?;
-        tx.commit().await?;
-        self.queue_changed().notify_one();
-        Ok(UpdateOutcome::Updated {
-            resource: StoredResource {
-                name: cols.name,
-                doc,
-                version: current.version + 1,
-                updated: super::from_ms(now_ms),
-                ..current
-            },
-            skipped_members,
+        self.write(move |conn| {
+            Box::pin(async move {
+                modify_in(
+                    conn,
+                    backend,
+                    &connector,
+                    kind,
+                    &id,
+                    members_attr.as_ref(),
+                    now_ms,
+                    change,
+                )
+                .await
+            })
         })
+        .await
     }
 
     /// Deletes a resource, its e-mail index rows and memberships, and marks its key (and the
@@ -414,57 +313,14 @@ impl Store {
         expected_version: Option<i64>,
         now: OffsetDateTime,
     ) -> StoreResult<DeleteOutcome> {
+        let (connector, id) = (connector.to_owned(), id.to_owned());
         let now_ms = to_ms(now);
-        let mut tx = self.write_tx().await?;
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT version, doc FROM resources WHERE connector = $1 AND kind = $2 AND id = $3",
-        )
-        .bind(connector.to_owned())
-        .bind(kind.as_str())
-        .bind(id.to_owned())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((version, doc_text)) = row else {
-            return Ok(DeleteOutcome::NotFound);
-        };
-        if expected_version.is_some_and(|v| v != version) {
-            return Ok(DeleteOutcome::Stale);
-        }
-        let deleted = sqlx::query(
-            "DELETE FROM resources WHERE connector = $1 AND kind = $2 AND id = $3 AND version = $4",
-        )
-        .bind(connector.to_owned())
-        .bind(kind.as_str())
-        .bind(id.to_owned())
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-        if deleted.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(DeleteOutcome::Stale);
-        }
-        write_emails(&mut tx, connector, id, &[], true).await?;
-        if kind == ResourceKind::Group {
-            members::apply(&mut tx, connector, id, &MemberOp::RemoveAll, None, now_ms).await?;
-        }
-        // The resource is no longer anyone's member (RFC 7644 §3.6); the groups it was in
-        // changed and are marked too.
-        for group in members::remove_everywhere(&mut tx, connector, id).await? {
-            queue::mark(&mut tx, connector, ResourceKind::Group, &group, now_ms).await?;
-        }
-        if kind == ResourceKind::User {
-            // Its reports follow the connector's policy for deprovisioned managers.
-            let doc = match serde_json::from_str::<Value>(&doc_text) {
-                Ok(Value::Object(m)) => m,
-                _ => Document::new(),
-            };
-            let keys = index_columns(kind, &doc).manager_keys(id);
-            queue::mark_reports(&mut tx, connector, id, &keys, now_ms).await?;
-        }
-        queue::mark(&mut tx, connector, kind, id, now_ms).await?;
-        tx.commit().await?;
-        self.queue_changed().notify_one();
-        Ok(DeleteOutcome::Deleted)
+        self.write(move |conn| {
+            Box::pin(async move {
+                delete_in(conn, &connector, kind, &id, expected_version, now_ms).await
+            })
+        })
+        .await
     }
 
     /// Number of resources of a kind.
@@ -545,4 +401,207 @@ impl Store {
             .await?;
         rows.iter().map(rows::resource).collect()
     }
+}
+
+/// The body of [`Store::insert_resource`], on the write connection inside a transaction.
+async fn insert_in(
+    conn: &mut AnyConnection,
+    connector: &str,
+    kind: ResourceKind,
+    id: &str,
+    doc: Document,
+    new_members: &[MemberRef],
+    now_ms: i64,
+) -> StoreResult<Inserted> {
+    let cols = index_columns(kind, &doc);
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO resources (connector, kind, id, name, name_lower, external_id, active, \
+         doc, version, created_at, updated_at, employee_number, manager_ref) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11) RETURNING seq",
+    )
+    .bind(connector.to_owned())
+    .bind(kind.as_str())
+    .bind(id.to_owned())
+    .bind(cols.name.clone())
+    .bind(cols.name_lower.clone())
+    .bind(cols.external_id.clone())
+    .bind(cols.active)
+    .bind(Value::Object(doc.clone()).to_string())
+    .bind(now_ms)
+    .bind(cols.employee_number.clone())
+    .bind(cols.manager_ref.clone())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| conflict(kind, e.into()))?;
+    write_emails(conn, connector, id, &cols.emails, false).await?;
+    let skipped_members = if new_members.is_empty() {
+        Vec::new()
+    } else {
+        members::add(conn, connector, id, new_members, now_ms)
+            .await?
+            .1
+    };
+    queue::mark(conn, connector, kind, id, now_ms).await?;
+    if kind == ResourceKind::User {
+        queue::mark_reports(conn, connector, id, &cols.manager_keys(id), now_ms).await?;
+    }
+    Ok(Inserted {
+        resource: StoredResource {
+            seq,
+            kind,
+            id: id.to_owned(),
+            name: cols.name,
+            doc,
+            version: 1,
+            created: super::from_ms(now_ms),
+            updated: super::from_ms(now_ms),
+        },
+        skipped_members,
+    })
+}
+
+/// The body of [`Store::modify_resource`]. Its early returns write nothing, so they need no
+/// rollback of their own.
+#[allow(clippy::too_many_arguments)]
+async fn modify_in(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    connector: &str,
+    kind: ResourceKind,
+    id: &str,
+    members_attr: Option<&Attribute>,
+    now_ms: i64,
+    change: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>,
+) -> StoreResult<UpdateOutcome> {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 AND id = $3{lock}"
+    );
+    let Some(row) = sqlx::query(&sql)
+        .bind(connector.to_owned())
+        .bind(kind.as_str())
+        .bind(id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(UpdateOutcome::NotFound);
+    };
+    let current = rows::resource(&row)?;
+    let (doc, member_ops) = match change(&current) {
+        Ok(c) => c,
+        Err(e) => return Ok(UpdateOutcome::Rejected(e)),
+    };
+    let mut skipped_members = Vec::new();
+    let mut members_changed = false;
+    for op in &member_ops {
+        let (changed, skipped) =
+            members::apply(conn, connector, id, op, members_attr, now_ms).await?;
+        members_changed |= changed;
+        skipped_members.extend(skipped);
+    }
+    let doc_changed = current.doc != doc;
+    if !doc_changed && !members_changed {
+        return Ok(UpdateOutcome::Unchanged(current));
+    }
+    let cols = index_columns(kind, &doc);
+    sqlx::query(
+        "UPDATE resources SET name = $1, name_lower = $2, external_id = $3, active = $4, \
+         doc = $5, version = version + 1, updated_at = $6, employee_number = $10, \
+         manager_ref = $11 WHERE connector = $7 AND kind = $8 AND id = $9",
+    )
+    .bind(cols.name.clone())
+    .bind(cols.name_lower.clone())
+    .bind(cols.external_id.clone())
+    .bind(cols.active)
+    .bind(Value::Object(doc.clone()).to_string())
+    .bind(now_ms)
+    .bind(connector.to_owned())
+    .bind(kind.as_str())
+    .bind(id.to_owned())
+    .bind(cols.employee_number.clone())
+    .bind(cols.manager_ref.clone())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| conflict(kind, e.into()))?;
+    if doc_changed && kind == ResourceKind::User {
+        write_emails(conn, connector, id, &cols.emails, true).await?;
+        // The users naming this one as manager: by its old keys (one may have changed,
+        // leaving them pending) and by its new ones (they may resolve now).
+        let mut keys = index_columns(kind, &current.doc).manager_keys(id);
+        keys.extend(cols.manager_keys(id));
+        keys.sort();
+        keys.dedup();
+        queue::mark_reports(conn, connector, id, &keys, now_ms).await?;
+    }
+    queue::mark(conn, connector, kind, id, now_ms).await?;
+    Ok(UpdateOutcome::Updated {
+        resource: StoredResource {
+            name: cols.name,
+            doc,
+            version: current.version + 1,
+            updated: super::from_ms(now_ms),
+            ..current
+        },
+        skipped_members,
+    })
+}
+
+/// The body of [`Store::delete_resource`].
+async fn delete_in(
+    conn: &mut AnyConnection,
+    connector: &str,
+    kind: ResourceKind,
+    id: &str,
+    expected_version: Option<i64>,
+    now_ms: i64,
+) -> StoreResult<DeleteOutcome> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT version, doc FROM resources WHERE connector = $1 AND kind = $2 AND id = $3",
+    )
+    .bind(connector.to_owned())
+    .bind(kind.as_str())
+    .bind(id.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((version, doc_text)) = row else {
+        return Ok(DeleteOutcome::NotFound);
+    };
+    if expected_version.is_some_and(|v| v != version) {
+        return Ok(DeleteOutcome::Stale);
+    }
+    let deleted = sqlx::query(
+        "DELETE FROM resources WHERE connector = $1 AND kind = $2 AND id = $3 AND version = $4",
+    )
+    .bind(connector.to_owned())
+    .bind(kind.as_str())
+    .bind(id.to_owned())
+    .bind(version)
+    .execute(&mut *conn)
+    .await?;
+    if deleted.rows_affected() == 0 {
+        return Ok(DeleteOutcome::Stale);
+    }
+    write_emails(conn, connector, id, &[], true).await?;
+    if kind == ResourceKind::Group {
+        members::apply(conn, connector, id, &MemberOp::RemoveAll, None, now_ms).await?;
+    }
+    // The resource is no longer anyone's member (RFC 7644 §3.6); the groups it was in
+    // changed and are marked too.
+    for group in members::remove_everywhere(conn, connector, id).await? {
+        queue::mark(conn, connector, ResourceKind::Group, &group, now_ms).await?;
+    }
+    if kind == ResourceKind::User {
+        // Its reports follow the connector's policy for deprovisioned managers.
+        let doc = match serde_json::from_str::<Value>(&doc_text) {
+            Ok(Value::Object(m)) => m,
+            _ => Document::new(),
+        };
+        let keys = index_columns(kind, &doc).manager_keys(id);
+        queue::mark_reports(conn, connector, id, &keys, now_ms).await?;
+    }
+    queue::mark(conn, connector, kind, id, now_ms).await?;
+    Ok(DeleteOutcome::Deleted)
 }

@@ -72,6 +72,7 @@ impl<'a> Ops<'a> {
         &self,
         r: &StoredResource,
         with_members: bool,
+        with_groups: bool,
     ) -> Result<Rendered, AppError> {
         let scope = self.scope(r.kind);
         let mut doc = match r.kind {
@@ -89,7 +90,7 @@ impl<'a> Ops<'a> {
             }
             _ => search::render(scope, r, None),
         };
-        if r.kind == ResourceKind::User {
+        if r.kind == ResourceKind::User && with_groups {
             let groups = self
                 .state
                 .store
@@ -132,7 +133,7 @@ impl<'a> Ops<'a> {
         with_members: bool,
     ) -> Result<Rendered, AppError> {
         let r = self.load(kind, id).await?;
-        self.render(&r, with_members).await
+        self.render(&r, with_members, true).await
     }
 
     /// `POST /{type}` (RFC 7644 §3.3).
@@ -157,7 +158,8 @@ impl<'a> Ops<'a> {
             .await?;
         log_skipped(kind, &inserted.skipped_members);
         tracing::info!(scim.kind = kind.as_str(), scim.id = %id, "resource created");
-        self.render(&inserted.resource, true).await
+        // A user just created belongs to no group yet: no need to look its groups up.
+        self.render(&inserted.resource, true, false).await
     }
 
     /// `PUT /{type}/{id}` (RFC 7644 §3.5.1).
@@ -184,7 +186,10 @@ impl<'a> Ops<'a> {
             ResourceKind::Group => vec![MemberOp::Replace(members)],
             ResourceKind::User => Vec::new(),
         };
-        self.write(kind, id, if_match, |current| {
+        // The computation runs inside the store's write batch, so it owns what it uses.
+        let schemas = self.state.schemas.clone();
+        self.write(kind, id, if_match, move |current| {
+            let rt = schemas.resource_type(kind);
             let mut doc = new;
             // Deviation from RFC 7644 §3.5.1, on purpose: a PUT without `active` keeps the
             // current value instead of clearing it (idp-quirks O3). An absent `active` means
@@ -208,10 +213,11 @@ impl<'a> Ops<'a> {
         body: &Value,
         if_match: Option<Option<i64>>,
     ) -> Result<Rendered, AppError> {
-        let rt = self.rt(kind);
         let req = patch::parse(body)?;
-        self.write(kind, id, if_match, |current| {
-            let patched = patch::apply(&self.state.schemas, rt, &current.doc, &req)?;
+        let schemas = self.state.schemas.clone();
+        self.write(kind, id, if_match, move |current| {
+            let rt = schemas.resource_type(kind);
+            let patched = patch::apply(&schemas, rt, &current.doc, &req)?;
             resource::check_required(rt, &patched.doc)?;
             resource::check_immutable(rt, &current.doc, &patched.doc)?;
             Ok((patched.doc, patched.members))
@@ -226,7 +232,9 @@ impl<'a> Ops<'a> {
         kind: ResourceKind,
         id: &str,
         if_match: Option<Option<i64>>,
-        compute: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>,
+        compute: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>
+            + Send
+            + 'static,
     ) -> Result<Rendered, AppError> {
         self.state.admit_write()?;
         let members_attr = self
@@ -243,7 +251,7 @@ impl<'a> Ops<'a> {
                 id,
                 members_attr,
                 OffsetDateTime::now_utc(),
-                |current| {
+                move |current| {
                     if let Some(Some(v)) = if_match {
                         if v != current.version {
                             return Err(ScimError::precondition_failed(
@@ -262,11 +270,11 @@ impl<'a> Ops<'a> {
             } => {
                 log_skipped(kind, &skipped_members);
                 tracing::info!(scim.kind = kind.as_str(), scim.id = %id, "resource updated");
-                self.render(&resource, true).await
+                self.render(&resource, true, true).await
             }
             UpdateOutcome::Unchanged(resource) => {
                 tracing::debug!(scim.kind = kind.as_str(), scim.id = %id, "update changed nothing");
-                self.render(&resource, true).await
+                self.render(&resource, true, true).await
             }
             UpdateOutcome::NotFound => Err(not_found(kind, id)),
             UpdateOutcome::Rejected(e) => Err(e.into()),
