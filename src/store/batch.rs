@@ -35,9 +35,12 @@ type Outcome = (bool, Box<dyn Any + Send>);
 pub(crate) type Job =
     Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Outcome> + Send>;
 
+/// What a caller hears: its write's boxed result, or why the whole batch failed.
+type Answer = Result<Box<dyn Any + Send>, Failure>;
+
 struct Request {
     job: Job,
-    reply: oneshot::Sender<Result<Box<dyn Any + Send>, Failure>>,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// Why a whole batch failed (no write of it was committed).
@@ -140,10 +143,7 @@ async fn run_batch(pool: &AnyPool, batch: Vec<Request>) {
     if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
         return fail_all(batch, failure(&e));
     }
-    let mut answers: Vec<(
-        oneshot::Sender<Result<Box<dyn Any + Send>, Failure>>,
-        Result<Box<dyn Any + Send>, Failure>,
-    )> = Vec::with_capacity(batch.len());
+    let mut answers: Vec<(oneshot::Sender<Answer>, Answer)> = Vec::with_capacity(batch.len());
     let mut broken: Option<Failure> = None;
     for req in batch {
         if let Some(f) = &broken {
