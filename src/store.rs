@@ -11,7 +11,9 @@
 //!
 //! SQLite uses two pools: one connection for writes (SQLite has a single writer; funnelling
 //! writes through one connection avoids `SQLITE_BUSY` storms under concurrent POSTs) and
-//! several read-only connections, which WAL mode lets run alongside the writer.
+//! several read-only connections, which WAL mode lets run alongside the writer. SCIM writes
+//! on SQLite are group-committed by [`batch`]: writes that arrive together share one
+//! transaction, each in its own savepoint.
 
 pub mod attempts;
 mod batch;
