@@ -371,6 +371,7 @@ impl Store {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Arg {
     Text(String),
+    Int(i64),
     Bool(bool),
 }
 
@@ -382,6 +383,7 @@ pub(crate) fn bind_args<'q>(
     for a in args {
         q = match a {
             Arg::Text(s) => q.bind(s.clone()),
+            Arg::Int(i) => q.bind(*i),
             Arg::Bool(b) => q.bind(*b),
         };
     }

@@ -12,7 +12,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{from_ms, to_ms, Backend, Store, StoreResult};
+use super::{bind_args, from_ms, to_ms, Arg, Backend, Store, StoreResult};
 use crate::scim::schema::ResourceKind;
 
 /// A resource key in the queue.
@@ -196,20 +196,8 @@ impl Store {
     /// The claimed generation reached every target: drop the row, unless the key was marked
     /// again meanwhile, in which case only the lease is released.
     pub async fn complete_claim(&self, claim: &Claim) -> StoreResult<()> {
-        let done = sqlx::query(
-            "DELETE FROM sync_queue WHERE connector = $1 AND kind = $2 AND resource_id = $3 \
-             AND generation = $4",
-        )
-        .bind(claim.key.connector.clone())
-        .bind(claim.key.kind.as_str())
-        .bind(claim.key.id.clone())
-        .bind(claim.generation)
-        .execute(self.writer())
-        .await?;
-        if done.rows_affected() == 0 {
-            self.release(claim).await?;
-        }
-        Ok(())
+        self.finish_claim(claim, "DELETE FROM sync_queue", &[])
+            .await
     }
 
     /// Delivery failed and will be retried at `next`.
@@ -219,37 +207,35 @@ impl Store {
         next: OffsetDateTime,
         error: &str,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE sync_queue SET lease_until = NULL, next_attempt_at = $1, last_error = $2 \
-             WHERE connector = $3 AND kind = $4 AND resource_id = $5 AND generation = $6",
-        )
-        .bind(to_ms(next))
-        .bind(error.to_owned())
-        .bind(claim.key.connector.clone())
-        .bind(claim.key.kind.as_str())
-        .bind(claim.key.id.clone())
-        .bind(claim.generation)
-        .execute(self.writer())
-        .await?;
-        if done.rows_affected() == 0 {
-            self.release(claim).await?;
-        }
-        Ok(())
+        let sql = "UPDATE sync_queue SET lease_until = NULL, next_attempt_at = $5, last_error = $6";
+        let args = [Arg::Int(to_ms(next)), Arg::Text(error.to_owned())];
+        self.finish_claim(claim, sql, &args).await
     }
 
     /// Retries are exhausted: park the key as dead, visible and retryable, never dropped.
     pub async fn bury_claim(&self, claim: &Claim, error: &str) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE sync_queue SET lease_until = NULL, state = 'dead', last_error = $1 \
-             WHERE connector = $2 AND kind = $3 AND resource_id = $4 AND generation = $5",
-        )
-        .bind(error.to_owned())
-        .bind(claim.key.connector.clone())
-        .bind(claim.key.kind.as_str())
-        .bind(claim.key.id.clone())
-        .bind(claim.generation)
-        .execute(self.writer())
-        .await?;
+        let sql = "UPDATE sync_queue SET lease_until = NULL, state = 'dead', last_error = $5";
+        self.finish_claim(claim, sql, &[Arg::Text(error.to_owned())])
+            .await
+    }
+
+    /// Applies `statement` (a DELETE or an UPDATE whose own parameters start at `$5`) to the
+    /// claimed key, but only to the claimed generation; when the key was marked again
+    /// meanwhile, only the lease is released, so the newer change is delivered too.
+    async fn finish_claim(&self, claim: &Claim, statement: &str, args: &[Arg]) -> StoreResult<()> {
+        let sql = format!(
+            "{statement} WHERE connector = $1 AND kind = $2 AND resource_id = $3 AND generation = $4"
+        );
+        let mut all = vec![
+            Arg::Text(claim.key.connector.clone()),
+            Arg::Text(claim.key.kind.as_str().to_owned()),
+            Arg::Text(claim.key.id.clone()),
+            Arg::Int(claim.generation),
+        ];
+        all.extend_from_slice(args);
+        let done = bind_args(sqlx::query(&sql), &all)
+            .execute(self.writer())
+            .await?;
         if done.rows_affected() == 0 {
             self.release(claim).await?;
         }
