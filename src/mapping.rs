@@ -4,7 +4,7 @@
 //! Pure functions over SCIM documents (no I/O, no axum/sqlx/reqwest). The delivery worker asks
 //! for the desired state and compares it with the state last applied; the Linchpin feed and
 //! the webhook ask for the profile. The functions in this file are the built-in rules, used
-//! whenever a connector writes none; [`ConnectorMapping`] compiles a connector's own rules
+//! whenever a connector writes none; [`ConnectorMapping`](crate::mapping::ConnectorMapping) compiles a connector's own rules
 //! (`rules` → `source`, `transform`, `script` → `engine`).
 
 pub mod defaults;

@@ -1,7 +1,7 @@
 //! Mapped profiles with their references resolved against the store: one per connector
-//! ([`ConnectorProfiles`]: compiled mapping, feed settings and key, webhook client), the
+//! ([`ConnectorProfiles`](crate::profiles::ConnectorProfiles): compiled mapping, feed settings and key, webhook client), the
 //! resolver that turns stored users into [`Profile`](crate::mapping::Profile)s with their
-//! manager looked up ([`resolve`]), and the streamed Linchpin feed ([`feed`]).
+//! manager looked up ([`resolve`](crate::profiles::resolve)), and the streamed Linchpin feed ([`feed`](crate::profiles::feed)).
 //!
 //! Used by the feed route, the delivery worker's webhook step and `mapping preview`, so all
 //! three show the same thing.

@@ -12,7 +12,7 @@
 //! SQLite uses two pools: one connection for writes (SQLite has a single writer; funnelling
 //! writes through one connection avoids `SQLITE_BUSY` storms under concurrent POSTs) and
 //! several read-only connections, which WAL mode lets run alongside the writer. SCIM writes
-//! on SQLite are group-committed by [`batch`]: writes that arrive together share one
+//! on SQLite are group-committed by `store/batch.rs`: writes that arrive together share one
 //! transaction, each in its own savepoint.
 
 pub mod attempts;
@@ -324,7 +324,7 @@ impl Store {
         })
     }
 
-    /// Runs one write: on SQLite in the next group-commit batch ([`batch`]), on PostgreSQL in a
+    /// Runs one write: on SQLite in the next group-commit batch (`store/batch.rs`), on PostgreSQL in a
     /// transaction of its own. Either way the result is returned only after its commit, and
     /// an `Err` from `f` rolls back everything `f` wrote.
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>

@@ -7,7 +7,7 @@
 //! transaction), commits once, and only then answers each caller. Nothing is acknowledged
 //! before its commit, so "nothing an IdP was told is stored is ever lost" holds unchanged.
 //!
-//! PostgreSQL has many writers and does not batch: [`Store::write`] runs the write in a
+//! PostgreSQL has many writers and does not batch: `Store::write` runs the write in a
 //! transaction of its own there.
 
 use std::any::Any;
