@@ -127,8 +127,9 @@ fn email_in(f: &Filter) -> Option<String> {
 }
 
 impl Narrowing {
-    /// Renders the condition with placeholders numbered after the `args` already bound.
-    pub(crate) fn to_sql(&self, args: &mut Vec<Arg>) -> String {
+    /// Renders the condition, pushing its parameters to `args`; placeholders are numbered
+    /// after the `bound` parameters the query binds before these.
+    pub(crate) fn to_sql(&self, bound: usize, args: &mut Vec<Arg>) -> String {
         let mut ors = Vec::with_capacity(self.disjuncts.len());
         for conj in &self.disjuncts {
             let mut ands = Vec::with_capacity(conj.len());
@@ -145,7 +146,7 @@ impl Narrowing {
                     ),
                 };
                 args.push(arg);
-                ands.push(sql.replace("${}", &format!("${}", args.len())));
+                ands.push(sql.replace("${}", &format!("${}", bound + args.len())));
             }
             ors.push(format!("({})", ands.join(" AND ")));
         }

@@ -231,16 +231,11 @@ impl Store {
         kind: ResourceKind,
         name: &str,
     ) -> StoreResult<Option<StoredResource>> {
-        let sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 AND name_lower = $3"
-        );
-        let row = sqlx::query(&sql)
-            .bind(connector.to_owned())
-            .bind(kind.as_str())
-            .bind(name.to_lowercase())
-            .fetch_optional(self.reader())
-            .await?;
-        row.as_ref().map(rows::resource).transpose()
+        let args = [Arg::Text(name.to_lowercase())];
+        Ok(self
+            .select(connector, kind, "AND name_lower = $3", &args)
+            .await?
+            .pop())
     }
 
     /// Reads one resource.
@@ -250,16 +245,11 @@ impl Store {
         kind: ResourceKind,
         id: &str,
     ) -> StoreResult<Option<StoredResource>> {
-        let sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 AND id = $3"
-        );
-        let row = sqlx::query(&sql)
-            .bind(connector.to_owned())
-            .bind(kind.as_str())
-            .bind(id.to_owned())
-            .fetch_optional(self.reader())
-            .await?;
-        row.as_ref().map(rows::resource).transpose()
+        let args = [Arg::Text(id.to_owned())];
+        Ok(self
+            .select(connector, kind, "AND id = $3", &args)
+            .await?
+            .pop())
     }
 
     /// Reads a resource, lets `change` compute its new document and membership changes from
@@ -342,18 +332,9 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> StoreResult<Vec<StoredResource>> {
-        let sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 \
-             ORDER BY seq LIMIT $3 OFFSET $4"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(connector.to_owned())
-            .bind(kind.as_str())
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(self.reader())
-            .await?;
-        rows.iter().map(rows::resource).collect()
+        let args = [Arg::Int(limit), Arg::Int(offset)];
+        self.select(connector, kind, "ORDER BY seq LIMIT $3 OFFSET $4", &args)
+            .await
     }
 
     /// Resources with `seq` greater than `after`, in order, at most `limit`: the chunks of a
@@ -365,18 +346,9 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<StoredResource>> {
-        let sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 \
-             AND seq > $3 ORDER BY seq LIMIT $4"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(connector.to_owned())
-            .bind(kind.as_str())
-            .bind(after)
-            .bind(limit)
-            .fetch_all(self.reader())
-            .await?;
-        rows.iter().map(rows::resource).collect()
+        let args = [Arg::Int(after), Arg::Int(limit)];
+        self.select(connector, kind, "AND seq > $3 ORDER BY seq LIMIT $4", &args)
+            .await
     }
 
     /// The candidates of a narrowed filter, in stable order. A superset of the matches: the
@@ -387,16 +359,31 @@ impl Store {
         kind: ResourceKind,
         narrowing: &Narrowing,
     ) -> StoreResult<Vec<StoredResource>> {
-        let mut args = vec![
+        let mut args = Vec::new();
+        // $1 and $2 are the connector and kind that `select` binds first.
+        let condition = narrowing.to_sql(2, &mut args);
+        let tail = format!("AND ({condition}) ORDER BY seq");
+        self.select(connector, kind, &tail, &args).await
+    }
+
+    /// `SELECT` of whole resources of a connector and kind (`$1`, `$2`), narrowed and ordered
+    /// by `tail`, whose own parameters start at `$3`. `tail` may refer to the table as `r`.
+    async fn select(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        tail: &str,
+        args: &[Arg],
+    ) -> StoreResult<Vec<StoredResource>> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE connector = $1 AND kind = $2 {tail}"
+        );
+        let mut all = vec![
             Arg::Text(connector.to_owned()),
             Arg::Text(kind.as_str().to_owned()),
         ];
-        let condition = narrowing.to_sql(&mut args);
-        let sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE connector = $1 AND kind = $2 \
-             AND ({condition}) ORDER BY seq"
-        );
-        let rows = bind_args(sqlx::query(&sql), &args)
+        all.extend_from_slice(args);
+        let rows = bind_args(sqlx::query(&sql), &all)
             .fetch_all(self.reader())
             .await?;
         rows.iter().map(rows::resource).collect()
