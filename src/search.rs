@@ -136,12 +136,15 @@ pub(crate) async fn search_with(
     let keep_all = q.sort_by.is_some();
     let mut consider = |batch: Vec<(StoredResource, Document)>| {
         for (r, d) in batch {
+            // Evaluated in place: a full scan renders every resource, so no copy per row.
+            let doc = Value::Object(d);
             if q.filter
                 .as_ref()
-                .is_none_or(|f| filter::matches(f, scope.rt, &Value::Object(d.clone())))
+                .is_none_or(|f| filter::matches(f, scope.rt, &doc))
             {
                 total += 1;
                 if keep_all || (total >= start && total < start + count) {
+                    let Value::Object(d) = doc else { continue };
                     matches.push((r, d));
                 }
             }
