@@ -19,8 +19,8 @@ mod connector;
 mod secrets;
 
 pub use connector::{
-    is_guid, BasicSettings, ConnectorSettings, EntraJwtSettings, OAuthSettings, WifSettings,
-    ENTRA_NON_GALLERY_AUDIENCE, MIN_SIGNING_KEY_BYTES,
+    audience_resource, is_guid, BasicSettings, ConnectorSettings, EntraJwtSettings, OAuthSettings,
+    WifSettings, ENTRA_NON_GALLERY_AUDIENCE, MIN_SIGNING_KEY_BYTES,
 };
 pub use secrets::Secrets;
 
