@@ -2,11 +2,13 @@
 //! feed), users by a manager key, e-mail addresses included (manager resolution), and the
 //! feed's change stamp.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{bind_args, from_ms, Arg, Store, StoreResult};
+use super::{bind_args, from_ms, Arg, Backend, Store, StoreResult};
 use crate::mapping::ManagerKey;
 use crate::scim::resource::Document;
 
@@ -208,6 +210,45 @@ impl Store {
             }
         }
         out.sort_by_key(|m| m.row.seq);
+        Ok(out)
+    }
+
+    /// The display names of users and groups of a connector, by SCIM id: a User's
+    /// `displayName`, else its `userName`; a Group's `displayName`. For the `display` of
+    /// group members the client sent none for (docs/API.md "Groups"). Ids that name nothing
+    /// are absent.
+    pub async fn display_names(
+        &self,
+        connector: &str,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, String>> {
+        // `name` is userName for Users and displayName for Groups; the User's displayName
+        // is read from the document by the database, and only for the asked rows.
+        let display = match self.backend() {
+            Backend::Sqlite => "CAST(json_extract(doc, '$.displayName') AS TEXT)",
+            Backend::Postgres => "(doc::jsonb ->> 'displayName')",
+        };
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut args = vec![Arg::Text(connector.to_owned())];
+            let mut marks = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                args.push(Arg::Text(id.clone()));
+                marks.push(format!("${}", args.len()));
+            }
+            // `kind IN (…)` lets both databases use the (connector, kind, id) index.
+            let sql = format!(
+                "SELECT id, COALESCE(NULLIF(TRIM({display}), ''), name) FROM resources \
+                 WHERE connector = $1 AND kind IN ('User', 'Group') AND id IN ({})",
+                marks.join(", ")
+            );
+            let rows = bind_args(sqlx::query(&sql).persistent(false), &args)
+                .fetch_all(self.reader())
+                .await?;
+            for r in &rows {
+                out.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+        }
         Ok(out)
     }
 

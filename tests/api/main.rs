@@ -18,6 +18,7 @@ mod etags;
 mod filters;
 mod groups;
 mod linchpin;
+mod msref;
 mod patch;
 mod snapshots;
 mod sync_queue;
