@@ -18,6 +18,7 @@ mod etags;
 mod filters;
 mod groups;
 mod linchpin;
+mod managers;
 mod msref;
 mod patch;
 mod snapshots;
