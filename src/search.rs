@@ -230,10 +230,10 @@ pub async fn render_all(
         .collect())
 }
 
-/// The members of several groups, as group answers show them: each with a `display`, the
-/// one the client sent (echoed verbatim), else the member's own display name
-/// ([`Store::display_names`]). Microsoft's SCIM reference test collection reads the
-/// members' names from group answers (docs/API.md "Groups").
+/// The members of several groups, as group answers show them: each with a `display`, the one the
+/// client sent (echoed verbatim), else the member's own display name ([`Store::display_names`]).
+/// Microsoft's SCIM reference test collection reads the members' names from group answers
+/// (docs/API.md "Deliberate deviations and choices").
 pub async fn members_of(
     store: &Store,
     connector: &str,

@@ -73,9 +73,9 @@ pub fn member_refs(members_attr: &Attribute, value: &Value) -> ScimResult<Vec<Me
 }
 
 /// `displayName` is not a sub-attribute of `members` (RFC 7643 §4.2), but Microsoft's SCIM
-/// reference test collection names the members it adds with it and expects to read the name
-/// back (docs/API.md "Groups"): in a member object without `display`, it is read as
-/// `display` before the unknown sub-attribute would be dropped. Keys are matched ignoring
+/// reference test collection names the members it adds with it and expects to read the name back
+/// (docs/API.md "Deliberate deviations and choices"): in a member object without `display`, it is
+/// read as `display` before the unknown sub-attribute would be dropped. Keys are matched ignoring
 /// case (RFC 7643 §2.1).
 fn display_name_as_display(value: &Value) -> Cow<'_, Value> {
     let key = |obj: &Map<String, Value>, name: &str| {

@@ -30,11 +30,11 @@ pub struct Projection {
     pub attributes: Vec<AttrPath>,
     /// `excludedAttributes`: return all default attributes but these.
     pub excluded: Vec<AttrPath>,
-    /// Entries of `attributes` with a value filter (`emails[type eq "work"]`, optionally
-    /// followed by a sub-attribute): the attribute is returned with the matching values only.
-    /// RFC 7644 §3.4.2.5 names attributes by `attrPath`, which has no filter; Microsoft's
-    /// SCIM reference test collection sends one and expects the matching values
-    /// (docs/API.md "Attribute selection"), so it is answered rather than refused.
+    /// Entries of `attributes` with a value filter (`emails[type eq "work"]`, optionally followed
+    /// by a sub-attribute): the attribute is returned with the matching values only. RFC 7644
+    /// §3.4.2.5 names attributes by `attrPath`, which has no filter; Microsoft's SCIM reference
+    /// test collection sends one and expects the matching values (docs/API.md "Deliberate
+    /// deviations and choices"), so it is answered rather than refused.
     pub value_filters: Vec<(AttrPath, Filter)>,
 }
 

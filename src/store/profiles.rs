@@ -213,10 +213,10 @@ impl Store {
         Ok(out)
     }
 
-    /// The display names of users and groups of a connector, by SCIM id: a User's
-    /// `displayName`, else its `userName`; a Group's `displayName`. For the `display` of
-    /// group members the client sent none for (docs/API.md "Groups"). Ids that name nothing
-    /// are absent.
+    /// The display names of users and groups of a connector, by SCIM id: a User's `displayName`,
+    /// else its `userName`; a Group's `displayName`. For the `display` of group members the client
+    /// sent none for (docs/API.md "Deliberate deviations and choices"). Ids that name nothing are
+    /// absent.
     pub async fn display_names(
         &self,
         connector: &str,

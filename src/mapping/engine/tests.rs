@@ -295,3 +295,21 @@ fn the_fingerprint_changes_with_the_rules() {
     assert_ne!(a.fingerprint(), b.fingerprint());
     assert_eq!(a.fingerprint(), ConnectorMapping::builtin().fingerprint());
 }
+
+#[test]
+fn a_manager_field_with_on_missing_keep_leaves_a_user_without_manager_out() {
+    // docs/idp/jumpcloud.md: an IdP that never sends the manager must not clear a value
+    // another source set in Linchpin.
+    let m = compiled("[[fields]]\nname = \"manager\"\nfrom = \"manager\"\non_missing = \"keep\"");
+    let p = m
+        .profile(&ada(), "ada", &ManagerLookup::NoReference, false)
+        .unwrap();
+    assert_eq!(value_of(&p, "manager"), &FieldValue::Keep);
+    let found = ManagerLookup::Found {
+        username: "mroe".into(),
+        active: true,
+        by: ManagerKey::Id,
+    };
+    let p = m.profile(&ada(), "ada", &found, false).unwrap();
+    assert_eq!(value_of(&p, "manager"), &set("mroe"));
+}

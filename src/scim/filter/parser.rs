@@ -382,9 +382,10 @@ fn literal_word(w: &str) -> Result<CompValue, Option<String>> {
     if bare && !keyword {
         return Ok(CompValue::String(w.to_owned()));
     }
-    // An unquoted RFC 3339 date-time (`meta.created gt 2015-10-10T14:38:21.8617979-07:00`),
-    // as Microsoft's SCIM reference test collection sends it (docs/API.md "Filters"): its
-    // colons keep it from being a bare word, and it cannot be mistaken for anything else.
+    // An unquoted RFC 3339 date-time (`meta.created gt 2015-10-10T14:38:21.8617979-07:00`), as
+    // Microsoft's SCIM reference test collection sends it (docs/API.md "Deliberate deviations and
+    // choices"): its colons keep it from being a bare word, and it cannot be mistaken for anything
+    // else.
     if super::compare::parse_datetime(w).is_some() {
         return Ok(CompValue::String(w.to_owned()));
     }
