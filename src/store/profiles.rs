@@ -164,18 +164,25 @@ impl Store {
         key: ManagerKey,
         values: &[String],
     ) -> StoreResult<Vec<KeyMatch>> {
-        // The e-mail lookup names `e.connector` itself so the planner starts from the
-        // (connector, value_lower) index of resource_emails, not from the users.
+        // The e-mail lookup starts from resource_emails' (connector, value_lower) index.
+        // SQLite, without statistics, prefers the covering primary key (connector,
+        // resource_id, value_lower) and so reads every address of the connector for each
+        // page of the feed (10 ms per page at 100,000 users, against 0.3 ms): on SQLite the
+        // index is named (`INDEXED BY`); PostgreSQL plans it from its statistics.
+        let emails = match self.backend() {
+            Backend::Sqlite => "resource_emails e INDEXED BY resource_emails_value",
+            Backend::Postgres => "resource_emails e",
+        };
+        let email_from = format!(
+            "{emails} JOIN resources r ON r.connector = e.connector AND r.kind = 'User' \
+             AND r.id = e.resource_id AND e.connector = $1"
+        );
         let (from, column) = match key {
             ManagerKey::Id => ("resources r", "r.id"),
             ManagerKey::ExternalId => ("resources r", "r.external_id"),
             ManagerKey::EmployeeNumber => ("resources r", "r.employee_number"),
             ManagerKey::UserName => ("resources r", "r.name_lower"),
-            ManagerKey::Email => (
-                "resource_emails e JOIN resources r ON r.connector = e.connector \
-                 AND r.kind = 'User' AND r.id = e.resource_id AND e.connector = $1",
-                "e.value_lower",
-            ),
+            ManagerKey::Email => (email_from.as_str(), "e.value_lower"),
         };
         let mut wanted: Vec<String> = values
             .iter()

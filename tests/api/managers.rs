@@ -253,6 +253,17 @@ async fn a_value_two_users_share_stays_unresolved_is_warned_once_and_never_guess
         .filter(|l| l.contains("WARN") && l.contains("manager reference"))
         .collect();
     assert_eq!(warnings.len(), 1, "once, not once per pull: {text}");
+    let served: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Linchpin feed served"))
+        .collect();
+    assert_eq!(served.len(), 3, "{text}");
+    assert!(
+        served
+            .iter()
+            .all(|l| l.contains("feed.manager_unresolved=1")),
+        "every pull counts it: {served:#?}"
+    );
     let w = warnings[0];
     assert!(
         w.contains(CONNECTOR)
