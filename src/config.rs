@@ -19,8 +19,8 @@ mod connector;
 mod secrets;
 
 pub use connector::{
-    is_guid, BasicSettings, ConnectorSettings, EntraJwtSettings, OAuthSettings, WifSettings,
-    ENTRA_NON_GALLERY_AUDIENCE, MIN_SIGNING_KEY_BYTES,
+    audience_resource, is_guid, BasicSettings, ConnectorSettings, EntraJwtSettings, OAuthSettings,
+    WifSettings, ENTRA_NON_GALLERY_AUDIENCE, MIN_SIGNING_KEY_BYTES,
 };
 pub use secrets::Secrets;
 
@@ -456,7 +456,8 @@ impl Settings {
     }
 }
 
-/// Connector names are URL path segments and log fields: lower-case letters, digits, `-`, `_`.
+/// Connector names are URL path segments and log fields: lower-case letters, digits, `-`,
+/// and `_` only for names that already exist (see [`validate_new_connector_name`]).
 pub fn validate_connector_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -467,8 +468,54 @@ pub fn validate_connector_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "connector name {name:?} must be 1-64 characters of a-z, 0-9, '-' and '_'"
+            "connector name {name:?} must be 1-64 characters of a-z, 0-9 and '-'"
         ))
+    }
+}
+
+/// The rule for a connector created from now on: [`validate_connector_name`] without `_`.
+/// The name is the last segment of the SCIM base URL, and Okta refuses a base URL containing
+/// an underscore (docs/idp/okta.md). Names with `_` that already exist keep working; `usersync
+/// check-config` warns about them ([`connector_name_warning`]).
+pub fn validate_new_connector_name(name: &str) -> Result<(), String> {
+    validate_connector_name(name)?;
+    if name.contains('_') {
+        return Err(format!(
+            "connector name {name:?} contains '_', which Okta refuses in a SCIM base URL \
+             (/scim/v2/{name}); use {:?} instead",
+            suggest_connector_name(name)
+        ));
+    }
+    Ok(())
+}
+
+/// Why an existing connector name should change, if it should: the warning `check-config`
+/// prints for a name with `_`.
+pub fn connector_name_warning(name: &str) -> Option<String> {
+    name.contains('_').then(|| {
+        format!(
+            "connector name {name:?} contains '_': it keeps working, but Okta refuses a SCIM \
+             base URL with '_', and new connectors may not use it; consider {:?}",
+            suggest_connector_name(name)
+        )
+    })
+}
+
+/// `okta_prod` → `okta-prod`: `_` replaced by `-`, runs of `-` collapsed, none at either end.
+pub fn suggest_connector_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let c = if c == '_' { '-' } else { c };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim_end_matches('-');
+    if trimmed.is_empty() {
+        "idp".to_owned()
+    } else {
+        trimmed.to_owned()
     }
 }
 
@@ -699,7 +746,7 @@ base_url = "https://wiki.example.com"
         let okta = &s.connectors["okta"];
         assert_eq!(
             okta.mapping.manager.refers_to,
-            crate::mapping::ManagerKey::EmployeeNumber
+            Some(crate::mapping::ManagerKey::EmployeeNumber)
         );
         assert_eq!(okta.linchpin.user_tag, "person");
         assert_eq!(

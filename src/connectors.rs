@@ -151,6 +151,13 @@ impl Connectors {
             }),
         };
         registry.reload().await?;
+        for warning in registry
+            .list()
+            .iter()
+            .filter_map(|c| crate::config::connector_name_warning(&c.name))
+        {
+            tracing::warn!("{warning}");
+        }
         Ok(registry)
     }
 

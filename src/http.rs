@@ -33,8 +33,37 @@ use self::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole application router.
+/// The whole application router. Requests reach the routes with their SCIM path in the
+/// routed spelling ([`scim::canonical_path`]): the rewrite has to happen before routing,
+/// which layers of the routed router cannot do, so an outer router hands every request,
+/// rewritten, to the inner one.
 pub fn router(state: AppState) -> Router {
+    Router::new().fallback_service(tower::ServiceExt::map_request(
+        routes(state),
+        canonical_request as fn(Request) -> Request,
+    ))
+}
+
+/// The request with its path in the routed spelling; the query is kept as sent.
+fn canonical_request(mut req: Request) -> Request {
+    let Some(path) = scim::canonical_path(req.uri().path()) else {
+        return req;
+    };
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+fn routes(state: AppState) -> Router {
     let timeout = state.settings.limits.request_timeout.0;
     Router::new()
         .merge(scim::router())

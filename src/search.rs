@@ -217,7 +217,7 @@ pub async fn render_all(
 ) -> StoreResult<Vec<Document>> {
     let members: HashMap<String, Vec<MemberRow>> = if with_members && !rows.is_empty() {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        scope.store.members_of(scope.connector, &ids).await?
+        members_of(scope.store, scope.connector, &ids).await?
     } else {
         HashMap::new()
     };
@@ -228,6 +228,36 @@ pub async fn render_all(
             render(scope, r, m)
         })
         .collect())
+}
+
+/// The members of several groups, as group answers show them: each with a `display`, the one the
+/// client sent (echoed verbatim), else the member's own display name ([`Store::display_names`]).
+/// Microsoft's SCIM reference test collection reads the members' names from group answers
+/// (docs/API.md "Deliberate deviations and choices").
+pub async fn members_of(
+    store: &Store,
+    connector: &str,
+    group_ids: &[String],
+) -> StoreResult<HashMap<String, Vec<MemberRow>>> {
+    let mut members = store.members_of(connector, group_ids).await?;
+    let mut unnamed: Vec<String> = members
+        .values()
+        .flatten()
+        .filter(|m| m.display.is_none())
+        .map(|m| m.id.clone())
+        .collect();
+    if unnamed.is_empty() {
+        return Ok(members);
+    }
+    unnamed.sort();
+    unnamed.dedup();
+    let names = store.display_names(connector, &unnamed).await?;
+    for m in members.values_mut().flatten() {
+        if m.display.is_none() {
+            m.display = names.get(&m.id).cloned();
+        }
+    }
+    Ok(members)
 }
 
 /// A sortable form of an attribute value (RFC 7644 §3.4.2.3).

@@ -410,6 +410,7 @@ impl ConnectorMapping {
                 ManagerLookup::Found {
                     username,
                     active: true,
+                    ..
                 } => Some(vec![username.clone()]),
                 ManagerLookup::Found { username, .. } | ManagerLookup::Deleted { username } => {
                     match self.manager.on_deprovisioned {
@@ -417,7 +418,11 @@ impl ConnectorMapping {
                         OnManagerGone::Clear => return Ok((FieldValue::Clear, Vec::new())),
                     }
                 }
-                ManagerLookup::Missing => return Ok((FieldValue::Pending, Vec::new())),
+                // Not found yet, or several users match: the target keeps what it has rather
+                // than being told a guess (docs/mapping.md "Manager resolution").
+                ManagerLookup::Missing | ManagerLookup::Ambiguous { .. } => {
+                    return Ok((FieldValue::Pending, Vec::new()))
+                }
                 ManagerLookup::Unmappable => {
                     let why = "the manager has no valid Confluence username".to_owned();
                     return Ok((FieldValue::Failed(why), Vec::new()));

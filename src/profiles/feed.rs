@@ -167,6 +167,7 @@ pub fn stream(
                         feed.unmapped = s.unmapped,
                         feed.duplicates = s.duplicates,
                         feed.failed_fields = s.failed_fields,
+                        feed.manager_unresolved = c.resolver.stats().unresolved(),
                         "Linchpin feed served"
                     );
                     let tail = xml::tail(&c.resolver.profiles().feed);

@@ -124,7 +124,7 @@ async fn an_entra_manager_patch_by_scim_id_reaches_linchpin_through_the_feed() {
 #[tokio::test]
 async fn an_okta_manager_given_by_employee_number_reaches_linchpin() {
     let app = TestApp::spawn_with_connector(|c| {
-        c.mapping.manager.refers_to = ManagerKey::EmployeeNumber;
+        c.mapping.manager.refers_to = Some(ManagerKey::EmployeeNumber);
     })
     .await;
     app.create_user(json!({"userName": "chief@example.com", ENT: {"employeeNumber": "E100"}}))
@@ -148,7 +148,7 @@ async fn an_okta_manager_given_by_employee_number_reaches_linchpin() {
 #[tokio::test]
 async fn a_manager_arriving_after_the_employee_fills_the_pending_field() {
     let app = TestApp::spawn_with_connector(|c| {
-        c.mapping.manager.refers_to = ManagerKey::EmployeeNumber;
+        c.mapping.manager.refers_to = Some(ManagerKey::EmployeeNumber);
     })
     .await;
     let emp = app
@@ -323,7 +323,7 @@ transforms = [{ op = "replace", pattern = "\\s+", with = "" }]
 #[tokio::test]
 async fn managers_in_a_cycle_or_naming_themselves_do_not_loop() {
     let app = TestApp::spawn_with_connector(|c| {
-        c.mapping.manager.refers_to = ManagerKey::UserName;
+        c.mapping.manager.refers_to = Some(ManagerKey::UserName);
     })
     .await;
     app.create_user(json!({"userName": "a@example.com", ENT: {"manager": "B@example.com"}}))
@@ -421,7 +421,10 @@ async fn mapping_preview_shows_sources_mapped_values_and_what_the_feed_carries()
     .unwrap();
     assert!(out.contains("[\"Prev.Iew@Example.com\"]"), "{out}");
     assert!(out.contains("-> \"prev.iew\""), "{out}");
-    assert!(out.contains("not arrived yet"), "{out}");
+    assert!(
+        out.contains("NOT RESOLVED: no user of connector idp has this value"),
+        "{out}"
+    );
     assert!(out.contains("<username>prev.iew</username>"), "{out}");
     assert!(out.contains("<title>Tester</title>"), "{out}");
     assert!(out.contains("no webhook configured"), "{out}");

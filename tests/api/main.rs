@@ -18,6 +18,8 @@ mod etags;
 mod filters;
 mod groups;
 mod linchpin;
+mod managers;
+mod msref;
 mod patch;
 mod snapshots;
 mod sync_queue;

@@ -77,11 +77,12 @@ impl<'a> Ops<'a> {
         let scope = self.scope(r.kind);
         let mut doc = match r.kind {
             ResourceKind::Group if with_members => {
-                let mut m = self
-                    .state
-                    .store
-                    .members_of(&self.ctx.connector, std::slice::from_ref(&r.id))
-                    .await?;
+                let mut m = search::members_of(
+                    &self.state.store,
+                    &self.ctx.connector,
+                    std::slice::from_ref(&r.id),
+                )
+                .await?;
                 search::render(
                     scope,
                     r,

@@ -14,7 +14,7 @@ use super::super::response::ScimJson;
 use super::super::state::AppState;
 use super::ops::{Ops, Rendered};
 use crate::scim::project::project;
-use crate::scim::query::{attr_list, Projection, RawQuery, LIST_URN};
+use crate::scim::query::{Projection, RawQuery, LIST_URN};
 use crate::scim::schema::{ResourceKind, ResourceType};
 use crate::scim::ScimError;
 use crate::search::{self, Scope};
@@ -54,22 +54,21 @@ fn percent_decode(s: &str) -> Option<String> {
 /// `attributes` / `excludedAttributes` of a request.
 fn projection(q: &QueryPairs) -> Result<Projection, AppError> {
     let raw = RawQuery::from_pairs(q.iter());
-    Ok(Projection {
-        attributes: attr_list(raw.attributes.as_deref(), "attributes")?,
-        excluded: attr_list(raw.excluded.as_deref(), "excludedAttributes")?,
-    })
+    Ok(Projection::parse(
+        raw.attributes.as_deref(),
+        raw.excluded.as_deref(),
+    )?)
 }
 
 /// Whether a Group's members are wanted under this projection (they are not loaded at all
 /// when excluded: Entra reads groups with `excludedAttributes=members`, idp-quirks E19).
 fn wants_members(p: &Projection) -> bool {
-    let names = |list: &[crate::scim::path::AttrPath]| {
-        list.iter().any(|a| a.name.eq_ignore_ascii_case("members"))
-    };
-    if !p.attributes.is_empty() {
-        return names(&p.attributes);
+    if p.selects() {
+        return p.selects_name("members");
     }
-    !names(&p.excluded)
+    !p.excluded
+        .iter()
+        .any(|a| a.name.eq_ignore_ascii_case("members"))
 }
 
 fn respond(rt: &ResourceType, r: Rendered, p: &Projection, status: StatusCode) -> Response {
