@@ -212,6 +212,31 @@ pub fn digest(body: &str) -> String {
 mod tests {
     use super::*;
     use crate::mapping::ProfileField;
+    use crate::targets::ErrorClass;
+
+    #[test]
+    fn receiver_answers_map_to_the_one_taxonomy() {
+        let class = |status: u16, retry_after: Option<u64>| {
+            classify(POST, status, retry_after.map(Duration::from_secs), b"").class()
+        };
+        assert_eq!(class(429, None), ErrorClass::RateLimited);
+        assert_eq!(class(503, Some(2)), ErrorClass::RateLimited);
+        assert_eq!(class(503, None), ErrorClass::Transient);
+        assert_eq!(class(500, None), ErrorClass::Transient);
+        assert_eq!(class(408, None), ErrorClass::Transient);
+        assert_eq!(class(401, None), ErrorClass::Unauthorized);
+        assert_eq!(class(403, None), ErrorClass::Unauthorized);
+        assert_eq!(class(422, None), ErrorClass::Permanent);
+        assert_eq!(class(404, None), ErrorClass::Permanent);
+        let e = classify(POST, 429, Some(Duration::from_secs(7)), b"busy, try later");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(e.failure().body.as_deref(), Some("busy, try later"));
+        assert!(
+            !e.to_string().contains("busy"),
+            "the answer stays out of the text: {e}"
+        );
+        assert!(e.to_string().contains("[POST webhook, HTTP 429]"), "{e}");
+    }
 
     #[test]
     fn the_payload_has_strings_arrays_and_nulls_and_omits_what_the_target_keeps() {
