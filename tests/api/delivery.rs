@@ -9,7 +9,7 @@ use usersync::emulator::{
     ConfluenceVersion, Fault, OutageMode, RateLimitKnobs, RateLimitMode, SeedUser,
 };
 
-use crate::helpers::{TestApp, CONNECTOR};
+use crate::helpers::{LogCapture, TestApp, CONNECTOR};
 
 fn ada() -> serde_json::Value {
     json!({
@@ -667,4 +667,75 @@ async fn confluence_refusing_our_credentials_pauses_delivery_instead_of_burying_
             .is_some());
     }
     assert!(app.queue().await.is_empty());
+}
+
+#[tokio::test]
+async fn delivery_logs_name_the_key_never_the_user_at_info_or_above() {
+    let logs = LogCapture::start();
+    // Confluence 8.4 cannot update names over REST (a warning), and the connector adopts an
+    // existing account (an info line): both used to name the Confluence user.
+    let app = TestApp::spawn_with_confluence(ConfluenceVersion::V8_4, |s| {
+        let p = &mut s
+            .connectors
+            .entry(CONNECTOR.to_owned())
+            .or_default()
+            .provisioning;
+        p.on_conflict = OnConflict::Adopt;
+    })
+    .await;
+    app.confluence().add_user(&existing(ADA)).unwrap();
+    let id = app.create_user(ada()).await;
+    app.deliver_all().await;
+    // A key's own failure (Confluence refuses the e-mail) and a paused Confluence (429).
+    app.create_user(json!({"userName": "grace.hopper@example.com",
+                           "emails": [{"value": "grace-at-example"}]}))
+        .await;
+    app.deliver_all().await;
+    app.confluence()
+        .arm_fault(Fault::status(429).with_retry_after(30));
+    app.patch_ops(
+        &format!("/Users/{id}"),
+        json!([{"op": "replace", "path": "active", "value": false}]),
+    )
+    .await
+    .assert_status(200);
+    app.deliver_all().await;
+    let logged = logs.text();
+    for expected in [
+        "adopted an existing Confluence account",
+        "Confluence cannot update name and e-mail on this version",
+        "delivery failed",
+        "delivery to it is paused",
+    ] {
+        assert!(
+            logged.contains(expected),
+            "{expected:?} missing from: {logged}"
+        );
+    }
+    let delivery_lines: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("usersync::delivery") || l.contains("usersync::targets"))
+        .collect();
+    // Every line names its key by the span's fields.
+    assert!(
+        delivery_lines
+            .iter()
+            .filter(|l| l.contains("adopted"))
+            .all(|l| l.contains(&format!("id={id}")) && l.contains("connector=idp")),
+        "{delivery_lines:#?}"
+    );
+    for line in delivery_lines
+        .iter()
+        .filter(|l| l.contains(" INFO ") || l.contains(" WARN ") || l.contains("ERROR"))
+    {
+        for personal in [
+            "ada.lovelace",
+            "Ada Lovelace",
+            "ada@example.com",
+            "grace",
+            "Someone Else",
+        ] {
+            assert!(!line.contains(personal), "{personal:?} logged: {line}");
+        }
+    }
 }
