@@ -144,7 +144,9 @@ impl<'a> Session<'a> {
         match &result {
             Ok(_) => self.answered(id),
             Err(e) => match blame(e.class()) {
-                Blame::Key => self.answered(id),
+                // The target answered (a refusal made locally, before sending, says nothing).
+                Blame::Key if e.status().is_some() => self.answered(id),
+                Blame::Key => {}
                 Blame::Target => {
                     self.health.unavailable(id, e, is_probe, Instant::now());
                     self.wait_for(id, &e.to_string());
