@@ -149,6 +149,13 @@ impl Bench {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args();
+    // `BENCH_LOG=usersync=info` (a tracing filter) shows the server's log on stderr.
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let dir = std::env::temp_dir().join(format!("usersync-deprov-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
     let emulator = Emulator::new(EmulatorConfig::new("bench-pat"));
@@ -275,6 +282,11 @@ async fn main() -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     let _ = load.await;
     let rate = sent.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    if std::env::var("BENCH_DUMP").is_ok() {
+        let mut sorted = busy.clone();
+        sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        eprintln!("busy samples (ms): {sorted:.0?}");
+    }
     let (p50, p99, max) = percentiles(busy);
     let phase = match args.rate_limit {
         Some(limit) => format!("with {rate:4.0} changes/s, Confluence limited to {limit}/s:"),

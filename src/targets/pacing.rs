@@ -93,6 +93,9 @@ impl RateHeaders {
 #[derive(Debug)]
 pub struct Pacer {
     state: Mutex<State>,
+    /// Waiters take tokens in arrival order (tokio's mutex is fair): without it, every waiter
+    /// wakes for each token and an unlucky one can lose many times in a row.
+    line: tokio::sync::Mutex<()>,
     max_wait: Duration,
 }
 
@@ -101,22 +104,33 @@ impl Pacer {
     pub fn new(max_wait: Duration) -> Self {
         Self {
             state: Mutex::new(State::default()),
+            line: tokio::sync::Mutex::new(()),
             max_wait,
         }
     }
 
-    /// Waits until a request may be sent and takes its token. `Err(wait)` when the request
-    /// would have to wait longer than the pacer's bound (it is then not to be sent; `wait` is
-    /// the time to the next token, or to the end of a `Retry-After`).
+    /// Waits until a request may be sent and takes its token, first come first served.
+    /// `Err(wait)` when the request would have to wait longer than the pacer's bound (it is
+    /// then not to be sent; `wait` is the time to its token, or to the end of a
+    /// `Retry-After`).
     pub async fn acquire(&self) -> Result<(), Duration> {
-        let deadline = Instant::now() + self.max_wait;
+        let started = Instant::now();
+        let deadline = started + self.max_wait;
+        let _turn = match self.line.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => match tokio::time::timeout(self.max_wait, self.line.lock()).await {
+                Ok(turn) => turn,
+                // Those ahead took the whole bound: this one's token is at least that far.
+                Err(_) => return Err(self.max_wait),
+            },
+        };
         loop {
             let now = Instant::now();
             let Some(wait) = self.take(now) else {
                 return Ok(());
             };
             if now + wait > deadline {
-                return Err(wait);
+                return Err(wait + now.saturating_duration_since(started));
             }
             tokio::time::sleep(wait).await;
         }
