@@ -739,3 +739,54 @@ async fn delivery_logs_name_the_key_never_the_user_at_info_or_above() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_instance_that_cannot_reach_confluence_leaves_its_keys_to_the_others() {
+    use usersync::delivery::Worker;
+    use usersync::targets::confluence::{
+        ConfluenceAuth, ConfluenceClient, ConfluenceConfig, Secret,
+    };
+    let app = TestApp::spawn_with_confluence(ConfluenceVersion::V10_2, |s| {
+        s.delivery.probe_interval = Dur(Duration::from_millis(500));
+        s.delivery.probe_interval_max = Dur(Duration::from_millis(500));
+    })
+    .await;
+    // A second instance on the same database whose network path to Confluence is broken.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let cut_off = Worker::new(
+        app.store.clone(),
+        ConfluenceClient::new(ConfluenceConfig::new(
+            nowhere,
+            ConfluenceAuth::Pat(Secret::new("irrelevant")),
+        ))
+        .unwrap(),
+        app.state.settings.delivery.clone(),
+        Default::default(),
+    );
+    for n in 0..3 {
+        app.create_user(json!({"userName": format!("shared{n}@example.com")}))
+            .await;
+    }
+    cut_off.drain().await.unwrap();
+    let rows = app.queue().await;
+    assert!(
+        rows.iter()
+            .all(|r| r.attempts == 0 && r.waiting_on.as_deref() == Some("confluence")),
+        "set aside by the cut-off instance, no retry spent: {rows:?}"
+    );
+    // The healthy instance takes them when the cut-off one expected Confluence back.
+    let delivered = within(Duration::from_secs(10), || async {
+        app.deliver_all().await;
+        app.queue().await.is_empty().then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "{:?}", app.queue().await);
+    for n in 0..3 {
+        assert!(app
+            .confluence()
+            .user(&format!("shared{n}@example.com"))
+            .is_some());
+    }
+}
