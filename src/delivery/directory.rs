@@ -1,6 +1,6 @@
 //! The Confluence operations delivery needs, as a trait: the real REST client implements it
 //! (below), and so do the dry-run recorder of `sync-user --dry-run` and test doubles. Every
-//! failure is a [`TargetError`](crate::targets::TargetError), classified once by the client.
+//! failure is a [`TargetError`], classified once by the client.
 
 use std::future::Future;
 
