@@ -174,3 +174,35 @@ impl DeliverySettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_bad_probe_intervals_are_refused_at_start() {
+        let ok = DeliverySettings::default();
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.health(), HealthSettings::default());
+        let bad = [
+            DeliverySettings {
+                probe_interval: Dur(Duration::ZERO),
+                ..DeliverySettings::default()
+            },
+            DeliverySettings {
+                probe_interval: Dur(Duration::from_secs(10)),
+                ..DeliverySettings::default()
+            },
+            DeliverySettings {
+                credentials_probe_interval: Dur(Duration::ZERO),
+                ..DeliverySettings::default()
+            },
+        ];
+        for s in bad {
+            let e = s.validate().expect_err("refused");
+            assert!(e.contains("probe_interval"), "{e}");
+        }
+    }
+}

@@ -611,9 +611,10 @@ async fn an_outage_spends_no_retry_and_its_end_releases_every_waiting_key_at_onc
         assert_eq!(row.attempts, 0, "no retry spent: {row:?}");
         assert!(row.waiting_on.is_none() || row.waiting_on.as_deref() == Some("confluence"));
     }
-    // While paused, keys are not hammered: only one probe key per pause.
+    // While paused, keys are not hammered: one probe key per pause (a slow machine may fit a
+    // second into a drain), not six keys per round.
     let calls = r.dir.calls();
-    assert!(calls.len() <= 8 + 4, "{} calls: {calls:?}", calls.len());
+    assert!(calls.len() <= 2 * 8 + 4, "{} calls: {calls:?}", calls.len());
     // Confluence answers again: the next probe finds it, and every key goes at once.
     r.dir.set_down(None);
     r.deliver().await;
