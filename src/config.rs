@@ -401,19 +401,7 @@ impl Settings {
                 "limits: default_page_size must be between 1 and max_page_size".to_owned(),
             ));
         }
-        let d = &self.delivery;
-        if d.retry_schedule.is_empty() {
-            return Err(ConfigError(
-                "delivery.retry_schedule must list at least one delay, such as [\"5s\", \"1m\"]"
-                    .to_owned(),
-            ));
-        }
-        if !(0.0..=1.0).contains(&d.jitter) || d.concurrency == 0 {
-            return Err(ConfigError(
-                "delivery.jitter must be between 0 and 1 and delivery.concurrency at least 1"
-                    .to_owned(),
-            ));
-        }
+        self.delivery.validate().map_err(ConfigError)?;
         if self.backpressure.max_queue_depth < 1 {
             return Err(ConfigError(
                 "backpressure.max_queue_depth must be at least 1".to_owned(),

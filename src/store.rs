@@ -162,6 +162,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "profiles",
         include_str!("../migrations/sqlite/0003_profiles.sql"),
     ),
+    (
+        4,
+        "delivery_health",
+        include_str!("../migrations/sqlite/0004_delivery_health.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -178,6 +183,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "profiles",
         include_str!("../migrations/postgres/0003_profiles.sql"),
+    ),
+    (
+        4,
+        "delivery_health",
+        include_str!("../migrations/postgres/0004_delivery_health.sql"),
     ),
 ];
 

@@ -525,7 +525,13 @@ async fn modify_in(
         keys.dedup();
         queue::mark_reports(conn, connector, id, &keys, now_ms).await?;
     }
-    queue::mark(conn, connector, kind, id, now_ms).await?;
+    // A user made (or left) inactive is deprovisioning: claimed ahead of other work.
+    let priority = if kind == ResourceKind::User && cols.active == Some(false) {
+        queue::Priority::Deprovision
+    } else {
+        queue::Priority::Normal
+    };
+    queue::mark_with(conn, connector, kind, id, now_ms, priority).await?;
     Ok(UpdateOutcome::Updated {
         resource: StoredResource {
             name: cols.name,
@@ -591,6 +597,14 @@ async fn delete_in(
         let keys = index_columns(kind, &doc).manager_keys(id);
         queue::mark_reports(conn, connector, id, &keys, now_ms).await?;
     }
-    queue::mark(conn, connector, kind, id, now_ms).await?;
+    queue::mark_with(
+        conn,
+        connector,
+        kind,
+        id,
+        now_ms,
+        queue::Priority::Deprovision,
+    )
+    .await?;
     Ok(DeleteOutcome::Deleted)
 }

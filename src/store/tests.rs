@@ -385,3 +385,4 @@ contract!(
 );
 
 mod profiles;
+mod queue;
