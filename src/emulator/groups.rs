@@ -16,8 +16,8 @@ use super::extract::{parse_json, ApiQuery, Ctx};
 use super::model::UserRecord;
 use super::render::{self, Window};
 
-/// Default page size of group lists **(assumed)**.
-const DEFAULT_LIMIT: usize = 200;
+/// Default page size (see [`render::DEFAULT_PAGE_LIMIT`]).
+const DEFAULT_LIMIT: usize = render::DEFAULT_PAGE_LIMIT;
 
 /// Paging (and `expand` for members).
 #[derive(Debug, Deserialize)]

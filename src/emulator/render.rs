@@ -87,6 +87,10 @@ pub(crate) fn encode(text: &str) -> String {
     out
 }
 
+/// Default page size of user, group and membership lists (the 8.x reference says 100 in one
+/// place and 200 in another; the emulator uses 200).
+pub(crate) const DEFAULT_PAGE_LIMIT: usize = 200;
+
 /// Where a page starts and how long it is, after defaults and the `max_page_limit` cap.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Window {

@@ -15,9 +15,8 @@ use super::model::UserRecord;
 use super::render::{self, Window};
 use super::state::State;
 
-/// Default page size of user and membership lists (the 8.x reference says 100 in one place
-/// and 200 in another; the emulator uses 200).
-const DEFAULT_LIMIT: usize = 200;
+/// Default page size (see [`render::DEFAULT_PAGE_LIMIT`]).
+const DEFAULT_LIMIT: usize = render::DEFAULT_PAGE_LIMIT;
 
 /// Query parameters shared by the user read endpoints.
 #[derive(Debug, Deserialize)]
