@@ -20,6 +20,8 @@
 //! | [`add_member`](ConfluenceClient::add_member), [`remove_member`](ConfluenceClient::remove_member) | `PUT`/`DELETE /rest/api/user/{username}/group/{group}` | `()` |
 //! | [`group_members`](ConfluenceClient::group_members) | `GET /rest/api/group/{group}/member`, all pages | `Vec<`[`RemoteUser`]`>` |
 //! | [`user_groups`](ConfluenceClient::user_groups) | `GET /rest/api/user/memberof`, all pages | `Vec<String>` |
+//! | [`user_pages`](ConfluenceClient::user_pages) | `GET /rest/api/user/list?expand=status` (8.4+), one page per call | [`UserPages`] |
+//! | [`member_pages`](ConfluenceClient::member_pages) | `GET /rest/api/group/{group}/member?expand=status`, one page per call | [`UserPages`] |
 //!
 //! The username rules ([`check_username`], [`derive_username`]) live in the pure
 //! [`username`] module for the mapping layer.
@@ -33,6 +35,7 @@ mod config;
 pub mod error;
 mod jsonrpc;
 mod model;
+mod pages;
 mod password;
 pub mod username;
 pub mod version;
@@ -49,5 +52,6 @@ pub use error::{parse_retry_after, RetryAfter, RETRY_AFTER_CAP};
 pub use model::{
     CurrentUser, DeleteSubmitted, GroupCreated, LongTaskStatus, RemoteUser, UserKey, UserUpdated,
 };
+pub use pages::{UserPages, PAGE_LIMIT};
 pub use username::{check_username, derive_username, UsernameProblem};
 pub use version::{Availability, BadVersion, DetectedVersion, DetectionMethod, Feature, Version};
