@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::converge::{permanent, Converged, Session};
+use super::desired;
 use super::directory::Directory;
 use super::settings::{OnConflict, OnDelete, OnGroupDelete, Provisioning};
 use super::target::{Probe, Target};
@@ -80,45 +81,23 @@ impl<D: Directory> ConfluenceTarget<'_, D> {
             return self.deprovision_deleted(s, link).await;
         };
         // The username is derived once and then persisted on the link (DESIGN.md).
-        let username = match link.as_ref().filter(|l| l.status != LinkStatus::Conflict) {
-            Some(l) => l.target_name.clone(),
-            None => match rules.username(&resource.doc) {
-                Ok(u) => u,
-                Err(e) => return Ok(permanent(e.to_string())),
-            },
-        };
-        let email = match rules.email(&resource.doc) {
-            Ok(e) => e,
-            Err(e) => return Ok(permanent(e.to_string())),
-        };
-        let full_name = match rules.full_name(&resource.doc) {
-            Ok(n) => n,
-            Err(e) => return Ok(permanent(e.to_string())),
-        };
+        let linked_name = link
+            .as_ref()
+            .filter(|l| l.status != LinkStatus::Conflict)
+            .map(|l| l.target_name.as_str());
         let active = mapping::active(&resource.doc);
-        let groups = if active || !prov.remove_groups_on_deprovision {
-            let mut g: BTreeSet<String> = prov
-                .default_groups
-                .iter()
-                .map(|g| g.to_lowercase())
-                .collect();
-            let of = s
-                .store
+        let scim_groups = if desired::keeps_groups(prov, active) {
+            s.store
                 .groups_of(connector, std::slice::from_ref(&resource.id))
-                .await?;
-            for (_, name) in of.get(&resource.id).into_iter().flatten() {
-                g.extend(prov.groups.confluence_name(name));
-            }
-            g
+                .await?
+                .remove(&resource.id)
+                .unwrap_or_default()
         } else {
-            BTreeSet::new()
+            Vec::new()
         };
-        let desired = DesiredUser {
-            username: username.clone(),
-            full_name,
-            email,
-            active,
-            groups,
+        let desired = match desired::user(prov, rules, &resource.doc, linked_name, &scim_groups) {
+            Ok(d) => d,
+            Err(e) => return Ok(permanent(e.to_string())),
         };
         let mut link = match link.filter(|l| l.status == LinkStatus::Active) {
             Some(l) if l.applied.is_some() => l,
