@@ -23,6 +23,7 @@ mod members;
 pub mod narrow;
 pub mod profiles;
 pub mod queue;
+pub mod reconcile;
 mod resources;
 mod rows;
 pub mod target_state;
@@ -167,6 +168,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery_health",
         include_str!("../migrations/sqlite/0004_delivery_health.sql"),
     ),
+    (
+        5,
+        "reconcile",
+        include_str!("../migrations/sqlite/0005_reconcile.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -188,6 +194,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "delivery_health",
         include_str!("../migrations/postgres/0004_delivery_health.sql"),
+    ),
+    (
+        5,
+        "reconcile",
+        include_str!("../migrations/postgres/0005_reconcile.sql"),
     ),
 ];
 

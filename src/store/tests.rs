@@ -386,3 +386,4 @@ contract!(
 
 mod profiles;
 mod queue;
+mod reconcile;
