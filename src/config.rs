@@ -157,6 +157,9 @@ pub struct Settings {
     /// The delivery worker.
     #[serde(default)]
     pub delivery: crate::delivery::settings::DeliverySettings,
+    /// Reconcile (full sync against Confluence): schedule, safety guard, protected accounts.
+    #[serde(default)]
+    pub reconcile: crate::reconcile::settings::ReconcileSettings,
     /// The Confluence Data Center that users and groups are delivered to. Without it the SCIM
     /// server runs and the sync queue fills, but nothing is delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -402,6 +405,7 @@ impl Settings {
             ));
         }
         self.delivery.validate().map_err(ConfigError)?;
+        self.reconcile.validate().map_err(ConfigError)?;
         if self.backpressure.max_queue_depth < 1 {
             return Err(ConfigError(
                 "backpressure.max_queue_depth must be at least 1".to_owned(),

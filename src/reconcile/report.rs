@@ -1,0 +1,365 @@
+//! What a run found and did: drift classes, items, the run's report (JSON for scripts and
+//! the run record), and the table `usersync reconcile` prints.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// A kind of difference between Confluence and the desired state (docs/delivery.md,
+/// Reconcile, "What a run finds").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftClass {
+    /// A user who should have an account has none.
+    Missing,
+    /// Enabled where it should be disabled, or the reverse.
+    Active,
+    /// Full name (or e-mail, where Confluence shows it) differs.
+    Profile,
+    /// In a managed group it should not be in, or not in one it should be in.
+    Membership,
+    /// An enabled account usersync created or adopted whose user the IdP deleted.
+    OrphanDeleted,
+    /// An enabled account no user of any connector accounts for, which usersync never managed.
+    OrphanUnmanaged,
+    /// The username is held by another connector, or by an account usersync refused to
+    /// adopt or has not linked yet.
+    Conflict,
+}
+
+impl DriftClass {
+    /// Every class, in report order.
+    pub const ALL: [DriftClass; 7] = [
+        DriftClass::Missing,
+        DriftClass::Active,
+        DriftClass::Profile,
+        DriftClass::Membership,
+        DriftClass::OrphanDeleted,
+        DriftClass::OrphanUnmanaged,
+        DriftClass::Conflict,
+    ];
+
+    /// The stable label in records, JSON and log fields.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftClass::Missing => "missing",
+            DriftClass::Active => "active",
+            DriftClass::Profile => "profile",
+            DriftClass::Membership => "membership",
+            DriftClass::OrphanDeleted => "orphan_deleted",
+            DriftClass::OrphanUnmanaged => "orphan_unmanaged",
+            DriftClass::Conflict => "conflict",
+        }
+    }
+
+    /// For people.
+    pub fn title(self) -> &'static str {
+        match self {
+            DriftClass::Missing => "missing account",
+            DriftClass::Active => "active state wrong",
+            DriftClass::Profile => "full name or e-mail differs",
+            DriftClass::Membership => "membership differs",
+            DriftClass::OrphanDeleted => "orphan: its user was deleted",
+            DriftClass::OrphanUnmanaged => "orphan: never managed",
+            DriftClass::Conflict => "username conflict",
+        }
+    }
+}
+
+/// What a run does about an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Correct the stored applied state from what was observed and mark the key: delivery
+    /// converges it through the normal path (attempts, retries, dead keys, target health).
+    Converge,
+    /// Record on the link that the account is gone; nothing to send.
+    Forget,
+    /// Disable the account (a never-managed orphan under `orphans = "disable"`).
+    Disable,
+    /// Remove the account from a group usersync owns.
+    RemoveMember,
+    /// Nothing: listed in the report only.
+    Report,
+}
+
+impl Action {
+    /// The stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Converge => "converge",
+            Action::Forget => "forget",
+            Action::Disable => "disable",
+            Action::RemoveMember => "remove_member",
+            Action::Report => "report",
+        }
+    }
+}
+
+/// What came of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A dry run: this is what a real run would do.
+    Planned,
+    /// The key is marked; delivery converges it.
+    Queued,
+    /// The store now records what was observed; nothing to send.
+    Recorded,
+    /// The direct change was made in Confluence.
+    Done,
+    /// The direct change failed (see the detail).
+    Failed,
+    /// Listed only (the policy, or a protected account).
+    Reported,
+    /// The safety guard stopped the run before any write.
+    NotApplied,
+    /// Left alone: the link changed while the run compared (a delivery got there first).
+    Skipped,
+}
+
+impl Outcome {
+    /// The stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Planned => "planned",
+            Outcome::Queued => "queued",
+            Outcome::Recorded => "recorded",
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+            Outcome::Reported => "reported",
+            Outcome::NotApplied => "not_applied",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One difference, and what came of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The class.
+    pub class: DriftClass,
+    /// Confluence username.
+    pub username: String,
+    /// The SCIM id of the user that accounts for the account, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scim_id: Option<String>,
+    /// What the run does.
+    pub action: Action,
+    /// What came of it.
+    pub outcome: Outcome,
+    /// Why, for the admin (group names, which side says what; never an e-mail).
+    pub detail: String,
+    /// Whether the action disables or deletes the account (counted by the safety guard).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub disables: bool,
+}
+
+/// Where a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still going (only seen in the store).
+    Running,
+    /// A real run applied what it found.
+    Completed,
+    /// A dry run: nothing was changed.
+    DryRun,
+    /// The safety guard stopped the run before any write.
+    StoppedByGuard,
+    /// Reading or writing failed; see `error`.
+    Failed,
+}
+
+impl RunStatus {
+    /// The stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::DryRun => "dry_run",
+            RunStatus::StoppedByGuard => "stopped_by_guard",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The safety guard's numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardReport {
+    /// Accounts the run would disable or delete.
+    pub disables: u64,
+    /// The most it may without `--force`.
+    pub limit: u64,
+    /// The configured rule (`50`, `"5%"`, or the default).
+    pub rule: String,
+    /// Over the limit.
+    pub tripped: bool,
+    /// Let through by `--force`.
+    pub forced: bool,
+}
+
+/// Everything about one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Run id (a UUID).
+    pub id: String,
+    /// Connector.
+    pub connector: String,
+    /// Start, RFC 3339.
+    pub started_at: String,
+    /// End, RFC 3339.
+    pub ended_at: String,
+    /// `cli`, `schedule`, `admin:NAME`.
+    pub started_by: String,
+    /// A dry run.
+    pub dry_run: bool,
+    /// Where it ended.
+    pub status: RunStatus,
+    /// Accounts in Confluence's user list.
+    pub accounts: u64,
+    /// Pages read (the user list and the groups' member lists).
+    pub pages: u64,
+    /// Managed groups whose members were read.
+    pub groups: u64,
+    /// The connector's users in the store that were compared.
+    pub users: u64,
+    /// Users whose desired state could not be computed (their key is dead with the reason).
+    pub unmappable: u64,
+    /// Accounts left out as protected (the service account, `reconcile.protect`,
+    /// `reconcile.protect_groups`).
+    pub protected: u64,
+    /// Items per class.
+    pub counts: BTreeMap<DriftClass, u64>,
+    /// The safety guard.
+    pub guard: GuardReport,
+    /// Every difference, with its outcome.
+    pub items: Vec<Item>,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    /// Whether anything differs.
+    pub fn drift(&self) -> bool {
+        !self.items.is_empty()
+    }
+
+    /// The summary kept on the run record (everything but the items, which have their own
+    /// rows).
+    pub fn summary_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "accounts": self.accounts,
+            "pages": self.pages,
+            "groups": self.groups,
+            "users": self.users,
+            "unmappable": self.unmappable,
+            "protected": self.protected,
+            "counts": self.counts,
+            "guard": self.guard,
+        })
+    }
+}
+
+/// Items listed in the table before "… and N more".
+const TABLE_ITEMS: usize = 50;
+
+/// The human summary `usersync reconcile` prints.
+pub fn render(r: &RunReport) -> String {
+    let mut out = String::new();
+    let mode = if r.dry_run { "dry run" } else { "run" };
+    let _ = writeln!(
+        out,
+        "reconcile {mode} {} of connector {} ({})",
+        r.id,
+        r.connector,
+        r.status.as_str()
+    );
+    let _ = writeln!(
+        out,
+        "  read {} Confluence accounts in {} pages and the members of {} managed groups; \
+         compared {} users{}",
+        r.accounts,
+        r.pages,
+        r.groups,
+        r.users,
+        if r.unmappable > 0 {
+            format!(
+                " ({} could not be mapped: see `usersync queue list --dead`)",
+                r.unmappable
+            )
+        } else {
+            String::new()
+        }
+    );
+    if r.protected > 0 {
+        let _ = writeln!(
+            out,
+            "  {} protected account(s) left out (the service account, reconcile.protect, \
+             reconcile.protect_groups)",
+            r.protected
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  {:<32} {:>7}", "difference", "found");
+    for class in DriftClass::ALL {
+        let n = r.counts.get(&class).copied().unwrap_or(0);
+        let _ = writeln!(out, "  {:<32} {:>7}", class.title(), n);
+    }
+    let g = &r.guard;
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "  safety guard: {} account(s) to disable or delete, limit {} ({}){}",
+        g.disables,
+        g.limit,
+        g.rule,
+        match (g.tripped, g.forced) {
+            (true, true) => ": over the limit, let through by --force",
+            (true, false) if r.dry_run => ": over the limit; a real run would stop (use --force)",
+            (true, false) => ": over the limit; STOPPED before any write (use --force)",
+            _ => "",
+        }
+    );
+    if !r.items.is_empty() {
+        let _ = writeln!(out);
+        let width = r
+            .items
+            .iter()
+            .take(TABLE_ITEMS)
+            .map(|i| i.username.chars().count())
+            .max()
+            .unwrap_or(8)
+            .clamp(8, 40);
+        let _ = writeln!(
+            out,
+            "  {:<18} {:<width$} {:<13} {:<11} detail",
+            "class", "username", "action", "outcome"
+        );
+        for i in r.items.iter().take(TABLE_ITEMS) {
+            let _ = writeln!(
+                out,
+                "  {:<18} {:<width$} {:<13} {:<11} {}",
+                i.class.as_str(),
+                i.username,
+                i.action.as_str(),
+                i.outcome.as_str(),
+                i.detail
+            );
+        }
+        if r.items.len() > TABLE_ITEMS {
+            let _ = writeln!(
+                out,
+                "  … and {} more (all of them: --json)",
+                r.items.len() - TABLE_ITEMS
+            );
+        }
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "  error: {e}");
+    }
+    out
+}
