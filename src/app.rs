@@ -128,6 +128,16 @@ impl Application {
                 let _ = rx.wait_for(|stop| *stop).await;
             }))
         });
+        let schedule = self.reconcile_schedule().map(|(reconciler, every)| {
+            let mut rx = stop_rx.clone();
+            tokio::spawn(crate::reconcile::schedule::run(
+                reconciler,
+                every,
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            ))
+        });
         let router = http::router(self.state.clone());
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
@@ -139,6 +149,9 @@ impl Application {
             // The worker finishes the keys it holds; an interrupted one keeps its lease and
             // is delivered by the next start.
             let _ = w.await;
+        }
+        if let Some(s) = schedule {
+            let _ = s.await;
         }
         self.state.store.close().await;
         Ok(())
@@ -180,6 +193,28 @@ impl Application {
             provisioning,
             self.state.profiles.clone(),
         ))
+    }
+}
+
+impl Application {
+    /// The reconcile schedule (`[reconcile] every`), when it is on and Confluence configured.
+    /// Its runs share the Confluence client, so the worker and reconcile spend one rate limit.
+    pub fn reconcile_schedule(
+        &self,
+    ) -> Option<(crate::reconcile::Reconciler, std::time::Duration)> {
+        let settings = &self.state.settings;
+        let every = settings.reconcile.every?.0;
+        let Some(client) = self.confluence.clone() else {
+            tracing::warn!("[reconcile] every is set but no [confluence] is configured: no scheduled reconcile");
+            return None;
+        };
+        let reconciler = crate::reconcile::Reconciler::new(
+            self.state.store.clone(),
+            client,
+            settings,
+            self.state.profiles.clone(),
+        );
+        Some((reconciler, every))
     }
 }
 

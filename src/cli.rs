@@ -5,11 +5,11 @@ mod connector;
 mod delivery;
 pub mod mapping;
 mod queue;
+mod reconcile;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use time::OffsetDateTime;
 
 use crate::app::{self, Application};
 use crate::config::Settings;
@@ -71,12 +71,28 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Mark every user and group dirty so delivery converges them all (unchanged ones make
-    /// no Confluence call).
+    /// Full sync against Confluence: read every account and the managed groups, compare them
+    /// with the IdP's users, report each difference, and (unless --dry-run) let delivery fix
+    /// them; orphans follow each connector's `orphans` policy. Exit code 0: done or nothing
+    /// found; 1: a dry run found drift; 2: an error, or the safety guard stopped the run.
     Reconcile {
-        /// Only this connector.
+        /// Only this connector (default: each connector in turn).
         #[arg(long)]
         connector: Option<String>,
+        /// Compare and report only: no Confluence write, no store change (the run itself is
+        /// recorded).
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the reports as JSON on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
+        /// Let a run through the safety guard (`reconcile.max_changes`).
+        #[arg(long)]
+        force: bool,
+        /// Only mark every user and group for delivery again, without reading Confluence (what
+        /// `reconcile` did before the full sync).
+        #[arg(long, conflicts_with_all = ["dry_run", "json", "force"])]
+        mark_only: bool,
     },
     /// Manage connectors stored in the database.
     Connector {
@@ -154,6 +170,12 @@ pub enum QueueAction {
     },
 }
 
+/// Ends the process with this exit code; whatever had to be said is already printed
+/// (`usersync reconcile`: 1 when a dry run found drift, 2 for an error or a stopped run).
+#[derive(Debug, thiserror::Error)]
+#[error("exit code {0}")]
+pub struct Exit(pub u8);
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Emulator(args) = cli.command {
@@ -214,14 +236,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             user_name,
             dry_run,
         } => delivery::sync_user(settings, &connector, &user_name, dry_run).await,
-        Command::Reconcile { connector } => {
-            let store = app::open_store(&settings).await?;
-            let n = store
-                .mark_all(connector.as_deref(), OffsetDateTime::now_utc())
-                .await?;
-            println!("marked {n} resources for delivery");
-            store.close().await;
-            Ok(())
+        Command::Reconcile {
+            connector,
+            dry_run,
+            json,
+            force,
+            mark_only,
+        } => {
+            let args = reconcile::Args {
+                connector,
+                dry_run,
+                json,
+                force,
+                mark_only,
+            };
+            reconcile::run(settings, args).await
         }
         Command::Emulator(_) => unreachable!("handled above"),
     }

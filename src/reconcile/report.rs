@@ -221,7 +221,7 @@ pub struct RunReport {
     pub accounts: u64,
     /// Pages read (the user list and the groups' member lists).
     pub pages: u64,
-    /// Managed groups whose members were read.
+    /// Groups whose members were read (managed and protecting ones).
     pub groups: u64,
     /// The connector's users in the store that were compared.
     pub users: u64,
@@ -279,11 +279,11 @@ pub fn render(r: &RunReport) -> String {
     );
     let _ = writeln!(
         out,
-        "  read {} Confluence accounts in {} pages and the members of {} managed groups; \
-         compared {} users{}",
+        "  read {} Confluence accounts and the members of {} groups ({} pages); compared {} \
+         users of the IdP{}",
         r.accounts,
-        r.pages,
         r.groups,
+        r.pages,
         r.users,
         if r.unmappable > 0 {
             format!(

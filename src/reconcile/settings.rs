@@ -145,8 +145,10 @@ impl ReconcileSettings {
     /// The guard as configured, for reports: `"50"`, `"5%"` or the default rule.
     pub fn describe_limit(&self) -> String {
         match self.max_changes {
-            Some(m) => m.to_string(),
-            None => format!("the larger of {DEFAULT_MAX_CHANGES} and {DEFAULT_MAX_PERCENT}%"),
+            Some(m) => format!("max_changes = {m}"),
+            None => format!(
+                "the default: the larger of {DEFAULT_MAX_CHANGES} and {DEFAULT_MAX_PERCENT}% of the accounts"
+            ),
         }
     }
 

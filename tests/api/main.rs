@@ -21,6 +21,7 @@ mod linchpin;
 mod managers;
 mod msref;
 mod patch;
+mod reconcile;
 mod snapshots;
 mod sync_queue;
 mod users;

@@ -1,0 +1,241 @@
+//! `usersync reconcile`: a full sync of one connector (or each in turn) against Confluence,
+//! with a progress bar on a terminal (plain lines otherwise, both on stderr), a summary
+//! table or `--json` on stdout, and an exit code scripts can use: 0 nothing to report or
+//! done, 1 a dry run found drift, 2 an error or the safety guard stopped a run.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::Exit;
+use crate::app;
+use crate::config::Settings;
+use crate::reconcile::progress::{Phase, Progress};
+use crate::reconcile::report::{render, RunReport, RunStatus};
+use crate::reconcile::{Reconciler, RunRequest, StartedBy};
+
+/// The flags of `usersync reconcile`.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    /// Only this connector.
+    pub connector: Option<String>,
+    /// Compare and report only.
+    pub dry_run: bool,
+    /// JSON on stdout.
+    pub json: bool,
+    /// Through the safety guard.
+    pub force: bool,
+    /// Only mark every key (the behaviour before the full sync).
+    pub mark_only: bool,
+}
+
+/// Runs the command; `Err(Exit(n))` carries the exit code once everything is printed.
+pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
+    if args.mark_only {
+        let store = app::open_store(&settings).await?;
+        let n = store
+            .mark_all(args.connector.as_deref(), OffsetDateTime::now_utc())
+            .await?;
+        println!("marked {n} resources for delivery");
+        store.close().await;
+        return Ok(());
+    }
+    match reconcile(settings, &args).await {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(Exit(code).into()),
+        Err(e) => {
+            eprintln!("usersync: {e:#}");
+            Err(Exit(2).into())
+        }
+    }
+}
+
+async fn reconcile(settings: Settings, args: &Args) -> anyhow::Result<u8> {
+    let confluence = settings.confluence.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("no [confluence] section: set base_url and token_env first")
+    })?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let client = crate::targets::confluence::ConfluenceClient::new(
+        confluence.resolve(&env).map_err(anyhow::Error::msg)?,
+    )
+    .map_err(|e| anyhow::anyhow!(e.0))?;
+    let reg = crate::scim::schema::SchemaRegistry::load(Some(&settings.schemas_dir))
+        .map_err(anyhow::Error::msg)?;
+    let profiles = std::sync::Arc::new(
+        crate::profiles::Profiles::from_settings(&settings, &reg).map_err(anyhow::Error::msg)?,
+    );
+    let store = app::open_store(&settings).await?;
+    let reconciler = Reconciler::new(store.clone(), client, &settings, profiles);
+    let connectors = match &args.connector {
+        Some(c) => vec![c.clone()],
+        None => reconciler.connectors().await?,
+    };
+    let progress = Bar::new(std::io::stderr().is_terminal());
+    let mut reports: Vec<RunReport> = Vec::new();
+    let mut errors = Vec::new();
+    for connector in connectors {
+        let req = RunRequest {
+            connector: connector.clone(),
+            dry_run: args.dry_run,
+            force: args.force,
+            started_by: StartedBy::Cli,
+        };
+        match reconciler.run(&req, &progress).await {
+            Ok(report) => {
+                if !args.json {
+                    print!("{}", render(&report));
+                    println!();
+                }
+                reports.push(report);
+            }
+            Err(e) => {
+                if !args.json {
+                    eprintln!("usersync: reconcile of connector {connector} failed: {e}");
+                }
+                errors.push(json!({"connector": connector, "error": e.to_string()}));
+            }
+        }
+    }
+    store.close().await;
+    if args.json {
+        let doc = json!({"runs": reports, "errors": errors});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_else(|e| e.to_string())
+        );
+    }
+    Ok(exit_code(&reports, !errors.is_empty()))
+}
+
+/// 2 for an error or a run the guard stopped (or would stop, in a dry run); 1 when a dry run
+/// found drift; else 0.
+pub fn exit_code(reports: &[RunReport], errors: bool) -> u8 {
+    let stopped = reports
+        .iter()
+        .any(|r| r.status == RunStatus::StoppedByGuard || (r.guard.tripped && !r.guard.forced));
+    if errors || stopped {
+        2
+    } else if reports.iter().any(|r| r.dry_run && r.drift()) {
+        1
+    } else {
+        0
+    }
+}
+
+/// Progress on stderr: a redrawn bar on a terminal, plain lines otherwise (at most one every
+/// few seconds, so a log file stays readable).
+struct Bar {
+    tty: bool,
+    state: Mutex<BarState>,
+}
+
+struct BarState {
+    phase: Option<Phase>,
+    total: Option<u64>,
+    last: Instant,
+    drawn: bool,
+}
+
+const TTY_EVERY: Duration = Duration::from_millis(100);
+const LINE_EVERY: Duration = Duration::from_secs(5);
+const WIDTH: usize = 30;
+
+impl Bar {
+    fn new(tty: bool) -> Self {
+        Self {
+            tty,
+            state: Mutex::new(BarState {
+                phase: None,
+                total: None,
+                last: Instant::now(),
+                drawn: false,
+            }),
+        }
+    }
+
+    fn line(phase: Phase, total: Option<u64>, done: u64, tty: bool) -> String {
+        match total.filter(|t| *t > 0) {
+            Some(t) if tty => {
+                let filled = ((done.min(t) as f64 / t as f64) * WIDTH as f64) as usize;
+                format!(
+                    "{:<28} [{}{}] {done}/{t}",
+                    phase.label(),
+                    "#".repeat(filled),
+                    " ".repeat(WIDTH - filled)
+                )
+            }
+            Some(t) => format!("{}: {done}/{t}", phase.label()),
+            None => format!("{}: {done}", phase.label()),
+        }
+    }
+
+    fn draw(&self, st: &mut BarState, done: u64, force: bool) {
+        let Some(phase) = st.phase else { return };
+        let every = if self.tty { TTY_EVERY } else { LINE_EVERY };
+        if !force && st.last.elapsed() < every {
+            return;
+        }
+        st.last = Instant::now();
+        let text = Self::line(phase, st.total, done, self.tty);
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{text}");
+            st.drawn = true;
+        } else {
+            let _ = writeln!(err, "{text}");
+        }
+        let _ = err.flush();
+    }
+}
+
+impl Progress for Bar {
+    fn phase(&self, phase: Phase, total: Option<u64>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.phase = Some(phase);
+        st.total = total;
+        self.draw(&mut st, 0, true);
+    }
+
+    fn advance(&self, done: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.draw(&mut st, done, false);
+    }
+
+    fn finish(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.tty && st.drawn {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+            st.drawn = false;
+        }
+        st.phase = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bar_on_a_terminal_and_a_plain_line_otherwise() {
+        assert_eq!(
+            Bar::line(Phase::Compare, Some(200), 50, true),
+            format!(
+                "{:<28} [{}{}] 50/200",
+                "comparing users",
+                "#".repeat(7),
+                " ".repeat(23)
+            )
+        );
+        assert_eq!(
+            Bar::line(Phase::Compare, Some(200), 50, false),
+            "comparing users: 50/200"
+        );
+        assert_eq!(
+            Bar::line(Phase::ReadAccounts, None, 1200, true),
+            "reading Confluence accounts: 1200"
+        );
+    }
+}
