@@ -200,7 +200,11 @@ async fn a_user_disabled_by_hand_is_enabled_again_through_delivery() {
     );
     assert_eq!(r.users, 2);
     assert_eq!(r.accounts, 3, "admin, ada, bob");
-    assert_eq!(app.queued().await, std::slice::from_ref(&id), "only ada's key is marked");
+    assert_eq!(
+        app.queued().await,
+        std::slice::from_ref(&id),
+        "only ada's key is marked"
+    );
     app.confluence().clear_calls();
     app.deliver_all().await;
     assert!(app.confluence().user("ada@example.com").unwrap().active);
