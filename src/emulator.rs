@@ -228,6 +228,17 @@ impl Emulator {
         world.state.add_member(username, group).is_ok()
     }
 
+    /// Removes a membership behind usersync's back (like
+    /// `DELETE /__emulator/groups/{group}/members/{username}`): `false` for an unknown user or
+    /// group.
+    pub fn remove_member(&self, username: &str, group: &str) -> bool {
+        self.shared
+            .world()
+            .state
+            .remove_member(username, group)
+            .is_ok()
+    }
+
     /// The `GET /__emulator/state` document.
     pub fn state_json(&self) -> serde_json::Value {
         control::state_json(&self.shared)

@@ -27,8 +27,6 @@ use crate::store::reconcile::{LinkCorrection, LinkSnapshot};
 /// A Confluence account as the user list shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
-    /// User key.
-    pub user_key: String,
     /// Display (full) name.
     pub display_name: String,
     /// E-mail, when Confluence shows it (the DC user list does not).
@@ -171,8 +169,9 @@ pub struct Classifier<'o> {
     policy: Policy,
     /// Usernames accounted for (the connector's users, its orphaned links, other connectors).
     claimed: HashSet<String>,
-    /// The connector's users with a live, applied link: their memberships are converged by
-    /// delivery, never removed directly.
+    /// The connector's users with a live link who are in an owned group: their memberships
+    /// are converged by delivery, never removed directly. (Only those, to keep a run over
+    /// 100,000 users small.)
     linked: HashSet<String>,
     /// Owned group → usernames that should be members.
     should_be_in: HashMap<String, HashSet<String>>,
@@ -294,7 +293,7 @@ impl<'o> Classifier<'o> {
                 None => {
                     // A create was started and not confirmed (usersync died mid-call):
                     // delivery takes the account as its own.
-                    self.linked.insert(name.clone());
+                    self.note_linked(&name);
                     let i = self.item(
                         DriftClass::Conflict,
                         &name,
@@ -350,6 +349,19 @@ impl<'o> Classifier<'o> {
         }
     }
 
+    /// Remembers a linked user found in an owned group.
+    fn note_linked(&mut self, name: &str) {
+        let observed = self.observed;
+        if self
+            .policy
+            .owned_groups
+            .iter()
+            .any(|g| observed.groups.get(g).is_some_and(|m| m.contains(name)))
+        {
+            self.linked.insert(name.to_owned());
+        }
+    }
+
     /// A live link whose account is gone.
     fn missing_linked(&mut self, u: &StoredUser, name: &str) {
         let id = u.scim_id.as_str();
@@ -397,7 +409,7 @@ impl<'o> Classifier<'o> {
         account: &Account,
         applied: Option<DesiredUser>,
     ) {
-        self.linked.insert(name.to_owned());
+        self.note_linked(name);
         let id = u.scim_id.as_str();
         let d = &u.desired;
         // An applied state that does not parse is treated as delivery treats it.

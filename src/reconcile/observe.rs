@@ -127,7 +127,6 @@ pub async fn observe(
             observed.accounts.insert(
                 u.username.to_lowercase(),
                 Account {
-                    user_key: u.user_key.as_str().to_owned(),
                     display_name: u.display_name,
                     email: None, // Not in the DC user list (docs/reference/confluence-api.md §1.3).
                     active: u.active,

@@ -10,7 +10,6 @@ use crate::delivery::settings::OnDelete;
 
 fn account(name: &str, active: Option<bool>) -> Account {
     Account {
-        user_key: format!("key-{name}"),
         display_name: name.to_uppercase(),
         email: None,
         active,
