@@ -88,7 +88,10 @@ fn reset_peak() -> bool {
 }
 
 fn mib(kib: Option<u64>) -> String {
-    kib.map_or_else(|| "n/a".to_owned(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
+    kib.map_or_else(
+        || "n/a".to_owned(),
+        |k| format!("{:.0} MiB", k as f64 / 1024.0),
+    )
 }
 
 fn name(i: usize) -> String {
@@ -269,7 +272,10 @@ async fn main() {
         );
     }
     println!("  keys marked for delivery by the real run: {queued}");
-    println!("  RSS before the runs (store and emulator loaded): {}", mib(rss_before));
+    println!(
+        "  RSS before the runs (store and emulator loaded): {}",
+        mib(rss_before)
+    );
     println!(
         "  reproduce: cargo run --release --example reconcile_bench -- --users {n} --drift {drift}{}",
         args.database

@@ -771,6 +771,13 @@ base_url = "https://wiki.example.com"
         let text = include_str!("../deploy/usersync.toml");
         let s = load(text, &[]).unwrap();
         assert_eq!(s.linchpin.timeout.0, Duration::from_secs(10));
+        let defaults = crate::reconcile::settings::ReconcileSettings::default();
+        assert_eq!(s.reconcile.protect_groups, defaults.protect_groups);
+        assert_eq!(s.reconcile.retention, defaults.retention);
+        assert!(
+            s.reconcile.every.is_none(),
+            "the schedule is off by default"
+        );
     }
 
     #[test]

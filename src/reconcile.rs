@@ -19,7 +19,8 @@
 //! 5. apply (`apply`), unless dry; record the run and its items; give the lease back.
 //!
 //! Started by `usersync reconcile`, by `serve` on the `[reconcile] every` schedule
-//! (`schedule`), and later by the admin API: [`RunRequest`] is what each hands over.
+//! (`schedule`), and later by the admin API: [`RunRequest`](crate::reconcile::RunRequest) is
+//! what each hands over.
 
 pub mod apply;
 pub mod classify;

@@ -281,7 +281,7 @@ impl Store {
 
     // ---- what a real run changes -----------------------------------------------------------
 
-    /// Applies corrections, [`CHUNK`] per transaction: each link change only when the link is
+    /// Applies corrections, 200 per transaction: each link change only when the link is
     /// still as it was read (a delivery that changed it meanwhile wins), then the key's mark.
     /// Returns, per correction, whether its link change applied (`true` without one).
     pub async fn apply_corrections(
