@@ -217,6 +217,70 @@ impl Progress for Bar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::report::{Action, DriftClass, GuardReport, Item, Outcome};
+
+    fn report(dry_run: bool, drift: bool, status: RunStatus, tripped: bool) -> RunReport {
+        RunReport {
+            id: "r".into(),
+            connector: "c".into(),
+            started_at: String::new(),
+            ended_at: String::new(),
+            started_by: "cli".into(),
+            dry_run,
+            status,
+            accounts: 10,
+            pages: 1,
+            groups: 1,
+            users: 9,
+            unmappable: 0,
+            protected: 1,
+            counts: Default::default(),
+            guard: GuardReport {
+                disables: if tripped { 60 } else { 0 },
+                limit: 50,
+                rule: String::new(),
+                tripped,
+                forced: false,
+            },
+            items: if drift {
+                vec![Item {
+                    class: DriftClass::Active,
+                    username: "ada".into(),
+                    scim_id: None,
+                    action: Action::Converge,
+                    outcome: Outcome::Planned,
+                    detail: String::new(),
+                    disables: false,
+                }]
+            } else {
+                Vec::new()
+            },
+            error: None,
+        }
+    }
+
+    #[test]
+    fn exit_codes_say_nothing_drift_or_error() {
+        use RunStatus::*;
+        assert_eq!(exit_code(&[report(true, false, DryRun, false)], false), 0);
+        assert_eq!(exit_code(&[report(true, true, DryRun, false)], false), 1);
+        assert_eq!(
+            exit_code(&[report(false, true, Completed, false)], false),
+            0,
+            "fixed"
+        );
+        assert_eq!(
+            exit_code(&[report(false, true, StoppedByGuard, true)], false),
+            2
+        );
+        assert_eq!(
+            exit_code(&[report(true, true, DryRun, true)], false),
+            2,
+            "a dry run says a real run would stop"
+        );
+        assert_eq!(exit_code(&[report(true, false, DryRun, false)], true), 2);
+        assert_eq!(exit_code(&[], true), 2);
+    }
 
     #[test]
     fn a_bar_on_a_terminal_and_a_plain_line_otherwise() {

@@ -823,3 +823,43 @@ async fn the_command_says_what_it_found_in_a_table_or_json_and_exits_0_1_or_2() 
     assert_eq!(code, 0);
     assert!(out.contains("marked 1 resources for delivery"), "{out}");
 }
+
+#[tokio::test]
+async fn a_run_under_confluences_rate_limit_is_paced_and_completes() {
+    let app = app_with(|_| {}).await;
+    for name in ["ada", "bob", "cy"] {
+        app.create_user(user(name)).await;
+    }
+    app.deliver_all().await;
+    set_active(&app, "ada", false).await;
+    let mut knobs = app.confluence().knobs();
+    knobs.max_page_limit = 1;
+    knobs.rate_limit = usersync::emulator::RateLimitKnobs {
+        mode: usersync::emulator::RateLimitMode::Limit,
+        capacity: 2,
+        fill_rate: 20,
+        interval_s: 1,
+        exempt: vec![],
+    };
+    app.confluence().set_knobs(knobs);
+    app.confluence().clear_calls();
+    let r = run(&app, false, false).await;
+    assert_eq!(r.accounts, 4);
+    assert_eq!(
+        items(&r),
+        [(
+            DriftClass::Active,
+            "ada@example.com",
+            Action::Converge,
+            Outcome::Queued
+        )]
+    );
+    let calls = app.confluence().calls();
+    assert!(calls.len() >= 10, "one call per page: {}", calls.len());
+    let limited = calls.iter().filter(|c| c.status == Some(429)).count();
+    assert!(
+        limited <= 1,
+        "paced by the X-RateLimit headers, not by 429s: {limited} of {}",
+        calls.len()
+    );
+}
