@@ -357,9 +357,94 @@ pub fn render(r: &RunReport) -> String {
             );
         }
     }
+    let queued = r
+        .items
+        .iter()
+        .filter(|i| i.outcome == Outcome::Queued)
+        .count();
+    if queued > 0 {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "  {queued} change(s) queued for delivery: the delivery worker of `usersync serve` \
+             makes them (`usersync queue list` shows what is left)"
+        );
+    }
     if let Some(e) = &r.error {
         let _ = writeln!(out);
         let _ = writeln!(out, "  error: {e}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stopped run with one item of each kind of outcome a script will see.
+    fn sample() -> RunReport {
+        let item = |class, username: &str, action, outcome, detail: &str, disables| Item {
+            class,
+            username: username.to_owned(),
+            scim_id: (class != DriftClass::OrphanUnmanaged).then(|| format!("id-{username}")),
+            action,
+            outcome,
+            detail: detail.to_owned(),
+            disables,
+        };
+        RunReport {
+            id: "3f1c9a52-0000-4000-8000-000000000001".into(),
+            connector: "entra".into(),
+            started_at: "2026-05-01T10:00:00Z".into(),
+            ended_at: "2026-05-01T10:00:04Z".into(),
+            started_by: "cli".into(),
+            dry_run: false,
+            status: RunStatus::StoppedByGuard,
+            accounts: 100,
+            pages: 3,
+            groups: 2,
+            users: 39,
+            unmappable: 0,
+            protected: 1,
+            counts: [(DriftClass::Active, 1), (DriftClass::OrphanUnmanaged, 60)]
+                .into_iter()
+                .collect(),
+            guard: GuardReport {
+                disables: 61,
+                limit: 50,
+                rule: "the default: the larger of 50 and 5% of the accounts".into(),
+                tripped: true,
+                forced: false,
+            },
+            items: vec![
+                item(
+                    DriftClass::Active,
+                    "ada",
+                    Action::Converge,
+                    Outcome::NotApplied,
+                    "enabled in Confluence, inactive in the IdP: delivery disables it",
+                    true,
+                ),
+                item(
+                    DriftClass::OrphanUnmanaged,
+                    "stray00",
+                    Action::Disable,
+                    Outcome::NotApplied,
+                    "enabled, never managed by usersync, and no user of any connector accounts for it: disabled (never deleted)",
+                    true,
+                ),
+            ],
+            error: Some("the run would disable or delete 61 accounts, more than the limit of 50; nothing was changed (run it again with --force if this is right)".into()),
+        }
+    }
+
+    #[test]
+    fn the_json_report_scripts_read() {
+        insta::assert_json_snapshot!(sample());
+    }
+
+    #[test]
+    fn the_summary_table() {
+        insta::assert_snapshot!(render(&sample()));
+    }
 }
