@@ -91,8 +91,14 @@ pub enum Command {
         force: bool,
         /// Only mark every user and group for delivery again, without reading Confluence (what
         /// `reconcile` did before the full sync).
-        #[arg(long, conflicts_with_all = ["dry_run", "json", "force"])]
+        #[arg(long, conflicts_with_all = ["dry_run", "json", "force", "history", "show"])]
         mark_only: bool,
+        /// List the recorded runs (newest first) instead of running.
+        #[arg(long, conflicts_with_all = ["dry_run", "force", "show"])]
+        history: bool,
+        /// Print a recorded run with every item instead of running (with --json: as JSON).
+        #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["dry_run", "force"])]
+        show: Option<String>,
     },
     /// Manage connectors stored in the database.
     Connector {
@@ -242,6 +248,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             force,
             mark_only,
+            history,
+            show,
         } => {
             let args = reconcile::Args {
                 connector,
@@ -249,6 +257,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 json,
                 force,
                 mark_only,
+                history,
+                show,
             };
             reconcile::run(settings, args).await
         }

@@ -30,7 +30,14 @@ pub struct Args {
     pub force: bool,
     /// Only mark every key (the behaviour before the full sync).
     pub mark_only: bool,
+    /// List recorded runs.
+    pub history: bool,
+    /// Print one recorded run.
+    pub show: Option<String>,
 }
+
+/// Runs listed by `--history`.
+const HISTORY: i64 = 50;
 
 /// Runs the command; `Err(Exit(n))` carries the exit code once everything is printed.
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
@@ -43,6 +50,12 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         store.close().await;
         return Ok(());
     }
+    if args.history || args.show.is_some() {
+        let store = app::open_store(&settings).await?;
+        let result = records(&store, &args).await;
+        store.close().await;
+        return result;
+    }
     match reconcile(settings, &args).await {
         Ok(0) => Ok(()),
         Ok(code) => Err(Exit(code).into()),
@@ -51,6 +64,37 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
             Err(Exit(2).into())
         }
     }
+}
+
+/// `--history` and `--show`: what the run records say.
+async fn records(store: &crate::store::Store, args: &Args) -> anyhow::Result<()> {
+    if let Some(id) = &args.show {
+        let run = store
+            .reconcile_run(id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no reconcile run {id} is recorded"))?;
+        let items = store.reconcile_items(id).await?;
+        let report = RunReport::from_record(&run, &items);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", render(&report));
+        }
+        return Ok(());
+    }
+    let runs = store
+        .reconcile_runs(args.connector.as_deref(), HISTORY)
+        .await?;
+    if args.json {
+        let list: Vec<RunReport> = runs
+            .iter()
+            .map(|r| RunReport::from_record(r, &[]))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        print!("{}", crate::reconcile::report::render_history(&runs));
+    }
+    Ok(())
 }
 
 async fn reconcile(settings: Settings, args: &Args) -> anyhow::Result<u8> {

@@ -263,6 +263,109 @@ impl RunReport {
     }
 }
 
+impl RunReport {
+    /// A report rebuilt from a run's record and its items (`usersync reconcile --show`):
+    /// what the run recorded, including scheduled runs nobody watched.
+    pub fn from_record(
+        run: &crate::store::reconcile::RunRecord,
+        items: &[crate::store::reconcile::ItemRecord],
+    ) -> RunReport {
+        use time::format_description::well_known::Rfc3339;
+        let summary = run.summary.clone().unwrap_or_default();
+        let num = |k: &str| {
+            summary
+                .get(k)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
+        let label = |s: &str| serde_json::Value::String(s.to_owned());
+        let status = serde_json::from_value(label(&run.status)).unwrap_or(RunStatus::Failed);
+        RunReport {
+            id: run.id.clone(),
+            connector: run.connector.clone(),
+            started_at: run.started_at.format(&Rfc3339).unwrap_or_default(),
+            ended_at: run
+                .ended_at
+                .and_then(|t| t.format(&Rfc3339).ok())
+                .unwrap_or_default(),
+            started_by: run.started_by.clone(),
+            dry_run: run.dry_run,
+            status,
+            accounts: num("accounts"),
+            pages: num("pages"),
+            groups: num("groups"),
+            users: num("users"),
+            unmappable: num("unmappable"),
+            protected: num("protected"),
+            counts: summary
+                .get("counts")
+                .and_then(|c| serde_json::from_value(c.clone()).ok())
+                .unwrap_or_default(),
+            guard: summary
+                .get("guard")
+                .and_then(|g| serde_json::from_value(g.clone()).ok())
+                .unwrap_or(GuardReport {
+                    disables: 0,
+                    limit: 0,
+                    rule: String::new(),
+                    tripped: false,
+                    forced: run.forced,
+                }),
+            items: items
+                .iter()
+                .filter_map(|i| {
+                    Some(Item {
+                        class: serde_json::from_value(label(&i.class)).ok()?,
+                        username: i.username.clone(),
+                        scim_id: i.scim_id.clone(),
+                        action: serde_json::from_value(label(&i.action)).ok()?,
+                        outcome: serde_json::from_value(label(&i.outcome)).ok()?,
+                        detail: i.detail.clone(),
+                        disables: false,
+                    })
+                })
+                .collect(),
+            error: run.error.clone(),
+        }
+    }
+}
+
+/// One line per run, newest first (`usersync reconcile --history`).
+pub fn render_history(runs: &[crate::store::reconcile::RunRecord]) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<36}  {:<16} {:<20}  {:<9} {:<7} {:<16} {:>9}",
+        "run", "connector", "started", "by", "mode", "status", "found"
+    );
+    for r in runs {
+        let found: u64 = r
+            .summary
+            .as_ref()
+            .and_then(|s| s.get("counts"))
+            .and_then(serde_json::Value::as_object)
+            .map(|c| c.values().filter_map(serde_json::Value::as_u64).sum())
+            .unwrap_or(0);
+        let started = r.started_at.format(&Rfc3339).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<16} {:<20}  {:<9} {:<7} {:<16} {:>9}",
+            r.id,
+            r.connector,
+            started.get(..19).unwrap_or(&started),
+            r.started_by,
+            if r.dry_run { "dry" } else { "real" },
+            r.status,
+            found
+        );
+    }
+    if runs.is_empty() {
+        let _ = writeln!(out, "(no reconcile run recorded)");
+    }
+    out
+}
+
 /// Items listed in the table before "… and N more".
 const TABLE_ITEMS: usize = 50;
 

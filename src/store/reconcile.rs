@@ -517,6 +517,17 @@ impl Store {
         rows.iter().map(run_from).collect()
     }
 
+    /// One run, by id.
+    pub async fn reconcile_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM reconcile_runs WHERE id = $1"
+        ))
+        .bind(id.to_owned())
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(run_from).transpose()
+    }
+
     /// The items of a run, in order.
     pub async fn reconcile_items(&self, run_id: &str) -> StoreResult<Vec<ItemRecord>> {
         let rows = sqlx::query(

@@ -819,6 +819,26 @@ async fn the_command_says_what_it_found_in_a_table_or_json_and_exits_0_1_or_2() 
 
     let (code, out, _) = reconcile("", &["reconcile", "--connector", "nope"]).await;
     assert_eq!(code, 2, "{out}");
+
+    // What was recorded, scheduled runs included, can be read back.
+    let (code, out, _) = reconcile("", &["reconcile", "--history"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().count(),
+        1 + 3,
+        "a header and the three runs: {out}"
+    );
+    assert!(
+        out.contains("stopped_by_guard") && out.contains("dry_run"),
+        "{out}"
+    );
+    let stopped = app.store.reconcile_runs(Some(CONNECTOR), 1).await.unwrap();
+    let (code, out, _) = cli(&app, "", &["reconcile", "--show", &stopped[0].id]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("not_applied") && out.contains("ada@example.com"),
+        "{out}"
+    );
     let (code, out, _) = reconcile("", &["reconcile", "--mark-only"]).await;
     assert_eq!(code, 0);
     assert!(out.contains("marked 1 resources for delivery"), "{out}");
