@@ -553,20 +553,21 @@ impl Store {
             .collect()
     }
 
-    /// When the last real run of a connector that ended started (for the schedule: dry runs
-    /// and runs still going do not count).
-    pub async fn last_reconcile_start(
+    /// The start and status of the connector's last real run that ended (for the schedule:
+    /// dry runs and runs still going do not count).
+    pub async fn last_reconcile(
         &self,
         connector: &str,
-    ) -> StoreResult<Option<OffsetDateTime>> {
-        let ms: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(started_at) FROM reconcile_runs WHERE connector = $1 AND mode = 'real' \
-             AND status <> 'running'",
+    ) -> StoreResult<Option<(OffsetDateTime, String)>> {
+        let row = sqlx::query(
+            "SELECT started_at, status FROM reconcile_runs WHERE connector = $1 \
+             AND mode = 'real' AND status <> 'running' ORDER BY started_at DESC LIMIT 1",
         )
         .bind(connector.to_owned())
-        .fetch_one(self.reader())
+        .fetch_optional(self.reader())
         .await?;
-        Ok(ms.map(from_ms))
+        row.map(|r| Ok((from_ms(r.try_get(0)?), r.try_get(1)?)))
+            .transpose()
     }
 
     /// Deletes the runs (and their items) that started before `before`; returns how many runs.

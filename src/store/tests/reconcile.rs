@@ -242,8 +242,9 @@ async fn runs_are_recorded_with_their_items_and_pruned_by_age(b: Backend) {
     let back = s.reconcile_items("r-old").await.unwrap();
     assert_eq!(back, items);
     // Dry runs do not count for the schedule.
-    let last = s.last_reconcile_start("c").await.unwrap().unwrap();
+    let (last, status) = s.last_reconcile("c").await.unwrap().unwrap();
     assert_eq!(crate::store::to_ms(last), crate::store::to_ms(old));
+    assert_eq!(status, "completed");
     assert_eq!(
         s.prune_reconcile_runs(now() - time::Duration::days(90))
             .await
