@@ -7,6 +7,8 @@ pub mod mapping;
 mod queue;
 mod reconcile;
 
+pub use reconcile::Args as ReconcileArgs;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -75,31 +77,7 @@ pub enum Command {
     /// with the IdP's users, report each difference, and (unless --dry-run) let delivery fix
     /// them; orphans follow each connector's `orphans` policy. Exit code 0: done or nothing
     /// found; 1: a dry run found drift; 2: an error, or the safety guard stopped the run.
-    Reconcile {
-        /// Only this connector (default: each connector in turn).
-        #[arg(long)]
-        connector: Option<String>,
-        /// Compare and report only: no Confluence write, no store change (the run itself is
-        /// recorded).
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the reports as JSON on stdout (progress stays on stderr).
-        #[arg(long)]
-        json: bool,
-        /// Let a run through the safety guard (`reconcile.max_changes`).
-        #[arg(long)]
-        force: bool,
-        /// Only mark every user and group for delivery again, without reading Confluence (what
-        /// `reconcile` did before the full sync).
-        #[arg(long, conflicts_with_all = ["dry_run", "json", "force", "history", "show"])]
-        mark_only: bool,
-        /// List the recorded runs (newest first) instead of running.
-        #[arg(long, conflicts_with_all = ["dry_run", "force", "show"])]
-        history: bool,
-        /// Print a recorded run with every item instead of running (with --json: as JSON).
-        #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["dry_run", "force"])]
-        show: Option<String>,
-    },
+    Reconcile(ReconcileArgs),
     /// Manage connectors stored in the database.
     Connector {
         /// What to do.
@@ -242,26 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             user_name,
             dry_run,
         } => delivery::sync_user(settings, &connector, &user_name, dry_run).await,
-        Command::Reconcile {
-            connector,
-            dry_run,
-            json,
-            force,
-            mark_only,
-            history,
-            show,
-        } => {
-            let args = reconcile::Args {
-                connector,
-                dry_run,
-                json,
-                force,
-                mark_only,
-                history,
-                show,
-            };
-            reconcile::run(settings, args).await
-        }
+        Command::Reconcile(args) => reconcile::run(settings, args).await,
         Command::Emulator(_) => unreachable!("handled above"),
     }
 }

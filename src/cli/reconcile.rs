@@ -18,21 +18,30 @@ use crate::reconcile::report::{render, RunReport, RunStatus};
 use crate::reconcile::{Reconciler, RunRequest, StartedBy};
 
 /// The flags of `usersync reconcile`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Args {
-    /// Only this connector.
+    /// Only this connector (default: each connector in turn).
+    #[arg(long)]
     pub connector: Option<String>,
-    /// Compare and report only.
+    /// Compare and report only: no Confluence write, no store change (the run itself is
+    /// recorded).
+    #[arg(long)]
     pub dry_run: bool,
-    /// JSON on stdout.
+    /// Print the reports as JSON on stdout (progress stays on stderr).
+    #[arg(long)]
     pub json: bool,
-    /// Through the safety guard.
+    /// Let a run through the safety guard (`reconcile.max_changes`).
+    #[arg(long)]
     pub force: bool,
-    /// Only mark every key (the behaviour before the full sync).
+    /// Only mark every user and group for delivery again, without reading Confluence (what
+    /// `reconcile` did before the full sync).
+    #[arg(long, conflicts_with_all = ["dry_run", "json", "force", "history", "show"])]
     pub mark_only: bool,
-    /// List recorded runs.
+    /// List the recorded runs (newest first) instead of running.
+    #[arg(long, conflicts_with_all = ["dry_run", "force", "show"])]
     pub history: bool,
-    /// Print one recorded run.
+    /// Print a recorded run with every item instead of running (with --json: as JSON).
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["dry_run", "force"])]
     pub show: Option<String>,
 }
 
