@@ -235,7 +235,6 @@ impl Reconciler {
         ));
         let result = self.leased_run(req, &id, &lost, progress).await;
         renewer.abort();
-        progress.finish();
         if let Err(e) = store.release_reconcile_lease(c, instance, &id).await {
             tracing::warn!(connector = c, error.message = %e, "could not release the reconcile lease; it lapses by itself");
         }
@@ -277,6 +276,8 @@ impl Reconciler {
         let outcome = self
             .compare_and_apply(req, id, started, lost, progress)
             .await;
+        // Before anything is logged, so a terminal's progress bar is gone.
+        progress.finish();
         record.ended_at = Some(OffsetDateTime::now_utc());
         match outcome {
             Ok(report) => {

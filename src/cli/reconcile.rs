@@ -178,8 +178,8 @@ pub fn exit_code(reports: &[RunReport], errors: bool) -> u8 {
     }
 }
 
-/// Progress on stderr: a redrawn bar on a terminal, plain lines otherwise (at most one every
-/// few seconds, so a log file stays readable).
+/// Progress on stderr: a redrawn bar on a terminal; otherwise plain lines, one when a stage
+/// ends and one every few seconds in between, so a log file stays readable.
 struct Bar {
     tty: bool,
     state: Mutex<BarState>,
@@ -188,6 +188,7 @@ struct Bar {
 struct BarState {
     phase: Option<Phase>,
     total: Option<u64>,
+    done: u64,
     last: Instant,
     drawn: bool,
 }
@@ -203,6 +204,7 @@ impl Bar {
             state: Mutex::new(BarState {
                 phase: None,
                 total: None,
+                done: 0,
                 last: Instant::now(),
                 drawn: false,
             }),
@@ -225,14 +227,10 @@ impl Bar {
         }
     }
 
-    fn draw(&self, st: &mut BarState, done: u64, force: bool) {
+    fn draw(&self, st: &mut BarState) {
         let Some(phase) = st.phase else { return };
-        let every = if self.tty { TTY_EVERY } else { LINE_EVERY };
-        if !force && st.last.elapsed() < every {
-            return;
-        }
         st.last = Instant::now();
-        let text = Self::line(phase, st.total, done, self.tty);
+        let text = Self::line(phase, st.total, st.done, self.tty);
         let mut err = std::io::stderr().lock();
         if self.tty {
             let _ = write!(err, "\r\x1b[2K{text}");
@@ -242,28 +240,48 @@ impl Bar {
         }
         let _ = err.flush();
     }
+
+    /// Ends the current stage: its last count as a line of its own (plain output), or the
+    /// bar cleared (terminal).
+    fn end_stage(&self, st: &mut BarState) {
+        if self.tty {
+            if st.drawn {
+                let _ = write!(std::io::stderr(), "\r\x1b[2K");
+                st.drawn = false;
+            }
+        } else if st.phase.is_some() {
+            self.draw(st);
+        }
+        st.phase = None;
+    }
 }
 
 impl Progress for Bar {
     fn phase(&self, phase: Phase, total: Option<u64>) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.end_stage(&mut st);
         st.phase = Some(phase);
         st.total = total;
-        self.draw(&mut st, 0, true);
+        st.done = 0;
+        if self.tty {
+            self.draw(&mut st);
+        } else {
+            st.last = Instant::now();
+        }
     }
 
     fn advance(&self, done: u64) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.draw(&mut st, done, false);
+        st.done = done;
+        let every = if self.tty { TTY_EVERY } else { LINE_EVERY };
+        if st.last.elapsed() >= every {
+            self.draw(&mut st);
+        }
     }
 
     fn finish(&self) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if self.tty && st.drawn {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
-            st.drawn = false;
-        }
-        st.phase = None;
+        self.end_stage(&mut st);
     }
 }
 
