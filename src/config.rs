@@ -6,18 +6,20 @@
 //! whose *names* the file gives (`token_env = "USERSYNC_ENTRA_TOKEN"`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
+use crate::scim::schema::SchemaRegistry;
 use crate::store::{redact_url, SqliteSync};
 
 mod connector;
 mod secrets;
 
+/// The value types settings are written in, under the names the settings use.
+pub use crate::values::{Dur, OneOrMany};
 pub use connector::{
     is_guid, BasicSettings, ConnectorSettings, EntraJwtSettings, OAuthSettings, WifSettings,
     ENTRA_NON_GALLERY_AUDIENCE, MIN_SIGNING_KEY_BYTES,
@@ -33,93 +35,6 @@ pub const DEFAULT_FILE: &str = "usersync.toml";
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
-
-/// A duration written as `"30s"`, `"5m"`, `"24h"`, `"250ms"` or a number of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl Dur {
-    /// Parses the text form.
-    pub fn parse(s: &str) -> Result<Dur, String> {
-        let s = s.trim();
-        let split = s
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration such as \"30s\""))?;
-        let secs = match unit.trim() {
-            "ms" => n / 1000.0,
-            "" | "s" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
-            "d" => n * 86400.0,
-            other => {
-                return Err(format!(
-                    "unknown duration unit {other:?} in {s:?}; use ms, s, m, h or d"
-                ))
-            }
-        };
-        Ok(Dur(Duration::from_secs_f64(secs)))
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if ms % 3_600_000 == 0 && ms > 0 {
-            write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 && ms > 0 {
-            write!(f, "{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
-            write!(f, "{}s", ms / 1000)
-        } else {
-            write!(f, "{ms}ms")
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Dur(Duration::from_secs(s))),
-            Raw::Text(t) => Dur::parse(&t).map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-impl Serialize for Dur {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-/// One value or a list of them (`token_env = "A"` or `token_env = ["A", "B"]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    /// A single value.
-    One(String),
-    /// Several values.
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    /// The values.
-    pub fn values(&self) -> Vec<&str> {
-        match self {
-            OneOrMany::One(s) => vec![s.as_str()],
-            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
-        }
-    }
-}
 
 /// Everything usersync can be told.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -447,6 +362,34 @@ impl Settings {
         })
     }
 
+    /// The SCIM schemas: the built-in ones, then every `*.json` document of `schemas_dir`
+    /// (custom extensions), in file-name order, when that folder exists. Reading the folder
+    /// happens here so that `scim/` stays free of I/O.
+    pub fn load_schemas(&self) -> Result<SchemaRegistry, ConfigError> {
+        let dir = &self.schemas_dir;
+        let mut docs = Vec::new();
+        if dir.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| {
+                    ConfigError(format!(
+                        "cannot read schema directory {}: {e}",
+                        dir.display()
+                    ))
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            for path in files {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError(format!("cannot read schema file {}: {e}", path.display()))
+                })?;
+                docs.push((path.display().to_string(), text));
+            }
+        }
+        SchemaRegistry::with_extensions(docs).map_err(|e| ConfigError(e.to_string()))
+    }
+
     /// The effective configuration as TOML, with the database password redacted. Secrets
     /// are never part of it: the connectors name their environment variables only.
     pub fn redacted_toml(&self) -> String {
@@ -735,9 +678,31 @@ base_url = "https://wiki.example.com"
     }
 
     #[test]
-    fn durations_parse_and_print() {
-        assert_eq!(Dur::parse("250ms").unwrap().0, Duration::from_millis(250));
-        assert_eq!(Dur::parse("24h").unwrap().to_string(), "24h");
-        assert_eq!(Dur::parse("90").unwrap().to_string(), "90s");
+    fn schemas_dir_adds_its_json_documents_and_names_a_bad_one() {
+        let dir = std::env::temp_dir().join(format!("usersync-schemas-{}", uuid::Uuid::new_v4()));
+        let mut s = Settings::defaults();
+        s.schemas_dir = dir.join("absent");
+        let builtin = s.load_schemas().unwrap().schemas().len();
+
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("skills.json"),
+            r#"{"id": "urn:example:skills:2.0:User", "attributes": [{"name": "skills", "type": "string"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a schema").unwrap();
+        s.schemas_dir = dir.clone();
+        let reg = s.load_schemas().unwrap();
+        assert_eq!(reg.schemas().len(), builtin + 1);
+        assert!(reg.schema("urn:example:skills:2.0:User").is_some());
+
+        std::fs::write(
+            dir.join("zz-bad.json"),
+            r#"{"id": "not-a-urn", "attributes": []}"#,
+        )
+        .unwrap();
+        let err = s.load_schemas().unwrap_err().to_string();
+        assert!(err.contains("zz-bad.json") && err.contains("URN"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -15,6 +15,7 @@ pub mod rules;
 pub mod script;
 pub mod source;
 pub mod transform;
+pub mod username;
 
 use std::collections::BTreeSet;
 
@@ -22,10 +23,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::scim::resource::Document;
-use crate::targets::confluence::username::{check_username, derive_username};
+use username::{check_username, derive_username};
 
 pub use engine::{ConnectorMapping, RuleTrace};
-pub use manager::{manager_ref, ManagerLookup};
+pub use manager::ManagerLookup;
 pub use profile::{FieldValue, Profile, ProfileField, Skipped};
 pub use rules::{ManagerKey, MappingSettings, OnManagerGone, OnMissing};
 

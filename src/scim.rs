@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod coerce;
 pub mod dialect;
 pub mod discovery;
+pub mod enterprise;
 pub mod error;
 pub mod filter;
 pub mod members;

@@ -61,8 +61,8 @@ pub fn linchpin_credentials(settings: &Settings) -> anyhow::Result<Credentials> 
 /// named (`[linchpin] base_url` or `--linchpin-url`), compares the mapped fields with its
 /// field list. Returns the lines to print; compile errors are errors.
 pub async fn check(settings: &Settings, linchpin_url: Option<&str>) -> anyhow::Result<Vec<String>> {
-    let reg = SchemaRegistry::load(Some(&settings.schemas_dir))
-        .map_err(anyhow::Error::msg)
+    let reg = settings
+        .load_schemas()
         .context("cannot load the schema documents (setting `schemas_dir`)")?;
     let profiles = Profiles::from_settings(settings, &reg).map_err(anyhow::Error::msg)?;
     let mut lines = Vec::new();
@@ -131,8 +131,8 @@ pub async fn preview(
     connector: &str,
     user_name: &str,
 ) -> anyhow::Result<String> {
-    let reg = SchemaRegistry::load(Some(&settings.schemas_dir))
-        .map_err(anyhow::Error::msg)
+    let reg = settings
+        .load_schemas()
         .context("cannot load the schema documents (setting `schemas_dir`)")?;
     let profiles = Profiles::from_settings(settings, &reg).map_err(anyhow::Error::msg)?;
     let p = profiles.get(connector);

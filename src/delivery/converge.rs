@@ -39,7 +39,7 @@ impl From<StoreError> for Converged {
     fn from(e: StoreError) -> Self {
         Converged::Failed {
             kind: FailureKind::Retryable,
-            reason: format!("store: {}", crate::http::error::error_chain(&e)),
+            reason: format!("store: {}", crate::errors::error_chain(&e)),
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::Challenge;
+use crate::errors::error_chain;
 use crate::scim::ScimError;
 use crate::store::StoreError;
 
@@ -165,16 +166,4 @@ impl IntoResponse for AppError {
         });
         res
     }
-}
-
-/// The error and its sources, `: `-joined.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -89,7 +89,7 @@ async fn get_feed(
     let stamp = match state.store.feed_stamp(&connector).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error.message = %super::error::error_chain(&e), "cannot read the feed stamp");
+            tracing::error!(error.message = %crate::errors::error_chain(&e), "cannot read the feed stamp");
             return plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the store is unavailable\n",

@@ -15,10 +15,10 @@ use super::rules::{
 use super::script::Sandbox;
 use super::source::Source;
 use super::transform::{Transform, TransformSpec};
+use super::username::check_username;
 use super::MappingError;
 use crate::scim::resource::Document;
 use crate::scim::schema::SchemaRegistry;
-use crate::targets::confluence::username::check_username;
 
 /// What one rule saw and produced (for `mapping preview`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -176,7 +176,7 @@ pub fn stream(
                     c.state = State::Done;
                     tracing::error!(
                         connector = c.resolver.connector(),
-                        error.message = %crate::http::error::error_chain(&e),
+                        error.message = %crate::errors::error_chain(&e),
                         "the Linchpin feed stopped: store error"
                     );
                     Some((Err(e), c))

@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::ConnectorProfiles;
-use crate::mapping::{manager_ref, ManagerKey, ManagerLookup, MappingError, Profile};
+use crate::mapping::{ManagerKey, ManagerLookup, MappingError, Profile};
+use crate::scim::enterprise::manager_ref;
 use crate::store::profiles::ProfileRow;
 use crate::store::{Store, StoreResult};
 

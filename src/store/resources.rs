@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::narrow::Narrowing;
 use super::rows::{self, RESOURCE_COLUMNS};
 use super::{bind_args, members, queue, to_ms, Arg, Backend, Store, StoreError, StoreResult};
-use crate::mapping::manager_ref;
+use crate::scim::enterprise::manager_ref;
 use crate::scim::members::{MemberOp, MemberRef};
 use crate::scim::resource::Document;
 use crate::scim::schema::{Attribute, ResourceKind, ENTERPRISE_URN};

@@ -22,7 +22,8 @@
 //! | [`user_groups`](ConfluenceClient::user_groups) | `GET /rest/api/user/memberof`, all pages | `Vec<String>` |
 //!
 //! The username rules ([`check_username`], [`derive_username`]) live in the pure
-//! [`username`] module for the mapping layer.
+//! [`crate::mapping::username`] module: the mapping derives usernames with them, and this
+//! client checks each one again before it sends it.
 //!
 //! Read in this order: `config`, `client`, [`error`] (the classification table),
 //! [`version`] (how the release is detected), `jsonrpc`, `model`. Facts the reference
@@ -34,12 +35,12 @@ pub mod error;
 mod jsonrpc;
 mod model;
 mod password;
-pub mod username;
 pub mod version;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::mapping::username::{check_username, derive_username, UsernameProblem};
 pub use client::{calls, ConfluenceClient, InvalidConfig};
 pub use config::{
     default_user_agent, ConfluenceAuth, ConfluenceConfig, ConfluenceSettings, Secret,
@@ -49,5 +50,4 @@ pub use error::{parse_retry_after, RetryAfter, RETRY_AFTER_CAP};
 pub use model::{
     CurrentUser, DeleteSubmitted, GroupCreated, LongTaskStatus, RemoteUser, UserKey, UserUpdated,
 };
-pub use username::{check_username, derive_username, UsernameProblem};
 pub use version::{Availability, BadVersion, DetectedVersion, DetectionMethod, Feature, Version};

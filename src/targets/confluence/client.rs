@@ -29,8 +29,8 @@ use super::model::{
     UpdateUserBody, UserJson, UserKey, UserUpdated,
 };
 use super::password;
-use super::username::check_username;
 use super::version::{self, Availability, DetectedVersion, Feature, Version};
+use crate::mapping::username::check_username;
 use crate::targets::{truncate_body, Call, Failure, TargetError, BODY_LIMIT};
 
 /// The calls the client makes, by template.

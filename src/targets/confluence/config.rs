@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Dur;
+use crate::values::Dur;
 
 /// A credential. `Debug` prints `[redacted]`; there is no `Display` and no `Serialize`, so
 /// the only way to the value is the explicit [`Secret::expose`].

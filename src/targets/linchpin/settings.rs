@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Dur;
 use crate::mapping::engine::is_xml_name;
+use crate::values::Dur;
 
 /// Whether deprovisioned (inactive) users stay in the feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]

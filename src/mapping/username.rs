@@ -1,4 +1,5 @@
-//! Confluence username rules, as pure functions (no I/O) so the mapping layer can use them.
+//! Confluence username rules, as pure functions (no I/O): the mapping derives and checks
+//! usernames with them, and the Confluence client checks each one again before sending it.
 //!
 //! Confluence refuses to create a user whose username is blank, contains one of
 //! `\ , + < > ' "` or whitespace, is `anonymous`, or has upper-case letters (v940/v1000
