@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::error::AppError;
 use super::state::AppState;
-use crate::scim::resource::parse_etag;
+use crate::scim::resource::{parse_etag, IfMatch};
 use crate::scim::ScimError;
 
 /// A request body parsed as JSON.
@@ -86,10 +86,10 @@ impl QueryPairs {
 }
 
 /// `If-Match` and `If-None-Match` as versions (RFC 7644 §3.14).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Conditions {
-    /// `If-Match`: the version the client expects; `Some(None)` for `*`.
-    pub if_match: Option<Option<i64>>,
+    /// `If-Match`: the versions the client expects, or `*`.
+    pub if_match: Option<IfMatch>,
     /// `If-None-Match`: the version the client has.
     pub if_none_match: Option<i64>,
 }
@@ -105,13 +105,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Conditions {
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
         };
-        let if_match = match get(header::IF_MATCH) {
-            None => None,
-            Some("*") => Some(None),
-            Some(tag) => Some(Some(parse_etag(tag).ok_or_else(|| {
-                ScimError::bad_request("If-Match must be an entity tag such as W/\"3\"")
-            })?)),
-        };
+        let if_match = get(header::IF_MATCH).map(IfMatch::parse);
         let if_none_match = get(header::IF_NONE_MATCH).and_then(parse_etag);
         Ok(Conditions {
             if_match,

@@ -208,6 +208,60 @@ pub fn parse_etag(tag: &str) -> Option<i64> {
     tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
 }
 
+/// An `If-Match` precondition on a write (RFC 7232 §3.1), or a Bulk operation's `version`
+/// (RFC 7644 §3.7), which means the same.
+///
+/// RFC 7232 compares `If-Match` tags strongly, but SCIM versions are weak entity tags and
+/// RFC 7644 §3.14 has clients send them back in `If-Match`, so `W/"3"` and `"3"` both name
+/// version 3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any current version (the resource must exist).
+    Any,
+    /// The versions named by a list of entity tags. A tag that is not of our form
+    /// (`W/"definitely-stale"`, or not an entity tag at all) names no version, so it matches
+    /// nothing: the precondition fails with 412, not 400 (RFC 7232 §3.1: "the condition is
+    /// false if none of the listed tags match").
+    Versions(Vec<i64>),
+}
+
+impl IfMatch {
+    /// Reads a header value: `*`, or a comma-separated list of entity tags (RFC 7232 §3.1).
+    pub fn parse(value: &str) -> IfMatch {
+        if value.trim() == "*" {
+            return IfMatch::Any;
+        }
+        let mut versions = Vec::new();
+        let mut rest = value;
+        loop {
+            rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+            if rest.is_empty() {
+                break;
+            }
+            let tag = rest.strip_prefix("W/").unwrap_or(rest);
+            // An opaque tag is quoted and holds no quote (RFC 7232 §2.3), so commas inside
+            // it do not separate tags; anything else runs to the next comma.
+            let (item, after) = match tag.strip_prefix('"').and_then(|t| t.split_once('"')) {
+                Some((opaque, after)) => (Some(opaque), after),
+                None => (None, rest.split_once(',').map_or("", |(_, a)| a)),
+            };
+            if let Some(v) = item.and_then(|o| o.parse().ok()) {
+                versions.push(v);
+            }
+            rest = after;
+        }
+        IfMatch::Versions(versions)
+    }
+
+    /// Whether a resource at `version` meets the precondition.
+    pub fn admits(&self, version: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(v) => v.contains(&version),
+        }
+    }
+}
+
 /// Formats a timestamp as RFC 3339 with millisecond precision in UTC.
 pub fn format_time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
@@ -316,6 +370,31 @@ mod tests {
         assert_eq!(parse_etag(&etag(7)), Some(7));
         assert_eq!(parse_etag("\"7\""), Some(7));
         assert_eq!(parse_etag("*"), None);
+    }
+
+    #[test]
+    fn if_match_takes_a_list_and_a_foreign_tag_matches_nothing() {
+        assert_eq!(IfMatch::parse(" * "), IfMatch::Any);
+        assert!(IfMatch::Any.admits(9));
+        assert_eq!(IfMatch::parse(&etag(3)), IfMatch::Versions(vec![3]));
+        assert_eq!(
+            IfMatch::parse(r#"W/"1", "2" ,W/"x,y", "4""#),
+            IfMatch::Versions(vec![1, 2, 4])
+        );
+        for foreign in [
+            r#"W/"definitely-stale""#,
+            r#""abc""#,
+            "3",
+            "W/",
+            "",
+            r#"W/"5"#,
+        ] {
+            let m = IfMatch::parse(foreign);
+            assert_eq!(m, IfMatch::Versions(vec![]), "{foreign:?}");
+            assert!(!m.admits(3) && !m.admits(5), "{foreign:?}");
+        }
+        assert!(IfMatch::parse(r#"W/"2", W/"3""#).admits(3));
+        assert!(!IfMatch::parse(r#"W/"2", W/"3""#).admits(4));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::rows::{self, RESOURCE_COLUMNS};
 use super::{bind_args, members, queue, to_ms, Arg, Backend, Store, StoreError, StoreResult};
 use crate::scim::enterprise::manager_ref;
 use crate::scim::members::{MemberOp, MemberRef};
-use crate::scim::resource::Document;
+use crate::scim::resource::{Document, IfMatch};
 use crate::scim::schema::{Attribute, ResourceKind, ENTERPRISE_URN};
 use crate::scim::ScimError;
 
@@ -293,21 +293,22 @@ impl Store {
     }
 
     /// Deletes a resource, its e-mail index rows and memberships, and marks its key (and the
-    /// groups it belonged to) for delivery.
+    /// groups it belonged to) for delivery. With `if_match`, only a resource whose version
+    /// meets it is deleted; otherwise [`DeleteOutcome::Stale`].
     #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
     pub async fn delete_resource(
         &self,
         connector: &str,
         kind: ResourceKind,
         id: &str,
-        expected_version: Option<i64>,
+        if_match: Option<IfMatch>,
         now: OffsetDateTime,
     ) -> StoreResult<DeleteOutcome> {
         let (connector, id) = (connector.to_owned(), id.to_owned());
         let now_ms = to_ms(now);
         self.write(move |conn| {
             Box::pin(async move {
-                delete_in(conn, &connector, kind, &id, expected_version, now_ms).await
+                delete_in(conn, &connector, kind, &id, if_match.as_ref(), now_ms).await
             })
         })
         .await
@@ -542,7 +543,7 @@ async fn delete_in(
     connector: &str,
     kind: ResourceKind,
     id: &str,
-    expected_version: Option<i64>,
+    if_match: Option<&IfMatch>,
     now_ms: i64,
 ) -> StoreResult<DeleteOutcome> {
     let row: Option<(i64, String)> = sqlx::query_as(
@@ -556,7 +557,7 @@ async fn delete_in(
     let Some((version, doc_text)) = row else {
         return Ok(DeleteOutcome::NotFound);
     };
-    if expected_version.is_some_and(|v| v != version) {
+    if if_match.is_some_and(|m| !m.admits(version)) {
         return Ok(DeleteOutcome::Stale);
     }
     let deleted = sqlx::query(

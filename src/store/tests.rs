@@ -7,7 +7,7 @@ use super::queue::QueueKey;
 use super::testdb::TestDb;
 use super::*;
 use crate::scim::members::{MemberOp, MemberRef};
-use crate::scim::resource::Document;
+use crate::scim::resource::{Document, IfMatch};
 use crate::scim::schema::ResourceKind::{self, Group, User};
 
 pub(super) async fn store(backend: Backend) -> (Store, TestDb) {
@@ -236,14 +236,16 @@ async fn deletes_honour_the_version_and_report_missing(b: Backend) {
     s.insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
         .await
         .unwrap();
+    for stale in [IfMatch::Versions(vec![7]), IfMatch::Versions(vec![])] {
+        assert_eq!(
+            s.delete_resource("c1", User, "u1", Some(stale), now())
+                .await
+                .unwrap(),
+            DeleteOutcome::Stale
+        );
+    }
     assert_eq!(
-        s.delete_resource("c1", User, "u1", Some(7), now())
-            .await
-            .unwrap(),
-        DeleteOutcome::Stale
-    );
-    assert_eq!(
-        s.delete_resource("c1", User, "u1", Some(1), now())
+        s.delete_resource("c1", User, "u1", Some(IfMatch::Versions(vec![7, 1])), now())
             .await
             .unwrap(),
         DeleteOutcome::Deleted

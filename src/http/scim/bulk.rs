@@ -16,7 +16,7 @@ use super::super::response::ScimJson;
 use super::super::state::AppState;
 use super::ops::{Ops, Rendered};
 use crate::scim::bulk::{self, BulkMethod, BulkOperation, BULK_RESPONSE_URN};
-use crate::scim::resource::{etag, parse_etag};
+use crate::scim::resource::{etag, IfMatch};
 use crate::scim::ScimError;
 
 /// `POST /Bulk`.
@@ -85,12 +85,7 @@ async fn run(
     ops: &Ops<'_>,
     op: &BulkOperation,
 ) -> Result<(StatusCode, Option<Rendered>), AppError> {
-    let if_match = match &op.version {
-        Some(v) => Some(Some(parse_etag(v).ok_or_else(|| {
-            ScimError::bad_request("\"version\" is not an entity tag")
-        })?)),
-        None => None,
-    };
+    let if_match = op.version.as_deref().map(IfMatch::parse);
     let id = op.id.as_deref().unwrap_or_default();
     let data = op.data.clone().unwrap_or(Value::Null);
     Ok(match op.method {

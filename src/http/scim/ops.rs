@@ -10,7 +10,7 @@ use super::super::error::AppError;
 use super::super::state::AppState;
 use crate::scim::members::{member_refs, render_member, MemberOp, MemberRef};
 use crate::scim::patch;
-use crate::scim::resource::{self, Document};
+use crate::scim::resource::{self, Document, IfMatch};
 use crate::scim::schema::{ResourceKind, ResourceType};
 use crate::scim::ScimError;
 use crate::search::{self, Scope};
@@ -168,7 +168,7 @@ impl<'a> Ops<'a> {
         kind: ResourceKind,
         id: &str,
         body: &Value,
-        if_match: Option<Option<i64>>,
+        if_match: Option<IfMatch>,
     ) -> Result<Rendered, AppError> {
         let rt = self.rt(kind);
         if let Some(body_id) = body.get("id").and_then(Value::as_str) {
@@ -211,7 +211,7 @@ impl<'a> Ops<'a> {
         kind: ResourceKind,
         id: &str,
         body: &Value,
-        if_match: Option<Option<i64>>,
+        if_match: Option<IfMatch>,
     ) -> Result<Rendered, AppError> {
         let req = patch::parse(body)?;
         let schemas = self.state.schemas.clone();
@@ -231,7 +231,7 @@ impl<'a> Ops<'a> {
         &self,
         kind: ResourceKind,
         id: &str,
-        if_match: Option<Option<i64>>,
+        if_match: Option<IfMatch>,
         compute: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>
             + Send
             + 'static,
@@ -252,8 +252,8 @@ impl<'a> Ops<'a> {
                 members_attr,
                 OffsetDateTime::now_utc(),
                 move |current| {
-                    if let Some(Some(v)) = if_match {
-                        if v != current.version {
+                    if let Some(m) = &if_match {
+                        if !m.admits(current.version) {
                             return Err(ScimError::precondition_failed(
                                 "the resource changed since the version given in If-Match",
                             ));
@@ -286,9 +286,8 @@ impl<'a> Ops<'a> {
         &self,
         kind: ResourceKind,
         id: &str,
-        if_match: Option<Option<i64>>,
+        if_match: Option<IfMatch>,
     ) -> Result<(), AppError> {
-        let expected = if_match.flatten();
         match self
             .state
             .store
@@ -296,7 +295,7 @@ impl<'a> Ops<'a> {
                 &self.ctx.connector,
                 kind,
                 id,
-                expected,
+                if_match,
                 OffsetDateTime::now_utc(),
             )
             .await?
