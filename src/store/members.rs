@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
-use sqlx::Row;
 
+use super::rows::{decode, from_row};
 use super::{bind_args, queue, Arg, Store, StoreResult};
 use crate::scim::filter;
 use crate::scim::members::{MemberOp, MemberRef};
@@ -29,6 +29,59 @@ pub struct MemberRow {
     /// The `display` the client sent.
     pub display: Option<String>,
 }
+
+from_row!(MemberRow {
+    id = "member_id",
+    kind = "member_kind",
+    display
+});
+
+/// A resource's id and kind, as the member lookup reads them.
+struct IdKind {
+    id: String,
+    kind: String,
+}
+
+from_row!(IdKind { id, kind });
+
+/// A member removed or marked: the users among them are marked for delivery.
+struct MemberKind {
+    member_id: String,
+    member_kind: String,
+}
+
+from_row!(MemberKind {
+    member_id,
+    member_kind
+});
+
+/// A member with its group, for [`Store::members_of`].
+struct GroupMember {
+    group_id: String,
+    member_id: String,
+    member_kind: String,
+    display: Option<String>,
+}
+
+from_row!(GroupMember {
+    group_id,
+    member_id,
+    member_kind,
+    display
+});
+
+/// A group of a member, for [`Store::groups_of`].
+struct MemberGroup {
+    member_id: String,
+    group_id: String,
+    group_name: String,
+}
+
+from_row!(MemberGroup {
+    member_id,
+    group_id,
+    group_name
+});
 
 fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)
@@ -54,12 +107,10 @@ pub(crate) async fn add(
         );
         let mut args = vec![Arg::Text(connector.to_owned())];
         args.extend(chunk.iter().map(|m| Arg::Text(m.value.clone())));
-        for row in bind_args(sqlx::query(&sql), &args)
+        let rows = bind_args(sqlx::query(&sql), &args)
             .fetch_all(&mut *conn)
-            .await?
-        {
-            kinds.insert(row.try_get(0)?, row.try_get(1)?);
-        }
+            .await?;
+        kinds.extend(decode::<IdKind>(&rows)?.into_iter().map(|r| (r.id, r.kind)));
     }
     let mut changed = false;
     let mut skipped = Vec::new();
@@ -116,23 +167,20 @@ async fn remove_ids(
             .fetch_all(&mut *conn)
             .await?;
         changed |= !rows.is_empty();
-        mark_users(conn, connector, &rows, now_ms).await?;
+        mark_users(conn, connector, &decode(&rows)?, now_ms).await?;
     }
     Ok(changed)
 }
 
-/// Marks the users among `(member_id, member_kind)` rows dirty.
+/// Marks the users among `members` dirty.
 async fn mark_users(
     conn: &mut AnyConnection,
     connector: &str,
-    rows: &[sqlx::any::AnyRow],
+    members: &[MemberKind],
     now_ms: i64,
 ) -> StoreResult<()> {
-    for row in rows {
-        let (id, kind): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-        if kind == "User" {
-            queue::mark(conn, connector, ResourceKind::User, &id, now_ms).await?;
-        }
+    for m in members.iter().filter(|m| m.member_kind == "User") {
+        queue::mark(conn, connector, ResourceKind::User, &m.member_id, now_ms).await?;
     }
     Ok(())
 }
@@ -142,23 +190,16 @@ async fn load(
     connector: &str,
     group_id: &str,
 ) -> StoreResult<Vec<MemberRow>> {
-    let rows = sqlx::query(
-        "SELECT member_id, member_kind, display FROM group_members \
-         WHERE connector = $1 AND group_id = $2 ORDER BY member_id",
-    )
-    .bind(connector.to_owned())
-    .bind(group_id.to_owned())
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(MemberRow {
-                id: r.try_get(0)?,
-                kind: r.try_get(1)?,
-                display: r.try_get(2)?,
-            })
-        })
-        .collect()
+    let sql = format!(
+        "SELECT {} FROM group_members WHERE connector = $1 AND group_id = $2 ORDER BY member_id",
+        MemberRow::COLUMNS
+    );
+    let rows = sqlx::query(&sql)
+        .bind(connector.to_owned())
+        .bind(group_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+    decode(&rows)
 }
 
 /// Applies one membership change; returns whether membership changed and skipped ids.
@@ -185,7 +226,7 @@ pub(crate) async fn apply(
             .bind(group_id.to_owned())
             .fetch_all(&mut *conn)
             .await?;
-            mark_users(conn, connector, &rows, now_ms).await?;
+            mark_users(conn, connector, &decode(&rows)?, now_ms).await?;
             Ok((!rows.is_empty(), Vec::new()))
         }
         MemberOp::Replace(refs) => {
@@ -275,7 +316,7 @@ impl Store {
         .bind(group_id.to_owned())
         .fetch_all(&mut *tx)
         .await?;
-        mark_users(&mut tx, connector, &rows, super::to_ms(now)).await?;
+        mark_users(&mut tx, connector, &decode(&rows)?, super::to_ms(now)).await?;
         tx.commit().await?;
         self.queue_changed().notify_one();
         Ok(())
@@ -296,14 +337,14 @@ impl Store {
             );
             let mut args = vec![Arg::Text(connector.to_owned())];
             args.extend(chunk.iter().map(|id| Arg::Text(id.clone())));
-            for r in bind_args(sqlx::query(&sql), &args)
+            let rows = bind_args(sqlx::query(&sql), &args)
                 .fetch_all(self.reader())
-                .await?
-            {
-                out.entry(r.try_get(0)?).or_default().push(MemberRow {
-                    id: r.try_get(1)?,
-                    kind: r.try_get(2)?,
-                    display: r.try_get(3)?,
+                .await?;
+            for r in decode::<GroupMember>(&rows)? {
+                out.entry(r.group_id).or_default().push(MemberRow {
+                    id: r.member_id,
+                    kind: r.member_kind,
+                    display: r.display,
                 });
             }
         }
@@ -320,20 +361,21 @@ impl Store {
         let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for chunk in member_ids.chunks(CHUNK) {
             let sql = format!(
-                "SELECT m.member_id, g.id, g.name FROM group_members m JOIN resources g \
+                "SELECT m.member_id, g.id AS group_id, g.name AS group_name \
+                 FROM group_members m JOIN resources g \
                  ON g.connector = m.connector AND g.kind = 'Group' AND g.id = m.group_id \
                  WHERE m.connector = $1 AND m.member_id IN ({}) ORDER BY g.seq",
                 placeholders(2, chunk.len())
             );
             let mut args = vec![Arg::Text(connector.to_owned())];
             args.extend(chunk.iter().map(|id| Arg::Text(id.clone())));
-            for r in bind_args(sqlx::query(&sql), &args)
+            let rows = bind_args(sqlx::query(&sql), &args)
                 .fetch_all(self.reader())
-                .await?
-            {
-                out.entry(r.try_get(0)?)
+                .await?;
+            for r in decode::<MemberGroup>(&rows)? {
+                out.entry(r.member_id)
                     .or_default()
-                    .push((r.try_get(1)?, r.try_get(2)?));
+                    .push((r.group_id, r.group_name));
             }
         }
         Ok(out)

@@ -2,12 +2,14 @@
 //! with its sync-queue mark.
 
 use serde_json::Value;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, FromRow};
 use time::OffsetDateTime;
 
 use super::narrow::Narrowing;
-use super::rows::{self, RESOURCE_COLUMNS};
-use super::{bind_args, members, queue, to_ms, Arg, Backend, Store, StoreError, StoreResult};
+use super::rows::{self, ResourceRow};
+use super::{
+    bind_args, from_ms, members, queue, to_ms, Arg, Backend, Store, StoreError, StoreResult,
+};
 use crate::scim::enterprise::manager_ref;
 use crate::scim::members::{MemberOp, MemberRef};
 use crate::scim::resource::{Document, IfMatch};
@@ -33,6 +35,30 @@ pub struct StoredResource {
     pub created: OffsetDateTime,
     /// Last change.
     pub updated: OffsetDateTime,
+}
+
+impl TryFrom<ResourceRow> for StoredResource {
+    type Error = StoreError;
+
+    /// A document that is JSON but not an object reads as empty; one that is not JSON is
+    /// [`StoreError::Corrupt`]. An unknown `kind` cannot be stored (a CHECK constraint).
+    fn try_from(row: ResourceRow) -> StoreResult<Self> {
+        let doc = match serde_json::from_str::<Value>(&row.doc) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => Document::new(),
+            Err(e) => return Err(StoreError::Corrupt(row.id, e)),
+        };
+        Ok(StoredResource {
+            seq: row.seq,
+            kind: ResourceKind::parse(&row.kind).unwrap_or(ResourceKind::User),
+            id: row.id,
+            name: row.name,
+            doc,
+            version: row.version,
+            created: from_ms(row.created_at),
+            updated: from_ms(row.updated_at),
+        })
+    }
 }
 
 /// The result of an insert.
@@ -377,7 +403,8 @@ impl Store {
         args: &[Arg],
     ) -> StoreResult<Vec<StoredResource>> {
         let sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE connector = $1 AND kind = $2 {tail}"
+            "SELECT {} FROM resources r WHERE connector = $1 AND kind = $2 {tail}",
+            ResourceRow::COLUMNS
         );
         let mut all = vec![
             Arg::Text(connector.to_owned()),
@@ -387,7 +414,10 @@ impl Store {
         let rows = bind_args(sqlx::query(&sql), &all)
             .fetch_all(self.reader())
             .await?;
-        rows.iter().map(rows::resource).collect()
+        rows::decode::<ResourceRow>(&rows)?
+            .into_iter()
+            .map(StoredResource::try_from)
+            .collect()
     }
 }
 
@@ -441,8 +471,8 @@ async fn insert_in(
             name: cols.name,
             doc,
             version: 1,
-            created: super::from_ms(now_ms),
-            updated: super::from_ms(now_ms),
+            created: from_ms(now_ms),
+            updated: from_ms(now_ms),
         },
         skipped_members,
     })
@@ -466,7 +496,8 @@ async fn modify_in(
         Backend::Sqlite => "",
     };
     let sql = format!(
-        "SELECT {RESOURCE_COLUMNS} FROM resources WHERE connector = $1 AND kind = $2 AND id = $3{lock}"
+        "SELECT {} FROM resources WHERE connector = $1 AND kind = $2 AND id = $3{lock}",
+        ResourceRow::COLUMNS
     );
     let Some(row) = sqlx::query(&sql)
         .bind(connector.to_owned())
@@ -477,7 +508,7 @@ async fn modify_in(
     else {
         return Ok(UpdateOutcome::NotFound);
     };
-    let current = rows::resource(&row)?;
+    let current = StoredResource::try_from(ResourceRow::from_row(&row)?)?;
     let (doc, member_ops) = match change(&current) {
         Ok(c) => c,
         Err(e) => return Ok(UpdateOutcome::Rejected(e)),
@@ -530,7 +561,7 @@ async fn modify_in(
             name: cols.name,
             doc,
             version: current.version + 1,
-            updated: super::from_ms(now_ms),
+            updated: from_ms(now_ms),
             ..current
         },
         skipped_members,
