@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use super::narrow::Narrowing;
 use super::rows::{self, ResourceRow};
 use super::{
-    bind_args, from_ms, members, queue, to_ms, Arg, Backend, Store, StoreError, StoreResult,
+    bind_args, dynamic, from_ms, members, queue, to_ms, Arg, Backend, Store, StoreError,
+    StoreResult,
 };
 use crate::scim::enterprise::manager_ref;
 use crate::scim::members::{MemberOp, MemberRef};
@@ -386,11 +387,8 @@ impl Store {
         kind: ResourceKind,
         narrowing: &Narrowing,
     ) -> StoreResult<Vec<StoredResource>> {
-        let mut args = Vec::new();
-        // $1 and $2 are the connector and kind that `select` binds first.
-        let condition = narrowing.to_sql(2, &mut args);
-        let tail = format!("AND ({condition}) ORDER BY seq");
-        self.select(connector, kind, &tail, &args).await
+        let mut conn = self.reader().acquire().await?;
+        narrowed_in(&mut conn, connector, kind, narrowing).await
     }
 
     /// `SELECT` of whole resources of a connector and kind (`$1`, `$2`), narrowed and ordered
@@ -402,23 +400,60 @@ impl Store {
         tail: &str,
         args: &[Arg],
     ) -> StoreResult<Vec<StoredResource>> {
-        let sql = format!(
-            "SELECT {} FROM resources r WHERE connector = $1 AND kind = $2 {tail}",
-            ResourceRow::COLUMNS
-        );
-        let mut all = vec![
-            Arg::Text(connector.to_owned()),
-            Arg::Text(kind.as_str().to_owned()),
-        ];
-        all.extend_from_slice(args);
-        let rows = bind_args(sqlx::query(&sql), &all)
-            .fetch_all(self.reader())
-            .await?;
-        rows::decode::<ResourceRow>(&rows)?
-            .into_iter()
-            .map(StoredResource::try_from)
-            .collect()
+        let sql = select_sql(tail);
+        let q = bind_args(sqlx::query(&sql), &select_args(connector, kind, args));
+        from_rows(&q.fetch_all(self.reader()).await?)
     }
+}
+
+/// The text of [`Store::select`].
+pub(crate) fn select_sql(tail: &str) -> String {
+    format!(
+        "SELECT {} FROM resources r WHERE connector = $1 AND kind = $2 {tail}",
+        ResourceRow::COLUMNS
+    )
+}
+
+fn select_args(connector: &str, kind: ResourceKind, tail_args: &[Arg]) -> Vec<Arg> {
+    let mut all = vec![
+        Arg::Text(connector.to_owned()),
+        Arg::Text(kind.as_str().to_owned()),
+    ];
+    all.extend_from_slice(tail_args);
+    all
+}
+
+fn from_rows(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<StoredResource>> {
+    rows::decode::<ResourceRow>(rows)?
+        .into_iter()
+        .map(StoredResource::try_from)
+        .collect()
+}
+
+/// The `SELECT` of a narrowed filter: its text varies with the filter's shape.
+pub(crate) fn narrowed_sql(
+    backend: Backend,
+    connector: &str,
+    kind: ResourceKind,
+    narrowing: &Narrowing,
+) -> (String, Vec<Arg>) {
+    let mut args = Vec::new();
+    // $1 and $2 are the connector and kind that `select_args` binds first.
+    let condition = narrowing.to_sql(backend, connector, 2, &mut args);
+    let sql = select_sql(&format!("AND ({condition}) ORDER BY seq"));
+    (sql, select_args(connector, kind, &args))
+}
+
+/// [`Store::narrowed_resources`] on a connection.
+pub(crate) async fn narrowed_in(
+    conn: &mut AnyConnection,
+    connector: &str,
+    kind: ResourceKind,
+    narrowing: &Narrowing,
+) -> StoreResult<Vec<StoredResource>> {
+    let backend = Backend::of(conn);
+    let (sql, args) = narrowed_sql(backend, connector, kind, narrowing);
+    from_rows(&bind_args(dynamic(&sql), &args).fetch_all(conn).await?)
 }
 
 /// The body of [`Store::insert_resource`], on the write connection inside a transaction.

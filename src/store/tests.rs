@@ -386,4 +386,5 @@ contract!(
     narrowed_queries_use_the_indexed_columns,
 );
 
+mod plans;
 mod profiles;
