@@ -29,6 +29,7 @@ pub use engine::{ConnectorMapping, RuleTrace};
 pub use manager::ManagerLookup;
 pub use profile::{FieldValue, Profile, ProfileField, Skipped};
 pub use rules::{ManagerKey, MappingSettings, OnManagerGone, OnMissing};
+pub use transform::TransformError;
 
 /// What a user should look like in Confluence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +44,24 @@ pub struct DesiredUser {
     pub active: bool,
     /// Confluence groups the user belongs to (names).
     pub groups: BTreeSet<String>,
+}
+
+/// A connector's mapping rules cannot be compiled. The message names the rule or field and
+/// says what to fix; it is shown at start and by `check-config`, and nothing branches on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRules(String);
+
+impl InvalidRules {
+    /// A problem, worded for the operator.
+    pub fn new(message: impl Into<String>) -> Self {
+        InvalidRules(message.into())
+    }
+
+    /// The same problem, prefixed with where it is (`mapping field "x"`).
+    pub fn at(self, place: impl std::fmt::Display) -> Self {
+        InvalidRules(format!("{place}: {}", self.0))
+    }
 }
 
 /// Why a resource cannot be mapped. Retrying does not help until the data or rules change.
@@ -66,7 +85,7 @@ pub enum MappingError {
         /// `username`, `full_name` or `email`.
         rule: &'static str,
         /// Why, without the value.
-        reason: String,
+        reason: TransformError,
     },
 }
 
