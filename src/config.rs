@@ -6,6 +6,7 @@
 //! whose *names* the file gives (`token_env = "USERSYNC_ENTRA_TOKEN"`).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +36,13 @@ pub const DEFAULT_FILE: &str = "usersync.toml";
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// The same problem, prefixed with where it is (`[connectors.okta]`).
+    pub fn at(self, place: impl fmt::Display) -> ConfigError {
+        ConfigError(format!("{place} {}", self.0))
+    }
+}
 
 /// Everything usersync can be told.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -285,7 +293,7 @@ impl Settings {
         settings.secrets = Secrets::capture(names.iter().map(String::as_str), env);
         settings.validate()?;
         if let Some(c) = &settings.confluence {
-            c.resolve(env).map_err(ConfigError)?;
+            c.resolve(env).map_err(|e| ConfigError(e.0))?;
         }
         Ok(settings)
     }
@@ -347,9 +355,9 @@ impl Settings {
         for (name, c) in &self.connectors {
             validate_connector_name(name)
                 .and_then(|()| c.validate(&self.secrets))
-                .map_err(|e| ConfigError(format!("[connectors.{name}] {e}")))?;
+                .map_err(|e| e.at(format!("[connectors.{name}]")))?;
         }
-        connector::check_distinct(&self.connectors, &self.secrets).map_err(ConfigError)
+        connector::check_distinct(&self.connectors, &self.secrets)
     }
 
     /// The listen address.
@@ -400,7 +408,7 @@ impl Settings {
 }
 
 /// Connector names are URL path segments and log fields: lower-case letters, digits, `-`, `_`.
-pub fn validate_connector_name(name: &str) -> Result<(), String> {
+pub fn validate_connector_name(name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -409,9 +417,9 @@ pub fn validate_connector_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(ConfigError(format!(
             "connector name {name:?} must be 1-64 characters of a-z, 0-9, '-' and '_'"
-        ))
+        )))
     }
 }
 

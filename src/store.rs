@@ -155,18 +155,6 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-/// Set on every PostgreSQL connection: plan each execution of a prepared statement with its
-/// values and the tables as they are now (`plan_cache_mode`, PostgreSQL 12+).
-///
-/// By default PostgreSQL switches a prepared statement to a generic plan (made without the
-/// values) after five executions and keeps it until the table is next analyzed. sqlx keeps
-/// statements prepared for a connection's life, so a plan made while a connector was nearly
-/// empty (a scan: the cheapest way to read a few rows) outlives the connector's growth
-/// until autovacuum next analyzes the table: measured, reading one user by id then touched
-/// every block of a 30,000-user connector (`store/tests/plans.rs`). Planning each
-/// execution costs tens of microseconds; the statements stay parsed and cached.
-const PG_SESSION: &str = "SET plan_cache_mode = force_custom_plan";
-
 /// The migration trees, embedded. Listed by hand (rather than with `sqlx::migrate!`) to keep
 /// sqlx's macro crate out of the build; add each new file to both lists, same number.
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -285,12 +273,6 @@ impl Store {
             let pool = AnyPoolOptions::new()
                 .max_connections(opts.max_connections.max(2))
                 .acquire_timeout(opts.acquire_timeout)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute(PG_SESSION).await?;
-                        Ok(())
-                    })
-                })
                 .connect(url)
                 .await?;
             (Backend::Postgres, pool.clone(), pool)
@@ -414,16 +396,25 @@ pub(crate) enum Arg {
     Bool(bool),
 }
 
-/// A statement whose text is built at run time (an `IN (…)` list of some length, a filter
-/// narrowing): not kept in sqlx's per-connection statement cache, which holds 100
-/// statements, because a text per list length would push the store's fixed statements out.
+/// A statement with an `IN (…)` list of `len` values, whose text changes with the length.
 ///
-/// Plans are made per execution either way: PostgreSQL connections plan every execution
-/// (see `PG_SESSION`), and SQLite plans from fixed statistics
+/// Lists longer than one are not kept as prepared statements. On PostgreSQL a prepared
+/// statement runs on a generic plan (made without the values) after five executions, kept
+/// until the table is next analyzed; one made while a connector was nearly empty is a scan,
+/// which stays one as the connector grows (measured in `store/tests/plans.rs`: a fixed
+/// statement then touched every block of a 30,000-user connector). Unprepared, the
+/// statement is planned at each execution with its values and the table's current size. A
+/// text per length would also fill sqlx's per-connection cache (100 statements) and push
+/// the store's fixed statements out. A list of one has one text and is the common case
+/// (one resource rendered), so it stays prepared like the store's fixed statements, which
+/// rely on PostgreSQL re-planning after each ANALYZE (autovacuum; docs/ARCHITECTURE.md,
+/// "Query plans"). SQLite plans from fixed statistics
 /// (`migrations/sqlite/0004_planner_stats.sql`), never from a table's size at the time.
-/// `store/tests/plans.rs` checks both on a grown connector.
-pub(crate) fn dynamic(sql: &str) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
-    sqlx::query(sql).persistent(false)
+pub(crate) fn dynamic(
+    sql: &str,
+    len: usize,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(sql).persistent(len <= 1)
 }
 
 /// Binds [`Arg`]s to a query in order.

@@ -125,7 +125,7 @@ impl From<DomainError> for ApiError {
             DomainError::UserExists(_) | DomainError::GroupExists(_) => {
                 Self::new(StatusCode::CONFLICT, message)
             }
-            DomainError::Invalid(_) => Self::validation(message),
+            DomainError::Refused(_) | DomainError::Invalid(_) => Self::validation(message),
             DomainError::ReadOnly(_) | DomainError::LastAdminGroup(_) => Self::bad_request(message),
             DomainError::NoSeat { .. } => Self::new(StatusCode::PAYMENT_REQUIRED, message),
         }

@@ -59,9 +59,10 @@ impl From<DomainError> for RpcError {
             DomainError::UserNotFound(_) | DomainError::GroupNotFound(_) => 404,
             DomainError::UserExists(_) | DomainError::GroupExists(_) => 409,
             DomainError::NoSeat { .. } => 402,
-            DomainError::Invalid(_) | DomainError::ReadOnly(_) | DomainError::LastAdminGroup(_) => {
-                400
-            }
+            DomainError::Refused(_)
+            | DomainError::Invalid(_)
+            | DomainError::ReadOnly(_)
+            | DomainError::LastAdminGroup(_) => 400,
         };
         Self {
             code,

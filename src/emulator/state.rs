@@ -31,7 +31,10 @@ pub(crate) enum DomainError {
     /// 409.
     #[error("A group with the name {0} already exists")]
     GroupExists(String),
-    /// 400 with the rule's message.
+    /// 400 with the field rule's message.
+    #[error("{0}")]
+    Refused(#[from] validate::Refused),
+    /// 400 with another message.
     #[error("{0}")]
     Invalid(String),
     /// 400 **(assumed)**: the user lives in a read-only directory.
@@ -199,9 +202,9 @@ impl State {
         rng: &mut StdRng,
         knobs: &Knobs,
     ) -> Result<String, DomainError> {
-        validate::username(&new.username).map_err(DomainError::Invalid)?;
-        validate::full_name(&new.full_name).map_err(DomainError::Invalid)?;
-        validate::email(&new.email).map_err(DomainError::Invalid)?;
+        validate::username(&new.username)?;
+        validate::full_name(&new.full_name)?;
+        validate::email(&new.email)?;
         if self.users.contains_key(&new.username) {
             return Err(DomainError::UserExists(new.username));
         }
@@ -246,10 +249,10 @@ impl State {
         // 404 before 400: an unknown user is reported as such whatever the body says.
         self.user_mut(username)?;
         if let Some(name) = &full_name {
-            validate::full_name(name).map_err(DomainError::Invalid)?;
+            validate::full_name(name)?;
         }
         if let Some(address) = &email {
-            validate::email(address).map_err(DomainError::Invalid)?;
+            validate::email(address)?;
         }
         let user = self.writable(username)?;
         if let Some(name) = full_name {
@@ -351,7 +354,7 @@ impl State {
     /// `POST /rest/api/admin/group`. Names are stored lower case **(assumed)** and are
     /// unique case-insensitively.
     pub fn create_group(&mut self, name: &str) -> Result<String, DomainError> {
-        validate::group_name(name).map_err(DomainError::Invalid)?;
+        validate::group_name(name)?;
         let lower = name.trim().to_lowercase();
         if self.groups.contains_key(&lower) {
             return Err(DomainError::GroupExists(lower));

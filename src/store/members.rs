@@ -165,7 +165,7 @@ pub(crate) async fn add(
         let sql = lookup_sql(chunk.len());
         let mut args = vec![Arg::Text(connector.to_owned())];
         args.extend(chunk.iter().map(|m| Arg::Text(m.value.clone())));
-        let rows = bind_args(dynamic(&sql), &args)
+        let rows = bind_args(dynamic(&sql, chunk.len()), &args)
             .fetch_all(&mut *conn)
             .await?;
         kinds.extend(decode::<IdKind>(&rows)?.into_iter().map(|r| (r.id, r.kind)));
@@ -217,7 +217,7 @@ async fn remove_ids(
         ];
         args.extend(chunk.iter().map(|id| Arg::Text(id.clone())));
         let sql = remove_sql(chunk.len());
-        let rows = bind_args(dynamic(&sql), &args)
+        let rows = bind_args(dynamic(&sql, chunk.len()), &args)
             .fetch_all(&mut *conn)
             .await?;
         changed |= !rows.is_empty();
@@ -407,7 +407,7 @@ pub(crate) async fn members_of(
         let sql = members_of_sql(chunk.len());
         let mut args = vec![Arg::Text(connector.to_owned())];
         args.extend(chunk.iter().map(|id| Arg::Text(id.clone())));
-        let rows = bind_args(dynamic(&sql), &args)
+        let rows = bind_args(dynamic(&sql, chunk.len()), &args)
             .fetch_all(&mut *conn)
             .await?;
         for r in decode::<GroupMember>(&rows)? {
@@ -436,7 +436,7 @@ pub(crate) async fn groups_of(
         let sql = memberships_sql(chunk.len());
         let mut args = vec![Arg::Text(connector.to_owned())];
         args.extend(chunk.iter().map(|id| Arg::Text(id.clone())));
-        let rows = bind_args(dynamic(&sql), &args)
+        let rows = bind_args(dynamic(&sql, chunk.len()), &args)
             .fetch_all(&mut *conn)
             .await?;
         memberships.extend(decode::<Membership>(&rows)?);
@@ -449,7 +449,7 @@ pub(crate) async fn groups_of(
         let sql = group_names_sql(chunk.len());
         let mut args = vec![Arg::Text(connector.to_owned())];
         args.extend(chunk.iter().map(|id| Arg::Text(id.clone())));
-        let rows = bind_args(dynamic(&sql), &args)
+        let rows = bind_args(dynamic(&sql, chunk.len()), &args)
             .fetch_all(&mut *conn)
             .await?;
         groups.extend(

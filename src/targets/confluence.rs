@@ -22,8 +22,8 @@
 //! | [`user_groups`](ConfluenceClient::user_groups) | `GET /rest/api/user/memberof`, all pages | `Vec<String>` |
 //!
 //! The username rules ([`check_username`], [`derive_username`]) live in the pure
-//! [`crate::mapping::username`] module: the mapping derives usernames with them, and this
-//! client checks each one again before it sends it.
+//! [`mapping::username`](mod@crate::mapping::username) module: the mapping derives
+//! usernames with them, and this client checks each one again before it sends it.
 //!
 //! Read in this order: `config`, `client`, [`error`] (the classification table),
 //! [`version`] (how the release is detected), `jsonrpc`, `model`. Facts the reference
@@ -41,10 +41,10 @@ pub mod version;
 mod tests;
 
 pub use crate::mapping::username::{check_username, derive_username, UsernameProblem};
-pub use client::{calls, ConfluenceClient, InvalidConfig};
+pub use client::{calls, ConfluenceClient};
 pub use config::{
-    default_user_agent, ConfluenceAuth, ConfluenceConfig, ConfluenceSettings, Secret,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    default_user_agent, ConfluenceAuth, ConfluenceConfig, ConfluenceSettings, InvalidConfig,
+    Secret, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use error::{parse_retry_after, RetryAfter, RETRY_AFTER_CAP};
 pub use model::{

@@ -2,12 +2,16 @@
 //! tens of thousands, as it does during an IdP's first sync.
 //!
 //! PostgreSQL: the small connector is analyzed (as autovacuum does early in a sync), each
-//! operation runs ten times on one connection (PostgreSQL would switch a prepared statement
-//! to a cached generic plan after five), then, in the same transaction, the connector grows
-//! by 30,000 users, memberships and e-mails, and each operation runs once more while this
-//! transaction's own count of the database blocks it touched is read
-//! (`pg_stat_get_xact_blocks_fetched`: exact, and free of timing). A lookup touches a few
-//! blocks; a scan of the grown connector touches hundreds.
+//! operation runs ten times on one connection (PostgreSQL switches a prepared statement to
+//! a cached generic plan after five), then, in the same transaction, the connector grows by
+//! 30,000 users, memberships and e-mails. The blocks each operation then touches are
+//! counted (`pg_stat_get_xact_blocks_fetched`, this transaction's own count: exact, and free
+//! of timing); a lookup touches a few, a scan of the grown connector hundreds.
+//! - Before the growth is analyzed, the statements with `IN (…)` lists, which are planned at
+//!   each execution (`store::dynamic`), must already be lookups.
+//! - Once it is analyzed (autovacuum's next pass, done here in the transaction), which
+//!   makes PostgreSQL re-plan its cached statements, every operation must be a lookup:
+//!   this holds each query's shape to account.
 //!
 //! SQLite plans with fixed statistics, never with the table's current size, so the plan of
 //! each statement the store sends is read (`EXPLAIN QUERY PLAN`): every table must be
@@ -114,6 +118,14 @@ async fn grow(conn: &mut AnyConnection, backend: Backend) {
     }
 }
 
+/// The operations whose statements carry `IN (…)` lists of two.
+const LISTS: [&str; 4] = [
+    "add members (id lookup)",
+    "remove members",
+    "members of groups",
+    "groups of members",
+];
+
 /// The operations measured, each as the store runs it.
 const OPS: [&str; 11] = [
     "add members (id lookup)",
@@ -204,17 +216,23 @@ async fn postgres_lookups_stay_lookups_after_the_connector_grows() {
         }
     }
     grow(&mut tx, Backend::Postgres).await;
-    let mut touched = Vec::new();
-    for op in OPS {
-        let before = blocks(&mut tx).await;
-        run(op, &mut tx).await;
-        touched.push((op, blocks(&mut tx).await - before));
+    for (phase, ops) in [("before ANALYZE", &LISTS[..]), ("after ANALYZE", &OPS[..])] {
+        if phase == "after ANALYZE" {
+            sqlx::query("ANALYZE").execute(&mut *tx).await.unwrap();
+        }
+        let mut touched = Vec::new();
+        for op in ops {
+            let before = blocks(&mut tx).await;
+            run(op, &mut tx).await;
+            touched.push((*op, blocks(&mut tx).await - before));
+        }
+        let too_many: Vec<_> = touched.iter().filter(|(_, b)| *b > MAX_BLOCKS).collect();
+        assert!(
+            too_many.is_empty(),
+            "{phase}, over {MAX_BLOCKS} blocks: {too_many:?} (all: {touched:?}; filters: \
+             {FILTERS:?})"
+        );
     }
-    let too_many: Vec<_> = touched.iter().filter(|(_, b)| *b > MAX_BLOCKS).collect();
-    assert!(
-        too_many.is_empty(),
-        "over {MAX_BLOCKS} blocks: {too_many:?} (all: {touched:?}; filters: {FILTERS:?})"
-    );
 }
 
 /// The statement of each operation, with arguments, as the store builds it on SQLite.

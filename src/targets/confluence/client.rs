@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-use super::config::{check_base_url, ConfluenceAuth, ConfluenceConfig};
+use super::config::{check_base_url, ConfluenceAuth, ConfluenceConfig, InvalidConfig};
 use super::error::{self, served_as_anonymous};
 use super::model::{
     CreateGroupBody, CreateUserBody, CreatedUserJson, CurrentUser, DeleteSubmitted, GroupCreated,
@@ -86,11 +86,6 @@ const MAX_PAGES: usize = 50_000;
 /// First and longest pause between long-task polls.
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(2);
-
-/// A configuration the client cannot be built from.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidConfig(pub String);
 
 /// The Confluence Data Center REST client. Cheap to clone (shared connection pool and
 /// cached version).
@@ -214,7 +209,7 @@ impl ConfluenceClient {
     /// Builds a client (no network traffic). Fails on a bad base URL or credentials that
     /// cannot go into an HTTP header.
     pub fn new(config: ConfluenceConfig) -> Result<Self, InvalidConfig> {
-        let base = check_base_url(&config.base_url).map_err(InvalidConfig)?;
+        let base = check_base_url(&config.base_url)?;
         let raw = match &config.auth {
             ConfluenceAuth::Pat(token) => format!("Bearer {}", token.expose()),
             ConfluenceAuth::Basic { username, password } => format!(
