@@ -5,9 +5,10 @@
 //! marks the member users' keys in the sync queue (in the same transaction).
 //!
 //! Lists of ids are sent as `IN (…)` lists of at most [`CHUNK`] values, built at run time
-//! and therefore run through [`dynamic`] (planned afresh on PostgreSQL). Each query names
-//! the whole key of the index it should use, so the plan is an index lookup per id at any
-//! size of the connector (`store/tests/plans.rs` checks it on a large connector).
+//! and run through [`dynamic`] (lists of more than one are planned afresh on PostgreSQL).
+//! Each query names the whole key of the index it should use, so the plan is an index
+//! lookup per id at any size of the connector (`store/tests/plans.rs` checks it on a
+//! large connector).
 
 use std::collections::{HashMap, HashSet};
 

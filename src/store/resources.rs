@@ -283,7 +283,6 @@ impl Store {
     /// meanwhile (the single SQLite writer; `FOR UPDATE` on PostgreSQL), so concurrent changes
     /// to one resource apply one after the other and none is lost. Nothing is written when
     /// neither the document nor the membership changes.
-    #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
     pub async fn modify_resource(
         &self,
@@ -298,13 +297,11 @@ impl Store {
     ) -> StoreResult<UpdateOutcome> {
         let (connector, id) = (connector.to_owned(), id.to_owned());
         let members_attr = members_attr.cloned();
-        let backend = self.backend();
         let now_ms = to_ms(now);
         self.write(move |conn| {
             Box::pin(async move {
                 modify_in(
                     conn,
-                    backend,
                     &connector,
                     kind,
                     &id,
@@ -517,10 +514,8 @@ async fn insert_in(
 
 /// The body of [`Store::modify_resource`]. Its early returns write nothing, so they need no
 /// rollback of their own.
-#[allow(clippy::too_many_arguments)]
 async fn modify_in(
     conn: &mut AnyConnection,
-    backend: Backend,
     connector: &str,
     kind: ResourceKind,
     id: &str,
@@ -528,7 +523,7 @@ async fn modify_in(
     now_ms: i64,
     change: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>,
 ) -> StoreResult<UpdateOutcome> {
-    let lock = match backend {
+    let lock = match Backend::of(conn) {
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
     };
