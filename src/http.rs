@@ -30,6 +30,7 @@ use tracing::Span;
 
 use self::error::{scim_error_response, AppError, ErrorReport};
 use self::state::AppState;
+use crate::store::gate::WriteGate;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -106,11 +107,29 @@ async fn log_errors(req: Request, next: Next) -> Response {
     res
 }
 
-/// Answers 503 with `Retry-After` when a request runs longer than `limits.request_timeout`.
+/// Answers 503 with `Retry-After` when a request runs longer than `limits.request_timeout`,
+/// but only when that is the truth: the request runs inside a [`WriteGate`], and at the
+/// deadline a write that has not started is cancelled (503, nothing committed), while a
+/// write already handed to a transaction is waited for, and its outcome is the answer
+/// (`store/gate.rs`). Store waits are bounded on their own (`store.acquire_timeout`, the
+/// SQLite busy timeout), so the wait past the deadline is too.
 async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => AppError::Timeout.into_response(),
+    let gate = WriteGate::new();
+    let run = gate.scope(next.run(req));
+    tokio::pin!(run);
+    tokio::select! {
+        res = &mut run => res,
+        () = tokio::time::sleep(limit) => {
+            if gate.expire() {
+                tracing::warn!(
+                    limit_ms = limit.as_millis() as u64,
+                    "request past its time limit: finishing the write it started"
+                );
+                run.await
+            } else {
+                AppError::Timeout.into_response()
+            }
+        }
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod attempts;
 mod batch;
 pub mod connectors;
+pub mod gate;
 pub mod links;
 mod members;
 pub mod narrow;
@@ -63,6 +64,10 @@ pub enum StoreError {
     /// A stored document could not be read back.
     #[error("stored document of {0} is not valid JSON")]
     Corrupt(String, #[source] serde_json::Error),
+    /// The request's time limit passed before this write started, so it was not run and
+    /// nothing of it is committed (`store/gate.rs`).
+    #[error("the request ran out of time before its write started; nothing was written")]
+    Cancelled,
     /// Any other database failure.
     #[error("database error")]
     Database(#[source] sqlx::Error),
@@ -326,7 +331,9 @@ impl Store {
 
     /// Runs one write: on SQLite in the next group-commit batch (`store/batch.rs`), on PostgreSQL in a
     /// transaction of its own. Either way the result is returned only after its commit, and
-    /// an `Err` from `f` rolls back everything `f` wrote.
+    /// an `Err` from `f` rolls back everything `f` wrote. Inside a request, the write runs
+    /// only if the request's deadline has not passed ([`gate`]); otherwise it is not started
+    /// and the result is [`StoreError::Cancelled`].
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -339,7 +346,13 @@ impl Store {
         let result = match &self.inner.batcher {
             Some(b) => b.write(f).await,
             None => {
+                let gate = gate::current();
                 let mut tx = self.write_tx().await?;
+                // Waiting for a connection may have outlasted the request's deadline.
+                if !gate::try_start(gate.as_deref()) {
+                    let _ = tx.rollback().await;
+                    return Err(StoreError::Cancelled);
+                }
                 match f(&mut tx).await {
                     Ok(v) => {
                         tx.commit().await?;

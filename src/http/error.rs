@@ -48,7 +48,8 @@ pub enum AppError {
         /// Why, for the log.
         reason: &'static str,
     },
-    /// 503 with `Retry-After`: the request took longer than `limits.request_timeout`.
+    /// 503 with `Retry-After`: the request took longer than `limits.request_timeout` and
+    /// none of its writes had started, so nothing of it is committed (`store/gate.rs`).
     #[error("request timed out")]
     Timeout,
     /// 500 for bugs and invariants; details go to the log only.
@@ -83,6 +84,13 @@ impl AppError {
                 None,
                 "usersync is busy; retry after the number of seconds in Retry-After".to_owned(),
             ),
+            AppError::Timeout | AppError::Store(StoreError::Cancelled) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the request took too long and was abandoned before anything was written; retry \
+                 later"
+                    .to_owned(),
+            ),
             AppError::Store(_) | AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 None,
@@ -95,11 +103,7 @@ impl AppError {
                 "authentication failed: send the connector's credentials in the Authorization header"
                     .to_owned(),
             ),
-            AppError::Timeout => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                None,
-                "the request took too long and was abandoned; retry later".to_owned(),
-            ),
+
         }
     }
 }
@@ -154,7 +158,7 @@ impl IntoResponse for AppError {
             AppError::Store(StoreError::Busy(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(2u64));
             }
-            AppError::Timeout => {
+            AppError::Timeout | AppError::Store(StoreError::Cancelled) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(5u64));
             }
             _ => {}

@@ -7,6 +7,9 @@
 //! transaction), commits once, and only then answers each caller. Nothing is acknowledged
 //! before its commit, so "nothing an IdP was told is stored is ever lost" holds unchanged.
 //!
+//! A write that has not started when its request passes its deadline, or whose caller has gone,
+//! is skipped rather than run: see `store/gate.rs`.
+//!
 //! PostgreSQL has many writers and does not batch: `Store::write` runs the write in a
 //! transaction of its own there.
 
@@ -19,6 +22,7 @@ use futures_util::FutureExt;
 use sqlx::{AnyConnection, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::gate::{self, WriteGate};
 use super::{StoreError, StoreResult};
 
 /// Most writes committed together; a bound on the latency one batch adds to its last write.
@@ -41,22 +45,32 @@ type Answer = Result<Box<dyn Any + Send>, Failure>;
 struct Request {
     job: Job,
     reply: oneshot::Sender<Answer>,
+    /// The write gate of the request that made this write (`store/gate.rs`).
+    gate: Option<Arc<WriteGate>>,
 }
 
-/// Why a whole batch failed (no write of it was committed).
+/// Why a write was not committed: its whole batch failed, or it never started.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
-    busy: bool,
+    kind: FailureKind,
     message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    Busy,
+    Database,
+    /// The request's deadline passed before the write started; it was skipped.
+    Cancelled,
 }
 
 impl From<Failure> for StoreError {
     fn from(f: Failure) -> Self {
         let e = sqlx::Error::Protocol(f.message);
-        if f.busy {
-            StoreError::Busy(e)
-        } else {
-            StoreError::Database(e)
+        match f.kind {
+            FailureKind::Busy => StoreError::Busy(e),
+            FailureKind::Database => StoreError::Database(e),
+            FailureKind::Cancelled => StoreError::Cancelled,
         }
     }
 }
@@ -65,7 +79,11 @@ fn failure(e: &sqlx::Error) -> Failure {
     let busy = matches!(e, sqlx::Error::PoolTimedOut)
         || matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")));
     Failure {
-        busy,
+        kind: if busy {
+            FailureKind::Busy
+        } else {
+            FailureKind::Database
+        },
         message: format!("the write batch failed: {e}"),
     }
 }
@@ -99,8 +117,9 @@ impl Batcher {
             })
         });
         let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+        let gate = gate::current();
         self.tx
-            .send(Request { job, reply })
+            .send(Request { job, reply, gate })
             .await
             .map_err(|_| closed())?;
         match answer.await {
@@ -150,6 +169,16 @@ async fn run_batch(pool: &AnyPool, batch: Vec<Request>) {
             answers.push((req.reply, Err(f.clone())));
             continue;
         }
+        // A write whose caller is gone (the client hung up) or whose request passed its
+        // deadline has not started: skip it, so nothing is committed that nobody was told.
+        // Past this point the write runs, and its request waits for the outcome.
+        if req.reply.is_closed() || !gate::try_start(req.gate.as_deref()) {
+            let _ = req.reply.send(Err(Failure {
+                kind: FailureKind::Cancelled,
+                message: "the request ran out of time before its write started".to_owned(),
+            }));
+            continue;
+        }
         if let Err(e) = conn.execute("SAVEPOINT usersync_write").await {
             let f = failure(&e);
             answers.push((req.reply, Err(f.clone())));
@@ -163,7 +192,7 @@ async fn run_batch(pool: &AnyPool, batch: Vec<Request>) {
             Err(_) => (
                 false,
                 Err(Failure {
-                    busy: false,
+                    kind: FailureKind::Database,
                     message: "the write panicked; it was rolled back".to_owned(),
                 }),
             ),

@@ -21,4 +21,5 @@ mod linchpin;
 mod patch;
 mod snapshots;
 mod sync_queue;
+mod time_limit;
 mod users;
