@@ -283,13 +283,14 @@ impl Store {
         })
     }
 
-    /// Applies pending migrations of this backend's tree.
+    /// Applies pending migrations of this backend's tree, then brings comparison columns
+    /// written by older versions to the current form (`Store::refold_names`).
     pub async fn migrate(&self) -> StoreResult<()> {
         match self.inner.backend {
             Backend::Sqlite => migrator(SQLITE_MIGRATIONS).run(&self.inner.write).await?,
             Backend::Postgres => migrator(POSTGRES_MIGRATIONS).run(&self.inner.write).await?,
         }
-        Ok(())
+        self.refold_names().await
     }
 
     /// The backend in use.

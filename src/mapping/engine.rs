@@ -320,6 +320,9 @@ impl ConnectorMapping {
     /// custom rule's result is checked, never silently repaired: the admin sees why.
     pub fn username(&self, doc: &Document) -> Result<String, MappingError> {
         let name = self.identity(self.username.as_ref(), "username", doc, super::username)?;
+        // A custom rule's result is composed to NFC (one spelling, one account) and then
+        // checked like the built-in one.
+        let name = crate::scim::identifier::nfc(&name).into_owned();
         check_username(&name).map_err(|why| MappingError::InvalidUsername(why.to_string()))?;
         Ok(name)
     }

@@ -40,7 +40,7 @@ pub struct Resolver {
 
 fn normalise(key: ManagerKey, value: &str) -> String {
     match key {
-        ManagerKey::UserName => value.trim().to_lowercase(),
+        ManagerKey::UserName => crate::scim::identifier::fold(value.trim()),
         _ => value.trim().to_owned(),
     }
 }

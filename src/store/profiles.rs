@@ -145,7 +145,7 @@ impl Store {
             for v in chunk {
                 let v = v.trim();
                 args.push(Arg::Text(if key == ManagerKey::UserName {
-                    v.to_lowercase()
+                    crate::scim::identifier::fold(v)
                 } else {
                     v.to_owned()
                 }));

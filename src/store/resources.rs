@@ -9,6 +9,7 @@ use super::narrow::Narrowing;
 use super::rows::{self, RESOURCE_COLUMNS};
 use super::{bind_args, members, queue, to_ms, Arg, Backend, Store, StoreError, StoreResult};
 use crate::mapping::manager_ref;
+use crate::scim::identifier;
 use crate::scim::members::{MemberOp, MemberRef};
 use crate::scim::resource::Document;
 use crate::scim::schema::{Attribute, ResourceKind, ENTERPRISE_URN};
@@ -127,7 +128,7 @@ fn index_columns(kind: ResourceKind, doc: &Document) -> IndexColumns {
             items
                 .iter()
                 .filter_map(|e| e.get("value").and_then(Value::as_str))
-                .map(str::to_lowercase)
+                .map(identifier::fold)
                 .collect()
         })
         .unwrap_or_default();
@@ -150,7 +151,7 @@ fn index_columns(kind: ResourceKind, doc: &Document) -> IndexColumns {
     IndexColumns {
         employee_number,
         manager_ref,
-        name_lower: name.to_lowercase(),
+        name_lower: identifier::fold(&name),
         name,
         external_id: doc
             .get("externalId")
@@ -231,7 +232,7 @@ impl Store {
         kind: ResourceKind,
         name: &str,
     ) -> StoreResult<Option<StoredResource>> {
-        let args = [Arg::Text(name.to_lowercase())];
+        let args = [Arg::Text(identifier::fold(name))];
         Ok(self
             .select(connector, kind, "AND name_lower = $3", &args)
             .await?
@@ -387,6 +388,89 @@ impl Store {
             .fetch_all(self.reader())
             .await?;
         rows.iter().map(rows::resource).collect()
+    }
+}
+
+impl Store {
+    /// Brings the comparison columns of rows stored before names were compared in NFC
+    /// (`scim/identifier.rs`) to the current form: `name_lower` and the e-mail index. Run
+    /// at every start after the migrations; only rows with non-ASCII names or e-mails are
+    /// read, and after the first run nothing differs, so nothing is written. Two old rows
+    /// whose names are one name in NFC cannot both hold the folded key (it is unique): the
+    /// later one keeps its old key, stays readable, writable and deletable, and is counted
+    /// in the log line.
+    pub(crate) async fn refold_names(&self) -> StoreResult<()> {
+        let non_ascii = match self.backend() {
+            // serde_json escapes control characters, so outside space..tilde means non-ASCII.
+            Backend::Sqlite => "GLOB '*[^ -~]*'",
+            Backend::Postgres => "~ '[^ -~]'",
+        };
+        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(&format!(
+            "SELECT connector, kind, id, name, name_lower FROM resources WHERE name {non_ascii}"
+        ))
+        .fetch_all(self.reader())
+        .await?;
+        let (mut refolded, mut kept) = (0usize, 0usize);
+        for (connector, kind, id, name, name_lower) in rows {
+            let folded = identifier::fold(&name);
+            if folded == name_lower {
+                continue;
+            }
+            let mut tx = self.write_tx().await?;
+            let updated = sqlx::query(
+                "UPDATE resources SET name_lower = $1 WHERE connector = $2 AND kind = $3 AND id = $4",
+            )
+            .bind(folded)
+            .bind(connector)
+            .bind(kind)
+            .bind(id)
+            .execute(&mut *tx)
+            .await;
+            match updated.map_err(StoreError::from) {
+                Ok(_) => {
+                    tx.commit().await?;
+                    refolded += 1;
+                }
+                Err(StoreError::Conflict(_)) => {
+                    let _ = tx.rollback().await;
+                    kept += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let emails: Vec<(String, String, String)> = sqlx::query_as(&format!(
+            "SELECT connector, resource_id, value_lower FROM resource_emails \
+             WHERE value_lower {non_ascii}"
+        ))
+        .fetch_all(self.reader())
+        .await?;
+        let mut emails_refolded = 0usize;
+        for (connector, id, value) in emails {
+            let folded = identifier::fold(&value);
+            if folded == value {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE resource_emails SET value_lower = $1 \
+                 WHERE connector = $2 AND resource_id = $3 AND value_lower = $4",
+            )
+            .bind(folded)
+            .bind(connector)
+            .bind(id)
+            .bind(value)
+            .execute(self.writer())
+            .await?;
+            emails_refolded += 1;
+        }
+        if refolded + kept + emails_refolded > 0 {
+            tracing::info!(
+                names.refolded = refolded,
+                names.kept_conflicting = kept,
+                emails.refolded = emails_refolded,
+                "stored names and e-mails brought to their NFC comparison form"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -17,6 +17,7 @@ mod errors;
 mod etags;
 mod filters;
 mod groups;
+mod identifiers;
 mod linchpin;
 mod patch;
 mod snapshots;

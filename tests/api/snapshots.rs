@@ -96,6 +96,11 @@ async fn error_bodies() {
             app.post("/Users", json!({"userName": 7})).await,
         ),
         (
+            "invalid_value_invisible_character",
+            app.post("/Users", json!({"userName": "ali\u{200B}ce"}))
+                .await,
+        ),
+        (
             "invalid_filter",
             app.get("/Users?filter=userName%20eqq%20%22x%22").await,
         ),

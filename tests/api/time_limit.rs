@@ -87,7 +87,10 @@ async fn a_write_that_started_before_the_deadline_is_answered_with_its_outcome()
     });
     let started = Instant::now();
     let r = app
-        .post("/Users", json!({"userName": "slow-but-true", "active": true}))
+        .post(
+            "/Users",
+            json!({"userName": "slow-but-true", "active": true}),
+        )
         .await;
     release.await.unwrap();
     assert!(started.elapsed() >= LIMIT * 2, "the lock delayed the write");
@@ -99,16 +102,13 @@ async fn a_write_that_started_before_the_deadline_is_answered_with_its_outcome()
 /// other one is not (no 503 for the whole request after some of it committed).
 #[tokio::test]
 async fn a_bulk_past_its_deadline_reports_exactly_what_was_committed() {
-    let app = TestApp::spawn_with(|s| s.limits.request_timeout = Dur(Duration::from_millis(20)))
-        .await;
+    let app =
+        TestApp::spawn_with(|s| s.limits.request_timeout = Dur(Duration::from_millis(20))).await;
     let ops: Vec<_> = (0..300)
         .map(|i| json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"), "data": {"userName": format!("slow{i}")}}))
         .collect();
     let r = app.post("/Bulk", json!({"Operations": ops})).await;
-    let committed = app
-        .get("/Users?count=1")
-        .await
-        .body["totalResults"]
+    let committed = app.get("/Users?count=1").await.body["totalResults"]
         .as_u64()
         .unwrap();
     if r.status == 503 {

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::super::auth::ScimCtx;
 use super::super::error::AppError;
 use super::super::state::AppState;
+use crate::scim::identifier;
 use crate::scim::members::{member_refs, render_member, MemberOp, MemberRef};
 use crate::scim::patch;
 use crate::scim::resource::{self, Document};
@@ -142,6 +143,7 @@ impl<'a> Ops<'a> {
         let rt = self.rt(kind);
         let mut doc = resource::from_body(&self.state.schemas, rt, body)?;
         resource::check_required(rt, &doc)?;
+        identifier::check_name(kind, &doc, None)?;
         let members = take_members(rt, &mut doc)?;
         let id = uuid::Uuid::new_v4().to_string();
         let inserted = self
@@ -200,6 +202,7 @@ impl<'a> Ops<'a> {
                 }
             }
             resource::check_immutable(rt, &current.doc, &doc)?;
+            identifier::check_name(kind, &doc, Some(&current.doc))?;
             Ok((doc, member_ops))
         })
         .await
@@ -220,6 +223,7 @@ impl<'a> Ops<'a> {
             let patched = patch::apply(&schemas, rt, &current.doc, &req)?;
             resource::check_required(rt, &patched.doc)?;
             resource::check_immutable(rt, &current.doc, &patched.doc)?;
+            identifier::check_name(kind, &patched.doc, Some(&current.doc))?;
             Ok((patched.doc, patched.members))
         })
         .await
