@@ -122,7 +122,7 @@ impl OneOrMany {
 }
 
 /// Everything usersync can be told.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address the SCIM server listens on.
@@ -390,7 +390,8 @@ impl Settings {
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError(format!(
-                    "public_url = {url:?}: must start with http:// or https://"
+                    "public_url = {:?}: must start with http:// or https://",
+                    redact_url(url)
                 )));
             }
         }
@@ -447,12 +448,72 @@ impl Settings {
         })
     }
 
-    /// The effective configuration as TOML, with the database password redacted. Secrets
-    /// are never part of it: the connectors name their environment variables only.
+    /// The effective configuration as TOML, with every URL's secrets redacted
+    /// ([`redact_url`]: userinfo passwords, `?password=` and the like), whichever setting
+    /// holds it (`database`, `public_url`, Confluence and Linchpin base URLs, webhook URLs).
+    /// Secrets proper are never part of it: the connectors name their environment variables
+    /// only.
     pub fn redacted_toml(&self) -> String {
-        let mut copy = self.clone();
-        copy.database = redact_url(&self.database);
-        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        match toml::to_string_pretty(self) {
+            Ok(text) => {
+                text.lines()
+                    .map(redact_strings)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            }
+            Err(e) => format!("# cannot render: {e}\n"),
+        }
+    }
+}
+
+/// Applies [`redact_url`] to every quoted string of one line of TOML that looks like a URL
+/// (working on the text keeps the settings' order, which a TOML tree would sort).
+fn redact_strings(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(open) = rest.find(['"', '\'']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        // The closing quote: the next one not escaped (literal strings have no escapes).
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    close = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(close) = close else {
+            out.push_str(body);
+            return out;
+        };
+        let text = &body[..close];
+        if text.contains("://") || text.contains('@') {
+            out.push_str(&redact_url(text));
+        } else {
+            out.push_str(text);
+        }
+        out.push(quote);
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `Debug` shows what `check-config` shows (URLs redacted) plus the names of the secret
+/// variables, never a secret: settings end up in panic messages and test output.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("effective", &self.redacted_toml())
+            .field("secrets", &self.secrets)
+            .finish()
     }
 }
 
@@ -596,6 +657,63 @@ mod tests {
             !out.contains("hunter2") && out.contains("[redacted]"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn every_form_of_url_secret_is_redacted_wherever_it_appears() {
+        for (url, secret, kept) in [
+            (
+                "postgres://app:hunter2@db/usersync",
+                "hunter2",
+                "db/usersync",
+            ),
+            ("postgres://app:p@ss@db/usersync", "ss@db", "@db/usersync"),
+            (
+                "postgres://app@db/usersync?password=hunter2",
+                "hunter2",
+                "app@db",
+            ),
+            (
+                "postgresql://db/usersync?sslmode=require&PassWord=hunter2&user=app",
+                "hunter2",
+                "sslmode=require",
+            ),
+            (
+                "https://token-hunter2@hooks.example.com/p",
+                "token-hunter2",
+                "hooks.example.com/p",
+            ),
+            (
+                "sqlite://data/usersync.db",
+                "\u{0}",
+                "sqlite://data/usersync.db",
+            ),
+            (
+                "sqlite:///var/lib/a@b/usersync.db",
+                "\u{0}",
+                "/var/lib/a@b/usersync.db",
+            ),
+        ] {
+            let out = redact_url(url);
+            assert!(
+                !out.contains(secret) && out.contains(kept),
+                "{url} -> {out}"
+            );
+        }
+        let file = "database = \"postgres://app@db/u?password=hunter2\"\n\
+                    public_url = \"https://user:hunter3@scim.example.com\"\n";
+        let s = load(file, &[]).unwrap();
+        for shown in [s.redacted_toml(), format!("{s:?}")] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("hunter3"),
+                "{shown}"
+            );
+            assert!(shown.contains("scim.example.com"), "{shown}");
+        }
+        let e = load("database = \"mysql://app:hunter2@db/u\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -28,9 +28,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use self::error::{scim_error_response, AppError, ErrorReport};
+use self::error::{scim_error_response, AppError, ErrorReport, StoreBusy};
 use self::state::AppState;
 use crate::store::gate::WriteGate;
+use crate::store::StoreError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -46,6 +47,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(timeout, time_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            explain_store_errors,
+        ))
         .layer(middleware::from_fn(log_errors))
         .layer(
             TraceLayer::new_for_http()
@@ -86,12 +91,19 @@ fn make_span(req: &Request) -> Span {
     )
 }
 
-fn on_response(res: &Response, latency: Duration, _span: &Span) {
-    tracing::info!(
-        http.status = res.status().as_u16(),
-        duration_ms = latency.as_secs_f64() * 1000.0,
-        "request finished"
-    );
+/// `request finished`, at the level of the request span: debug for health checks (whose
+/// span is a debug span, disabled at the default level), info for the rest.
+fn on_response(res: &Response, latency: Duration, span: &Span) {
+    let status = res.status().as_u16();
+    let duration_ms = latency.as_secs_f64() * 1000.0;
+    let health = span
+        .metadata()
+        .is_none_or(|m| *m.level() == tracing::Level::DEBUG);
+    if health {
+        tracing::debug!(http.status = status, duration_ms, "request finished");
+    } else {
+        tracing::info!(http.status = status, duration_ms, "request finished");
+    }
 }
 
 /// Logs each error once, at the boundary, inside the request span.
@@ -105,6 +117,27 @@ async fn log_errors(req: Request, next: Next) -> Response {
         }
     }
     res
+}
+
+/// Turns a "saturated" answer into "unreachable" when the store says the database did not
+/// answer rather than that every connection was busy (`Store::explain`): 503 instead of
+/// 429, logged as an error.
+async fn explain_store_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if !res
+        .extensions()
+        .get::<StoreBusy>()
+        .is_some_and(|b| b.pool_timeout)
+    {
+        return res;
+    }
+    match state
+        .store
+        .explain(StoreError::Busy(sqlx::Error::PoolTimedOut))
+    {
+        e @ StoreError::Unavailable(_) => AppError::Store(e).into_response(),
+        _ => res,
+    }
 }
 
 /// Answers 503 with `Retry-After` when a request runs longer than `limits.request_timeout`,
@@ -153,7 +186,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => "ready".into_response(),
         Err(e) => {
-            tracing::warn!(error.message = %e, "readiness check failed");
+            let e = state.store.explain(e);
+            tracing::warn!(error.message = %error::error_chain(&e), "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }

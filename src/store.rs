@@ -57,10 +57,16 @@ pub enum StoreError {
     /// A unique value is taken (userName, group displayName, connector name).
     #[error("{0} is already in use")]
     Conflict(String),
-    /// No connection became free in time: the database is saturated. Answered with 429 and
-    /// `Retry-After` so IdPs back off (DESIGN.md "Back-pressure is 429, never 5xx").
+    /// No connection became free in time while every connection was in use: the database
+    /// is saturated. Answered with 429 and `Retry-After` so IdPs back off (DESIGN.md
+    /// "Back-pressure is 429, never 5xx"). A pool timeout while the pool had room means the
+    /// database did not answer: see [`Store::explain`].
     #[error("the database is saturated")]
     Busy(#[source] sqlx::Error),
+    /// The database cannot be reached: connections are refused, reset or time out. Not
+    /// back-pressure: answered 503 with `Retry-After`, logged as an error.
+    #[error("the database cannot be reached")]
+    Unavailable(#[source] sqlx::Error),
     /// A stored document could not be read back.
     #[error("stored document of {0} is not valid JSON")]
     Corrupt(String, #[source] serde_json::Error),
@@ -80,6 +86,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::PoolTimedOut => StoreError::Busy(e),
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
+                StoreError::Unavailable(e)
+            }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("a unique value".to_owned())
             }
@@ -133,6 +142,8 @@ struct Inner {
     backend: Backend,
     /// Takes writes (for SQLite: the single writer connection).
     write: AnyPool,
+    /// The most connections `write` may hold.
+    write_max: u32,
     /// Serves reads (for PostgreSQL: the same pool).
     read: AnyPool,
     /// Woken after every commit that marked the sync queue, so the delivery worker starts at
@@ -212,7 +223,7 @@ impl Store {
     /// are created if missing and put in WAL mode.
     pub async fn connect(url: &str, opts: &StoreOptions) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
-        let (backend, write, read) = if url.starts_with("sqlite:") {
+        let (backend, write, read, write_max) = if url.starts_with("sqlite:") {
             let sync = match opts.sqlite_sync {
                 SqliteSync::Full => "FULL",
                 SqliteSync::Normal => "NORMAL",
@@ -252,14 +263,15 @@ impl Store {
                     .connect(&sqlite_url(url, "ro"))
                     .await?
             };
-            (Backend::Sqlite, write, read)
+            (Backend::Sqlite, write, read, 1)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let max = opts.max_connections.max(2);
             let pool = AnyPoolOptions::new()
-                .max_connections(opts.max_connections.max(2))
+                .max_connections(max)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect(url)
                 .await?;
-            (Backend::Postgres, pool.clone(), pool)
+            (Backend::Postgres, pool.clone(), pool, max)
         } else {
             return Err(StoreError::Database(sqlx::Error::Configuration(
                 format!(
@@ -276,6 +288,7 @@ impl Store {
             inner: Arc::new(Inner {
                 backend,
                 write,
+                write_max,
                 read,
                 queue_changed,
                 batcher,
@@ -306,6 +319,22 @@ impl Store {
     /// Connections of the write pool: (open, idle). Used for saturation checks and metrics.
     pub fn pool_usage(&self) -> (u32, usize) {
         (self.inner.write.size(), self.inner.write.num_idle())
+    }
+
+    /// Says what a store error means now: a pool timeout ([`StoreError::Busy`]) while the
+    /// pool had room for another connection was no wait for a free connection but a failure
+    /// to open one (sqlx retries refused connections until the acquire timeout and then
+    /// reports a timeout either way), so the database is unreachable, not saturated.
+    pub fn explain(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Busy(source)
+                if matches!(source, sqlx::Error::PoolTimedOut)
+                    && self.inner.write.size() < self.inner.write_max =>
+            {
+                StoreError::Unavailable(source)
+            }
+            other => other,
+        }
     }
 
     /// Closes the pools.
@@ -415,18 +444,67 @@ fn sqlite_url(url: &str, mode: &str) -> String {
     }
 }
 
-/// Hides the password of a database URL for logs and `check-config`.
+/// Hides the secrets of a URL (a database URL, or any URL a setting holds) for logs, error
+/// messages and `check-config`: the password of the userinfo, and the value of every query
+/// parameter whose name says it is one (`password`, `sslpassword`, `pwd`, `secret`,
+/// `token`...; libpq and sqlx read `?password=` as the password).
+///
+/// The userinfo ends at the **last** `@` before the path: a password may hold a raw `@`
+/// (`postgres://app:p@ss@db/usersync`), and cutting at the first one would print the rest
+/// of the password as if it were the host.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return redact_query(url);
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
-        None => url.to_owned(),
+    let mut out = format!("{scheme}://");
+    // The authority runs to the first `/` after its last `@` (a SQLite path has no `@`
+    // before its first `/`, so nothing of it is touched).
+    let authority_end = match before_query.rfind('@') {
+        Some(at) => before_query[at..]
+            .find('/')
+            .map_or(before_query.len(), |p| at + p),
+        None => 0,
+    };
+    let (authority, path) = before_query.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            match userinfo.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:[redacted]@{host}")),
+                // A user name alone may itself be a token (`https://TOKEN@host`).
+                None if scheme.starts_with("http") => out.push_str(&format!("[redacted]@{host}")),
+                None => out.push_str(&format!("{userinfo}@{host}")),
+            }
+        }
+        None => out.push_str(authority),
     }
+    out.push_str(path);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(&redact_query(q));
+    }
+    out
+}
+
+/// `k=v&k=v` with the values of secret-named keys replaced.
+fn redact_query(query: &str) -> String {
+    let secret = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["pass", "pwd", "secret", "token", "apikey", "api_key"]
+            .iter()
+            .any(|s| k.contains(s))
+    };
+    query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if secret(k) => format!("{k}=[redacted]"),
+            _ => kv.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Milliseconds since the Unix epoch.

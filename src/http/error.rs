@@ -57,6 +57,14 @@ pub enum AppError {
     Internal(String),
 }
 
+/// Marks a response built from [`StoreError::Busy`], for the middleware that asks the
+/// store whether the database was saturated or unreachable.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreBusy {
+    /// The pool timed out (rather than SQLite reporting its file locked).
+    pub pool_timeout: bool,
+}
+
 /// What the logging middleware needs to know about an error response.
 #[derive(Debug, Clone)]
 pub struct ErrorReport {
@@ -83,6 +91,11 @@ impl AppError {
                 StatusCode::TOO_MANY_REQUESTS,
                 None,
                 "usersync is busy; retry after the number of seconds in Retry-After".to_owned(),
+            ),
+            AppError::Store(StoreError::Unavailable(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the database cannot be reached; retry later".to_owned(),
             ),
             AppError::Timeout | AppError::Store(StoreError::Cancelled) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -158,10 +171,17 @@ impl IntoResponse for AppError {
             AppError::Store(StoreError::Busy(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(2u64));
             }
-            AppError::Timeout | AppError::Store(StoreError::Cancelled) => {
+            AppError::Timeout
+            | AppError::Store(StoreError::Cancelled | StoreError::Unavailable(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(5u64));
             }
             _ => {}
+        }
+        if let AppError::Store(StoreError::Busy(source)) = &self {
+            // The HTTP layer may find it was no saturation (`Store::explain`).
+            res.extensions_mut().insert(StoreBusy {
+                pool_timeout: matches!(source, sqlx::Error::PoolTimedOut),
+            });
         }
         res.extensions_mut().insert(ErrorReport {
             message: error_chain(&self),

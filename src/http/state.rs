@@ -82,7 +82,10 @@ impl AppState {
                     );
                 }
             }
-            Err(e) => tracing::warn!(error.message = %e, "could not read the sync queue depth"),
+            Err(e) => tracing::warn!(
+                error.message = %crate::http::error::error_chain(&self.store.explain(e)),
+                "could not read the sync queue depth"
+            ),
         }
     }
 

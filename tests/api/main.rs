@@ -18,6 +18,7 @@ mod etags;
 mod filters;
 mod groups;
 mod identifiers;
+mod leaks;
 mod linchpin;
 mod patch;
 mod snapshots;
