@@ -202,6 +202,12 @@ pub struct Limits {
     pub filter_max_len: usize,
     /// Deepest filter nesting accepted.
     pub filter_max_depth: usize,
+    /// Most values one multi-valued attribute of a resource may hold (`emails`, `roles`,
+    /// `entitlements`...; group members are not counted). More is a `400 invalidValue`.
+    pub max_values_per_attribute: usize,
+    /// Most work one PATCH may ask for: each operation costs 1 plus the values it carries and
+    /// the values of the attribute it touches. More is a `400 invalidValue`.
+    pub max_patch_cost: u64,
 }
 
 impl Default for Limits {
@@ -214,6 +220,8 @@ impl Default for Limits {
             max_page_size: 1000,
             filter_max_len: 4096,
             filter_max_depth: 32,
+            max_values_per_attribute: 1000,
+            max_patch_cost: 100_000,
         }
     }
 }
@@ -418,6 +426,13 @@ impl Settings {
         if self.backpressure.max_queue_depth < 1 {
             return Err(ConfigError(
                 "backpressure.max_queue_depth must be at least 1".to_owned(),
+            ));
+        }
+        if l.max_values_per_attribute == 0 || l.max_patch_cost < 10 {
+            return Err(ConfigError(
+                "limits.max_values_per_attribute must be at least 1 and limits.max_patch_cost \
+                 at least 10"
+                    .to_owned(),
             ));
         }
         if l.max_body_bytes < 1024 {

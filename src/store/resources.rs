@@ -60,6 +60,9 @@ pub enum UpdateOutcome {
     Unchanged(StoredResource),
     /// The change was refused (a protocol error such as a failed `If-Match`); nothing written.
     Rejected(ScimError),
+    /// [`Store::modify_resource_if`] only: the resource is no longer at the version the
+    /// change was computed from; nothing written.
+    Moved,
     /// No such resource.
     NotFound,
 }
@@ -165,6 +168,9 @@ fn index_columns(kind: ResourceKind, doc: &Document) -> IndexColumns {
     }
 }
 
+/// E-mail index rows per `INSERT` (well under SQLite's and PostgreSQL's parameter limits).
+const EMAIL_CHUNK: usize = 200;
+
 async fn write_emails(
     conn: &mut AnyConnection,
     connector: &str,
@@ -179,15 +185,23 @@ async fn write_emails(
             .execute(&mut *conn)
             .await?;
     }
-    for e in emails {
-        sqlx::query(
-            "INSERT INTO resource_emails (connector, resource_id, value_lower) VALUES ($1, $2, $3)",
-        )
-        .bind(connector.to_owned())
-        .bind(id.to_owned())
-        .bind(e.clone())
-        .execute(&mut *conn)
-        .await?;
+    // Many rows per statement: a user may hold up to `limits.max_values_per_attribute`
+    // e-mails, and this runs on the single writer that every connector shares.
+    for chunk in emails.chunks(EMAIL_CHUNK) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, $2, ${})", i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO resource_emails (connector, resource_id, value_lower) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(connector.to_owned())
+            .bind(id.to_owned());
+        for e in chunk {
+            q = q.bind(e.clone());
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -285,7 +299,49 @@ impl Store {
                     &id,
                     members_attr.as_ref(),
                     now_ms,
-                    change,
+                    move |current| change(current).map(Some),
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    /// Writes a new state computed outside the write transaction from version
+    /// `computed_from` of the resource, if the resource is still at that version
+    /// ([`UpdateOutcome::Moved`] otherwise, with nothing written). The single SQLite writer
+    /// then only compares and writes: the work of computing the state (a large PATCH) is
+    /// done beforehand, without holding up other connectors' writes.
+    #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    pub async fn modify_resource_if(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+        members_attr: Option<&Attribute>,
+        now: OffsetDateTime,
+        computed_from: i64,
+        doc: Document,
+        member_ops: Vec<MemberOp>,
+    ) -> StoreResult<UpdateOutcome> {
+        let (connector, id) = (connector.to_owned(), id.to_owned());
+        let members_attr = members_attr.cloned();
+        let backend = self.backend();
+        let now_ms = to_ms(now);
+        self.write(move |conn| {
+            Box::pin(async move {
+                modify_in(
+                    conn,
+                    backend,
+                    &connector,
+                    kind,
+                    &id,
+                    members_attr.as_ref(),
+                    now_ms,
+                    move |current| {
+                        Ok((current.version == computed_from).then_some((doc, member_ops)))
+                    },
                 )
                 .await
             })
@@ -542,7 +598,7 @@ async fn modify_in(
     id: &str,
     members_attr: Option<&Attribute>,
     now_ms: i64,
-    change: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>,
+    change: impl FnOnce(&StoredResource) -> Result<Option<(Document, Vec<MemberOp>)>, ScimError>,
 ) -> StoreResult<UpdateOutcome> {
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE",
@@ -562,7 +618,8 @@ async fn modify_in(
     };
     let current = rows::resource(&row)?;
     let (doc, member_ops) = match change(&current) {
-        Ok(c) => c,
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(UpdateOutcome::Moved),
         Err(e) => return Ok(UpdateOutcome::Rejected(e)),
     };
     let mut skipped_members = Vec::new();

@@ -9,6 +9,7 @@ mod bulk;
 mod checklist;
 mod concurrency;
 mod connectors;
+mod cost_limits;
 mod crash;
 mod cycles;
 mod delivery;

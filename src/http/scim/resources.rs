@@ -90,10 +90,7 @@ pub async fn create(
     ScimBody(body): ScimBody,
 ) -> Result<Response, AppError> {
     let p = projection(&q)?;
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     let r = ops.create(kind, &body).await?;
     Ok(respond(
         state.schemas.resource_type(kind),
@@ -113,10 +110,7 @@ pub async fn get(
     kind: ResourceKind,
 ) -> Result<Response, AppError> {
     let p = projection(&q)?;
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     let r = ops.get(kind, &id, wants_members(&p)).await?;
     if cond.if_none_match == Some(r.version) {
         return Ok(ScimJson::not_modified(r.version).into_response());
@@ -140,10 +134,7 @@ pub async fn replace(
     ScimBody(body): ScimBody,
 ) -> Result<Response, AppError> {
     let p = projection(&q)?;
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     let r = ops.replace(kind, &id, &body, cond.if_match).await?;
     Ok(respond(
         state.schemas.resource_type(kind),
@@ -164,10 +155,7 @@ pub async fn patch(
     ScimBody(body): ScimBody,
 ) -> Result<Response, AppError> {
     let p = projection(&q)?;
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     let r = ops.patch(kind, &id, &body, cond.if_match).await?;
     Ok(respond(
         state.schemas.resource_type(kind),
@@ -185,10 +173,7 @@ pub async fn delete(
     ResourceId(id): ResourceId,
     kind: ResourceKind,
 ) -> Result<Response, AppError> {
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     ops.delete(kind, &id, cond.if_match).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
