@@ -133,7 +133,7 @@ impl<'a, D: Directory> Session<'a, D> {
         profiles: &Arc<ConnectorProfiles>,
     ) -> Converged {
         let result = match self.key.kind {
-            ResourceKind::User => self.user(prov, &profiles.mapping).await,
+            ResourceKind::User => self.user(prov, profiles).await,
             ResourceKind::Group => self.group(prov).await,
         };
         match result {
@@ -156,7 +156,7 @@ impl<'a, D: Directory> Session<'a, D> {
     async fn user(
         &mut self,
         prov: &Provisioning,
-        rules: &mapping::ConnectorMapping,
+        profiles: &Arc<ConnectorProfiles>,
     ) -> Result<Converged, StoreError> {
         let (connector, id) = (self.key.connector.as_str(), self.key.id.as_str());
         let resource = self
@@ -167,20 +167,26 @@ impl<'a, D: Directory> Session<'a, D> {
         let Some(resource) = resource else {
             return self.deprovision_deleted(prov, link).await;
         };
-        // The username is derived once and then persisted on the link (DESIGN.md).
-        let username = match link.as_ref().filter(|l| l.status != LinkStatus::Conflict) {
-            Some(l) => l.target_name.clone(),
-            None => match rules.username(&resource.doc) {
-                Ok(u) => u,
-                Err(e) => return Ok(permanent(e.to_string())),
-            },
-        };
-        let email = match rules.email(&resource.doc) {
-            Ok(e) => e,
-            Err(e) => return Ok(permanent(e.to_string())),
-        };
-        let full_name = match rules.full_name(&resource.doc) {
-            Ok(n) => n,
+        // The username is derived once and then persisted on the link (DESIGN.md). The rules
+        // may run scripts: then on the script threads, so a script running to its deadline
+        // holds up no async thread (`profiles/pool.rs`).
+        let linked = link
+            .as_ref()
+            .filter(|l| l.status != LinkStatus::Conflict)
+            .map(|l| l.target_name.clone());
+        let (rules, doc) = (profiles.clone(), resource.doc.clone());
+        let identity = crate::profiles::pool::map(rules.mapping.uses_scripts(), move || {
+            let rules = &rules.mapping;
+            let username = match linked {
+                Some(u) => u,
+                None => rules.username(&doc)?,
+            };
+            Ok::<_, mapping::MappingError>((username, rules.email(&doc)?, rules.full_name(&doc)?))
+        })
+        .await;
+        let (username, email, full_name) = match identity {
+            Ok(Ok(i)) => i,
+            Ok(Err(e)) => return Ok(permanent(e.to_string())),
             Err(e) => return Ok(permanent(e.to_string())),
         };
         let active = mapping::active(&resource.doc);

@@ -286,6 +286,22 @@ impl ConnectorMapping {
         &self.fingerprint
     }
 
+    /// Whether any rule runs a script: the mapping may then take up to the scripts'
+    /// deadlines per user, and async callers run it on the script threads
+    /// (`profiles/pool.rs`).
+    pub fn uses_scripts(&self) -> bool {
+        let scripted = |r: &Rule| {
+            r.transforms
+                .iter()
+                .any(|t| matches!(t, Transform::Script(_)))
+        };
+        [&self.username, &self.full_name, &self.email]
+            .into_iter()
+            .flatten()
+            .any(scripted)
+            || self.fields.iter().any(|f| scripted(&f.rule))
+    }
+
     /// Manager resolution settings.
     pub fn manager(&self) -> &ManagerSettings {
         &self.manager

@@ -4,15 +4,30 @@
 //! A mapping runs on the delivery worker and inside the Linchpin feed, so a script must never
 //! hang either or eat the machine's memory. The sandbox bounds every run by operations, call
 //! depth, string, array and map sizes, and a wall-clock deadline checked from Rhai's progress
-//! callback; a script that hits a bound fails with an error naming the bound, and the rule it
-//! belongs to is reported as failed (the user is still delivered). Scripts have no I/O: no
-//! modules, no `eval`, and `print`/`debug` go nowhere (their output would be personal data in
-//! the logs).
+//! callback (every few hundred operations, so it interrupts a running loop); a script that
+//! hits a bound fails with an error naming the bound, and the rule it belongs to is reported
+//! as failed (the user is still delivered). Scripts have no I/O: no modules, no `eval`, and
+//! `print`/`debug` go nowhere (their output would be personal data in the logs).
+//!
+//! **Sizes are checked before allocating where one call could otherwise explode.** Rhai
+//! checks a value's size *after* the function that built it returns. For nearly every
+//! function that is harmless: concatenation (`+`, `+=`, `append`, array and map `+`) at most
+//! doubles a value already within bounds, `pad` and `blob` check their length first, and
+//! `split`, `chars`, `to_upper`... grow a bounded input by a small factor. `replace` is the
+//! exception: its result is the input times the number of matches times the replacement
+//! (`replace("", s)` inserts `s` between every character), so one call on a 64 KiB string could
+//! allocate gigabytes before the check. The sandbox registers its own `replace` (every
+//! string/character combination), which computes the result's length first and fails with
+//! the string-size error before allocating anything.
+//!
+//! **This module runs scripts synchronously on the calling thread.** It stays pure (no
+//! Tokio); callers on async threads hop to the dedicated script threads of
+//! `profiles/pool.rs` first, so a script that runs to its deadline delays no request.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Scope, AST};
 use serde::{Deserialize, Serialize};
 
 use crate::scim::resource::Document;
@@ -109,6 +124,7 @@ impl Sandbox {
                 late.then(|| Dynamic::from("deadline"))
             });
         engine.disable_symbol("eval");
+        register_checked_replace(&mut engine, limits.max_string_size);
         Self { engine, limits }
     }
 
@@ -182,6 +198,70 @@ impl Sandbox {
             other => describe(other),
         }
     }
+}
+
+/// Overrides Rhai's `replace` (string or character, by string or character) with one that
+/// computes the result's length first and refuses, before allocating, a result longer than
+/// `max` bytes (0: unlimited). Functions registered on the engine take precedence over the
+/// standard package's.
+fn register_checked_replace(engine: &mut Engine, max: usize) {
+    fn replace(
+        max: usize,
+        s: &mut ImmutableString,
+        find: &str,
+        with: &str,
+    ) -> Result<(), Box<EvalAltResult>> {
+        if s.is_empty() {
+            return Ok(());
+        }
+        if max > 0 && with.len() > find.len() {
+            // `str::replace("")` inserts at every character boundary, both ends included.
+            let matches = if find.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(find).count()
+            };
+            let grown = s
+                .len()
+                .saturating_add(matches.saturating_mul(with.len() - find.len()));
+            if grown > max {
+                return Err(Box::new(EvalAltResult::ErrorDataTooLarge(
+                    "Length of string".to_owned(),
+                    rhai::Position::NONE,
+                )));
+            }
+        }
+        *s = s.replace(find, with).into();
+        Ok(())
+    }
+    engine
+        .register_fn(
+            "replace",
+            move |s: &mut ImmutableString, find: &str, with: &str| replace(max, s, find, with),
+        )
+        .register_fn(
+            "replace",
+            move |s: &mut ImmutableString, find: &str, with: char| {
+                replace(max, s, find, with.encode_utf8(&mut [0u8; 4]))
+            },
+        )
+        .register_fn(
+            "replace",
+            move |s: &mut ImmutableString, find: char, with: &str| {
+                replace(max, s, find.encode_utf8(&mut [0u8; 4]), with)
+            },
+        )
+        .register_fn(
+            "replace",
+            move |s: &mut ImmutableString, find: char, with: char| {
+                replace(
+                    max,
+                    s,
+                    find.encode_utf8(&mut [0u8; 4]),
+                    with.encode_utf8(&mut [0u8; 4]),
+                )
+            },
+        );
 }
 
 /// A runtime error without the values it may carry: Rhai's messages for type errors and
@@ -312,6 +392,45 @@ mod tests {
         assert!(arrays.contains("larger than allowed"), "{arrays}");
         let deep = run_with(&s, "fn f(n) { f(n + 1) } f(0)", &[]).unwrap_err();
         assert!(deep.contains("deeper than"), "{deep}");
+    }
+
+    /// Peak resident memory of this process (`VmHWM`), in KiB. nextest runs each test in a
+    /// process of its own, so the peak is this test's.
+    fn peak_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn an_exploding_replace_fails_before_allocating() {
+        let s = Sandbox::new(ScriptLimits {
+            max_operations: 0,
+            timeout_ms: 60_000,
+            ..ScriptLimits::default()
+        });
+        let before = peak_kib();
+        // 16 KiB of "a", each replaced by 16 KiB: 256 MiB if it were built.
+        let value = "a".repeat(16 * 1024);
+        let e = run_with(&s, "value.replace(\"a\", value)", &[&value]).unwrap_err();
+        assert!(e.contains("larger than allowed"), "{e}");
+        let e = run_with(&s, "value.replace(\"\", \"0123456789\")", &[&value]).unwrap_err();
+        assert!(e.contains("larger than allowed"), "{e}");
+        let e = run_with(&s, "value.replace('a', value)", &[&value]).unwrap_err();
+        assert!(e.contains("larger than allowed"), "{e}");
+        let grown_mib = peak_kib().saturating_sub(before) / 1024;
+        assert!(grown_mib < 32, "the peak grew by {grown_mib} MiB");
+        // Within bounds, replace works as Rhai's does, in every combination.
+        assert_eq!(
+            run_with(&s, "let t = value; t.replace(\"b\", \"[b]\"); t.replace('c', '*'); t.replace('a', \"A\"); t.replace(\"d\", 'D'); t", &["abcd"]).unwrap(),
+            ["A[b]*D"]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::ConnectorProfiles;
+use super::{pool, ConnectorProfiles};
 use crate::mapping::{manager_ref, ManagerKey, ManagerLookup, MappingError, Profile};
 use crate::store::profiles::ProfileRow;
 use crate::store::{Store, StoreResult};
@@ -23,6 +23,47 @@ pub enum Resolved {
     },
     /// No Confluence username can be derived (the user never reaches Confluence either).
     Unmapped(MappingError),
+}
+
+/// The Confluence username of a stored user: its identity link's, else the username rule's.
+fn username_of(profiles: &ConnectorProfiles, row: &ProfileRow) -> Result<String, MappingError> {
+    match &row.linked_username {
+        Some(u) => Ok(u.clone()),
+        None => profiles.mapping.username(&row.doc),
+    }
+}
+
+/// The pure part of [`Resolver::resolve`]: the mapping of each row.
+fn map_rows(
+    profiles: &ConnectorProfiles,
+    rows: &[ProfileRow],
+    lookups: Vec<ManagerLookup>,
+    trace: bool,
+) -> Vec<Resolved> {
+    rows.iter()
+        .zip(lookups)
+        .map(|(row, manager)| {
+            let username = match username_of(profiles, row) {
+                Ok(u) => u,
+                Err(e) => return Resolved::Unmapped(e),
+            };
+            match profiles
+                .mapping
+                .profile(&row.doc, &username, &manager, trace)
+            {
+                Ok(p) => Resolved::Profile(p),
+                Err(s) => Resolved::Skipped { field: s.field },
+            }
+        })
+        .collect()
+}
+
+/// A mapping that could not run at all (a bug: it panicked), reported per user.
+fn pool_failure(e: pool::PoolError) -> MappingError {
+    MappingError::Rule {
+        rule: "mapping",
+        reason: e.to_string(),
+    }
 }
 
 /// Cache entries beyond which the manager cache starts afresh (bounds the feed's memory for
@@ -90,10 +131,7 @@ impl Resolver {
 
     /// The Confluence username of a stored user.
     pub fn username(&self, row: &ProfileRow) -> Result<String, MappingError> {
-        match &row.linked_username {
-            Some(u) => Ok(u.clone()),
-            None => self.profiles.mapping.username(&row.doc),
-        }
+        username_of(&self.profiles, row)
     }
 
     /// What the user's manager reference resolves to.
@@ -102,27 +140,23 @@ impl Resolver {
         Ok(self.lookup(row))
     }
 
-    /// The profiles of `rows`, in order.
+    /// The profiles of `rows`, in order. A mapping that runs scripts is computed on the
+    /// script threads (`profiles/pool.rs`), so a script running to its deadline for every
+    /// user of a page stalls no request.
     pub async fn resolve(&mut self, rows: &[ProfileRow]) -> StoreResult<Vec<Resolved>> {
         self.fill(rows).await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let username = match self.username(row) {
-                    Ok(u) => u,
-                    Err(e) => return Resolved::Unmapped(e),
-                };
-                let manager = self.lookup(row);
-                match self
-                    .profiles
-                    .mapping
-                    .profile(&row.doc, &username, &manager, self.trace)
-                {
-                    Ok(p) => Resolved::Profile(p),
-                    Err(s) => Resolved::Skipped { field: s.field },
-                }
-            })
-            .collect())
+        let lookups: Vec<ManagerLookup> = rows.iter().map(|r| self.lookup(r)).collect();
+        let (profiles, trace) = (self.profiles.clone(), self.trace);
+        if !profiles.mapping.uses_scripts() {
+            return Ok(map_rows(&profiles, rows, lookups, trace));
+        }
+        let owned = rows.to_vec();
+        let n = owned.len();
+        Ok(
+            pool::map(true, move || map_rows(&profiles, &owned, lookups, trace))
+                .await
+                .unwrap_or_else(|e| vec![Resolved::Unmapped(pool_failure(e)); n]),
+        )
     }
 
     fn lookup(&self, row: &ProfileRow) -> ManagerLookup {
@@ -158,16 +192,30 @@ impl Resolver {
         }
         // Several users may share a key (two accounts with one employee number): the oldest
         // wins, deterministically.
-        for m in self
+        let found = self
             .store
             .users_by_key(&self.connector, key, &wanted)
-            .await?
-        {
+            .await?;
+        // Their usernames (the username rule may be a script: on the script threads then).
+        let profiles = self.profiles.clone();
+        let scripted = profiles.mapping.uses_scripts();
+        let named = pool::map(scripted, move || {
+            found
+                .into_iter()
+                .map(|m| {
+                    let name = username_of(&profiles, &m);
+                    (m, name)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for (m, name) in named {
             let Some(k) = own_key(key, &m) else { continue };
             if self.cache.contains_key(&k) {
                 continue;
             }
-            let lookup = match self.username(&m) {
+            let lookup = match name {
                 Ok(username) => ManagerLookup::Found {
                     username,
                     active: crate::mapping::active(&m.doc),

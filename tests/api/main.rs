@@ -22,6 +22,7 @@ mod identifiers;
 mod leaks;
 mod linchpin;
 mod patch;
+mod scripts;
 mod snapshots;
 mod sync_queue;
 mod time_limit;
