@@ -139,6 +139,9 @@ pub struct Settings {
     /// Folder of extra schema documents (custom extensions). Read at start.
     #[serde(default = "default_schemas_dir")]
     pub schemas_dir: PathBuf,
+    /// Connection limits of the HTTP server.
+    #[serde(default)]
+    pub server: ServerSettings,
     /// Request and protocol limits.
     #[serde(default)]
     pub limits: Limits,
@@ -222,6 +225,32 @@ impl Default for Limits {
             filter_max_depth: 32,
             max_values_per_attribute: 1000,
             max_patch_cost: 100_000,
+        }
+    }
+}
+
+/// Connection limits of the HTTP server (`http/serve.rs`): what a slow, silent or absent
+/// client may hold.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Connections open at once; more wait in the kernel's accept queue. Keep it well under
+    /// the process's file-descriptor limit (`LimitNOFILE` in deploy/usersync.service).
+    pub max_connections: usize,
+    /// Time from the first byte of a request to the end of its head (slow-loris).
+    pub header_read_timeout: Dur,
+    /// A connection with no request being served and no bytes moving for this long is
+    /// closed (silent, half-open and idle keep-alive connections); so is one whose response
+    /// the client has not read for this long.
+    pub idle_timeout: Dur,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Dur(Duration::from_secs(10)),
+            idle_timeout: Dur(Duration::from_secs(30)),
         }
     }
 }
@@ -402,6 +431,18 @@ impl Settings {
                     redact_url(url)
                 )));
             }
+        }
+        let srv = &self.server;
+        if srv.max_connections == 0
+            || srv.max_connections > u32::MAX as usize
+            || srv.header_read_timeout.0.is_zero()
+            || srv.idle_timeout.0.is_zero()
+        {
+            return Err(ConfigError(
+                "server: max_connections must be at least 1, header_read_timeout and \
+                 idle_timeout more than 0"
+                    .to_owned(),
+            ));
         }
         let l = &self.limits;
         if l.max_page_size == 0 || l.default_page_size == 0 || l.default_page_size > l.max_page_size

@@ -14,6 +14,7 @@ pub mod linchpin;
 pub mod oauth;
 pub mod response;
 pub mod scim;
+pub mod serve;
 pub mod state;
 
 use std::time::Duration;

@@ -224,6 +224,7 @@ impl Store {
     pub async fn connect(url: &str, opts: &StoreOptions) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let (backend, write, read, write_max) = if url.starts_with("sqlite:") {
+            private_sqlite_file(url)?;
             let sync = match opts.sqlite_sync {
                 SqliteSync::Full => "FULL",
                 SqliteSync::Normal => "NORMAL",
@@ -431,6 +432,58 @@ pub(crate) fn bind_args<'q>(
         };
     }
     q
+}
+
+/// The file of a SQLite URL (`sqlite://PATH`, `sqlite:PATH`, with or without `?…`), or
+/// `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Creates a missing SQLite database file readable and writable by its owner only (0600),
+/// before SQLite opens it: the file holds every employee's identity, and SQLite creates its
+/// `-wal` and `-shm` files with the database file's permissions. (Under systemd the unit's
+/// `UMask=0077` does the same for every file; this covers the CLI and other launchers.) An
+/// existing file that others can read is left as the operator made it, with a warning.
+fn private_sqlite_file(url: &str) -> StoreResult<()> {
+    let Some(path) = sqlite_path(url) else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    if meta.permissions().mode() & 0o077 != 0 {
+                        tracing::warn!(
+                            file.mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                            "the SQLite database file is readable or writable by other users; \
+                             `chmod 600` it (and its -wal and -shm files)"
+                        );
+                    }
+                }
+            }
+            // A missing folder and the like: SQLite reports it, with the path, when it opens.
+            Err(_) => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Adds `mode=` to a SQLite URL unless it has one.

@@ -426,6 +426,25 @@ async fn names_are_unique_in_nfc_and_old_rows_are_refolded_at_start(b: Backend) 
     );
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_created_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::create(Backend::Sqlite).await;
+    let s = Store::connect(&db.url, &StoreOptions::default())
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    s.insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
+        .await
+        .unwrap();
+    let path = db.url.trim_start_matches("sqlite://").to_owned();
+    for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}: {mode:o}");
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {

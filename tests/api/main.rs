@@ -23,6 +23,7 @@ mod leaks;
 mod linchpin;
 mod patch;
 mod scripts;
+mod server_limits;
 mod snapshots;
 mod sync_queue;
 mod time_limit;
