@@ -211,6 +211,9 @@ pub struct Limits {
     /// Most work one PATCH may ask for: each operation costs 1 plus the values it carries and
     /// the values of the attribute it touches. More is a `400 invalidValue`.
     pub max_patch_cost: u64,
+    /// Largest list response body, in bytes: a page that would be larger ends early (fewer
+    /// items, `itemsPerPage` says how many; the first item is always sent).
+    pub max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -225,6 +228,7 @@ impl Default for Limits {
             filter_max_depth: 32,
             max_values_per_attribute: 1000,
             max_patch_cost: 100_000,
+            max_response_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -474,6 +478,11 @@ impl Settings {
                 "limits.max_values_per_attribute must be at least 1 and limits.max_patch_cost \
                  at least 10"
                     .to_owned(),
+            ));
+        }
+        if l.max_response_bytes < 64 * 1024 {
+            return Err(ConfigError(
+                "limits.max_response_bytes must be at least 65536".to_owned(),
             ));
         }
         if l.max_body_bytes < 1024 {

@@ -28,6 +28,9 @@ pub struct StoredResource {
     pub name: String,
     /// The canonical document (attributes only; group members are in their own table).
     pub doc: Document,
+    /// Bytes of the document as stored (JSON text): what reading it costs, so list queries
+    /// can size their chunks to a memory budget.
+    pub doc_bytes: usize,
     /// Version, bumped by every change.
     pub version: i64,
     /// Creation time.
@@ -423,6 +426,42 @@ impl Store {
         self.select(connector, kind, &tail, &args).await
     }
 
+    /// [`Store::narrowed_resources`] a chunk at a time: candidates with `seq` greater than
+    /// `after`, in order, at most `limit`.
+    pub async fn narrowed_chunk(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        narrowing: &Narrowing,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredResource>> {
+        let mut args = Vec::new();
+        let condition = narrowing.to_sql(2, &mut args);
+        let (a, l) = (args.len() + 3, args.len() + 4);
+        args.push(Arg::Int(after));
+        args.push(Arg::Int(limit));
+        let tail = format!("AND ({condition}) AND seq > ${a} ORDER BY seq LIMIT ${l}");
+        self.select(connector, kind, &tail, &args).await
+    }
+
+    /// The resources with these ids (any order; missing ones are left out).
+    pub async fn resources_by_ids(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        ids: &[String],
+    ) -> StoreResult<Vec<StoredResource>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let args: Vec<Arg> = chunk.iter().map(|id| Arg::Text(id.clone())).collect();
+            let tail = format!("AND id IN ({})", marks.join(", "));
+            out.extend(self.select(connector, kind, &tail, &args).await?);
+        }
+        Ok(out)
+    }
+
     /// `SELECT` of whole resources of a connector and kind (`$1`, `$2`), narrowed and ordered
     /// by `tail`, whose own parameters start at `$3`. `tail` may refer to the table as `r`.
     async fn select(
@@ -541,6 +580,8 @@ async fn insert_in(
     now_ms: i64,
 ) -> StoreResult<Inserted> {
     let cols = index_columns(kind, &doc);
+    let doc_text = Value::Object(doc.clone()).to_string();
+    let doc_bytes = doc_text.len();
     let seq: i64 = sqlx::query_scalar(
         "INSERT INTO resources (connector, kind, id, name, name_lower, external_id, active, \
          doc, version, created_at, updated_at, employee_number, manager_ref) \
@@ -553,7 +594,7 @@ async fn insert_in(
     .bind(cols.name_lower.clone())
     .bind(cols.external_id.clone())
     .bind(cols.active)
-    .bind(Value::Object(doc.clone()).to_string())
+    .bind(doc_text)
     .bind(now_ms)
     .bind(cols.employee_number.clone())
     .bind(cols.manager_ref.clone())
@@ -579,6 +620,7 @@ async fn insert_in(
             id: id.to_owned(),
             name: cols.name,
             doc,
+            doc_bytes,
             version: 1,
             created: super::from_ms(now_ms),
             updated: super::from_ms(now_ms),
@@ -635,6 +677,8 @@ async fn modify_in(
         return Ok(UpdateOutcome::Unchanged(current));
     }
     let cols = index_columns(kind, &doc);
+    let doc_text = Value::Object(doc.clone()).to_string();
+    let doc_bytes = doc_text.len();
     sqlx::query(
         "UPDATE resources SET name = $1, name_lower = $2, external_id = $3, active = $4, \
          doc = $5, version = version + 1, updated_at = $6, employee_number = $10, \
@@ -644,7 +688,7 @@ async fn modify_in(
     .bind(cols.name_lower.clone())
     .bind(cols.external_id.clone())
     .bind(cols.active)
-    .bind(Value::Object(doc.clone()).to_string())
+    .bind(doc_text)
     .bind(now_ms)
     .bind(connector.to_owned())
     .bind(kind.as_str())
@@ -669,6 +713,7 @@ async fn modify_in(
         resource: StoredResource {
             name: cols.name,
             doc,
+            doc_bytes,
             version: current.version + 1,
             updated: super::from_ms(now_ms),
             ..current

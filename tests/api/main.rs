@@ -21,6 +21,7 @@ mod groups;
 mod identifiers;
 mod leaks;
 mod linchpin;
+mod list_limits;
 mod patch;
 mod scripts;
 mod server_limits;
