@@ -4,8 +4,9 @@
 //! indexes when [`narrow`](crate::store::narrow::narrow) finds an indexed term, else a full scan), in chunks sized to
 //! a memory budget; every candidate is rendered and evaluated; a sorted query keeps only the
 //! sort key of each match and reads the page's rows again. Without a filter or sort, paging
-//! goes straight to SQL. Items are handed out as they are rendered ([`search_into`]), so the
-//! response can be written (and capped in bytes) as the page is read.
+//! goes straight to SQL. Items are handed out as they are rendered
+//! ([`search_into`](crate::search::search_into)), so the response can be written (and capped
+//! in bytes) as the page is read.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -158,7 +159,7 @@ pub(crate) async fn search_with(
 
 /// Runs a list query, handing each item of the page to `sink` as soon as it is rendered, in
 /// page order; the sink answers whether it takes more (a response has a byte budget). Rows
-/// are read in chunks sized to a memory budget ([`CHUNK_BYTES`]), and only the items of the
+/// are read in chunks sized to a memory budget (`CHUNK_BYTES`), and only the items of the
 /// page are kept, never every match: a sorted query keeps each match's sort key, then reads
 /// the page's rows again. So a query's memory is a chunk of rows plus what the sink keeps,
 /// whatever the number and size of the resources.
