@@ -93,8 +93,11 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Conflict("a unique value".to_owned())
             }
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6): another process holds the write lock
-            // longer than busy_timeout; like a pool timeout, this is saturation.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+            // longer than busy_timeout; PostgreSQL's lock_not_available (55P03): a lock was
+            // held longer than lock_timeout. Like a pool timeout, this is saturation.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("5" | "6" | "55P03")) =>
+            {
                 StoreError::Busy(e)
             }
             _ => StoreError::Database(e),
@@ -267,9 +270,21 @@ impl Store {
             (Backend::Sqlite, write, read, 1)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let max = opts.max_connections.max(2);
+            // Lock waits are bounded like SQLite's busy wait: a write blocked longer than
+            // the acquire timeout fails as saturation (429) instead of holding its request,
+            // which its time limit can no longer abandon once the write has started
+            // (`store/gate.rs`), for as long as another session holds the lock.
+            let lock_ms = opts.acquire_timeout.as_millis().max(1);
             let pool = AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(opts.acquire_timeout)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        conn.execute(format!("SET lock_timeout = {lock_ms}").as_str())
+                            .await?;
+                        Ok(())
+                    })
+                })
                 .connect(url)
                 .await?;
             (Backend::Postgres, pool.clone(), pool, max)

@@ -132,3 +132,35 @@ async fn a_bulk_past_its_deadline_reports_exactly_what_was_committed() {
     );
     assert!(created < 300, "300 creates cannot all finish in 20 ms");
 }
+
+/// PostgreSQL: a started write that waits on a lock longer than `store.acquire_timeout` fails
+/// as saturation (429, nothing written) rather than holding its request for as long as
+/// another session keeps the lock.
+#[tokio::test]
+async fn a_write_blocked_on_a_lock_is_answered_429_after_the_acquire_timeout() {
+    if backend() != Backend::Postgres {
+        return; // SQLite's equivalent is its busy timeout, the same setting.
+    }
+    let app = TestApp::spawn_with(|s| {
+        s.limits.request_timeout = Dur(Duration::from_millis(200));
+        s.store.acquire_timeout = Dur(Duration::from_millis(400));
+    })
+    .await;
+    let mut holder = sqlx::PgConnection::connect(&app.state.settings.database)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE resources IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(15),
+        app.post("/Users", json!({"userName": "locked-out", "active": true})),
+    )
+    .await
+    .expect("answered while the lock is still held");
+    r.assert_scim_error(429, None);
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    assert_eq!(users_named(&app, "locked-out").await, json!(0));
+}
