@@ -379,7 +379,9 @@ impl Store {
     /// transaction of its own. Either way the result is returned only after its commit, and
     /// an `Err` from `f` rolls back everything `f` wrote. Inside a request, the write runs
     /// only if the request's deadline has not passed ([`gate`]); otherwise it is not started
-    /// and the result is [`StoreError::Cancelled`].
+    /// and the result is [`StoreError::Cancelled`]. Writes on a connector's behalf use
+    /// [`Store::write_in`] with its lane.
+    #[allow(dead_code)] // Every current write names its connector; kept for those that do not.
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -389,8 +391,22 @@ impl Store {
             + Send
             + 'static,
     {
+        self.write_in(batch::Lane::default(), f).await
+    }
+
+    /// [`Store::write`] on behalf of `lane` (a connector, with the weight of the write), so
+    /// the SQLite batcher shares the single writer fairly between connectors.
+    pub(crate) async fn write_in<T, F>(&self, lane: batch::Lane, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut sqlx::AnyConnection,
+            ) -> futures_util::future::BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
         let result = match &self.inner.batcher {
-            Some(b) => b.write(f).await,
+            Some(b) => b.write(lane, f).await,
             None => {
                 let gate = gate::current();
                 let mut tx = self.write_tx().await?;

@@ -5,6 +5,7 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
 
+use super::batch::Lane;
 use super::narrow::Narrowing;
 use super::rows::{self, RESOURCE_COLUMNS};
 use super::{bind_args, members, queue, to_ms, Arg, Backend, Store, StoreError, StoreResult};
@@ -171,6 +172,32 @@ fn index_columns(kind: ResourceKind, doc: &Document) -> IndexColumns {
     }
 }
 
+/// The batcher lane of a write of `doc` (and `members` membership rows) for `connector`:
+/// its weight is about a unit per KiB of document and per 16 index rows (`store/batch.rs`).
+fn lane(connector: &str, doc: &Document, members: usize) -> Lane {
+    fn size(v: &Value, rows: &mut usize) -> usize {
+        match v {
+            Value::String(s) => s.len() + 2,
+            Value::Array(items) => {
+                *rows += items.len();
+                items.iter().map(|i| size(i, rows) + 1).sum()
+            }
+            Value::Object(m) => m.iter().map(|(k, v)| k.len() + 3 + size(v, rows)).sum(),
+            _ => 8,
+        }
+    }
+    let mut rows = members;
+    let bytes: usize = doc
+        .iter()
+        .map(|(k, v)| k.len() + 3 + size(v, &mut rows))
+        .sum();
+    let weight = 1 + bytes / 1024 + rows / 16;
+    Lane {
+        name: connector.to_owned(),
+        weight: u32::try_from(weight).unwrap_or(u32::MAX),
+    }
+}
+
 /// E-mail index rows per `INSERT` (well under SQLite's and PostgreSQL's parameter limits).
 const EMAIL_CHUNK: usize = 200;
 
@@ -231,10 +258,11 @@ impl Store {
         new_members: &[MemberRef],
         now: OffsetDateTime,
     ) -> StoreResult<Inserted> {
+        let lane = lane(connector, doc, new_members.len());
         let (connector, id, doc) = (connector.to_owned(), id.to_owned(), doc.clone());
         let new_members = new_members.to_vec();
         let now_ms = to_ms(now);
-        self.write(move |conn| {
+        self.write_in(lane, move |conn| {
             Box::pin(async move {
                 insert_in(conn, &connector, kind, &id, doc, &new_members, now_ms).await
             })
@@ -288,11 +316,15 @@ impl Store {
             + Send
             + 'static,
     ) -> StoreResult<UpdateOutcome> {
+        let lane = Lane {
+            name: connector.to_owned(),
+            weight: 1,
+        };
         let (connector, id) = (connector.to_owned(), id.to_owned());
         let members_attr = members_attr.cloned();
         let backend = self.backend();
         let now_ms = to_ms(now);
-        self.write(move |conn| {
+        self.write_in(lane, move |conn| {
             Box::pin(async move {
                 modify_in(
                     conn,
@@ -328,11 +360,20 @@ impl Store {
         doc: Document,
         member_ops: Vec<MemberOp>,
     ) -> StoreResult<UpdateOutcome> {
+        let members: usize = member_ops
+            .iter()
+            .map(|op| match op {
+                MemberOp::Add(m) | MemberOp::Replace(m) => m.len(),
+                MemberOp::Remove(ids) => ids.len(),
+                MemberOp::RemoveWhere(_) | MemberOp::RemoveAll => 16,
+            })
+            .sum();
+        let lane = lane(connector, &doc, members);
         let (connector, id) = (connector.to_owned(), id.to_owned());
         let members_attr = members_attr.cloned();
         let backend = self.backend();
         let now_ms = to_ms(now);
-        self.write(move |conn| {
+        self.write_in(lane, move |conn| {
             Box::pin(async move {
                 modify_in(
                     conn,
@@ -363,9 +404,13 @@ impl Store {
         expected_version: Option<i64>,
         now: OffsetDateTime,
     ) -> StoreResult<DeleteOutcome> {
+        let lane = Lane {
+            name: connector.to_owned(),
+            weight: 1,
+        };
         let (connector, id) = (connector.to_owned(), id.to_owned());
         let now_ms = to_ms(now);
-        self.write(move |conn| {
+        self.write_in(lane, move |conn| {
             Box::pin(async move {
                 delete_in(conn, &connector, kind, &id, expected_version, now_ms).await
             })

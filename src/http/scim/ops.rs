@@ -189,6 +189,7 @@ impl<'a> Ops<'a> {
         body: &Value,
         if_match: Option<Option<i64>>,
     ) -> Result<Rendered, AppError> {
+        self.state.admit_write()?;
         let rt = self.rt(kind);
         if let Some(body_id) = body.get("id").and_then(Value::as_str) {
             if body_id != id {
@@ -206,11 +207,10 @@ impl<'a> Ops<'a> {
             ResourceKind::Group => vec![MemberOp::Replace(members)],
             ResourceKind::User => Vec::new(),
         };
-        // The computation runs inside the store's write batch, so it owns what it uses.
         let schemas = self.state.schemas.clone();
-        self.write(kind, id, if_match, move |current| {
+        let compute: Compute = Arc::new(move |current: &StoredResource| {
             let rt = schemas.resource_type(kind);
-            let mut doc = new;
+            let mut doc = new.clone();
             // Deviation from RFC 7644 §3.5.1, on purpose: a PUT without `active` keeps the
             // current value instead of clearing it (idp-quirks O3). An absent `active` means
             // "unknown" to several IdPs, and clearing it would enable or disable by accident.
@@ -221,9 +221,10 @@ impl<'a> Ops<'a> {
             }
             resource::check_immutable(rt, &current.doc, &doc)?;
             identifier::check_name(kind, &doc, Some(&current.doc))?;
-            Ok((doc, member_ops))
-        })
-        .await
+            Ok((doc, member_ops.clone(), 0))
+        });
+        self.write_from_current(kind, id, if_match, compute, |_| false)
+            .await
     }
 
     /// `PATCH /{type}/{id}` (RFC 7644 §3.5.2).
@@ -252,26 +253,49 @@ impl<'a> Ops<'a> {
             max_cost: max.saturating_sub(self.patch_spent.load(Ordering::Relaxed)),
             max_values: self.state.settings.limits.max_values_per_attribute,
         };
+        let schemas = self.state.schemas.clone();
+        let work = req.clone();
+        let compute: Compute = Arc::new(move |current: &StoredResource| {
+            patch_state(&schemas, kind, current, &work, limits)
+        });
+        self.write_from_current(kind, id, if_match, compute, move |current| {
+            is_heavy(&req, current)
+        })
+        .await
+    }
+
+    /// Writes the state `compute` derives from the current resource: computed outside the
+    /// write transaction (on the blocking pool, under `heavy_work`, when `heavy` says so) and
+    /// written only if the resource is still at the version it was computed from, else
+    /// computed again ([`Store::modify_resource_if`](crate::store::Store::modify_resource_if)).
+    /// The cost `compute` reports is charged to the request's PATCH budget once it counted.
+    async fn write_from_current(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        if_match: Option<Option<i64>>,
+        compute: Compute,
+        heavy: impl Fn(&StoredResource) -> bool,
+    ) -> Result<Rendered, AppError> {
         loop {
             let current = self.load(kind, id).await?;
             check_if_match(if_match, current.version)?;
             let from = current.version;
-            let heavy = is_heavy(&req, &current);
-            let schemas = self.state.schemas.clone();
-            let work = req.clone();
-            let compute = move || patch_state(&schemas, kind, &current, &work, limits);
+            let on_pool = heavy(&current);
+            let work = compute.clone();
+            let run = move || work(&current);
             // Large PATCHes are worked out on the blocking pool, off the async threads, and
             // only as many at once as `heavy_work` allows.
-            let (doc, members, cost) = if heavy {
+            let (doc, members, cost) = if on_pool {
                 let _permit =
                     self.state.heavy_work.acquire().await.map_err(|_| {
                         AppError::Internal("the heavy-work permits are closed".into())
                     })?;
-                tokio::task::spawn_blocking(compute)
+                tokio::task::spawn_blocking(run)
                     .await
                     .map_err(|e| AppError::Internal(format!("PATCH computation failed: {e}")))??
             } else {
-                compute()?
+                run()?
             };
             let outcome = self
                 .state
@@ -292,7 +316,7 @@ impl<'a> Ops<'a> {
                 self.patch_spent.fetch_add(cost, Ordering::Relaxed);
                 return self.finish(kind, id, outcome).await;
             }
-            tracing::debug!(scim.kind = kind.as_str(), scim.id = %id, "PATCH lost a race; computing it again");
+            tracing::debug!(scim.kind = kind.as_str(), scim.id = %id, "write lost a race; computing it again");
             tokio::task::yield_now().await;
         }
     }
@@ -306,36 +330,6 @@ impl<'a> Ops<'a> {
             .core
             .attribute("members")
             .filter(|_| kind == ResourceKind::Group)
-    }
-
-    /// Computes the new state from the current one inside the store's write transaction, so
-    /// concurrent writers to one resource apply in turn; `If-Match` is checked there too.
-    async fn write(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        if_match: Option<Option<i64>>,
-        compute: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>
-            + Send
-            + 'static,
-    ) -> Result<Rendered, AppError> {
-        self.state.admit_write()?;
-        let outcome = self
-            .state
-            .store
-            .modify_resource(
-                &self.ctx.connector,
-                kind,
-                id,
-                self.members_attr(kind),
-                OffsetDateTime::now_utc(),
-                move |current| {
-                    check_if_match(if_match, current.version)?;
-                    compute(current)
-                },
-            )
-            .await?;
-        self.finish(kind, id, outcome).await
     }
 
     /// The answer to a write's outcome.
@@ -398,6 +392,11 @@ impl<'a> Ops<'a> {
         }
     }
 }
+
+/// How a write derives a resource's new state (document, membership changes, PATCH cost)
+/// from its current one; called again when the resource changed meanwhile.
+type Compute =
+    Arc<dyn Fn(&StoredResource) -> Result<(Document, Vec<MemberOp>, u64), ScimError> + Send + Sync>;
 
 /// The limits a PATCH is computed under.
 #[derive(Debug, Clone, Copy)]
