@@ -125,6 +125,7 @@ impl Sandbox {
             });
         engine.disable_symbol("eval");
         register_checked_replace(&mut engine, limits.max_string_size);
+        check_variables_while_running(&mut engine);
         Self { engine, limits }
     }
 
@@ -164,9 +165,11 @@ impl Sandbox {
         );
         let user = rhai::serde::to_dynamic(user)
             .map_err(|e| format!("the user cannot be handed to the script: {}", describe(&e)))?;
-        scope.push("user", user);
+        // A constant: scripts read the user, and could otherwise grow it in place.
+        scope.push_constant_dynamic("user", user);
         let deadline = Instant::now() + Duration::from_millis(self.limits.timeout_ms.max(1));
         DEADLINE.with(|d| d.set(Some(deadline)));
+        VAR_READS.with(|c| c.set(0));
         let result = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
@@ -198,6 +201,42 @@ impl Sandbox {
             other => describe(other),
         }
     }
+}
+
+/// Variable reads between two checks of every variable's size.
+const CHECK_VARS_EVERY: u64 = 256;
+
+thread_local! {
+    /// Variable reads of the run on this thread (see [`check_variables_while_running`]).
+    static VAR_READS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Checks the sizes of the variables in scope every few hundred variable reads. Rhai checks a
+/// value's size when a function or operator returns it, and an indexed item when it is
+/// assigned, but not the map an item is assigned *into*: `loop { m[`${i}`] = big + i; i += 1; }`
+/// grows `m` by one bounded item per step without any check, and grew a test process by
+/// 440 MiB within the operation limit. Every variable of the running script is held to the
+/// sandbox's bounds instead, on a thread-local count of reads (Rhai's variable callback; its
+/// API is marked volatile). The inputs are left out: `user` is a constant (it cannot grow)
+/// and may legitimately exceed the string bound, as may `value` and `values` copied from it.
+#[allow(deprecated)] // `on_var` is not deprecated, only marked volatile by Rhai.
+fn check_variables_while_running(engine: &mut Engine) {
+    engine.on_var(|_, _, ctx| {
+        let reads = VAR_READS.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
+        if reads % CHECK_VARS_EVERY == 0 {
+            for (name, _, value) in ctx.scope().iter_raw() {
+                if matches!(name, "user" | "value" | "values") {
+                    continue;
+                }
+                ctx.engine().ensure_data_size_within_limits(value)?;
+            }
+        }
+        Ok(None)
+    });
 }
 
 /// Overrides Rhai's `replace` (string or character, by string or character) with one that
@@ -431,6 +470,28 @@ mod tests {
             run_with(&s, "let t = value; t.replace(\"b\", \"[b]\"); t.replace('c', '*'); t.replace('a', \"A\"); t.replace(\"d\", 'D'); t", &["abcd"]).unwrap(),
             ["A[b]*D"]
         );
+    }
+
+    #[test]
+    fn a_map_grown_item_by_item_is_stopped_before_it_takes_the_memory() {
+        let s = Sandbox::new(ScriptLimits {
+            timeout_ms: 60_000,
+            ..ScriptLimits::default()
+        });
+        let before = peak_kib();
+        let e = run_with(
+            &s,
+            "let m = #{}; let s = value; s.pad(60000, 'y'); let i = 0; \
+             loop { m[`${i}`] = s + i; i += 1; }",
+            &["x"],
+        )
+        .unwrap_err();
+        assert!(e.contains("larger than allowed"), "{e}");
+        let grown_mib = peak_kib().saturating_sub(before) / 1024;
+        assert!(grown_mib < 32, "the peak grew by {grown_mib} MiB");
+        // The user is read-only.
+        let e = run_with(&s, "user.userName = \"x\"", &[]).unwrap_err();
+        assert!(e.to_lowercase().contains("constant"), "{e}");
     }
 
     #[test]
