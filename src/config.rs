@@ -122,7 +122,7 @@ impl OneOrMany {
 }
 
 /// Everything usersync can be told.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address the SCIM server listens on.
@@ -139,6 +139,9 @@ pub struct Settings {
     /// Folder of extra schema documents (custom extensions). Read at start.
     #[serde(default = "default_schemas_dir")]
     pub schemas_dir: PathBuf,
+    /// Connection limits of the HTTP server.
+    #[serde(default)]
+    pub server: ServerSettings,
     /// Request and protocol limits.
     #[serde(default)]
     pub limits: Limits,
@@ -202,6 +205,15 @@ pub struct Limits {
     pub filter_max_len: usize,
     /// Deepest filter nesting accepted.
     pub filter_max_depth: usize,
+    /// Most values one multi-valued attribute of a resource may hold (`emails`, `roles`,
+    /// `entitlements`...; group members are not counted). More is a `400 invalidValue`.
+    pub max_values_per_attribute: usize,
+    /// Most work one PATCH may ask for: each operation costs 1 plus the values it carries and
+    /// the values of the attribute it touches. More is a `400 invalidValue`.
+    pub max_patch_cost: u64,
+    /// Largest list response body, in bytes: a page that would be larger ends early (fewer
+    /// items, `itemsPerPage` says how many; the first item is always sent).
+    pub max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -214,6 +226,35 @@ impl Default for Limits {
             max_page_size: 1000,
             filter_max_len: 4096,
             filter_max_depth: 32,
+            max_values_per_attribute: 1000,
+            max_patch_cost: 100_000,
+            max_response_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Connection limits of the HTTP server (`http/serve.rs`): what a slow, silent or absent
+/// client may hold.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Connections open at once; more wait in the kernel's accept queue. Keep it well under
+    /// the process's file-descriptor limit (`LimitNOFILE` in deploy/usersync.service).
+    pub max_connections: usize,
+    /// Time from the first byte of a request to the end of its head (slow-loris).
+    pub header_read_timeout: Dur,
+    /// A connection with no request being served and no bytes moving for this long is
+    /// closed (silent, half-open and idle keep-alive connections); so is one whose response
+    /// the client has not read for this long.
+    pub idle_timeout: Dur,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Dur(Duration::from_secs(10)),
+            idle_timeout: Dur(Duration::from_secs(30)),
         }
     }
 }
@@ -390,9 +431,22 @@ impl Settings {
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError(format!(
-                    "public_url = {url:?}: must start with http:// or https://"
+                    "public_url = {:?}: must start with http:// or https://",
+                    redact_url(url)
                 )));
             }
+        }
+        let srv = &self.server;
+        if srv.max_connections == 0
+            || srv.max_connections > u32::MAX as usize
+            || srv.header_read_timeout.0.is_zero()
+            || srv.idle_timeout.0.is_zero()
+        {
+            return Err(ConfigError(
+                "server: max_connections must be at least 1, header_read_timeout and \
+                 idle_timeout more than 0"
+                    .to_owned(),
+            ));
         }
         let l = &self.limits;
         if l.max_page_size == 0 || l.default_page_size == 0 || l.default_page_size > l.max_page_size
@@ -405,6 +459,18 @@ impl Settings {
         if self.backpressure.max_queue_depth < 1 {
             return Err(ConfigError(
                 "backpressure.max_queue_depth must be at least 1".to_owned(),
+            ));
+        }
+        if l.max_values_per_attribute == 0 || l.max_patch_cost < 10 {
+            return Err(ConfigError(
+                "limits.max_values_per_attribute must be at least 1 and limits.max_patch_cost \
+                 at least 10"
+                    .to_owned(),
+            ));
+        }
+        if l.max_response_bytes < 64 * 1024 {
+            return Err(ConfigError(
+                "limits.max_response_bytes must be at least 65536".to_owned(),
             ));
         }
         if l.max_body_bytes < 1024 {
@@ -435,12 +501,72 @@ impl Settings {
         })
     }
 
-    /// The effective configuration as TOML, with the database password redacted. Secrets
-    /// are never part of it: the connectors name their environment variables only.
+    /// The effective configuration as TOML, with every URL's secrets redacted
+    /// ([`redact_url`]: userinfo passwords, `?password=` and the like), whichever setting
+    /// holds it (`database`, `public_url`, Confluence and Linchpin base URLs, webhook URLs).
+    /// Secrets proper are never part of it: the connectors name their environment variables
+    /// only.
     pub fn redacted_toml(&self) -> String {
-        let mut copy = self.clone();
-        copy.database = redact_url(&self.database);
-        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        match toml::to_string_pretty(self) {
+            Ok(text) => {
+                text.lines()
+                    .map(redact_strings)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            }
+            Err(e) => format!("# cannot render: {e}\n"),
+        }
+    }
+}
+
+/// Applies [`redact_url`] to every quoted string of one line of TOML that looks like a URL
+/// (working on the text keeps the settings' order, which a TOML tree would sort).
+fn redact_strings(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(open) = rest.find(['"', '\'']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        // The closing quote: the next one not escaped (literal strings have no escapes).
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    close = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(close) = close else {
+            out.push_str(body);
+            return out;
+        };
+        let text = &body[..close];
+        if text.contains("://") || text.contains('@') {
+            out.push_str(&redact_url(text));
+        } else {
+            out.push_str(text);
+        }
+        out.push(quote);
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `Debug` shows what `check-config` shows (URLs redacted) plus the names of the secret
+/// variables, never a secret: settings end up in panic messages and test output.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("effective", &self.redacted_toml())
+            .field("secrets", &self.secrets)
+            .finish()
     }
 }
 
@@ -631,6 +757,63 @@ mod tests {
             !out.contains("hunter2") && out.contains("[redacted]"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn every_form_of_url_secret_is_redacted_wherever_it_appears() {
+        for (url, secret, kept) in [
+            (
+                "postgres://app:hunter2@db/usersync",
+                "hunter2",
+                "db/usersync",
+            ),
+            ("postgres://app:p@ss@db/usersync", "ss@db", "@db/usersync"),
+            (
+                "postgres://app@db/usersync?password=hunter2",
+                "hunter2",
+                "app@db",
+            ),
+            (
+                "postgresql://db/usersync?sslmode=require&PassWord=hunter2&user=app",
+                "hunter2",
+                "sslmode=require",
+            ),
+            (
+                "https://token-hunter2@hooks.example.com/p",
+                "token-hunter2",
+                "hooks.example.com/p",
+            ),
+            (
+                "sqlite://data/usersync.db",
+                "\u{0}",
+                "sqlite://data/usersync.db",
+            ),
+            (
+                "sqlite:///var/lib/a@b/usersync.db",
+                "\u{0}",
+                "/var/lib/a@b/usersync.db",
+            ),
+        ] {
+            let out = redact_url(url);
+            assert!(
+                !out.contains(secret) && out.contains(kept),
+                "{url} -> {out}"
+            );
+        }
+        let file = "database = \"postgres://app@db/u?password=hunter2\"\n\
+                    public_url = \"https://user:hunter3@scim.example.com\"\n";
+        let s = load(file, &[]).unwrap();
+        for shown in [s.redacted_toml(), format!("{s:?}")] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("hunter3"),
+                "{shown}"
+            );
+            assert!(shown.contains("scim.example.com"), "{shown}");
+        }
+        let e = load("database = \"mysql://app:hunter2@db/u\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

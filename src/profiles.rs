@@ -7,6 +7,7 @@
 //! three show the same thing.
 
 pub mod feed;
+pub mod pool;
 pub mod resolve;
 
 use std::collections::{HashMap, HashSet};

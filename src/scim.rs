@@ -9,6 +9,7 @@ pub mod dialect;
 pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod identifier;
 pub mod members;
 pub mod patch;
 pub mod path;

@@ -124,10 +124,16 @@ pub async fn check(
     let credentials = linchpin_credentials(settings)?;
     let warnings = linchpin_field_warnings(settings, &reg, url, &credentials)
         .await
-        .with_context(|| format!("cannot compare the mappings with the Linchpin at {url}"))?;
+        .with_context(|| {
+            format!(
+                "cannot compare the mappings with the Linchpin at {}",
+                crate::store::redact_url(url)
+            )
+        })?;
     if warnings.is_empty() {
         lines.push(format!(
-            "# every mapped field has an XML-sourced Linchpin field at {url}"
+            "# every mapped field has an XML-sourced Linchpin field at {}",
+            crate::store::redact_url(url)
         ));
     }
     lines.extend(warnings.into_iter().map(|w| format!("# warning: {w}")));

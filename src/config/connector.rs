@@ -432,7 +432,8 @@ fn check_jwks_url(key: &str, url: &str) -> Result<(), String> {
         }
     }
     Err(format!(
-        "{key} = {url:?} must be an https:// URL (plain http:// only to a loopback address)"
+        "{key} = {:?} must be an https:// URL (plain http:// only to a loopback address)",
+        crate::store::redact_url(url)
     ))
 }
 

@@ -5,6 +5,7 @@
 //! desired state is computed from the current resource, and only the difference is sent.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
@@ -15,6 +16,7 @@ use super::directory::Directory;
 use super::settings::{OnConflict, OnDelete, OnGroupDelete, Provisioning};
 use super::target::{Probe, Target};
 use crate::mapping::{self, DesiredUser};
+use crate::profiles::{pool, ConnectorProfiles};
 use crate::scim::schema::ResourceKind;
 use crate::store::links::{Link, LinkStatus};
 use crate::store::StoreError;
@@ -28,13 +30,14 @@ pub const CONFLUENCE: &str = "confluence";
 pub struct ConfluenceTarget<'a, D> {
     dir: &'a D,
     prov: &'a Provisioning,
-    mapping: &'a mapping::ConnectorMapping,
+    profiles: &'a Arc<ConnectorProfiles>,
 }
 
 impl<'a, D: Directory> ConfluenceTarget<'a, D> {
-    /// The target for a key of a connector with `prov` and `mapping`.
-    pub fn new(dir: &'a D, prov: &'a Provisioning, mapping: &'a mapping::ConnectorMapping) -> Self {
-        Self { dir, prov, mapping }
+    /// The target for a key of a connector with `prov` and the connector's mapping (in
+    /// `profiles`, shared so scripted rules can run on the script threads).
+    pub fn new(dir: &'a D, prov: &'a Provisioning, profiles: &'a Arc<ConnectorProfiles>) -> Self {
+        Self { dir, prov, profiles }
     }
 }
 
@@ -69,7 +72,7 @@ impl<D: Directory> Target for ConfluenceTarget<'_, D> {
 
 impl<D: Directory> ConfluenceTarget<'_, D> {
     async fn user(&self, s: &mut Session<'_>) -> Result<Converged, StoreError> {
-        let (prov, rules) = (self.prov, self.mapping);
+        let prov = self.prov;
         let (connector, id) = (s.key.connector.as_str(), s.key.id.as_str());
         let resource = s
             .store
@@ -79,20 +82,27 @@ impl<D: Directory> ConfluenceTarget<'_, D> {
         let Some(resource) = resource else {
             return self.deprovision_deleted(s, link).await;
         };
-        // The username is derived once and then persisted on the link (DESIGN.md).
-        let username = match link.as_ref().filter(|l| l.status != LinkStatus::Conflict) {
-            Some(l) => l.target_name.clone(),
-            None => match rules.username(&resource.doc) {
-                Ok(u) => u,
-                Err(e) => return Ok(permanent(e.to_string())),
-            },
-        };
-        let email = match rules.email(&resource.doc) {
-            Ok(e) => e,
-            Err(e) => return Ok(permanent(e.to_string())),
-        };
-        let full_name = match rules.full_name(&resource.doc) {
-            Ok(n) => n,
+        // The username is derived once and then persisted on the link
+        // (docs/reference/design.md "Identity links are explicit"). The rules may run
+        // scripts: then on the script threads, so a script running to its deadline holds up
+        // no async thread (`profiles/pool.rs`).
+        let linked = link
+            .as_ref()
+            .filter(|l| l.status != LinkStatus::Conflict)
+            .map(|l| l.target_name.clone());
+        let (rules, doc) = (self.profiles.clone(), resource.doc.clone());
+        let identity = pool::map(rules.mapping.uses_scripts(), move || {
+            let rules = &rules.mapping;
+            let username = match linked {
+                Some(u) => u,
+                None => rules.username(&doc)?,
+            };
+            Ok::<_, mapping::MappingError>((username, rules.email(&doc)?, rules.full_name(&doc)?))
+        })
+        .await;
+        let (username, email, full_name) = match identity {
+            Ok(Ok(i)) => i,
+            Ok(Err(e)) => return Ok(permanent(e.to_string())),
             Err(e) => return Ok(permanent(e.to_string())),
         };
         let active = mapping::active(&resource.doc);

@@ -286,6 +286,22 @@ impl ConnectorMapping {
         &self.fingerprint
     }
 
+    /// Whether any rule runs a script: the mapping may then take up to the scripts'
+    /// deadlines per user, and async callers run it on the script threads
+    /// (`profiles/pool.rs`).
+    pub fn uses_scripts(&self) -> bool {
+        let scripted = |r: &Rule| {
+            r.transforms
+                .iter()
+                .any(|t| matches!(t, Transform::Script(_)))
+        };
+        [&self.username, &self.full_name, &self.email]
+            .into_iter()
+            .flatten()
+            .any(scripted)
+            || self.fields.iter().any(|f| scripted(&f.rule))
+    }
+
     /// Manager resolution settings.
     pub fn manager(&self) -> &ManagerSettings {
         &self.manager
@@ -320,6 +336,9 @@ impl ConnectorMapping {
     /// custom rule's result is checked, never silently repaired: the admin sees why.
     pub fn username(&self, doc: &Document) -> Result<String, MappingError> {
         let name = self.identity(self.username.as_ref(), "username", doc, super::username)?;
+        // A custom rule's result is composed to NFC (one spelling, one account) and then
+        // checked like the built-in one.
+        let name = crate::scim::identifier::nfc(&name).into_owned();
         check_username(&name).map_err(|why| MappingError::InvalidUsername(why.to_string()))?;
         Ok(name)
     }

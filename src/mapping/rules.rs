@@ -156,11 +156,12 @@ impl ManagerKey {
         matches!(self, ManagerKey::UserName | ManagerKey::Email)
     }
 
-    /// A reference as this key compares it: trimmed, lower-cased when case is ignored.
+    /// A reference as this key compares it: trimmed, and folded (NFC, lower case) when case
+    /// is ignored, the form the store keeps `userName` and e-mail addresses in.
     pub fn normalise(self, value: &str) -> String {
         let v = value.trim();
         if self.ignores_case() {
-            v.to_lowercase()
+            crate::scim::identifier::fold(v)
         } else {
             v.to_owned()
         }

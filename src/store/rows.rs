@@ -26,6 +26,7 @@ pub(crate) fn resource(row: &AnyRow) -> StoreResult<StoredResource> {
         kind: ResourceKind::parse(&kind).unwrap_or(ResourceKind::User),
         id,
         name: row.try_get(3)?,
+        doc_bytes: doc_text.len(),
         doc,
         version: row.try_get(5)?,
         created: from_ms(row.try_get(6)?),
