@@ -37,7 +37,11 @@ impl<'a, D: Directory> ConfluenceTarget<'a, D> {
     /// The target for a key of a connector with `prov` and the connector's mapping (in
     /// `profiles`, shared so scripted rules can run on the script threads).
     pub fn new(dir: &'a D, prov: &'a Provisioning, profiles: &'a Arc<ConnectorProfiles>) -> Self {
-        Self { dir, prov, profiles }
+        Self {
+            dir,
+            prov,
+            profiles,
+        }
     }
 }
 
