@@ -12,6 +12,9 @@
 //! target is under 2 s and under 100 MiB for 100,000 users; nothing here asserts it.
 //! `--database postgres://…` runs it on PostgreSQL (an empty database; `ANALYZE` follows the
 //! load); `--skip-load` reuses a database a previous run with `--database` filled.
+//! `--manager-by employeeNumber` names managers by their employee number instead, as Okta and
+//! OneLogin do: with no `refers_to` every page then asks every key (docs/mapping.md "Manager
+//! resolution"); `--refers-to employeeNumber` pins the key.
 
 use std::time::Instant;
 
@@ -34,6 +37,10 @@ struct Args {
     database: Option<String>,
     /// The database already holds the users (a previous run with `--database`).
     skip_load: bool,
+    /// Managers referenced by employee number instead of SCIM id.
+    by_employee_number: bool,
+    /// `refers_to` of the connector (none by default).
+    refers_to: Option<usersync::mapping::ManagerKey>,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +48,8 @@ fn parse_args() -> Args {
         users: 100_000,
         database: None,
         skip_load: false,
+        by_employee_number: false,
+        refers_to: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,8 +58,20 @@ fn parse_args() -> Args {
             "--users" => a.users = value().parse().expect("--users N"),
             "--database" => a.database = Some(value()),
             "--skip-load" => a.skip_load = true,
+            "--manager-by" => match value().as_str() {
+                "id" => a.by_employee_number = false,
+                "employeeNumber" => a.by_employee_number = true,
+                other => panic!("--manager-by id|employeeNumber, not {other}"),
+            },
+            "--refers-to" => {
+                let key = value();
+                a.refers_to = Some(
+                    serde_json::from_value(serde_json::Value::String(key.clone()))
+                        .unwrap_or_else(|_| panic!("--refers-to: unknown key {key}")),
+                );
+            }
             "--help" | "-h" => {
-                println!("feed_bench [--users 100000] [--database URL (default: a temporary SQLite file)] [--skip-load]");
+                println!("feed_bench [--users 100000] [--database URL (default: a temporary SQLite file)] [--skip-load] [--manager-by id|employeeNumber] [--refers-to KEY]");
                 std::process::exit(0);
             }
             other => panic!("unknown flag {other}"),
@@ -106,7 +127,11 @@ fn user_doc(i: usize, manager: Option<&str>) -> usersync::scim::resource::Docume
     .unwrap_or_default()
 }
 
-async fn time_feed(client: &reqwest::Client, url: &str) -> (usize, usize, f64, Option<String>) {
+/// Bytes, user elements, resolved manager elements, seconds and the `ETag` of one GET.
+async fn time_feed(
+    client: &reqwest::Client,
+    url: &str,
+) -> (usize, usize, usize, f64, Option<String>) {
     let started = Instant::now();
     let mut res = client.get(url).send().await.expect("the feed answers");
     assert_eq!(res.status().as_u16(), 200, "feed status");
@@ -115,15 +140,33 @@ async fn time_feed(client: &reqwest::Client, url: &str) -> (usize, usize, f64, O
         .get("etag")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (mut bytes, mut users) = (0usize, 0usize);
-    let mut tail = Vec::new();
+    let (mut bytes, mut users, mut managers) = (0usize, 0usize, 0usize);
+    // The network may split an element between two chunks: each chunk is searched together
+    // with the end of the previous one, counting only matches that end in the new chunk.
+    let mut buf: Vec<u8> = Vec::new();
     while let Some(chunk) = res.chunk().await.expect("a chunk") {
         bytes += chunk.len();
-        users += chunk.windows(7).filter(|w| w == b"</user>").count();
-        tail = chunk.to_vec();
+        let carried = buf.len();
+        buf.extend_from_slice(&chunk);
+        let count = |pattern: &[u8]| {
+            buf.windows(pattern.len())
+                .enumerate()
+                .filter(|(i, w)| *w == pattern && i + pattern.len() > carried)
+                .count()
+        };
+        users += count(b"</user>");
+        managers += count(b"<manager>user0");
+        let keep = buf.len().saturating_sub(16);
+        buf.drain(..keep);
     }
-    assert!(tail.ends_with(b"</users>\n"), "the feed is complete");
-    (bytes, users, started.elapsed().as_secs_f64(), etag)
+    assert!(buf.ends_with(b"</users>\n"), "the feed is complete");
+    (
+        bytes,
+        users,
+        managers,
+        started.elapsed().as_secs_f64(),
+        etag,
+    )
 }
 
 #[tokio::main]
@@ -150,8 +193,16 @@ async fn main() {
     let load = Instant::now();
     let now = OffsetDateTime::now_utc();
     let to_load = if args.skip_load { 0 } else { ids.len() };
+    let numbers: Vec<String> = (0..ids.len()).map(|i| format!("E{i:07}")).collect();
     for (i, id) in ids.iter().enumerate().take(to_load) {
-        let manager = (i % 10 != 0).then(|| ids[i - i % 10].as_str());
+        let lead = i - i % 10;
+        let manager = (i % 10 != 0).then(|| {
+            if args.by_employee_number {
+                numbers[lead].as_str()
+            } else {
+                ids[lead].as_str()
+            }
+        });
         store
             .insert_resource(
                 CONNECTOR,
@@ -181,8 +232,12 @@ async fn main() {
     let mut settings = Settings::defaults();
     settings.listen = "127.0.0.1:0".into();
     settings.database = database.clone();
+    // Secrets are read from the environment once, by `Settings::load`; these settings are
+    // built in code, so the feed key is handed over directly.
+    settings.secrets.set(KEY_ENV, KEY);
     let mut connector = ConnectorSettings::default();
     connector.linchpin.feed_key_env = Some(KEY_ENV.to_owned());
+    connector.mapping.manager.refers_to = args.refers_to;
     settings.connectors.insert(CONNECTOR.to_owned(), connector);
     let app = Application::build(settings).await.expect("build");
     let url = format!(
@@ -200,9 +255,9 @@ async fn main() {
 
     let rss_before = status_kib("VmRSS:");
     let reset = reset_peak();
-    let (bytes, users, cold_s, etag) = time_feed(&client, &url).await;
+    let (bytes, users, managers, cold_s, etag) = time_feed(&client, &url).await;
     let peak = status_kib("VmHWM:");
-    let (_, _, warm_s, _) = time_feed(&client, &url).await;
+    let (_, _, _, warm_s, _) = time_feed(&client, &url).await;
     let conditional = Instant::now();
     let not_modified = client
         .get(&url)
@@ -218,8 +273,17 @@ async fn main() {
     );
     println!("  load through the store: {load_s:.1} s");
     println!(
-        "  feed: {users} user elements, {:.1} MiB",
+        "  feed: {users} user elements, {managers} with a resolved manager, {:.1} MiB",
         bytes as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "  managers named by {}, refers_to {}",
+        if args.by_employee_number {
+            "employeeNumber"
+        } else {
+            "SCIM id"
+        },
+        args.refers_to.map_or("unset", |k| k.as_str())
     );
     println!("  first GET:  {cold_s:.2} s");
     println!("  second GET: {warm_s:.2} s");
@@ -238,8 +302,16 @@ async fn main() {
         mib(peak)
     );
     println!(
-        "  reproduce: cargo run --release --example feed_bench -- --users {}",
-        args.users
+        "  reproduce: cargo run --release --example feed_bench -- --users {}{}{}",
+        args.users,
+        if args.by_employee_number {
+            " --manager-by employeeNumber"
+        } else {
+            ""
+        },
+        args.refers_to
+            .map(|k| format!(" --refers-to {}", k.as_str()))
+            .unwrap_or_default()
     );
     let _ = tx.send(());
     let _ = server.await;

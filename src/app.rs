@@ -128,8 +128,13 @@ impl Application {
             }))
         });
         let router = http::router(self.state.clone());
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+        let server = &self.state.settings.server;
+        let limits = http::serve::ConnLimits {
+            max_connections: server.max_connections,
+            header_read_timeout: server.header_read_timeout.0,
+            idle_timeout: server.idle_timeout.0,
+        };
+        http::serve::serve(self.listener, router, limits, shutdown)
             .await
             .context("the HTTP server failed")?;
         monitor.abort();

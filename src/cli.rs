@@ -44,7 +44,8 @@ pub enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Load and validate the configuration and the mapping rules, then print it with secrets
-    /// redacted; with a Linchpin named, compare the mapped fields with its field list.
+    /// redacted; when the database exists, count per connector how the users' managers
+    /// resolve; with a Linchpin named, compare the mapped fields with its field list.
     CheckConfig {
         /// Linchpin (Confluence) base URL whose field list the mappings are compared with;
         /// default: `[linchpin] base_url`.
@@ -177,7 +178,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig { linchpin_url } => {
             print!("{}", settings.redacted_toml());
-            for line in mapping::check(&settings, linchpin_url.as_deref()).await? {
+            // Manager counts and stored connector names need the database; a check never
+            // creates or migrates one.
+            let store = mapping::existing_store(&settings).await;
+            if let Err(why) = &store {
+                println!("# managers not counted: {why}");
+            }
+            let lines =
+                mapping::check(&settings, store.as_ref().ok(), linchpin_url.as_deref()).await;
+            if let Ok(store) = store {
+                store.close().await;
+            }
+            for line in lines? {
                 println!("{line}");
             }
             Ok(())

@@ -22,8 +22,8 @@ mod secrets;
 /// The value types settings are written in, under the names the settings use.
 pub use crate::values::{Dur, OneOrMany};
 pub use connector::{
-    is_guid, BasicSettings, ConnectorSettings, EntraJwtSettings, OAuthSettings, WifSettings,
-    ENTRA_NON_GALLERY_AUDIENCE, MIN_SIGNING_KEY_BYTES,
+    audience_resource, is_guid, BasicSettings, ConnectorSettings, EntraJwtSettings, OAuthSettings,
+    WifSettings, ENTRA_NON_GALLERY_AUDIENCE, MIN_SIGNING_KEY_BYTES,
 };
 pub use secrets::Secrets;
 
@@ -45,7 +45,7 @@ impl ConfigError {
 }
 
 /// Everything usersync can be told.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address the SCIM server listens on.
@@ -62,6 +62,9 @@ pub struct Settings {
     /// Folder of extra schema documents (custom extensions). Read at start.
     #[serde(default = "default_schemas_dir")]
     pub schemas_dir: PathBuf,
+    /// Connection limits of the HTTP server.
+    #[serde(default)]
+    pub server: ServerSettings,
     /// Request and protocol limits.
     #[serde(default)]
     pub limits: Limits,
@@ -125,6 +128,15 @@ pub struct Limits {
     pub filter_max_len: usize,
     /// Deepest filter nesting accepted.
     pub filter_max_depth: usize,
+    /// Most values one multi-valued attribute of a resource may hold (`emails`, `roles`,
+    /// `entitlements`...; group members are not counted). More is a `400 invalidValue`.
+    pub max_values_per_attribute: usize,
+    /// Most work one PATCH may ask for: each operation costs 1 plus the values it carries and
+    /// the values of the attribute it touches. More is a `400 invalidValue`.
+    pub max_patch_cost: u64,
+    /// Largest list response body, in bytes: a page that would be larger ends early (fewer
+    /// items, `itemsPerPage` says how many; the first item is always sent).
+    pub max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -137,6 +149,35 @@ impl Default for Limits {
             max_page_size: 1000,
             filter_max_len: 4096,
             filter_max_depth: 32,
+            max_values_per_attribute: 1000,
+            max_patch_cost: 100_000,
+            max_response_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Connection limits of the HTTP server (`http/serve.rs`): what a slow, silent or absent
+/// client may hold.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Connections open at once; more wait in the kernel's accept queue. Keep it well under
+    /// the process's file-descriptor limit (`LimitNOFILE` in deploy/usersync.service).
+    pub max_connections: usize,
+    /// Time from the first byte of a request to the end of its head (slow-loris).
+    pub header_read_timeout: Dur,
+    /// A connection with no request being served and no bytes moving for this long is
+    /// closed (silent, half-open and idle keep-alive connections); so is one whose response
+    /// the client has not read for this long.
+    pub idle_timeout: Dur,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Dur(Duration::from_secs(10)),
+            idle_timeout: Dur(Duration::from_secs(30)),
         }
     }
 }
@@ -313,9 +354,22 @@ impl Settings {
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError(format!(
-                    "public_url = {url:?}: must start with http:// or https://"
+                    "public_url = {:?}: must start with http:// or https://",
+                    redact_url(url)
                 )));
             }
+        }
+        let srv = &self.server;
+        if srv.max_connections == 0
+            || srv.max_connections > u32::MAX as usize
+            || srv.header_read_timeout.0.is_zero()
+            || srv.idle_timeout.0.is_zero()
+        {
+            return Err(ConfigError(
+                "server: max_connections must be at least 1, header_read_timeout and \
+                 idle_timeout more than 0"
+                    .to_owned(),
+            ));
         }
         let l = &self.limits;
         if l.max_page_size == 0 || l.default_page_size == 0 || l.default_page_size > l.max_page_size
@@ -324,22 +378,22 @@ impl Settings {
                 "limits: default_page_size must be between 1 and max_page_size".to_owned(),
             ));
         }
-        let d = &self.delivery;
-        if d.retry_schedule.is_empty() {
-            return Err(ConfigError(
-                "delivery.retry_schedule must list at least one delay, such as [\"5s\", \"1m\"]"
-                    .to_owned(),
-            ));
-        }
-        if !(0.0..=1.0).contains(&d.jitter) || d.concurrency == 0 {
-            return Err(ConfigError(
-                "delivery.jitter must be between 0 and 1 and delivery.concurrency at least 1"
-                    .to_owned(),
-            ));
-        }
+        self.delivery.validate().map_err(ConfigError)?;
         if self.backpressure.max_queue_depth < 1 {
             return Err(ConfigError(
                 "backpressure.max_queue_depth must be at least 1".to_owned(),
+            ));
+        }
+        if l.max_values_per_attribute == 0 || l.max_patch_cost < 10 {
+            return Err(ConfigError(
+                "limits.max_values_per_attribute must be at least 1 and limits.max_patch_cost \
+                 at least 10"
+                    .to_owned(),
+            ));
+        }
+        if l.max_response_bytes < 64 * 1024 {
+            return Err(ConfigError(
+                "limits.max_response_bytes must be at least 65536".to_owned(),
             ));
         }
         if l.max_body_bytes < 1024 {
@@ -398,16 +452,77 @@ impl Settings {
         SchemaRegistry::with_extensions(docs).map_err(|e| ConfigError(e.to_string()))
     }
 
-    /// The effective configuration as TOML, with the database password redacted. Secrets
-    /// are never part of it: the connectors name their environment variables only.
+    /// The effective configuration as TOML, with every URL's secrets redacted
+    /// ([`redact_url`]: userinfo passwords, `?password=` and the like), whichever setting
+    /// holds it (`database`, `public_url`, Confluence and Linchpin base URLs, webhook URLs).
+    /// Secrets proper are never part of it: the connectors name their environment variables
+    /// only.
     pub fn redacted_toml(&self) -> String {
-        let mut copy = self.clone();
-        copy.database = redact_url(&self.database);
-        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        match toml::to_string_pretty(self) {
+            Ok(text) => {
+                text.lines()
+                    .map(redact_strings)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            }
+            Err(e) => format!("# cannot render: {e}\n"),
+        }
     }
 }
 
-/// Connector names are URL path segments and log fields: lower-case letters, digits, `-`, `_`.
+/// Applies [`redact_url`] to every quoted string of one line of TOML that looks like a URL
+/// (working on the text keeps the settings' order, which a TOML tree would sort).
+fn redact_strings(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(open) = rest.find(['"', '\'']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        // The closing quote: the next one not escaped (literal strings have no escapes).
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    close = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(close) = close else {
+            out.push_str(body);
+            return out;
+        };
+        let text = &body[..close];
+        if text.contains("://") || text.contains('@') {
+            out.push_str(&redact_url(text));
+        } else {
+            out.push_str(text);
+        }
+        out.push(quote);
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `Debug` shows what `check-config` shows (URLs redacted) plus the names of the secret
+/// variables, never a secret: settings end up in panic messages and test output.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("effective", &self.redacted_toml())
+            .field("secrets", &self.secrets)
+            .finish()
+    }
+}
+
+/// Connector names are URL path segments and log fields: lower-case letters, digits, `-`,
+/// and `_` only for names that already exist (see [`validate_new_connector_name`]).
 pub fn validate_connector_name(name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -418,8 +533,54 @@ pub fn validate_connector_name(name: &str) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(ConfigError(format!(
-            "connector name {name:?} must be 1-64 characters of a-z, 0-9, '-' and '_'"
+            "connector name {name:?} must be 1-64 characters of a-z, 0-9 and '-'"
         )))
+    }
+}
+
+/// The rule for a connector created from now on: [`validate_connector_name`] without `_`.
+/// The name is the last segment of the SCIM base URL, and Okta refuses a base URL containing
+/// an underscore (docs/idp/okta.md). Names with `_` that already exist keep working; `usersync
+/// check-config` warns about them ([`connector_name_warning`]).
+pub fn validate_new_connector_name(name: &str) -> Result<(), ConfigError> {
+    validate_connector_name(name)?;
+    if name.contains('_') {
+        return Err(ConfigError(format!(
+            "connector name {name:?} contains '_', which Okta refuses in a SCIM base URL \
+             (/scim/v2/{name}); use {:?} instead",
+            suggest_connector_name(name)
+        )));
+    }
+    Ok(())
+}
+
+/// Why an existing connector name should change, if it should: the warning `check-config`
+/// prints for a name with `_`.
+pub fn connector_name_warning(name: &str) -> Option<String> {
+    name.contains('_').then(|| {
+        format!(
+            "connector name {name:?} contains '_': it keeps working, but Okta refuses a SCIM \
+             base URL with '_', and new connectors may not use it; consider {:?}",
+            suggest_connector_name(name)
+        )
+    })
+}
+
+/// `okta_prod` → `okta-prod`: `_` replaced by `-`, runs of `-` collapsed, none at either end.
+pub fn suggest_connector_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let c = if c == '_' { '-' } else { c };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim_end_matches('-');
+    if trimmed.is_empty() {
+        "idp".to_owned()
+    } else {
+        trimmed.to_owned()
     }
 }
 
@@ -550,6 +711,63 @@ mod tests {
     }
 
     #[test]
+    fn every_form_of_url_secret_is_redacted_wherever_it_appears() {
+        for (url, secret, kept) in [
+            (
+                "postgres://app:hunter2@db/usersync",
+                "hunter2",
+                "db/usersync",
+            ),
+            ("postgres://app:p@ss@db/usersync", "ss@db", "@db/usersync"),
+            (
+                "postgres://app@db/usersync?password=hunter2",
+                "hunter2",
+                "app@db",
+            ),
+            (
+                "postgresql://db/usersync?sslmode=require&PassWord=hunter2&user=app",
+                "hunter2",
+                "sslmode=require",
+            ),
+            (
+                "https://token-hunter2@hooks.example.com/p",
+                "token-hunter2",
+                "hooks.example.com/p",
+            ),
+            (
+                "sqlite://data/usersync.db",
+                "\u{0}",
+                "sqlite://data/usersync.db",
+            ),
+            (
+                "sqlite:///var/lib/a@b/usersync.db",
+                "\u{0}",
+                "/var/lib/a@b/usersync.db",
+            ),
+        ] {
+            let out = redact_url(url);
+            assert!(
+                !out.contains(secret) && out.contains(kept),
+                "{url} -> {out}"
+            );
+        }
+        let file = "database = \"postgres://app@db/u?password=hunter2\"\n\
+                    public_url = \"https://user:hunter3@scim.example.com\"\n";
+        let s = load(file, &[]).unwrap();
+        for shown in [s.redacted_toml(), format!("{s:?}")] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("hunter3"),
+                "{shown}"
+            );
+            assert!(shown.contains("scim.example.com"), "{shown}");
+        }
+        let e = load("database = \"mysql://app:hunter2@db/u\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
     fn redacted_output_names_secret_variables_but_never_their_values() {
         let file = "[connectors.okta]\ntoken_env = [\"OKTA_T1\", \"OKTA_T2\"]\n\
                     basic = { username = \"okta\", password_env = \"OKTA_PW\" }\n\
@@ -650,7 +868,7 @@ base_url = "https://wiki.example.com"
         let okta = &s.connectors["okta"];
         assert_eq!(
             okta.mapping.manager.refers_to,
-            crate::mapping::ManagerKey::EmployeeNumber
+            Some(crate::mapping::ManagerKey::EmployeeNumber)
         );
         assert_eq!(okta.linchpin.user_tag, "person");
         assert_eq!(

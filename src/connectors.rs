@@ -151,6 +151,13 @@ impl Connectors {
             }),
         };
         registry.reload().await?;
+        for warning in registry
+            .list()
+            .iter()
+            .filter_map(|c| crate::config::connector_name_warning(&c.name))
+        {
+            tracing::warn!("{warning}");
+        }
         Ok(registry)
     }
 
@@ -261,6 +268,7 @@ impl Connectors {
         match self.reload().await {
             Ok(()) => true,
             Err(e) => {
+                let e = self.inner.store.explain(e);
                 tracing::warn!(error.message = %e, "could not reload connectors from the store");
                 false
             }

@@ -1,40 +1,60 @@
-//! The delivery worker: claims dirty keys from the sync queue (one in flight per key), converges
-//! each to the current state of its resource, and completes, reschedules or buries it.
+//! The delivery worker: claims dirty keys from the sync queue (one in flight per key, the most
+//! urgent first), converges each over its targets, and completes, reschedules, sets aside or
+//! buries it.
 //!
-//! State-based (DESIGN.md): the queue holds keys, not events, so ten PATCHes before the worker
-//! gets to a user become one convergence to the latest state, and an unchanged re-send makes
-//! no Confluence call. Woken at once after every commit, polling as a fallback. Each key runs
-//! in its own task, so a panic on one bad resource is a failed attempt, not a dead worker.
+//! State-based (`docs/ARCHITECTURE.md`): the queue holds keys, not events, so ten PATCHes
+//! before the worker gets to a user become one convergence to the latest state, and an
+//! unchanged re-send makes no Confluence call. Woken at once after every commit, polling as a
+//! fallback. Each key runs in its own task, so a panic on one bad resource is a failed attempt,
+//! not a dead worker.
+//!
+//! A target that is rate limited, down or refusing credentials is paused (`health`): its keys
+//! wait without spending retries, one of them probes it when its wait is over, and all of them
+//! go as soon as it answers. Only a key's own failures walk the retry schedule to the dead
+//! state (`policy`). See `docs/delivery.md`.
 
 pub mod confluence;
 pub mod converge;
 pub mod directory;
 pub mod dry_run;
+pub mod health;
 pub mod policy;
 pub mod settings;
-mod webhook;
+pub mod target;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
 
+use self::confluence::{ConfluenceTarget, CONFLUENCE};
 use self::converge::{Converged, Session};
 use self::directory::Directory;
-use self::policy::{FailureKind, Next, RetryPolicy};
+use self::health::Health;
+use self::policy::{Next, RetryPolicy};
 use self::settings::{DeliverySettings, Provisioning};
-use crate::profiles::Profiles;
-use crate::store::queue::{Claim, QueueKey};
+use self::target::Target;
+use self::webhook::WebhookTarget;
+use crate::profiles::{ConnectorProfiles, Profiles};
+use crate::store::attempts::Attempt;
+use crate::store::queue::{Claim, ClaimFilter, QueueKey};
 use crate::store::{Backend, Store, StoreResult};
+use crate::targets::ErrorClass;
 
 /// How a processed key ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyOutcome {
     /// Converged and removed from the queue.
     Delivered,
+    /// A target it needs is paused: set aside without spending a retry, claimed again when
+    /// the target answers.
+    Waiting,
     /// Failed; retried later.
     Retrying,
     /// Failed for good; parked as dead.
@@ -49,7 +69,7 @@ struct Inner<D> {
     provisioning: HashMap<String, Provisioning>,
     default_provisioning: Provisioning,
     profiles: Arc<Profiles>,
-    slots: Semaphore,
+    health: Arc<Health>,
 }
 
 /// The worker. Cheap to clone.
@@ -63,6 +83,19 @@ impl<D> Clone for Worker<D> {
             inner: self.inner.clone(),
         }
     }
+}
+
+/// A claimed key, and the paused target it was claimed to probe.
+struct Claimed {
+    claim: Claim,
+    probe: Option<String>,
+}
+
+/// What converging one key produced.
+struct Run {
+    outcome: Converged,
+    attempts: Vec<Attempt>,
+    recovered: Vec<String>,
 }
 
 impl<D: Directory + 'static> Worker<D> {
@@ -91,17 +124,16 @@ impl<D: Directory + 'static> Worker<D> {
         provisioning: HashMap<String, Provisioning>,
         profiles: Arc<Profiles>,
     ) -> Self {
-        let slots = Semaphore::new(settings.concurrency.max(1));
         Self {
             inner: Arc::new(Inner {
                 store,
                 dir,
                 policy: settings.policy(),
+                health: Health::new(settings.health()),
                 settings,
                 provisioning,
                 default_provisioning: Provisioning::default(),
                 profiles,
-                slots,
             }),
         }
     }
@@ -118,61 +150,107 @@ impl<D: Directory + 'static> Worker<D> {
         &self.inner.dir
     }
 
-    /// Converges one key now, outside the queue (`usersync sync-user`), and returns the
-    /// outcome with the calls made. The queue row, if any, stays and converges to nothing.
-    pub async fn sync_now(
-        &self,
-        key: &QueueKey,
-        persist: bool,
-    ) -> (Converged, Vec<crate::store::attempts::Attempt>) {
-        let prov = self.provisioning(&key.connector).clone();
-        let profiles = self.inner.profiles.get(&key.connector);
-        let mut session = Session::new(&self.inner.dir, &self.inner.store, key, 0);
+    /// The health of the targets, as this worker sees them.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.inner.health
+    }
+
+    /// Converges `key` over its targets: Confluence, then (unless this is a dry run) the
+    /// connector's profile targets.
+    async fn converge(&self, key: &QueueKey, generation: i64, persist: bool) -> Run {
+        let prov = self.provisioning(&key.connector);
+        let profiles: Arc<ConnectorProfiles> = self.inner.profiles.get(&key.connector);
+        let confluence = ConfluenceTarget::new(&self.inner.dir, prov, &profiles);
+        let webhook = profiles
+            .webhook
+            .as_ref()
+            .filter(|_| persist)
+            .map(|client| WebhookTarget::new(&key.connector, client, &profiles));
+        let mut targets: Vec<&dyn Target> = vec![&confluence];
+        if let Some(w) = &webhook {
+            targets.push(w);
+        }
+        let mut session = Session::new(
+            &self.inner.store,
+            key,
+            generation,
+            self.inner.health.clone(),
+        );
         if !persist {
             session = session.without_persisting();
         }
-        let outcome = session.converge(&prov, &profiles).await;
+        let outcome = session.converge(&targets).await;
+        Run {
+            outcome,
+            attempts: session.attempts,
+            recovered: session.recovered,
+        }
+    }
+
+    /// Converges one key now, outside the queue (`usersync sync-user`), and returns the
+    /// outcome with the calls made. The queue row, if any, stays and converges to nothing.
+    pub async fn sync_now(&self, key: &QueueKey, persist: bool) -> (Converged, Vec<Attempt>) {
+        let run = self.converge(key, 0, persist).await;
         if persist {
-            if let Err(e) = self.inner.store.record_attempts(&session.attempts).await {
+            if let Err(e) = self.inner.store.record_attempts(&run.attempts).await {
                 tracing::warn!(error.message = %e, "could not record delivery attempts");
             }
         }
-        (outcome, session.attempts)
+        (run.outcome, run.attempts)
     }
 
-    /// Claims the due keys and converges them (at most `delivery.concurrency` at once);
-    /// returns how many keys were processed.
+    /// Claims up to `limit` due keys, most urgent first, leaving alone the keys that wait for
+    /// a paused target; plus, for each paused target whose wait is over, one waiting key to
+    /// probe it.
+    async fn claim(&self, limit: usize) -> StoreResult<Vec<Claimed>> {
+        let (store, health) = (&self.inner.store, &self.inner.health);
+        let lease = self.inner.settings.lease.0;
+        let now = OffsetDateTime::now_utc();
+        let paused = health.paused();
+        let filter = ClaimFilter {
+            first_target: CONFLUENCE,
+            paused: &paused,
+        };
+        let mut claims: Vec<Claimed> = if limit == 0 {
+            Vec::new()
+        } else {
+            store
+                .claim_for_delivery(now, lease, limit as i64, filter)
+                .await?
+                .into_iter()
+                .map(|claim| Claimed { claim, probe: None })
+                .collect()
+        };
+        for target in health.due_probes(Instant::now()) {
+            if let Some(claim) = store.claim_waiting(now, lease, &target, CONFLUENCE).await? {
+                health.probe_claimed(&target, true);
+                claims.push(Claimed {
+                    claim,
+                    probe: Some(target),
+                });
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Claims due keys (at most `delivery.concurrency`, and a probe per paused target whose
+    /// wait is over) and converges them; returns how many keys were processed.
     pub async fn run_once(&self) -> StoreResult<usize> {
-        let batch = (self.inner.settings.concurrency.max(1) * 4) as i64;
-        let claims = self
-            .inner
-            .store
-            .claim_due(
-                OffsetDateTime::now_utc(),
-                self.inner.settings.lease.0,
-                batch,
-            )
-            .await?;
+        let claims = self.claim(self.inner.settings.concurrency.max(1)).await?;
         let n = claims.len();
-        let mut tasks = tokio::task::JoinSet::new();
-        for claim in claims {
+        let mut tasks = JoinSet::new();
+        for claimed in claims {
             let me = self.clone();
-            tasks.spawn(async move {
-                let _slot = me.inner.slots.acquire().await;
-                me.process(claim).await
-            });
+            tasks.spawn(async move { me.process_claimed(claimed).await });
         }
         while let Some(r) = tasks.join_next().await {
-            if let Err(e) = r {
-                // A panic inside process() itself (not inside convergence) loses nothing: the
-                // claim's lease expires and the key is claimed again.
-                tracing::error!(error.message = %e, "delivery task failed");
-            }
+            log_join_error(r);
         }
         Ok(n)
     }
 
     /// Processes keys until none is due (tests and `sync-user` use this instead of sleeping).
+    /// Keys waiting for a paused target are not due until its wait is over.
     pub async fn drain(&self) -> StoreResult<usize> {
         let mut total = 0;
         loop {
@@ -184,43 +262,86 @@ impl<D: Directory + 'static> Worker<D> {
         }
     }
 
-    /// Converges one claimed key and records the outcome.
+    async fn process_claimed(&self, claimed: Claimed) -> KeyOutcome {
+        let outcome = self.process(claimed.claim).await;
+        if let Some(target) = claimed.probe {
+            self.inner.health.probe_claimed(&target, false);
+        }
+        outcome
+    }
+
+    /// Converges one claimed key and records the outcome, inside the key's span.
     pub async fn process(&self, claim: Claim) -> KeyOutcome {
-        let key = claim.key.clone();
-        let prov = self.provisioning(&key.connector).clone();
-        let profiles = self.inner.profiles.get(&key.connector);
+        let span = tracing::info_span!(
+            "deliver",
+            connector = %claim.key.connector,
+            kind = claim.key.kind.as_str(),
+            id = %claim.key.id,
+            attempt = claim.attempts,
+        );
+        self.process_in_span(claim).instrument(span).await
+    }
+
+    async fn process_in_span(&self, claim: Claim) -> KeyOutcome {
         // Convergence runs in its own task so a panic (a bug, a malformed document) becomes a
         // failed attempt of this key only.
         let me = self.clone();
         let c = claim.clone();
-        let joined = tokio::spawn(async move {
-            let mut session = Session::new(&me.inner.dir, &me.inner.store, &c.key, c.generation);
-            let outcome = session.converge(&prov, &profiles).await;
-            (outcome, session.attempts)
-        })
+        let joined = tokio::spawn(
+            async move { me.converge(&c.key, c.generation, true).await }
+                .instrument(tracing::Span::current()),
+        )
         .await;
-        let (outcome, attempts) = match joined {
-            Ok(r) => r,
-            Err(e) => (
-                Converged::Failed {
-                    kind: FailureKind::Retryable,
-                    reason: format!("delivery crashed on this resource: {e}"),
-                },
-                Vec::new(),
-            ),
-        };
+        let run = joined.unwrap_or_else(|e| Run {
+            outcome: Converged::Failed {
+                class: ErrorClass::Transient,
+                reason: format!("delivery crashed on this resource: {e}"),
+            },
+            attempts: Vec::new(),
+            recovered: Vec::new(),
+        });
         let store = &self.inner.store;
-        if let Err(e) = store.record_attempts(&attempts).await {
+        if let Err(e) = store.record_attempts(&run.attempts).await {
             tracing::warn!(error.message = %e, "could not record delivery attempts");
         }
-        let result = match &outcome {
+        for target in &run.recovered {
+            match store
+                .release_waiting(target, OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(n) => tracing::info!(
+                    delivery.target = %target,
+                    keys.released = n,
+                    "keys waiting for the target are due again"
+                ),
+                Err(e) => tracing::warn!(
+                    error.message = %e,
+                    "could not release the keys waiting for a target; they go at their due time"
+                ),
+            }
+        }
+        let result = match &run.outcome {
             Converged::Done => store
                 .complete_claim(&claim)
                 .await
                 .map(|_| KeyOutcome::Delivered),
-            Converged::Failed { kind, reason } => {
+            Converged::Waiting { target, reason } => {
+                let until = self
+                    .inner
+                    .health
+                    .down(target)
+                    .map(|d| d.until.saturating_duration_since(Instant::now()))
+                    .unwrap_or(Duration::ZERO);
+                let at = OffsetDateTime::now_utc()
+                    + time::Duration::try_from(until).unwrap_or(time::Duration::ZERO);
+                store
+                    .defer_claim(&claim, at, target, reason)
+                    .await
+                    .map(|_| KeyOutcome::Waiting)
+            }
+            Converged::Failed { class, reason } => {
                 let unit: f64 = rand::thread_rng().gen();
-                match self.inner.policy.next(claim.attempts, *kind, unit) {
+                match self.inner.policy.next(claim.attempts, *class, unit) {
                     Next::RetryIn(d) => {
                         let at = OffsetDateTime::now_utc()
                             + time::Duration::try_from(d).unwrap_or(time::Duration::ZERO);
@@ -244,24 +365,30 @@ impl<D: Directory + 'static> Worker<D> {
                 KeyOutcome::Retrying
             }
         };
-        match (&outcome, &result) {
-            (Converged::Done, _) => tracing::debug!(
-                connector = %key.connector, scim.kind = key.kind.as_str(), scim.id = %key.id,
-                calls = attempts.len(), "delivered"
+        // Reasons can name a Confluence user, so they go to the queue row (see `usersync
+        // queue list`), not to the log; a paused target is logged once, by its health.
+        match &run.outcome {
+            Converged::Done => {
+                tracing::debug!(calls = run.attempts.len(), "delivered")
+            }
+            Converged::Waiting { target, .. } => tracing::debug!(
+                delivery.target = %target,
+                "waiting for a paused target; no retry spent"
             ),
-            // The reason can name a Confluence user, so it goes to the queue row (see
-            // `usersync queue list`), not to the log.
-            (Converged::Failed { kind, .. }, r) => tracing::warn!(
-                connector = %key.connector, scim.kind = key.kind.as_str(), scim.id = %key.id,
-                attempt = claim.attempts, outcome = ?r, failure = ?kind, "delivery failed"
+            Converged::Failed { class, .. } => tracing::warn!(
+                outcome = ?result,
+                error.class = %class,
+                "delivery failed"
             ),
         }
         result
     }
 
-    /// Runs until `shutdown` completes: woken by every commit that marks a key, polling every
-    /// `delivery.poll_interval` as a fallback (for retries coming due and for keys marked by
-    /// other processes).
+    /// Runs until `shutdown` completes: claims keys whenever a slot is free (at most
+    /// `delivery.concurrency` in flight, so a deactivation marked now waits for one slot,
+    /// not for a whole batch), woken by every commit that marks a key, by a finished key and
+    /// when a paused target's wait is over, polling every `delivery.poll_interval` as a
+    /// fallback (for retries coming due and keys marked by other processes).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let store = self.inner.store.clone();
         if store.backend() == Backend::Sqlite {
@@ -271,36 +398,64 @@ impl<D: Directory + 'static> Worker<D> {
                 tracing::warn!(error.message = %e, "could not release stale leases");
             }
         }
-        let mut last_cleanup = std::time::Instant::now();
+        let concurrency = self.inner.settings.concurrency.max(1);
+        let poll = self.inner.settings.poll_interval.0;
+        let mut tasks: JoinSet<KeyOutcome> = JoinSet::new();
+        let mut last_cleanup = Instant::now();
         tokio::pin!(shutdown);
         loop {
-            match self.run_once().await {
-                Ok(0) => {}
-                Ok(_) => continue,
-                Err(e) => tracing::warn!(error.message = %e, "delivery could not claim keys"),
-            }
-            if last_cleanup.elapsed() > std::time::Duration::from_secs(3600) {
-                last_cleanup = std::time::Instant::now();
-                let before = OffsetDateTime::now_utc()
-                    - time::Duration::try_from(self.inner.settings.attempt_retention.0)
-                        .unwrap_or(time::Duration::ZERO);
-                match store.expire_attempts(before).await {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(attempts.expired = n, "expired old delivery attempts")
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error.message = %e, "could not expire delivery attempts")
+            let free = concurrency.saturating_sub(tasks.len());
+            match self.claim(free).await {
+                Ok(claims) => {
+                    for claimed in claims {
+                        let me = self.clone();
+                        tasks.spawn(async move { me.process_claimed(claimed).await });
                     }
                 }
+                Err(e) => tracing::warn!(error.message = %e, "delivery could not claim keys"),
             }
+            if last_cleanup.elapsed() > Duration::from_secs(3600) {
+                last_cleanup = Instant::now();
+                self.expire_attempts().await;
+            }
+            // A probe coming due wakes the loop; one already due was tried above (a paused
+            // target with no key waiting for it needs no probe until a key comes).
+            let now = Instant::now();
+            let wake = match self.inner.health.next_probe() {
+                Some(t) if t > now => (t - now).min(poll),
+                _ => poll,
+            };
             tokio::select! {
                 _ = &mut shutdown => break,
+                Some(r) = tasks.join_next(), if !tasks.is_empty() => log_join_error(r),
                 _ = store.queue_changed().notified() => {}
-                _ = tokio::time::sleep(self.inner.settings.poll_interval.0) => {}
+                _ = tokio::time::sleep(wake) => {}
             }
         }
+        // Let the keys in flight finish: their outcome is recorded, their leases released.
+        while let Some(r) = tasks.join_next().await {
+            log_join_error(r);
+        }
         tracing::info!("delivery worker stopped");
+    }
+
+    async fn expire_attempts(&self) {
+        let before = OffsetDateTime::now_utc()
+            - time::Duration::try_from(self.inner.settings.attempt_retention.0)
+                .unwrap_or(time::Duration::ZERO);
+        match self.inner.store.expire_attempts(before).await {
+            Ok(n) if n > 0 => tracing::info!(attempts.expired = n, "expired old delivery attempts"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error.message = %e, "could not expire delivery attempts"),
+        }
+    }
+}
+
+fn log_join_error<T>(r: Result<T, tokio::task::JoinError>) {
+    if let Err(e) = r {
+        // A panic inside process() itself (not inside convergence) loses nothing: the claim's
+        // lease expires and the key is claimed again.
+        tracing::error!(error.message = %e, "delivery task failed");
     }
 }
 

@@ -188,14 +188,19 @@ impl GroupRules {
         if !allowed || self.deny.iter().any(|p| glob(p, display_name)) {
             return None;
         }
-        let name = format!("{}{}", self.prefix, display_name.trim()).to_lowercase();
+        // Lower case, and in NFC like user names: one spelling, one Confluence group.
+        let name =
+            crate::scim::identifier::fold(&format!("{}{}", self.prefix, display_name.trim()));
         (!name.trim().is_empty()).then_some(name)
     }
 }
 
 /// Case-insensitive glob with `*` as the only wildcard.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.to_lowercase(), text.to_lowercase());
+    let (p, t) = (
+        crate::scim::identifier::fold(pattern),
+        crate::scim::identifier::fold(text),
+    );
     let parts: Vec<&str> = p.split('*').collect();
     if parts.len() == 1 {
         return p == t;

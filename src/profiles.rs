@@ -7,15 +7,17 @@
 //! three show the same thing.
 
 pub mod feed;
+pub mod pool;
 pub mod resolve;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use subtle::ConstantTimeEq;
 
 use crate::config::Settings;
-use crate::mapping::{ConnectorMapping, MappingSettings};
+use crate::mapping::{ConnectorMapping, ManagerLookup, MappingSettings};
 use crate::scim::schema::SchemaRegistry;
 use crate::targets::linchpin::FeedSettings;
 use crate::targets::webhook::WebhookClient;
@@ -31,7 +33,14 @@ pub struct ConnectorProfiles {
     feed_key: Option<Vec<u8>>,
     /// The webhook, if configured.
     pub webhook: Option<WebhookClient>,
+    /// Digests of the (user, reference, outcome) already warned about as unresolved, so a
+    /// feed pulled every few minutes warns once per change, not once per pull.
+    warned: Mutex<HashSet<u64>>,
 }
+
+/// Unresolved references remembered as warned; beyond this the memory starts afresh (and
+/// each one is warned about once more).
+const WARNED_MAX: usize = 100_000;
 
 impl ConnectorProfiles {
     /// Targets from parts (tests and tools).
@@ -46,6 +55,7 @@ impl ConnectorProfiles {
             feed,
             feed_key: feed_key.map(|k| k.as_bytes().to_vec()),
             webhook,
+            warned: Mutex::default(),
         }
     }
 
@@ -56,6 +66,7 @@ impl ConnectorProfiles {
             feed: FeedSettings::default(),
             feed_key: None,
             webhook: None,
+            warned: Mutex::default(),
         }
     }
 
@@ -70,6 +81,56 @@ impl ConnectorProfiles {
             Some(key) => bool::from(key.as_slice().ct_eq(given.as_bytes())),
             None => false,
         }
+    }
+
+    /// Warns, once per user, reference and outcome for the life of the process, that a
+    /// user's manager reference resolves to no single user: the feed and the webhook leave
+    /// the field as it is, which nobody would notice otherwise. The line names the
+    /// connector, the user's SCIM id (which `usersync mapping preview` accepts), the reason
+    /// and the reference when it is an identifier (see
+    /// [`loggable_reference`](resolve::loggable_reference)); never the user's attributes.
+    pub fn note_unresolved(
+        &self,
+        connector: &str,
+        scim_id: &str,
+        reference: &str,
+        lookup: &ManagerLookup,
+    ) {
+        let mut h = DefaultHasher::new();
+        (connector, scim_id, reference, lookup.reason()).hash(&mut h);
+        let digest = h.finish();
+        {
+            let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+            if warned.len() >= WARNED_MAX {
+                warned.clear();
+            }
+            if !warned.insert(digest) {
+                return;
+            }
+        }
+        let candidates = match lookup {
+            ManagerLookup::Ambiguous { users, .. } => *users,
+            _ => 0,
+        };
+        let keys = match lookup {
+            ManagerLookup::Ambiguous { keys, .. } => keys
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => String::new(),
+        };
+        tracing::warn!(
+            connector,
+            scim.id = scim_id,
+            manager.reference = %resolve::loggable_reference(reference),
+            manager.reason = lookup.reason(),
+            manager.refers_to = %self.mapping.manager().describe(),
+            manager.candidates = candidates,
+            manager.matched_keys = keys,
+            "the manager reference names no single user of the connector; the manager field \
+             is left as it is (see usersync mapping preview)"
+        );
     }
 
     /// A digest of everything that shapes the feed's bytes besides the data: the rules and
@@ -136,6 +197,7 @@ impl Profiles {
                     feed: c.linchpin.clone(),
                     feed_key,
                     webhook,
+                    warned: Mutex::default(),
                 }),
             );
         }

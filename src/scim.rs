@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod enterprise;
 pub mod error;
 pub mod filter;
+pub mod identifier;
 pub mod members;
 pub mod patch;
 pub mod path;

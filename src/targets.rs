@@ -6,6 +6,10 @@
 //! "retry later", "retry after N seconds" or "park as dead" from that type without knowing
 //! anything about the remote API (style guide rec. 21).
 //!
+//! What delivery makes of each class (a condition of the target that pauses it, or a failure
+//! of the one key) is decided in one place, `delivery::policy`, and described in
+//! `docs/delivery.md` (Failures).
+//!
 //! An error carries what an attempt record needs: the call (method and path *template*,
 //! never the concrete path, which holds a username), the HTTP status, an explanation that
 //! says what to fix, and the response body truncated to [`BODY_LIMIT`](crate::targets::BODY_LIMIT) bytes. Request
@@ -16,6 +20,8 @@ use std::time::Duration;
 
 pub mod confluence;
 pub mod linchpin;
+pub mod pacing;
+pub mod retry_after;
 pub mod webhook;
 
 /// Longest response body kept in an error (bytes of UTF-8, cut at a character boundary).
@@ -105,6 +111,9 @@ pub enum TargetError {
     Unsupported(Failure),
 }
 
+/// The result of a target call.
+pub type TargetResult<T> = Result<T, TargetError>;
+
 /// The class of a [`TargetError`], as a short stable label for attempt records and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
@@ -147,6 +156,23 @@ impl fmt::Display for ErrorClass {
 }
 
 impl TargetError {
+    /// An error of `class` (a rate limit without a known wait). For failures found without
+    /// asking the target, such as a call not sent because delivery to the target is paused.
+    pub fn new(class: ErrorClass, failure: Failure) -> Self {
+        match class {
+            ErrorClass::Unauthorized => Self::Unauthorized(failure),
+            ErrorClass::NotFound => Self::NotFound(failure),
+            ErrorClass::Conflict => Self::Conflict(failure),
+            ErrorClass::RateLimited => Self::RateLimited {
+                retry_after: None,
+                failure,
+            },
+            ErrorClass::Transient => Self::Transient(failure),
+            ErrorClass::Permanent => Self::Permanent(failure),
+            ErrorClass::Unsupported => Self::Unsupported(failure),
+        }
+    }
+
     /// The details.
     pub fn failure(&self) -> &Failure {
         match self {

@@ -26,8 +26,8 @@ use crate::config::EntraJwtSettings;
 pub struct Expected {
     /// Exact `iss`.
     pub issuer: String,
-    /// Accepted `aud`.
-    pub audience: String,
+    /// Accepted `aud` values (any one of them).
+    pub audiences: Vec<String>,
     /// Exact `sub`, when one is required.
     pub subject: Option<String>,
     /// Seconds of clock skew allowed on `exp` and `nbf`.
@@ -77,7 +77,7 @@ pub async fn verify_rs256(
     let key = jwks.key(&kid).await?;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_issuer(&[&expected.issuer]);
-    validation.set_audience(&[&expected.audience]);
+    validation.set_audience(&expected.audiences);
     validation.sub.clone_from(&expected.subject);
     validation.leeway = expected.leeway_secs;
     validation.validate_nbf = true;
@@ -103,7 +103,7 @@ impl EntraJwt {
         EntraJwt {
             expected: Expected {
                 issuer: settings.issuer(),
-                audience: settings.audience.clone(),
+                audiences: vec![settings.audience.clone()],
                 subject: None,
                 leeway_secs: settings.leeway.0.as_secs(),
             },
@@ -148,7 +148,7 @@ mod tests {
         );
         let expected = Expected {
             issuer: "x".to_owned(),
-            audience: "y".to_owned(),
+            audiences: vec!["y".to_owned()],
             subject: None,
             leeway_secs: 0,
         };

@@ -119,8 +119,12 @@ pub fn parse_token_request(
     let form_secret = get("client_secret");
     let assertion_type = get("client_assertion_type");
     let assertion = get("client_assertion");
-    let methods = usize::from(basic.is_some())
-        + usize::from(form_secret.is_some())
+    // Entra's "How credentials are sent: Both" puts the same client id and secret in the
+    // Basic header and in the body. RFC 6749 §2.3 allows one method per request; the same
+    // pair twice is still one client, so it is read as one method. Different pairs are a
+    // real conflict and refused below.
+    let both = basic.is_some() && form_secret.is_some();
+    let methods = usize::from(basic.is_some() || form_secret.is_some())
         + usize::from(assertion_type.is_some() || assertion.is_some());
     if methods > 1 {
         // RFC 6749 §2.3: one client authentication method per request.
@@ -131,15 +135,33 @@ pub fn parse_token_request(
     if let Some(b64) = basic {
         let (id, secret) =
             basic::decode(b64).ok_or(OAuthError::InvalidClient(AuthFailure::Malformed))?;
-        if get("client_id").is_some_and(|form_id| form_id != id) {
-            return Err(OAuthError::InvalidRequest(
-                "client_id differs from the Basic credentials",
-            ));
-        }
+        // RFC 6749 §2.3.1 form-encodes the Basic pair; many clients do not, so both
+        // readings are kept.
         let decoded = match (form_decode(&id), form_decode(&secret)) {
             (Some(i), Some(s)) if i != id || s != secret => Some((i, s)),
             _ => None,
         };
+        let agrees =
+            |form: &str, plain: &str, decoded: Option<&str>| form == plain || decoded == Some(form);
+        if let Some(form_id) = get("client_id") {
+            if !agrees(form_id, &id, decoded.as_ref().map(|(i, _)| i.as_str())) {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id differs from the Basic credentials",
+                ));
+            }
+        }
+        if both {
+            let form_secret = form_secret.unwrap_or_default();
+            if !agrees(
+                form_secret,
+                &secret,
+                decoded.as_ref().map(|(_, s)| s.as_str()),
+            ) {
+                return Err(OAuthError::InvalidRequest(
+                    "the client credentials in the Authorization header and in the body differ",
+                ));
+            }
+        }
         return Ok(ClientAuth::Secret {
             client_id: id,
             secret,
@@ -285,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn secrets_come_from_the_form_or_basic_but_not_both() {
+    fn secrets_come_from_the_form_or_basic_or_both_when_they_agree() {
         let f = form(&[
             ("grant_type", "client_credentials"),
             ("client_id", "c"),
@@ -300,8 +322,42 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_token_request(&f, Some(&basic("c", "s"))).unwrap_err(),
+            parse_token_request(&f, Some(&basic("c", "s"))).unwrap(),
+            ClientAuth::Secret {
+                client_id: "c".into(),
+                secret: "s".into(),
+                decoded: None
+            },
+            "the same pair in the header and the body (Entra's \"Both\") is one method"
+        );
+        for (id, secret) in [("c", "other"), ("d", "s")] {
+            assert_eq!(
+                parse_token_request(&f, Some(&basic(id, secret)))
+                    .unwrap_err()
+                    .code(),
+                "invalid_request",
+                "{id}:{secret} conflicts with the body"
+            );
+        }
+        let assertion_and_secret = form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "c"),
+            ("client_secret", "s"),
+            ("client_assertion_type", JWT_BEARER_ASSERTION),
+            ("client_assertion", "a.b.c"),
+        ]);
+        assert_eq!(
+            parse_token_request(&assertion_and_secret, None).unwrap_err(),
             OAuthError::InvalidRequest("use exactly one client authentication method")
+        );
+        let encoded = form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "c:x"),
+            ("client_secret", "a b"),
+        ]);
+        assert!(
+            parse_token_request(&encoded, Some(&basic("c%3Ax", "a+b"))).is_ok(),
+            "a form-encoded Basic pair agrees with its decoded body"
         );
         let f = form(&[("grant_type", "client_credentials"), ("scope", "scim")]);
         assert_eq!(

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::ConnectorAction;
 use crate::app;
-use crate::config::{validate_connector_name, Settings};
+use crate::config::{connector_name_warning, validate_new_connector_name, Settings};
 use crate::connectors::{self, Connectors, Source};
 
 /// Runs a connector subcommand.
@@ -14,7 +14,7 @@ pub async fn run(settings: Settings, action: ConnectorAction) -> anyhow::Result<
     let now = OffsetDateTime::now_utc();
     match action {
         ConnectorAction::Create { name } => {
-            validate_connector_name(&name).map_err(anyhow::Error::msg)?;
+            validate_new_connector_name(&name).map_err(anyhow::Error::msg)?;
             // A configuration table without credentials only adds settings to a stored
             // connector of the same name, so that name is free.
             if settings
@@ -39,12 +39,16 @@ pub async fn run(settings: Settings, action: ConnectorAction) -> anyhow::Result<
         ConnectorAction::List => {
             let registry = Connectors::load(&settings, store.clone()).await?;
             println!("{:<24} {:<8} ACTIVE TOKENS", "NAME", "SOURCE");
-            for c in registry.list() {
+            let list = registry.list();
+            for c in &list {
                 let source = match c.source {
                     Source::Config => "config",
                     Source::Stored => "stored",
                 };
                 println!("{:<24} {:<8} {}", c.name, source, c.active_tokens);
+            }
+            for warning in list.iter().filter_map(|c| connector_name_warning(&c.name)) {
+                println!("# warning: {warning}");
             }
         }
         ConnectorAction::Rotate { name } => {

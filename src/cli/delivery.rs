@@ -123,6 +123,8 @@ pub async fn sync_user(
             println!("done");
             Ok(())
         }
-        Converged::Failed { reason, .. } => anyhow::bail!("not delivered: {reason}"),
+        Converged::Failed { reason, .. } | Converged::Waiting { reason, .. } => {
+            anyhow::bail!("not delivered: {reason}")
+        }
     }
 }

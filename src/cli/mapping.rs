@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use anyhow::Context;
 
 use crate::config::Settings;
+use crate::mapping::rules::ManagerSettings;
 use crate::mapping::{FieldValue, ManagerLookup, MappingError};
-use crate::profiles::resolve::{Resolved, Resolver};
+use crate::profiles::resolve::{ManagerStats, Resolved, Resolver};
 use crate::profiles::Profiles;
 use crate::scim::schema::SchemaRegistry;
 use crate::store::Store;
@@ -57,10 +58,16 @@ pub fn linchpin_credentials(settings: &Settings) -> anyhow::Result<Credentials> 
     })
 }
 
-/// `check-config`'s mapping part: compiles every connector's rules, and when a Linchpin is
-/// named (`[linchpin] base_url` or `--linchpin-url`), compares the mapped fields with its
-/// field list. Returns the lines to print; compile errors are errors.
-pub async fn check(settings: &Settings, linchpin_url: Option<&str>) -> anyhow::Result<Vec<String>> {
+/// `check-config`'s mapping part: compiles every connector's rules; with a `store`, counts
+/// per connector how its users' manager references resolve (and warns about stored
+/// connector names with `_`); when a Linchpin is named (`[linchpin] base_url` or
+/// `--linchpin-url`), compares the mapped fields with its field list. Returns the lines to
+/// print; compile errors are errors.
+pub async fn check(
+    settings: &Settings,
+    store: Option<&Store>,
+    linchpin_url: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
     let reg = settings
         .load_schemas()
         .context("cannot load the schema documents (setting `schemas_dir`)")?;
@@ -71,25 +78,107 @@ pub async fn check(settings: &Settings, linchpin_url: Option<&str>) -> anyhow::R
         lines.push(format!(
             "# [connectors.{name}] mapping compiles: {} profile fields, manager refers to {}, feed {}, webhook {}",
             p.mapping.fields().len(),
-            p.mapping.manager().refers_to.as_str(),
+            p.mapping.manager().describe(),
             if p.has_feed() { "on" } else { "off" },
             if p.webhook.is_some() { "on" } else { "off" },
         ));
     }
+    let mut names: Vec<String> = settings.connectors.keys().cloned().collect();
+    if let Some(store) = store {
+        match store.connectors().await {
+            Ok(stored) => names.extend(stored.into_iter().map(|c| c.name)),
+            Err(e) => lines.push(format!("# stored connectors not read: {e}")),
+        }
+        names.sort();
+        names.dedup();
+        for name in &names {
+            match manager_stats(store, name, profiles.get(name)).await {
+                Ok(stats) if stats.users == 0 => {}
+                Ok(stats) => lines.push(format!(
+                    "# connector {name}: managers: {}{}",
+                    stats.summary(),
+                    if stats.unresolved() > 0 {
+                        format!(
+                            "; the log warns about each unresolved one (manager.reason) and \
+                             `usersync mapping preview --connector {name} USER` says why"
+                        )
+                    } else {
+                        String::new()
+                    }
+                )),
+                Err(e) => lines.push(format!("# connector {name}: managers not counted: {e}")),
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    lines.extend(
+        names
+            .iter()
+            .filter_map(|n| crate::config::connector_name_warning(n))
+            .map(|w| format!("# warning: {w}")),
+    );
     let Some(url) = linchpin_url.or(settings.linchpin.base_url.as_deref()) else {
         return Ok(lines);
     };
     let credentials = linchpin_credentials(settings)?;
     let warnings = linchpin_field_warnings(settings, &reg, url, &credentials)
         .await
-        .with_context(|| format!("cannot compare the mappings with the Linchpin at {url}"))?;
+        .with_context(|| {
+            format!(
+                "cannot compare the mappings with the Linchpin at {}",
+                crate::store::redact_url(url)
+            )
+        })?;
     if warnings.is_empty() {
         lines.push(format!(
-            "# every mapped field has an XML-sourced Linchpin field at {url}"
+            "# every mapped field has an XML-sourced Linchpin field at {}",
+            crate::store::redact_url(url)
         ));
     }
     lines.extend(warnings.into_iter().map(|w| format!("# warning: {w}")));
     Ok(lines)
+}
+
+/// How the manager references of every user of `connector` resolve, read page by page like
+/// the feed (the same queries, so the same answer the feed gives).
+pub async fn manager_stats(
+    store: &Store,
+    connector: &str,
+    profiles: std::sync::Arc<crate::profiles::ConnectorProfiles>,
+) -> anyhow::Result<ManagerStats> {
+    let mut resolver = Resolver::new(store.clone(), connector, profiles);
+    let mut after = 0;
+    loop {
+        let rows = store
+            .profile_page(connector, after, crate::profiles::feed::PAGE)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        resolver.tally(&rows).await?;
+    }
+    Ok(resolver.stats().clone())
+}
+
+/// The store `check-config` counts managers in: the configured database as it is, never
+/// created or migrated by a check. `Err` says why there is none to read.
+pub async fn existing_store(settings: &Settings) -> Result<Store, String> {
+    let url = &settings.database;
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or_default();
+        if !path.contains(":memory:") && !std::path::Path::new(path).exists() {
+            return Err(format!("no database at {path} yet"));
+        }
+    }
+    let opts = crate::store::StoreOptions {
+        max_connections: 2,
+        acquire_timeout: settings.store.acquire_timeout.0,
+        sqlite_sync: settings.store.sqlite_synchronous,
+    };
+    Store::connect(url, &opts)
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))
 }
 
 fn show(values: &[String]) -> String {
@@ -104,27 +193,53 @@ fn show_value(v: &FieldValue) -> String {
         FieldValue::Set(values) => show(values),
         FieldValue::Clear => "(no value: cleared)".to_owned(),
         FieldValue::Keep => "(no value: left as it is)".to_owned(),
-        FieldValue::Pending => "(manager not arrived yet: left as it is)".to_owned(),
+        FieldValue::Pending => "(manager not resolved: left as it is)".to_owned(),
         FieldValue::Failed(why) => format!("(rule failed: {why})"),
     }
 }
 
-fn describe_manager(m: &ManagerLookup) -> String {
+fn describe_manager(m: &ManagerLookup, connector: &str, settings: &ManagerSettings) -> String {
+    let tried = settings
+        .keys()
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     match m {
         ManagerLookup::NoReference => "no manager".to_owned(),
         ManagerLookup::OwnSelf => "names the user themself (treated as no manager)".to_owned(),
-        ManagerLookup::Found { username, active } => format!(
-            "found: {username}{}",
+        ManagerLookup::Found {
+            username,
+            active,
+            by,
+        } => format!(
+            "found by {}: {username}{}",
+            by.as_str(),
             if *active { "" } else { " (deprovisioned)" }
         ),
         ManagerLookup::Deleted { username } => format!("deleted; its link kept {username}"),
-        ManagerLookup::Missing => "not arrived yet (pending)".to_owned(),
+        ManagerLookup::Missing => format!(
+            "NOT RESOLVED: no user of connector {connector} has this value as {tried} (yet). \
+             The field is left as it is, and the user is delivered again as soon as such a \
+             user arrives. If the manager exists, the IdP sends a value usersync does not \
+             have: send the manager's employeeNumber, externalId or e-mail, or set refers_to"
+        ),
+        ManagerLookup::Ambiguous { users, keys } => format!(
+            "NOT RESOLVED: {users} users of connector {connector} match this value (by {}), \
+             so none is used (never guessed). The field is left as it is. Make the value \
+             unique, or set refers_to to the one key the IdP means",
+            keys.iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         ManagerLookup::Unmappable => "found, but has no valid Confluence username".to_owned(),
     }
 }
 
 /// `usersync mapping preview --connector NAME USERNAME`: each rule's source value and mapped
-/// value, and what the feed and the webhook would carry.
+/// value, how the manager reference resolved (or why not), and what the feed and the webhook
+/// would carry. `USERNAME` may also be the user's SCIM id.
 pub async fn preview(
     settings: &Settings,
     store: &Store,
@@ -136,12 +251,16 @@ pub async fn preview(
         .context("cannot load the schema documents (setting `schemas_dir`)")?;
     let profiles = Profiles::from_settings(settings, &reg).map_err(anyhow::Error::msg)?;
     let p = profiles.get(connector);
-    let row = store
-        .profile_row_by_user_name(connector, user_name)
-        .await?
-        .with_context(|| {
-            format!("connector {connector} has no user with userName {user_name:?}")
-        })?;
+    // A userName, or the SCIM id the log's manager warnings name.
+    let row = match store.profile_row_by_user_name(connector, user_name).await? {
+        Some(row) => row,
+        None => store
+            .profile_row(connector, user_name)
+            .await?
+            .with_context(|| {
+                format!("connector {connector} has no user with userName or id {user_name:?}")
+            })?,
+    };
     let mut resolver = Resolver::new(store.clone(), connector, p.clone()).tracing();
     let manager = resolver.manager(&row).await?;
     let resolved = resolver
@@ -174,11 +293,16 @@ pub async fn preview(
         };
         let _ = writeln!(out, "  {name:<10} {rule:<40} -> {value}{linked}");
     }
+    let reference = crate::scim::enterprise::manager_ref(&row.doc);
     let _ = writeln!(
         out,
-        "\nmanager: manager.value refers to {}: {}",
-        p.mapping.manager().refers_to.as_str(),
-        describe_manager(&manager)
+        "\nmanager: manager.value {} refers to {}: {}",
+        reference
+            .as_deref()
+            .map(|r| serde_json::to_string(r).unwrap_or_default())
+            .unwrap_or_else(|| "(none)".to_owned()),
+        p.mapping.manager().describe(),
+        describe_manager(&manager, connector, p.mapping.manager())
     );
     let _ = writeln!(out, "\nprofile fields");
     let _ = writeln!(

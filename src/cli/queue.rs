@@ -17,12 +17,17 @@ pub async fn run(settings: Settings, action: QueueAction) -> anyhow::Result<()> 
                 "CONNECTOR", "KIND", "ID", "STATE", "ATTEMPTS"
             );
             for r in rows.iter().filter(|r| !dead || r.state == "dead") {
+                // A pending key set aside for a paused target says so (its reason names it).
+                let state = match (&r.waiting_on, r.state.as_str()) {
+                    (Some(_), "pending") => "waiting",
+                    (_, state) => state,
+                };
                 println!(
                     "{:<12} {:<6} {:<38} {:<8} {:>8}  {}",
                     r.key.connector,
                     r.key.kind.as_str(),
                     r.key.id,
-                    r.state,
+                    state,
                     r.attempts,
                     r.last_error.as_deref().unwrap_or("")
                 );

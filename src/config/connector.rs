@@ -120,7 +120,8 @@ pub struct WifSettings {
     /// The customer's tenant ID; `iss` must be `https://login.microsoftonline.com/<it>/v2.0`
     /// and `tid` must equal it.
     pub tenant_id: String,
-    /// The `aud` Entra shows for the workload identity (e.g. `api://<app id>`).
+    /// The `aud` Entra shows for the workload identity: `api://<app id>/.default` as Entra's
+    /// screen shows it, or `api://<app id>`; either form accepts both (and the bare app id).
     pub audience: String,
     /// The `sub` Entra shows (the provisioning service's workload identity object).
     pub subject: String,
@@ -130,6 +131,23 @@ pub struct WifSettings {
     /// Clock skew allowed on `exp` and `nbf`.
     #[serde(default = "default_leeway")]
     pub leeway: Dur,
+}
+
+impl WifSettings {
+    /// The resource the configured audience names ([`audience_resource`]).
+    pub fn audience_resource(&self) -> &str {
+        audience_resource(&self.audience)
+    }
+}
+
+/// The resource an audience names: the text without surrounding spaces, a trailing
+/// `/.default` (the OAuth scope suffix Entra's screen shows with it) or `/`. Two audiences
+/// that differ only by that suffix name the same resource (docs/idp/entra.md).
+pub fn audience_resource(configured: &str) -> &str {
+    let c = configured.trim();
+    c.strip_suffix("/.default")
+        .unwrap_or(c)
+        .trim_end_matches('/')
 }
 
 fn default_entra_audience() -> String {
@@ -335,7 +353,7 @@ pub fn check_distinct(
                     format!(
                         "wif\u{0}{}\u{0}{}\u{0}{}",
                         w.issuer(),
-                        w.audience,
+                        w.audience_resource(),
                         w.subject
                     ),
                     format!(
@@ -417,7 +435,8 @@ fn check_jwks_url(key: &str, url: &str) -> Result<(), ConfigError> {
         }
     }
     Err(ConfigError(format!(
-        "{key} = {url:?} must be an https:// URL (plain http:// only to a loopback address)"
+        "{key} = {:?} must be an https:// URL (plain http:// only to a loopback address)",
+        crate::store::redact_url(url)
     )))
 }
 

@@ -1,8 +1,13 @@
-//! The Confluence operations delivery needs, as a trait: the real REST client implements it,
-//! and so do the dry-run recorder of `sync-user --dry-run` and test doubles.
+//! The Confluence operations delivery needs, as a trait: the real REST client implements it
+//! (below), and so do the dry-run recorder of `sync-user --dry-run` and test doubles. Every
+//! failure is a [`TargetError`], classified once by the client.
 
 use std::future::Future;
-use std::time::Duration;
+
+use crate::targets::confluence::ConfluenceClient;
+#[cfg(doc)]
+use crate::targets::TargetError;
+use crate::targets::TargetResult;
 
 /// A Confluence account as delivery sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,81 +22,17 @@ pub struct RemoteUser {
     pub active: bool,
 }
 
-/// How a call failed, as far as delivery cares (classified at the client boundary).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DirErrorKind {
-    /// 401/403, or credentials ignored (anonymous fallback): an admin must fix credentials or
-    /// permissions; retried on schedule meanwhile.
-    Unauthorized,
-    /// The user or group does not exist.
-    NotFound,
-    /// It exists already.
-    Conflict,
-    /// 429 or 503 with `Retry-After`.
-    RateLimited(Option<Duration>),
-    /// 5xx, timeout, connection refused or reset: retried.
-    Transient,
-    /// Other 4xx (validation, no licence): not retried until something changes.
-    Permanent,
-    /// The Confluence version lacks the endpoint.
-    Unsupported,
-}
-
-/// A failed call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirError {
-    /// Classification.
-    pub kind: DirErrorKind,
-    /// HTTP status, when an answer came.
-    pub status: Option<u16>,
-    /// What happened, worded for the operator; never credentials, request bodies or user data.
-    pub message: String,
-    /// The start of the response body (at most 2 KiB), for attempt records only: Confluence
-    /// echoes usernames in it, so it never goes to logs.
-    pub body: Option<String>,
-}
-
-impl DirError {
-    /// A new error.
-    pub fn new(kind: DirErrorKind, status: Option<u16>, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            status,
-            message: message.into(),
-            body: None,
-        }
-    }
-
-    /// The error class recorded with attempts.
-    pub fn class(&self) -> &'static str {
-        match self.kind {
-            DirErrorKind::Unauthorized => "unauthorized",
-            DirErrorKind::NotFound => "not_found",
-            DirErrorKind::Conflict => "conflict",
-            DirErrorKind::RateLimited(_) => "rate_limited",
-            DirErrorKind::Transient => "transient",
-            DirErrorKind::Permanent => "permanent",
-            DirErrorKind::Unsupported => "unsupported",
-        }
-    }
-}
-
-impl std::fmt::Display for DirError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.status {
-            Some(s) => write!(f, "{} (HTTP {s}): {}", self.class(), self.message),
-            None => write!(f, "{}: {}", self.class(), self.message),
-        }
-    }
-}
-
-/// Result of a directory call.
-pub type DirResult<T> = Result<T, DirError>;
+/// Result of a directory call: failures are the targets' one taxonomy, [`TargetError`].
+pub type DirResult<T> = TargetResult<T>;
 
 /// The Confluence user and group operations delivery uses. Every method is one call (or a
 /// read-only lookup), idempotent where Confluence is: disabling a disabled user or adding an
 /// existing member succeeds.
 pub trait Directory: Send + Sync {
+    /// A cheap authenticated read that says whether Confluence answers and accepts our
+    /// credentials (`GET /rest/api/user/current`). Delivery asks it when a call fails in a way
+    /// that may be Confluence's outage rather than this key's problem.
+    fn probe(&self) -> impl Future<Output = DirResult<()>> + Send;
     /// Looks a user up by username.
     fn get_user(
         &self,
@@ -121,11 +62,12 @@ pub trait Directory: Send + Sync {
     fn delete_user(&self, username: &str) -> impl Future<Output = DirResult<()>> + Send;
     /// The groups a user is in.
     fn user_groups(&self, username: &str) -> impl Future<Output = DirResult<Vec<String>>> + Send;
-    /// Creates a group; `Conflict` when it exists.
+    /// Creates a group; [`TargetError::Conflict`] when it exists.
     fn create_group(&self, group: &str) -> impl Future<Output = DirResult<()>> + Send;
-    /// Deletes a group; `NotFound` when it does not exist.
+    /// Deletes a group; [`TargetError::NotFound`] when it does not exist.
     fn delete_group(&self, group: &str) -> impl Future<Output = DirResult<()>> + Send;
-    /// Adds a user to a group; `NotFound` when the group (or user) does not exist.
+    /// Adds a user to a group; [`TargetError::NotFound`] when the group (or user) does not
+    /// exist.
     fn add_member(&self, username: &str, group: &str)
         -> impl Future<Output = DirResult<()>> + Send;
     /// Removes a user from a group.
@@ -138,6 +80,9 @@ pub trait Directory: Send + Sync {
 
 /// A shared directory is a directory (tests keep a handle to inspect it).
 impl<T: Directory> Directory for std::sync::Arc<T> {
+    fn probe(&self) -> impl Future<Output = DirResult<()>> + Send {
+        self.as_ref().probe()
+    }
     fn get_user(
         &self,
         username: &str,
@@ -192,5 +137,72 @@ impl<T: Directory> Directory for std::sync::Arc<T> {
         group: &str,
     ) -> impl Future<Output = DirResult<()>> + Send {
         self.as_ref().remove_member(username, group)
+    }
+}
+
+/// The REST client is the directory delivery uses.
+impl Directory for ConfluenceClient {
+    async fn probe(&self) -> DirResult<()> {
+        self.current_user().await.map(drop)
+    }
+
+    async fn get_user(&self, username: &str) -> DirResult<Option<RemoteUser>> {
+        let user = ConfluenceClient::get_user(self, username).await?;
+        Ok(user.map(|u| RemoteUser {
+            username: u.username,
+            user_key: u.user_key.as_str().to_owned(),
+            display_name: u.display_name,
+            // Without a status we cannot tell; assume enabled so a desired "disabled" is applied.
+            active: u.active.unwrap_or(true),
+        }))
+    }
+
+    async fn create_user(&self, username: &str, full_name: &str, email: &str) -> DirResult<String> {
+        ConfluenceClient::create_user(self, username, full_name, email)
+            .await
+            .map(|k| k.as_str().to_owned())
+    }
+
+    async fn update_user(&self, username: &str, full_name: &str, email: &str) -> DirResult<()> {
+        ConfluenceClient::update_user(self, username, full_name, email)
+            .await
+            .map(|_| ())
+    }
+
+    async fn set_active(&self, username: &str, active: bool) -> DirResult<()> {
+        if active {
+            self.enable_user(username).await
+        } else {
+            self.disable_user(username).await
+        }
+    }
+
+    async fn delete_user(&self, username: &str) -> DirResult<()> {
+        // Deletion is a Confluence long task; it is submitted, not awaited.
+        ConfluenceClient::delete_user(self, username)
+            .await
+            .map(|_| ())
+    }
+
+    async fn user_groups(&self, username: &str) -> DirResult<Vec<String>> {
+        ConfluenceClient::user_groups(self, username).await
+    }
+
+    async fn create_group(&self, group: &str) -> DirResult<()> {
+        ConfluenceClient::create_group(self, group)
+            .await
+            .map(|_| ())
+    }
+
+    async fn delete_group(&self, group: &str) -> DirResult<()> {
+        ConfluenceClient::delete_group(self, group).await
+    }
+
+    async fn add_member(&self, username: &str, group: &str) -> DirResult<()> {
+        ConfluenceClient::add_member(self, username, group).await
+    }
+
+    async fn remove_member(&self, username: &str, group: &str) -> DirResult<()> {
+        ConfluenceClient::remove_member(self, username, group).await
     }
 }

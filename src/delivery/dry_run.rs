@@ -37,6 +37,9 @@ impl<D> DryRun<D> {
 }
 
 impl<D: Directory> Directory for DryRun<D> {
+    async fn probe(&self) -> DirResult<()> {
+        self.inner.probe().await
+    }
     async fn get_user(&self, username: &str) -> DirResult<Option<RemoteUser>> {
         self.inner.get_user(username).await
     }

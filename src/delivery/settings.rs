@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::health::HealthSettings;
 use super::policy::RetryPolicy;
 use crate::mapping::GroupRules;
 use crate::values::Dur;
@@ -82,12 +83,22 @@ impl Default for Provisioning {
 pub struct DeliverySettings {
     /// Run the delivery worker in `serve` (turn off to run API and worker apart).
     pub enabled: bool,
-    /// Delay before each retry; after the last the key is parked as dead.
+    /// Delay before each retry of a key's own failure; after the last the key is parked as
+    /// dead. Conditions of a target (rate limits, outages, refused credentials) never count.
     pub retry_schedule: Vec<Dur>,
     /// ± fraction of jitter on each delay.
     pub jitter: f64,
     /// Largest `Retry-After` honoured.
     pub max_retry_after: Dur,
+    /// Wait before probing a target found down (no `Retry-After`); doubled after each failed
+    /// probe, up to `probe_interval_max`. Also the shortest wait after a rate limit.
+    pub probe_interval: Dur,
+    /// Longest wait between probes of a target that is down: keys waiting for it go at most
+    /// this long after it answers again.
+    pub probe_interval_max: Dur,
+    /// Wait between probes of a target that refuses usersync's credentials (an administrator
+    /// must act; each probe is a failed login of the service account).
+    pub credentials_probe_interval: Dur,
     /// Keys converged at the same time.
     pub concurrency: usize,
     /// How often to look for due keys when not woken by a write.
@@ -101,11 +112,15 @@ pub struct DeliverySettings {
 impl Default for DeliverySettings {
     fn default() -> Self {
         let p = RetryPolicy::default();
+        let h = HealthSettings::default();
         Self {
             enabled: true,
             retry_schedule: p.schedule.iter().map(|d| Dur(*d)).collect(),
             jitter: p.jitter,
-            max_retry_after: Dur(p.max_retry_after),
+            max_retry_after: Dur(h.max_retry_after),
+            probe_interval: Dur(h.probe_interval),
+            probe_interval_max: Dur(h.probe_interval_max),
+            credentials_probe_interval: Dur(h.credentials_probe_interval),
             concurrency: 4,
             poll_interval: Dur(std::time::Duration::from_secs(1)),
             lease: Dur(std::time::Duration::from_secs(60)),
@@ -120,8 +135,74 @@ impl DeliverySettings {
         RetryPolicy {
             schedule: self.retry_schedule.iter().map(|d| d.0).collect(),
             jitter: self.jitter.clamp(0.0, 1.0),
+        }
+    }
+
+    /// How long paused targets are left alone.
+    pub fn health(&self) -> HealthSettings {
+        HealthSettings {
+            probe_interval: self.probe_interval.0,
+            probe_interval_max: self.probe_interval_max.0,
+            credentials_probe_interval: self.credentials_probe_interval.0,
             max_retry_after: self.max_retry_after.0,
-            ..RetryPolicy::default()
+        }
+    }
+
+    /// Checks the settings (called at start, with the rest of the configuration).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.retry_schedule.is_empty() {
+            return Err(
+                "delivery.retry_schedule must list at least one delay, such as [\"5s\", \"1m\"]"
+                    .to_owned(),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.jitter) || self.concurrency == 0 {
+            return Err(
+                "delivery.jitter must be between 0 and 1 and delivery.concurrency at least 1"
+                    .to_owned(),
+            );
+        }
+        if self.probe_interval.0.is_zero() || self.probe_interval_max.0 < self.probe_interval.0 {
+            return Err(
+                "delivery.probe_interval must be above 0 and at most delivery.probe_interval_max"
+                    .to_owned(),
+            );
+        }
+        if self.credentials_probe_interval.0.is_zero() {
+            return Err("delivery.credentials_probe_interval must be above 0".to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_bad_probe_intervals_are_refused_at_start() {
+        let ok = DeliverySettings::default();
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.health(), HealthSettings::default());
+        let bad = [
+            DeliverySettings {
+                probe_interval: Dur(Duration::ZERO),
+                ..DeliverySettings::default()
+            },
+            DeliverySettings {
+                probe_interval: Dur(Duration::from_secs(10)),
+                ..DeliverySettings::default()
+            },
+            DeliverySettings {
+                credentials_probe_interval: Dur(Duration::ZERO),
+                ..DeliverySettings::default()
+            },
+        ];
+        for s in bad {
+            let e = s.validate().expect_err("refused");
+            assert!(e.contains("probe_interval"), "{e}");
         }
     }
 }

@@ -10,13 +10,14 @@ use std::time::Duration;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::directory::{DirError, DirErrorKind, DirResult, Directory, RemoteUser};
+use super::directory::{DirResult, Directory, RemoteUser};
 use super::settings::{DeliverySettings, OnConflict, OnDelete, Provisioning};
 use super::{KeyOutcome, Worker};
 use crate::scim::members::MemberRef;
 use crate::scim::resource::Document;
 use crate::scim::schema::ResourceKind::{Group, User};
 use crate::store::{Store, StoreOptions};
+use crate::targets::{Call, ErrorClass, Failure, TargetError};
 use crate::values::Dur;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +33,11 @@ struct Fake {
     users: BTreeMap<String, FakeUser>,
     groups: BTreeMap<String, BTreeSet<String>>,
     calls: Vec<String>,
-    fail_next: Vec<DirError>,
+    fail_next: Vec<TargetError>,
+    /// While set, every call (and the probe) fails with it: Confluence is down.
+    down: Option<TargetError>,
+    /// Calls about this user fail with this error, whatever else happens.
+    fail_user: Option<(String, TargetError)>,
 }
 
 #[derive(Default)]
@@ -42,6 +47,17 @@ impl FakeDir {
     fn with<T>(&self, call: String, f: impl FnOnce(&mut Fake) -> DirResult<T>) -> DirResult<T> {
         let mut s = self.0.lock().unwrap();
         s.calls.push(call);
+        if let Some(e) = &s.down {
+            return Err(e.clone());
+        }
+        if let Some((user, e)) = &s.fail_user {
+            if s.calls
+                .last()
+                .is_some_and(|c| c.ends_with(&format!(" {user}")))
+            {
+                return Err(e.clone());
+            }
+        }
         if !s.fail_next.is_empty() {
             return Err(s.fail_next.remove(0));
         }
@@ -62,16 +78,38 @@ impl FakeDir {
             .map(|m| m.iter().cloned().collect())
             .unwrap_or_default()
     }
-    fn fail(&self, e: DirError) {
+    fn fail(&self, e: TargetError) {
         self.0.lock().unwrap().fail_next.push(e);
+    }
+    fn set_down(&self, e: Option<TargetError>) {
+        self.0.lock().unwrap().down = e;
     }
 }
 
-fn not_found() -> DirError {
-    DirError::new(DirErrorKind::NotFound, Some(404), "not found")
+/// A failure of `class`, as the Confluence client would classify it.
+fn err(class: ErrorClass, status: Option<u16>, message: &str) -> TargetError {
+    TargetError::new(
+        class,
+        Failure {
+            call: Call::new("PUT", "/fake"),
+            status,
+            message: message.to_owned(),
+            body: None,
+        },
+    )
+}
+
+fn not_found() -> TargetError {
+    err(ErrorClass::NotFound, Some(404), "not found")
 }
 
 impl Directory for FakeDir {
+    async fn probe(&self) -> DirResult<()> {
+        match &self.0.lock().unwrap().down {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
     async fn get_user(&self, u: &str) -> DirResult<Option<RemoteUser>> {
         self.with(format!("get {u}"), |s| {
             Ok(s.users.get(u).map(|x| RemoteUser {
@@ -85,7 +123,7 @@ impl Directory for FakeDir {
     async fn create_user(&self, u: &str, full_name: &str, email: &str) -> DirResult<String> {
         self.with(format!("create {u}"), |s| {
             if s.users.contains_key(u) {
-                return Err(DirError::new(DirErrorKind::Conflict, Some(409), "exists"));
+                return Err(err(ErrorClass::Conflict, Some(409), "exists"));
             }
             let key = format!("key-{u}");
             let user = FakeUser {
@@ -136,7 +174,7 @@ impl Directory for FakeDir {
     async fn create_group(&self, g: &str) -> DirResult<()> {
         self.with(format!("create-group {g}"), |s| {
             if s.groups.contains_key(g) {
-                return Err(DirError::new(DirErrorKind::Conflict, Some(409), "exists"));
+                return Err(err(ErrorClass::Conflict, Some(409), "exists"));
             }
             s.groups.insert(g.to_owned(), BTreeSet::new());
             Ok(())
@@ -167,6 +205,9 @@ impl Directory for FakeDir {
     }
 }
 
+/// How long the rig leaves a paused target alone.
+const PROBE: Duration = Duration::from_millis(50);
+
 struct Rig {
     store: Store,
     worker: Worker<std::sync::Arc<FakeDir>>,
@@ -187,6 +228,9 @@ async fn rig(prov: Provisioning) -> Rig {
     let settings = DeliverySettings {
         retry_schedule: vec![Dur(Duration::from_millis(0)), Dur(Duration::from_millis(0))],
         jitter: 0.0,
+        probe_interval: Dur(PROBE),
+        probe_interval_max: Dur(PROBE),
+        credentials_probe_interval: Dur(PROBE),
         ..DeliverySettings::default()
     };
     let provisioning = [("c".to_owned(), prov)].into_iter().collect();
@@ -416,8 +460,8 @@ async fn an_existing_account_is_refused_or_adopted_per_policy() {
 #[tokio::test]
 async fn transient_failures_retry_and_permanent_ones_park_the_key_as_dead() {
     let r = rig(Provisioning::default()).await;
-    r.dir
-        .fail(DirError::new(DirErrorKind::Transient, Some(503), "down"));
+    // A 503 on one call while the probe finds Confluence answering: this key's failure.
+    r.dir.fail(err(ErrorClass::Transient, Some(503), "down"));
     r.create("u1", json!({"userName": "t@x.org"})).await;
     let claim = r
         .store
@@ -429,18 +473,18 @@ async fn transient_failures_retry_and_permanent_ones_park_the_key_as_dead() {
     r.deliver().await;
     assert!(r.dir.user("t@x.org").is_some(), "converged on retry");
 
-    r.dir.fail(DirError::new(
-        DirErrorKind::Permanent,
-        Some(400),
-        "bad e-mail",
-    ));
+    r.dir
+        .fail(err(ErrorClass::Permanent, Some(400), "bad e-mail"));
     r.set("u1", json!({"userName": "t@x.org", "displayName": "T"}))
         .await;
     r.deliver().await;
     let rows = r.store.queue_rows(None).await.unwrap();
     assert_eq!(
         (rows[0].state.as_str(), rows[0].last_error.as_deref()),
-        ("dead", Some("permanent (HTTP 400): bad e-mail"))
+        (
+            "dead",
+            Some("permanent failure: bad e-mail [PUT /fake, HTTP 400]")
+        )
     );
     // Retryable after a fix: revive and deliver.
     r.store.revive_dead(Some("c"), now()).await.unwrap();
@@ -534,6 +578,174 @@ async fn a_create_cut_short_by_a_crash_is_adopted_not_reported_as_a_conflict() {
     let link = r.store.link("c", User, "u1").await.unwrap().unwrap();
     assert_eq!(link.target_key.as_deref(), Some("k9"));
     assert_eq!(r.dir.members("confluence-users"), ["crash@x.org"]);
+}
+
+fn key(id: &str) -> crate::store::queue::QueueKey {
+    crate::store::queue::QueueKey {
+        connector: "c".into(),
+        kind: User,
+        id: id.into(),
+    }
+}
+
+#[tokio::test]
+async fn an_outage_spends_no_retry_and_its_end_releases_every_waiting_key_at_once() {
+    let r = rig(Provisioning::default()).await;
+    let refused = err(ErrorClass::Transient, None, "could not connect: refused");
+    r.dir.set_down(Some(refused));
+    for i in 0..6 {
+        r.create(&format!("u{i}"), json!({"userName": format!("u{i}@x.org")}))
+            .await;
+    }
+    // Far longer than the retry schedule (two immediate retries) allows.
+    for _ in 0..8 {
+        r.deliver().await;
+        tokio::time::sleep(PROBE + Duration::from_millis(10)).await;
+    }
+    let down = r.worker.health().down("confluence").expect("paused");
+    assert_eq!(down.class, ErrorClass::Transient);
+    let rows = r.store.queue_rows(None).await.unwrap();
+    assert_eq!(rows.len(), 6);
+    for row in &rows {
+        assert_eq!(row.state, "pending", "{row:?}");
+        assert_eq!(row.attempts, 0, "no retry spent: {row:?}");
+        assert!(row.waiting_on.is_none() || row.waiting_on.as_deref() == Some("confluence"));
+    }
+    // While paused, keys are not hammered: one probe key per pause (a slow machine may fit a
+    // second into a drain), not six keys per round.
+    let calls = r.dir.calls();
+    assert!(calls.len() <= 2 * 8 + 4, "{} calls: {calls:?}", calls.len());
+    // Confluence answers again: the next probe finds it, and every key goes at once.
+    r.dir.set_down(None);
+    r.deliver().await;
+    assert!(r.worker.health().down("confluence").is_none());
+    for i in 0..6 {
+        assert!(r.dir.user(&format!("u{i}@x.org")).is_some(), "u{i}");
+    }
+    assert!(r.store.queue_rows(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn refused_credentials_pause_confluence_instead_of_burying_keys() {
+    let r = rig(Provisioning::default()).await;
+    let revoked = err(ErrorClass::Unauthorized, Some(401), "the token was refused");
+    r.dir.set_down(Some(revoked));
+    r.create("u1", json!({"userName": "a@x.org"})).await;
+    for _ in 0..5 {
+        r.deliver().await;
+        tokio::time::sleep(PROBE + Duration::from_millis(10)).await;
+    }
+    let down = r.worker.health().down("confluence").expect("paused");
+    assert_eq!(down.class, ErrorClass::Unauthorized);
+    let row = r.store.queue_rows(None).await.unwrap().remove(0);
+    assert_eq!((row.state.as_str(), row.attempts), ("pending", 0));
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .contains("waiting for confluence"),
+        "{:?}",
+        row.last_error
+    );
+    // The administrator fixes the token: delivered at the next probe.
+    r.dir.set_down(None);
+    r.deliver().await;
+    assert!(r.dir.user("a@x.org").is_some());
+}
+
+#[tokio::test]
+async fn a_failure_only_one_key_meets_is_that_keys_and_confluence_stays_up() {
+    let r = rig(Provisioning::default()).await;
+    // Confluence answers 500 to everything about this one user, and works for the rest.
+    r.dir.0.lock().unwrap().fail_user = Some((
+        "bad@x.org".into(),
+        err(ErrorClass::Transient, Some(500), "internal error"),
+    ));
+    r.create("bad", json!({"userName": "bad@x.org"})).await;
+    r.create("good", json!({"userName": "good@x.org"})).await;
+    r.deliver().await;
+    assert!(r.dir.user("good@x.org").is_some());
+    assert!(r.worker.health().down("confluence").is_none(), "not paused");
+    // The bad key walked the schedule (two retries) to the dead state.
+    let rows = r.store.queue_rows(None).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].key.id.as_str(), rows[0].state.as_str()),
+        ("bad", "dead")
+    );
+    let attempts = r.store.attempts(&key("bad"), 20).await.unwrap();
+    assert!(
+        attempts
+            .iter()
+            .any(|a| a.call == "GET /rest/api/user/current" && a.error_class.is_none()),
+        "the probe that cleared Confluence is recorded: {attempts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_pauses_confluence_for_its_retry_after_and_spends_nothing() {
+    let r = rig(Provisioning::default()).await;
+    r.create("u1", json!({"userName": "a@x.org"})).await;
+    r.dir.fail(TargetError::RateLimited {
+        retry_after: Some(Duration::from_secs(30)),
+        failure: Failure {
+            call: Call::new("GET", "/rest/api/user"),
+            status: Some(429),
+            message: "slow down".into(),
+            body: None,
+        },
+    });
+    let claim = r
+        .store
+        .claim_due(now(), Duration::from_secs(30), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(r.worker.process(claim).await, KeyOutcome::Waiting);
+    let row = r.store.queue_rows(None).await.unwrap().remove(0);
+    assert_eq!(row.attempts, 0);
+    assert_eq!(row.waiting_on.as_deref(), Some("confluence"));
+    let wait = row.next_attempt_at - now();
+    assert!(
+        wait > time::Duration::seconds(25) && wait <= time::Duration::seconds(30),
+        "due when Confluence said: {wait}"
+    );
+    // Nothing goes to Confluence meanwhile, not even new work.
+    r.create("u2", json!({"userName": "b@x.org"})).await;
+    r.deliver().await;
+    assert!(r.dir.calls().iter().all(|c| !c.contains("b@x.org")));
+}
+
+#[tokio::test]
+async fn deprovisioning_is_claimed_ahead_of_other_work() {
+    let r = rig(Provisioning::default()).await;
+    for i in 0..5 {
+        r.create(&format!("u{i}"), json!({"userName": format!("u{i}@x.org")}))
+            .await;
+    }
+    r.deliver().await;
+    // Four ordinary changes, then a deactivation and a deletion.
+    for i in 0..4 {
+        r.set(
+            &format!("u{i}"),
+            json!({"userName": format!("u{i}@x.org"), "displayName": "New"}),
+        )
+        .await;
+    }
+    r.set("u3", json!({"userName": "u3@x.org", "active": false}))
+        .await;
+    r.store
+        .delete_resource("c", User, "u4", None, now())
+        .await
+        .unwrap();
+    let claims = r
+        .store
+        .claim_due(now(), Duration::from_secs(30), 2)
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = claims.iter().map(|c| c.key.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["u3", "u4"]);
 }
 
 mod webhook;

@@ -1,75 +1,112 @@
-//! The profile targets step of a user's convergence: the signed webhook.
+//! The signed profile webhook as a delivery [`Target`].
 //!
-//! State-based like the Confluence step: the digest of the last body the receiver
+//! State-based like the Confluence target: the digest of the last body the receiver
 //! acknowledged is kept per user (`target_state`), the current profile's body is built, and
 //! only a different digest makes a call. A user deleted in SCIM is announced once, then
-//! forgotten. A profile that a rule skips (`on_missing = "skip"`) sends nothing.
+//! forgotten. A profile that a rule skips (`on_missing = "skip"`) sends nothing. Groups have
+//! no profile: nothing to do.
 
 use std::sync::Arc;
-use std::time::Instant;
 
+use futures_util::future::BoxFuture;
 use time::OffsetDateTime;
 
-use super::converge::{Converged, Session};
-use super::directory::Directory;
-use super::policy::FailureKind;
+use super::converge::{permanent, Converged, Session};
+use super::target::{Probe, Target};
 use crate::profiles::resolve::{Resolved, Resolver};
 use crate::profiles::ConnectorProfiles;
 use crate::scim::schema::ResourceKind;
-use crate::store::attempts::Attempt;
 use crate::store::StoreError;
-use crate::targets::webhook::{self, SendClass, WebhookClient};
+use crate::targets::webhook::{self, WebhookClient};
 
 /// The `target` name in `target_state` and attempt records.
 const TARGET: &str = "webhook";
 
-impl<D: Directory> Session<'_, D> {
-    /// Brings the connector's profile targets up to date for this user.
-    pub(super) async fn profile_targets(
-        &mut self,
-        profiles: &Arc<ConnectorProfiles>,
-    ) -> Result<Converged, StoreError> {
-        let Some(hook) = &profiles.webhook else {
-            return Ok(Converged::Done);
-        };
-        let (connector, id) = (self.key.connector.as_str(), self.key.id.as_str());
-        let last = self.store.target_digest(connector, id, TARGET).await?;
-        let Some(row) = self.store.profile_row(connector, id).await? else {
+/// A connector's webhook, for one key.
+pub struct WebhookTarget<'a> {
+    id: String,
+    client: &'a WebhookClient,
+    profiles: &'a Arc<ConnectorProfiles>,
+}
+
+impl<'a> WebhookTarget<'a> {
+    /// The webhook of `connector` (its own receiver, so its own health: `webhook/CONNECTOR`).
+    pub fn new(
+        connector: &str,
+        client: &'a WebhookClient,
+        profiles: &'a Arc<ConnectorProfiles>,
+    ) -> Self {
+        Self {
+            id: format!("{TARGET}/{connector}"),
+            client,
+            profiles,
+        }
+    }
+}
+
+impl Target for WebhookTarget<'_> {
+    fn name(&self) -> &'static str {
+        TARGET
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn converge<'s>(
+        &'s self,
+        s: &'s mut Session<'_>,
+    ) -> BoxFuture<'s, Result<Converged, StoreError>> {
+        Box::pin(async move {
+            match s.key.kind {
+                ResourceKind::User => self.user(s).await,
+                ResourceKind::Group => Ok(Converged::Done),
+            }
+        })
+    }
+
+    fn probe(&self) -> Option<Probe<'_>> {
+        Some(Probe {
+            call: webhook::PROBE,
+            run: Box::pin(self.client.probe()),
+        })
+    }
+}
+
+impl WebhookTarget<'_> {
+    /// Brings the receiver up to date for this user.
+    async fn user(&self, s: &mut Session<'_>) -> Result<Converged, StoreError> {
+        let (connector, id) = (s.key.connector.as_str(), s.key.id.as_str());
+        let last = s.store.target_digest(connector, id, TARGET).await?;
+        let Some(row) = s.store.profile_row(connector, id).await? else {
             if last.is_none() {
                 return Ok(Converged::Done);
             }
-            let link = self.store.link(connector, ResourceKind::User, id).await?;
+            let link = s.store.link(connector, ResourceKind::User, id).await?;
             let username = link.as_ref().map(|l| l.target_name.as_str());
             let body = webhook::deleted_payload(connector, id, username);
-            return Ok(match self.send(hook, &body).await {
+            return Ok(match self.send(s, &body).await {
                 None => {
-                    self.store
-                        .forget_target_digest(connector, id, TARGET)
-                        .await?;
+                    s.store.forget_target_digest(connector, id, TARGET).await?;
                     Converged::Done
                 }
                 Some(failed) => failed,
             });
         };
-        let mut resolver = Resolver::new(self.store.clone(), connector, profiles.clone());
+        let mut resolver = Resolver::new(s.store.clone(), connector, self.profiles.clone());
         let profile = match resolver.resolve(std::slice::from_ref(&row)).await?.pop() {
             Some(Resolved::Profile(p)) => p,
             Some(Resolved::Skipped { .. }) | None => return Ok(Converged::Done),
-            Some(Resolved::Unmapped(e)) => {
-                return Ok(Converged::Failed {
-                    kind: FailureKind::Permanent,
-                    reason: e.to_string(),
-                })
-            }
+            Some(Resolved::Unmapped(e)) => return Ok(permanent(e.to_string())),
         };
         let body = webhook::payload(connector, id, &profile);
         let digest = webhook::digest(&body);
         if last.as_deref() == Some(digest.as_str()) {
             return Ok(Converged::Done);
         }
-        Ok(match self.send(hook, &body).await {
+        Ok(match self.send(s, &body).await {
             None => {
-                self.store
+                s.store
                     .save_target_digest(connector, id, TARGET, &digest, OffsetDateTime::now_utc())
                     .await?;
                 Converged::Done
@@ -78,39 +115,16 @@ impl<D: Directory> Session<'_, D> {
         })
     }
 
-    /// POSTs one body and records the attempt; `None` when the receiver acknowledged it.
-    async fn send(&mut self, hook: &WebhookClient, body: &str) -> Option<Converged> {
-        let started = OffsetDateTime::now_utc();
-        let t = Instant::now();
-        let result = hook.post(body).await;
-        let (status, error_class, response) = match &result {
-            Ok(status) => (Some(i64::from(*status)), None, None),
-            Err(e) => (
-                e.status.map(i64::from),
-                Some(e.class_name().to_owned()),
-                Some(e.message.clone()),
-            ),
-        };
-        self.attempts.push(Attempt {
-            key: self.key.clone(),
-            generation: self.generation,
-            target: TARGET.to_owned(),
-            started,
-            duration_ms: t.elapsed().as_millis() as i64,
-            call: "POST webhook".to_owned(),
-            status,
-            error_class,
-            response,
-        });
-        let e = result.err()?;
-        let kind = match e.class {
-            SendClass::RateLimited(after) => FailureKind::RateLimited(after),
-            SendClass::Permanent => FailureKind::Permanent,
-            SendClass::Unauthorized | SendClass::Transient => FailureKind::Retryable,
-        };
-        Some(Converged::Failed {
-            kind,
-            reason: e.to_string(),
-        })
+    /// POSTs one body; `None` when the receiver acknowledged it.
+    async fn send(&self, s: &mut Session<'_>, body: &str) -> Option<Converged> {
+        match s.call(self, webhook::POST, self.client.post(body)).await {
+            Ok(status) => {
+                if let Some(a) = s.attempts.last_mut() {
+                    a.status = Some(i64::from(status));
+                }
+                None
+            }
+            Err(e) => Some(s.failed(&e)),
+        }
     }
 }

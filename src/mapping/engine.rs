@@ -287,6 +287,22 @@ impl ConnectorMapping {
         &self.fingerprint
     }
 
+    /// Whether any rule runs a script: the mapping may then take up to the scripts'
+    /// deadlines per user, and async callers run it on the script threads
+    /// (`profiles/pool.rs`).
+    pub fn uses_scripts(&self) -> bool {
+        let scripted = |r: &Rule| {
+            r.transforms
+                .iter()
+                .any(|t| matches!(t, Transform::Script(_)))
+        };
+        [&self.username, &self.full_name, &self.email]
+            .into_iter()
+            .flatten()
+            .any(scripted)
+            || self.fields.iter().any(|f| scripted(&f.rule))
+    }
+
     /// Manager resolution settings.
     pub fn manager(&self) -> &ManagerSettings {
         &self.manager
@@ -321,6 +337,9 @@ impl ConnectorMapping {
     /// custom rule's result is checked, never silently repaired: the admin sees why.
     pub fn username(&self, doc: &Document) -> Result<String, MappingError> {
         let name = self.identity(self.username.as_ref(), "username", doc, super::username)?;
+        // A custom rule's result is composed to NFC (one spelling, one account) and then
+        // checked like the built-in one.
+        let name = crate::scim::identifier::nfc(&name).into_owned();
         check_username(&name).map_err(|why| MappingError::InvalidUsername(why.to_string()))?;
         Ok(name)
     }
@@ -411,6 +430,7 @@ impl ConnectorMapping {
                 ManagerLookup::Found {
                     username,
                     active: true,
+                    ..
                 } => Some(vec![username.clone()]),
                 ManagerLookup::Found { username, .. } | ManagerLookup::Deleted { username } => {
                     match self.manager.on_deprovisioned {
@@ -418,7 +438,11 @@ impl ConnectorMapping {
                         OnManagerGone::Clear => return Ok((FieldValue::Clear, Vec::new())),
                     }
                 }
-                ManagerLookup::Missing => return Ok((FieldValue::Pending, Vec::new())),
+                // Not found yet, or several users match: the target keeps what it has rather
+                // than being told a guess (docs/mapping.md "Manager resolution").
+                ManagerLookup::Missing | ManagerLookup::Ambiguous { .. } => {
+                    return Ok((FieldValue::Pending, Vec::new()))
+                }
                 ManagerLookup::Unmappable => {
                     let why = "the manager has no valid Confluence username".to_owned();
                     return Ok((FieldValue::Failed(why), Vec::new()));

@@ -6,6 +6,14 @@
 //! the manager's own manager, so cycles (A manages B manages A) and self-references cannot
 //! loop. A self-reference is treated as no manager: an org chart whose root points at itself
 //! is not a hierarchy.
+//!
+//! Which user a reference names is decided by the keys of
+//! [`ManagerSettings::keys`](crate::mapping::rules::ManagerSettings::keys): one key when the
+//! connector sets `refers_to`, all of them otherwise. Either way a reference that several
+//! users match stays unresolved ([`ManagerLookup::Ambiguous`]): a wrong manager in the org
+//! chart is worse than none, and nothing tells which of them the IdP meant.
+
+use super::rules::ManagerKey;
 
 /// What the store found for a user's `manager.value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,12 +22,15 @@ pub enum ManagerLookup {
     NoReference,
     /// The reference names the user themself.
     OwnSelf,
-    /// A user of the connector matches.
+    /// Exactly one user of the connector matches.
     Found {
         /// The manager's Confluence username (identity link, else the username rule).
         username: String,
         /// Whether the manager is active.
         active: bool,
+        /// The key that matched (the first in [`ManagerKey::ALL`] order when several keys
+        /// of that one user match).
+        by: ManagerKey,
     },
     /// The referenced user was deleted; its identity link still knows the username.
     Deleted {
@@ -29,6 +40,38 @@ pub enum ManagerLookup {
     /// No user matches (yet): the field stays pending, and the user is delivered again when
     /// a matching user is written.
     Missing,
+    /// Several users match: the field stays pending (never a guess), and the user is
+    /// delivered again when one of them changes the matching key.
+    Ambiguous {
+        /// How many users match.
+        users: usize,
+        /// The keys that matched, in [`ManagerKey::ALL`] order.
+        keys: Vec<ManagerKey>,
+    },
     /// The manager exists but no valid Confluence username can be derived for them.
     Unmappable,
+}
+
+impl ManagerLookup {
+    /// Whether the user names a manager that did not resolve to one user (not found yet, or
+    /// ambiguous): what `check-config` counts and the log warns about.
+    pub fn is_unresolved(&self) -> bool {
+        matches!(
+            self,
+            ManagerLookup::Missing | ManagerLookup::Ambiguous { .. }
+        )
+    }
+
+    /// A short reason for logs and counts: `found`, `not_found`, `ambiguous`, …
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ManagerLookup::NoReference => "no_reference",
+            ManagerLookup::OwnSelf => "self",
+            ManagerLookup::Found { .. } => "found",
+            ManagerLookup::Deleted { .. } => "deleted",
+            ManagerLookup::Missing => "not_found",
+            ManagerLookup::Ambiguous { .. } => "ambiguous",
+            ManagerLookup::Unmappable => "unmappable",
+        }
+    }
 }

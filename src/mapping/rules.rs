@@ -110,22 +110,35 @@ pub struct FieldSpec {
 }
 
 /// Which attribute of the other users `manager.value` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ManagerKey {
     /// Our SCIM `id` (Entra resolves the manager to the id we issued; idp-quirks §2.6).
-    #[default]
     Id,
-    /// The manager's `externalId`.
+    /// The manager's `externalId` (OneLogin templates often send `{$user.id}` there and
+    /// OneLogin's own id as the manager; Okta sends its `00u…` id).
     ExternalId,
     /// The manager's enterprise `employeeNumber` (Okta and OneLogin send an HR key; §3.4 O10,
     /// §4.2).
     EmployeeNumber,
     /// The manager's `userName` (compared case-insensitively).
     UserName,
+    /// One of the manager's `emails` values (compared case-insensitively).
+    Email,
 }
 
 impl ManagerKey {
+    /// Every key, in the order resolution without `refers_to` tries them (docs/mapping.md
+    /// "Manager resolution"): our own `id` first, since an id we issued names exactly one
+    /// user, then the upstream keys.
+    pub const ALL: [ManagerKey; 5] = [
+        ManagerKey::Id,
+        ManagerKey::ExternalId,
+        ManagerKey::EmployeeNumber,
+        ManagerKey::UserName,
+        ManagerKey::Email,
+    ];
+
     /// The spelling used in the configuration.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -133,6 +146,24 @@ impl ManagerKey {
             ManagerKey::ExternalId => "externalId",
             ManagerKey::EmployeeNumber => "employeeNumber",
             ManagerKey::UserName => "userName",
+            ManagerKey::Email => "email",
+        }
+    }
+
+    /// Whether values are compared ignoring case (`userName` and e-mail addresses, RFC 7643
+    /// §4.1.1/§4.1.2 `caseExact: false`); `id`, `externalId` and `employeeNumber` are exact.
+    pub fn ignores_case(self) -> bool {
+        matches!(self, ManagerKey::UserName | ManagerKey::Email)
+    }
+
+    /// A reference as this key compares it: trimmed, and folded (NFC, lower case) when case
+    /// is ignored, the form the store keeps `userName` and e-mail addresses in.
+    pub fn normalise(self, value: &str) -> String {
+        let v = value.trim();
+        if self.ignores_case() {
+            crate::scim::identifier::fold(v)
+        } else {
+            v.to_owned()
         }
     }
 }
@@ -153,11 +184,39 @@ pub enum OnManagerGone {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ManagerSettings {
-    /// What `manager.value` refers to: `id` (Entra), `externalId`, `employeeNumber` or
-    /// `userName` (Okta, OneLogin: whatever the IdP profile's manager attribute holds).
-    pub refers_to: ManagerKey,
+    /// What `manager.value` refers to: `id` (Entra), `externalId`, `employeeNumber`,
+    /// `userName` or `email`. When set, **only** that key is matched: the admin said what
+    /// the value means, so no other key may answer for it. When unset (the default), the
+    /// keys are tried in [`ManagerKey::ALL`] order and a match is used only when exactly one
+    /// user matches (docs/mapping.md "Manager resolution").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refers_to: Option<ManagerKey>,
     /// A deprovisioned manager: `keep` naming them or `clear` the field.
     pub on_deprovisioned: OnManagerGone,
+}
+
+impl ManagerSettings {
+    /// The keys a reference is matched against, in order.
+    pub fn keys(&self) -> &'static [ManagerKey] {
+        match self.refers_to {
+            None => &ManagerKey::ALL,
+            Some(ManagerKey::Id) => &[ManagerKey::Id],
+            Some(ManagerKey::ExternalId) => &[ManagerKey::ExternalId],
+            Some(ManagerKey::EmployeeNumber) => &[ManagerKey::EmployeeNumber],
+            Some(ManagerKey::UserName) => &[ManagerKey::UserName],
+            Some(ManagerKey::Email) => &[ManagerKey::Email],
+        }
+    }
+
+    /// How the configuration reads, for `check-config` and `mapping preview`.
+    pub fn describe(&self) -> String {
+        match self.refers_to {
+            Some(k) => format!("{} (refers_to)", k.as_str()),
+            None => "any of id, externalId, employeeNumber, userName, email \
+                     (no refers_to: used when exactly one user matches)"
+                .to_owned(),
+        }
+    }
 }
 
 /// A connector's mapping (`[connectors.NAME.mapping]`). Empty means the built-in rules.

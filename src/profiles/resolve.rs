@@ -1,12 +1,24 @@
 //! From stored users to profiles: the Confluence username (identity link, else the username
-//! rule) and the manager looked up by the key the connector configured, in batches (one query
-//! per page of users, not one per user) with a cache across pages, so a 100,000-user feed
-//! costs a few hundred queries.
+//! rule) and the manager looked up by the keys the connector's mapping allows, in batches (a
+//! few queries per page of users, not per user) with a cache across pages, so a 100,000-user
+//! feed costs a few hundred queries.
+//!
+//! How a reference is matched (docs/mapping.md "Manager resolution"):
+//!
+//! * with `refers_to` set, by that key only;
+//! * without, by our SCIM `id` first (an id we issued names one user: Entra's case), then by
+//!   `externalId`, `employeeNumber`, `userName` and e-mail together.
+//!
+//! Either way a reference is used only when exactly one user matches; two users sharing the
+//! value leave it unresolved ([`ManagerLookup::Ambiguous`]), never guessed. Unresolved
+//! references are counted ([`ManagerStats`]) and warned about once per user and reference
+//! ([`ConnectorProfiles::note_unresolved`]).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::ConnectorProfiles;
+use super::{pool, ConnectorProfiles};
 use crate::mapping::{ManagerKey, ManagerLookup, MappingError, Profile};
 use crate::scim::enterprise::manager_ref;
 use crate::store::profiles::ProfileRow;
@@ -26,34 +38,165 @@ pub enum Resolved {
     Unmapped(MappingError),
 }
 
+/// How the managers of the users resolved so far fared (`check-config`, the feed's log line).
+/// Counts only: the values are personal data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManagerStats {
+    /// Users looked at.
+    pub users: usize,
+    /// Users whose `manager.value` is set.
+    pub with_reference: usize,
+    /// Resolved to exactly one user, by the key that matched ([`ManagerKey::ALL`] order).
+    pub found_by: [usize; 5],
+    /// Named a deleted user whose identity link kept the username.
+    pub deleted: usize,
+    /// Named no user (yet).
+    pub not_found: usize,
+    /// Named several users.
+    pub ambiguous: usize,
+    /// Named themselves.
+    pub own_self: usize,
+    /// Named a user without a valid Confluence username.
+    pub unmappable: usize,
+}
+
+impl ManagerStats {
+    /// Counts one lookup.
+    pub fn add(&mut self, lookup: &ManagerLookup) {
+        self.users += 1;
+        if !matches!(lookup, ManagerLookup::NoReference) {
+            self.with_reference += 1;
+        }
+        match lookup {
+            ManagerLookup::NoReference => {}
+            ManagerLookup::OwnSelf => self.own_self += 1,
+            ManagerLookup::Found { by, .. } => {
+                if let Some(i) = ManagerKey::ALL.iter().position(|k| k == by) {
+                    self.found_by[i] += 1;
+                }
+            }
+            ManagerLookup::Deleted { .. } => self.deleted += 1,
+            ManagerLookup::Missing => self.not_found += 1,
+            ManagerLookup::Ambiguous { .. } => self.ambiguous += 1,
+            ManagerLookup::Unmappable => self.unmappable += 1,
+        }
+    }
+
+    /// References that resolved to one user.
+    pub fn found(&self) -> usize {
+        self.found_by.iter().sum()
+    }
+
+    /// References that resolved to no single user.
+    pub fn unresolved(&self) -> usize {
+        self.not_found + self.ambiguous
+    }
+
+    /// One line for the operator: `12 name a manager: 10 resolved (8 by employeeNumber, 2
+    /// by id), 1 not found, 1 ambiguous`.
+    pub fn summary(&self) -> String {
+        let by: Vec<String> = ManagerKey::ALL
+            .iter()
+            .zip(self.found_by)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{n} by {}", k.as_str()))
+            .collect();
+        let mut parts = vec![format!(
+            "{} resolved{}",
+            self.found(),
+            if by.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", by.join(", "))
+            }
+        )];
+        for (n, what) in [
+            (self.not_found, "not found"),
+            (self.ambiguous, "ambiguous (several users match)"),
+            (self.deleted, "deleted"),
+            (self.own_self, "naming themselves"),
+            (self.unmappable, "without a valid Confluence username"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        format!(
+            "{} of {} users name a manager: {}",
+            self.with_reference,
+            self.users,
+            parts.join(", ")
+        )
+    }
+}
+
 /// Cache entries beyond which the manager cache starts afresh (bounds the feed's memory for
 /// connectors where nearly everyone is somebody's manager).
 const CACHE_MAX: usize = 200_000;
+
+/// What the cache holds for one reference (trimmed, as sent).
+#[derive(Debug, Clone)]
+enum Entry {
+    /// Exactly one user matches: its SCIM id (to tell a self-reference) and the lookup
+    /// ([`ManagerLookup::Found`] or [`ManagerLookup::Unmappable`]).
+    One { id: String, lookup: ManagerLookup },
+    /// No user matches, but an identity link kept the username of the id.
+    Deleted { username: String },
+    /// No user matches.
+    Missing,
+    /// Several users match.
+    Ambiguous { users: usize, keys: Vec<ManagerKey> },
+}
+
+/// The Confluence username of a stored user: its identity link's, else the username rule's.
+fn username_of(profiles: &ConnectorProfiles, row: &ProfileRow) -> Result<String, MappingError> {
+    match &row.linked_username {
+        Some(u) => Ok(u.clone()),
+        None => profiles.mapping.username(&row.doc),
+    }
+}
+
+/// The pure part of [`Resolver::resolve`]: the mapping of each row.
+fn map_rows(
+    profiles: &ConnectorProfiles,
+    rows: &[ProfileRow],
+    lookups: Vec<ManagerLookup>,
+    trace: bool,
+) -> Vec<Resolved> {
+    rows.iter()
+        .zip(lookups)
+        .map(|(row, manager)| {
+            let username = match username_of(profiles, row) {
+                Ok(u) => u,
+                Err(e) => return Resolved::Unmapped(e),
+            };
+            match profiles
+                .mapping
+                .profile(&row.doc, &username, &manager, trace)
+            {
+                Ok(p) => Resolved::Profile(p),
+                Err(s) => Resolved::Skipped { field: s.field },
+            }
+        })
+        .collect()
+}
+
+/// A mapping that could not run at all (a bug: it panicked), reported per user.
+fn pool_failure(e: pool::PoolError) -> MappingError {
+    MappingError::Rule {
+        rule: "mapping",
+        reason: crate::mapping::TransformError::Script(e.to_string()),
+    }
+}
 
 /// Resolves users of one connector. Owns what it uses, so a streamed feed can carry it.
 pub struct Resolver {
     store: Store,
     connector: String,
     profiles: Arc<ConnectorProfiles>,
-    cache: HashMap<String, ManagerLookup>,
+    cache: HashMap<String, Entry>,
     trace: bool,
-}
-
-fn normalise(key: ManagerKey, value: &str) -> String {
-    match key {
-        ManagerKey::UserName => value.trim().to_lowercase(),
-        _ => value.trim().to_owned(),
-    }
-}
-
-fn own_key(key: ManagerKey, row: &ProfileRow) -> Option<String> {
-    let raw = match key {
-        ManagerKey::Id => Some(row.id.as_str()),
-        ManagerKey::ExternalId => row.external_id.as_deref(),
-        ManagerKey::EmployeeNumber => row.employee_number.as_deref(),
-        ManagerKey::UserName => Some(row.user_name.as_str()),
-    };
-    raw.map(|v| normalise(key, v))
+    stats: ManagerStats,
 }
 
 impl Resolver {
@@ -65,6 +208,7 @@ impl Resolver {
             profiles,
             cache: HashMap::new(),
             trace: false,
+            stats: ManagerStats::default(),
         }
     }
 
@@ -83,70 +227,95 @@ impl Resolver {
         &self.profiles
     }
 
-    /// Keeps each field's source values (`mapping preview`).
+    /// Keeps each field's source values (`mapping preview`). A tracing resolver does not
+    /// warn in the log: the preview prints the reason to the terminal.
     pub fn tracing(mut self) -> Self {
         self.trace = true;
         self
     }
 
-    /// The Confluence username of a stored user.
-    pub fn username(&self, row: &ProfileRow) -> Result<String, MappingError> {
-        match &row.linked_username {
-            Some(u) => Ok(u.clone()),
-            None => self.profiles.mapping.username(&row.doc),
-        }
+    /// How the managers of every user resolved so far fared.
+    pub fn stats(&self) -> &ManagerStats {
+        &self.stats
     }
 
-    /// What the user's manager reference resolves to.
+    /// The Confluence username of a stored user.
+    pub fn username(&self, row: &ProfileRow) -> Result<String, MappingError> {
+        username_of(&self.profiles, row)
+    }
+
+    /// What the user's manager reference resolves to (not counted in [`Resolver::stats`]).
     pub async fn manager(&mut self, row: &ProfileRow) -> StoreResult<ManagerLookup> {
         self.fill(std::slice::from_ref(row)).await?;
         Ok(self.lookup(row))
     }
 
-    /// The profiles of `rows`, in order.
+    /// Resolves the managers of `rows` and counts them in [`Resolver::stats`], without mapping
+    /// profiles or warning (`check-config`).
+    pub async fn tally(&mut self, rows: &[ProfileRow]) -> StoreResult<()> {
+        self.fill(rows).await?;
+        for row in rows {
+            let lookup = self.lookup(row);
+            self.stats.add(&lookup);
+        }
+        Ok(())
+    }
+
+    /// The profiles of `rows`, in order. A mapping that runs scripts is computed on the
+    /// script threads (`profiles/pool.rs`), so a script running to its deadline for every
+    /// user of a page stalls no request.
     pub async fn resolve(&mut self, rows: &[ProfileRow]) -> StoreResult<Vec<Resolved>> {
         self.fill(rows).await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let username = match self.username(row) {
-                    Ok(u) => u,
-                    Err(e) => return Resolved::Unmapped(e),
-                };
-                let manager = self.lookup(row);
-                match self
-                    .profiles
-                    .mapping
-                    .profile(&row.doc, &username, &manager, self.trace)
-                {
-                    Ok(p) => Resolved::Profile(p),
-                    Err(s) => Resolved::Skipped { field: s.field },
+        let mut lookups = Vec::with_capacity(rows.len());
+        for row in rows {
+            let manager = self.lookup(row);
+            self.stats.add(&manager);
+            if !self.trace && manager.is_unresolved() {
+                if let Some(reference) = manager_ref(&row.doc) {
+                    self.profiles
+                        .note_unresolved(&self.connector, &row.id, &reference, &manager);
                 }
-            })
-            .collect())
+            }
+            lookups.push(manager);
+        }
+        let (profiles, trace) = (self.profiles.clone(), self.trace);
+        if !profiles.mapping.uses_scripts() {
+            return Ok(map_rows(&profiles, rows, lookups, trace));
+        }
+        let owned = rows.to_vec();
+        let n = owned.len();
+        Ok(
+            pool::map(true, move || map_rows(&profiles, &owned, lookups, trace))
+                .await
+                .unwrap_or_else(|e| vec![Resolved::Unmapped(pool_failure(e)); n]),
+        )
     }
 
     fn lookup(&self, row: &ProfileRow) -> ManagerLookup {
-        let key = self.profiles.mapping.manager().refers_to;
-        let Some(reference) = manager_ref(&row.doc).map(|r| normalise(key, &r)) else {
+        let Some(reference) = manager_ref(&row.doc) else {
             return ManagerLookup::NoReference;
         };
-        if own_key(key, row).as_deref() == Some(reference.as_str()) {
-            return ManagerLookup::OwnSelf;
+        match self.cache.get(&reference) {
+            None | Some(Entry::Missing) => ManagerLookup::Missing,
+            Some(Entry::One { id, .. }) if *id == row.id => ManagerLookup::OwnSelf,
+            Some(Entry::One { lookup, .. }) => lookup.clone(),
+            Some(Entry::Deleted { username }) => ManagerLookup::Deleted {
+                username: username.clone(),
+            },
+            Some(Entry::Ambiguous { users, keys }) => ManagerLookup::Ambiguous {
+                users: *users,
+                keys: keys.clone(),
+            },
         }
-        self.cache
-            .get(&reference)
-            .cloned()
-            .unwrap_or(ManagerLookup::Missing)
     }
 
-    /// Looks up, in one query per chunk, the managers of `rows` not cached yet.
+    /// Looks up the managers of `rows` not cached yet: per key, one query per chunk of
+    /// references; with every key allowed, `id` first and the other keys only for the
+    /// references no id matched.
     async fn fill(&mut self, rows: &[ProfileRow]) -> StoreResult<()> {
-        let key = self.profiles.mapping.manager().refers_to;
         let wanted: Vec<String> = rows
             .iter()
             .filter_map(|r| manager_ref(&r.doc))
-            .map(|r| normalise(key, &r))
             .filter(|r| !self.cache.contains_key(r))
             .collect::<HashSet<_>>()
             .into_iter()
@@ -157,42 +326,174 @@ impl Resolver {
         if self.cache.len() + wanted.len() > CACHE_MAX {
             self.cache.clear();
         }
-        // Several users may share a key (two accounts with one employee number): the oldest
-        // wins, deterministically.
-        for m in self
-            .store
-            .users_by_key(&self.connector, key, &wanted)
-            .await?
-        {
-            let Some(k) = own_key(key, &m) else { continue };
-            if self.cache.contains_key(&k) {
-                continue;
+        let keys = self.profiles.mapping.manager().keys();
+        // Reference → the users it matched, each with the keys that matched them.
+        let mut matches: HashMap<String, Vec<(ProfileRow, Vec<ManagerKey>)>> = HashMap::new();
+        let mut open: Vec<String> = wanted.clone();
+        for &key in keys {
+            if open.is_empty() {
+                break;
             }
-            let lookup = match self.username(&m) {
-                Ok(username) => ManagerLookup::Found {
-                    username,
-                    active: crate::mapping::active(&m.doc),
-                },
-                Err(_) => ManagerLookup::Unmappable,
-            };
-            self.cache.insert(k, lookup);
-        }
-        let missing: Vec<String> = wanted
-            .into_iter()
-            .filter(|w| !self.cache.contains_key(w))
-            .collect();
-        if key == ManagerKey::Id && !missing.is_empty() {
-            for (id, username) in self
+            // What each reference looks like to this key: several references may compare
+            // equal (`Ann@x` and `ann@x` for e-mail).
+            let mut by_value: HashMap<String, Vec<&String>> = HashMap::new();
+            for r in &open {
+                by_value.entry(key.normalise(r)).or_default().push(r);
+            }
+            for m in self
                 .store
-                .linked_usernames(&self.connector, &missing)
+                .users_matching(&self.connector, key, &open)
                 .await?
             {
-                self.cache.insert(id, ManagerLookup::Deleted { username });
+                for &reference in by_value.get(&m.value).into_iter().flatten() {
+                    let users = matches.entry(reference.clone()).or_default();
+                    match users.iter_mut().find(|(u, _)| u.id == m.row.id) {
+                        Some((_, ks)) if !ks.contains(&key) => ks.push(key),
+                        Some(_) => {}
+                        None => users.push((m.row.clone(), vec![key])),
+                    }
+                }
+            }
+            if key == ManagerKey::Id {
+                // An id we issued names one user; nothing else may answer for it.
+                open.retain(|r| !matches.contains_key(r));
             }
         }
-        for m in missing {
-            self.cache.entry(m).or_insert(ManagerLookup::Missing);
+        // The usernames of the users matched alone (the username rule may be a script: on the
+        // script threads then).
+        let single: Vec<ProfileRow> = matches
+            .values()
+            .filter_map(|users| match users.as_slice() {
+                [(user, _)] => Some(user.clone()),
+                _ => None,
+            })
+            .collect();
+        let profiles = self.profiles.clone();
+        let names: HashMap<String, Result<String, MappingError>> =
+            pool::map(profiles.mapping.uses_scripts(), move || {
+                single
+                    .iter()
+                    .map(|u| (u.id.clone(), username_of(&profiles, u)))
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
+        let mut entries: Vec<(String, Entry)> = Vec::with_capacity(wanted.len());
+        let mut unmatched = Vec::new();
+        for reference in &wanted {
+            let entry = match matches.get(reference).map(Vec::as_slice) {
+                None | Some([]) => {
+                    unmatched.push(reference.clone());
+                    continue;
+                }
+                Some([(user, keys)]) => Entry::One {
+                    id: user.id.clone(),
+                    lookup: match names.get(&user.id) {
+                        Some(Ok(username)) => ManagerLookup::Found {
+                            username: username.clone(),
+                            active: crate::mapping::active(&user.doc),
+                            by: keys[0],
+                        },
+                        _ => ManagerLookup::Unmappable,
+                    },
+                },
+                Some(users) => {
+                    let mut all: Vec<ManagerKey> = users
+                        .iter()
+                        .flat_map(|(_, ks)| ks.iter().copied())
+                        .collect();
+                    all.sort_by_key(|k| ManagerKey::ALL.iter().position(|a| a == k));
+                    all.dedup();
+                    Entry::Ambiguous {
+                        users: users.len(),
+                        keys: all,
+                    }
+                }
+            };
+            entries.push((reference.clone(), entry));
+        }
+        // A manager deleted while referenced by id: the identity link still knows the
+        // username (DESIGN.md "The manager is a reference").
+        if keys.contains(&ManagerKey::Id) && !unmatched.is_empty() {
+            for (id, username) in self
+                .store
+                .linked_usernames(&self.connector, &unmatched)
+                .await?
+            {
+                if let Some(r) = unmatched.iter().find(|r| r.trim() == id) {
+                    entries.push((r.clone(), Entry::Deleted { username }));
+                }
+            }
+        }
+        self.cache.extend(entries);
+        for r in unmatched {
+            self.cache.entry(r).or_insert(Entry::Missing);
         }
         Ok(())
+    }
+}
+
+/// The reference as the log may show it: identifiers (employee numbers, ids, Okta's `00u…`)
+/// as they are, anything that looks like personal data (an e-mail address, a name with
+/// spaces, a long text) by its shape only (docs/LOGGING.md "Never logged").
+pub fn loggable_reference(reference: &str) -> Cow<'_, str> {
+    if reference.contains('@') {
+        Cow::Owned(format!(
+            "(an e-mail address of {} characters, not logged)",
+            reference.chars().count()
+        ))
+    } else if reference.chars().any(char::is_whitespace) || reference.chars().count() > 64 {
+        Cow::Owned(format!(
+            "(a text of {} characters, not logged)",
+            reference.chars().count()
+        ))
+    } else {
+        Cow::Borrowed(reference)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_logged_and_addresses_and_names_are_not() {
+        assert_eq!(loggable_reference("E100"), "E100");
+        assert_eq!(
+            loggable_reference("00u8xk2p4qLmN0abc1d7"),
+            "00u8xk2p4qLmN0abc1d7"
+        );
+        let mail = loggable_reference("max.boss@example.com");
+        assert!(!mail.contains("max") && mail.contains("e-mail"), "{mail}");
+        let name = loggable_reference("Max Boss");
+        assert!(!name.contains("Max"), "{name}");
+    }
+
+    #[test]
+    fn the_summary_counts_each_outcome() {
+        let mut s = ManagerStats::default();
+        s.add(&ManagerLookup::NoReference);
+        for by in [
+            ManagerKey::EmployeeNumber,
+            ManagerKey::EmployeeNumber,
+            ManagerKey::Id,
+        ] {
+            s.add(&ManagerLookup::Found {
+                username: "m".into(),
+                active: true,
+                by,
+            });
+        }
+        s.add(&ManagerLookup::Missing);
+        s.add(&ManagerLookup::Ambiguous {
+            users: 2,
+            keys: vec![ManagerKey::EmployeeNumber],
+        });
+        assert_eq!((s.found(), s.unresolved()), (3, 2));
+        assert_eq!(
+            s.summary(),
+            "5 of 6 users name a manager: 3 resolved (1 by id, 2 by employeeNumber), \
+             1 not found, 1 ambiguous (several users match)"
+        );
     }
 }

@@ -5,6 +5,8 @@
 //! otherwise kept exactly as received (idp-quirks §1 rule 12: IdPs re-send anything they do not
 //! get back verbatim).
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -38,9 +40,12 @@ pub fn attribute_value(
             other => vec![other],
         };
         let mut out = Vec::with_capacity(items.len());
+        // Duplicates are dropped by a set of canonical forms, not by comparing every pair:
+        // a body of tens of thousands of values must cost linear time, not quadratic.
+        let mut seen = HashSet::with_capacity(items.len());
         for item in items {
             if let Some(v) = single_value(attr, item, origin)? {
-                if !out.contains(&v) {
+                if seen.insert(canonical(&v)) {
                     out.push(v);
                 }
             }
@@ -59,6 +64,39 @@ pub fn attribute_value(
         ))),
         other => single_value(attr, other, origin),
     }
+}
+
+/// A text form of a value that is equal for equal values (`serde_json::Value`'s equality
+/// ignores the order of object keys; this form sorts them), for sets of values.
+pub fn canonical(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for k in keys {
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&m[k], out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for i in items {
+                    write(i, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
 }
 
 /// Coerces one value (one element of a multi-valued attribute, or the value of a single one).

@@ -5,6 +5,8 @@
 //! 100k members are patched without rewriting a blob); operations on `members` are returned as
 //! [`MemberOp`]s for the store to apply in the same transaction.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::coerce::{self, Origin};
@@ -55,6 +57,8 @@ pub struct Patched {
     pub doc: Document,
     /// Membership changes, in order (Groups only).
     pub members: Vec<MemberOp>,
+    /// The cost the PATCH spent (see [`apply`]).
+    pub cost: u64,
 }
 
 /// Parses a `PatchOp` body.
@@ -137,27 +141,45 @@ pub fn parse(body: &Value) -> ScimResult<PatchRequest> {
 
 /// Applies a PATCH to a copy of `doc`. The caller then checks required and immutable
 /// attributes on the result, so a PATCH cannot remove `userName`.
+///
+/// `max_cost` bounds the work (`limits.max_patch_cost`): every operation costs 1 plus the
+/// values it touches, those it carries and those of the attribute it reads or rewrites (a
+/// filtered path evaluates its filter on every value). The budget is spent as the
+/// operations run, so a PATCH of ten thousand filtered operations on an attribute of
+/// thousands of values stops after the first few with `400 invalidValue`, instead of
+/// running for seconds (RFC 7644 §3.12: of the error types applicable to PATCH,
+/// `invalidValue`, "not compatible with the operation", fits a request over a server limit;
+/// `tooMany` is defined for filters of queries only).
 pub fn apply(
     reg: &SchemaRegistry,
     rt: &ResourceType,
     doc: &Document,
     req: &PatchRequest,
+    max_cost: u64,
 ) -> ScimResult<Patched> {
     let mut work = Patcher {
         reg,
         rt,
         doc: doc.clone(),
         members: Vec::new(),
+        budget: Budget {
+            max: max_cost,
+            spent: 0,
+        },
     };
     for (i, op) in req.operations.iter().enumerate() {
+        work.budget.spend(1)?;
         work.operation(op).map_err(|mut e| {
-            e.detail = format!("operation {i}: {}", e.detail);
+            if !e.detail.starts_with(TOO_COSTLY) {
+                e.detail = format!("operation {i}: {}", e.detail);
+            }
             e
         })?;
     }
     Ok(Patched {
         doc: super::resource::recheck(rt, &work.doc)?,
         members: work.members,
+        cost: work.budget.spent,
     })
 }
 
@@ -174,6 +196,39 @@ struct Patcher<'a> {
     rt: &'a ResourceType,
     doc: Document,
     members: Vec<MemberOp>,
+    budget: Budget,
+}
+
+/// The start of the detail of a PATCH over its cost budget.
+const TOO_COSTLY: &str = "the PATCH touches too many values";
+
+/// What is left of a PATCH's cost budget.
+struct Budget {
+    max: u64,
+    spent: u64,
+}
+
+impl Budget {
+    fn spend(&mut self, values: usize) -> ScimResult<()> {
+        self.spent = self.spent.saturating_add(values as u64);
+        if self.spent > self.max {
+            return Err(ScimError::invalid_value(format!(
+                "{TOO_COSTLY}: its operations times the values they touch exceed {} \
+                 (limits.max_patch_cost); send fewer operations per request",
+                self.max
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Values of a multi-valued value (1 for a single value, 0 for none).
+fn count(v: Option<&Value>) -> usize {
+    match v {
+        Some(Value::Array(items)) => items.len(),
+        Some(Value::Null) | None => 0,
+        Some(_) => 1,
+    }
 }
 
 impl<'a> Patcher<'a> {
@@ -311,6 +366,12 @@ impl<'a> Patcher<'a> {
         t: Target<'a>,
         value: Option<&Value>,
     ) -> ScimResult<()> {
+        // The values carried, plus those of the attribute the operation reads or rewrites.
+        let held = match t.ext.as_deref() {
+            None => self.doc.get(&t.attr.name),
+            Some(urn) => self.doc.get(urn).and_then(|e| e.get(&t.attr.name)),
+        };
+        self.budget.spend(count(value) + count(held))?;
         if self.rt.kind == ResourceKind::Group && t.ext.is_none() && t.attr.name == "members" {
             return self.members_op(kind, &t, value);
         }
@@ -408,7 +469,15 @@ fn whole(
                 if let (Some(Value::Array(gone)), Some(Value::Array(have))) =
                     (gone, c.get_mut(&name))
                 {
-                    have.retain(|e| !gone.iter().any(|g| same_value(g, e)));
+                    // By sets, not pairwise: both lists may be long. An element with a
+                    // `value` goes when a listed one has that `value`; one without, when
+                    // it equals a listed one without (`same_value`).
+                    let key = |v: &Value| match v.get("value") {
+                        Some(inner) => (true, coerce::canonical(inner)),
+                        None => (false, coerce::canonical(v)),
+                    };
+                    let gone: HashSet<(bool, String)> = gone.iter().map(key).collect();
+                    have.retain(|e| !gone.contains(&key(e)));
                 }
             }
             _ => {
@@ -426,8 +495,9 @@ fn whole(
     match (kind, attr.multi_valued, c.get_mut(&name)) {
         (OpKind::Add, true, Some(Value::Array(have))) => {
             if let Value::Array(items) = new {
+                let mut seen: HashSet<String> = have.iter().map(coerce::canonical).collect();
                 for item in items {
-                    if !have.contains(&item) {
+                    if seen.insert(coerce::canonical(&item)) {
                         have.push(item);
                     }
                 }
@@ -627,13 +697,6 @@ fn member_filter_ids(f: &Filter) -> Option<Vec<String>> {
             Some(ids)
         }
         _ => None,
-    }
-}
-
-fn same_value(gone: &Value, have: &Value) -> bool {
-    match (gone.get("value"), have.get("value")) {
-        (Some(g), Some(h)) => g == h,
-        _ => gone == have,
     }
 }
 

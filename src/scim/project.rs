@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 
+use super::filter::{matches_element, Filter};
 use super::path::AttrPath;
 use super::query::Projection;
 use super::schema::{Attribute, ResourceType, Returned};
@@ -80,7 +81,7 @@ fn select(attr: &Attribute, urn: Option<&str>, value: Value, p: &Projection) -> 
         Returned::Always => return Some(value),
         _ => {}
     }
-    if !p.attributes.is_empty() {
+    if p.selects() {
         if p.attributes.iter().any(|a| names_extension(a, urn))
             && attr.returned != Returned::Request
         {
@@ -91,13 +92,25 @@ fn select(attr: &Attribute, urn: Option<&str>, value: Value, p: &Projection) -> 
             .iter()
             .filter(|a| names(a, attr, urn))
             .collect();
-        if asked.is_empty() {
+        let filtered: Vec<&(AttrPath, Filter)> = p
+            .value_filters
+            .iter()
+            .filter(|(a, _)| names(a, attr, urn))
+            .collect();
+        if asked.is_empty() && filtered.is_empty() {
             return None;
         }
-        if asked.iter().any(|a| a.sub.is_none()) {
+        // Named without a filter: every value; else the values a filter matches.
+        let value = if asked.is_empty() {
+            matching_values(attr, value, &filtered)?
+        } else {
+            value
+        };
+        let paths = || asked.iter().copied().chain(filtered.iter().map(|(a, _)| a));
+        if paths().any(|a| a.sub.is_none()) {
             return Some(strip_subs(attr, value, &[]));
         }
-        let subs: Vec<&str> = asked.iter().filter_map(|a| a.sub.as_deref()).collect();
+        let subs: Vec<&str> = paths().filter_map(|a| a.sub.as_deref()).collect();
         return keep_subs(value, &subs);
     }
     if attr.returned == Returned::Request {
@@ -109,6 +122,24 @@ fn select(attr: &Attribute, urn: Option<&str>, value: Value, p: &Projection) -> 
     }
     let subs: Vec<&str> = excluded.iter().filter_map(|a| a.sub.as_deref()).collect();
     Some(strip_subs(attr, value, &subs))
+}
+
+/// The values of a multi-valued attribute that one of the filters matches (RFC 7644
+/// §3.4.2.2 value filters, as in PATCH paths); `None` when none does, so the attribute is
+/// left out. A single-valued attribute is kept when the filter matches it.
+fn matching_values(
+    attr: &Attribute,
+    value: Value,
+    filters: &[&(AttrPath, Filter)],
+) -> Option<Value> {
+    let hit = |v: &Value| filters.iter().any(|(_, f)| matches_element(f, attr, v));
+    match value {
+        Value::Array(items) => {
+            let kept: Vec<Value> = items.into_iter().filter(|v| hit(v)).collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        other => hit(&other).then_some(other),
+    }
 }
 
 /// Removes the named sub-attributes and those returned `never` or only on request.

@@ -150,6 +150,36 @@ pub fn check_required(rt: &ResourceType, doc: &Document) -> ScimResult<()> {
     Ok(())
 }
 
+/// Rejects a document in which one multi-valued attribute holds more than `max` values
+/// (`limits.max_values_per_attribute`): every filter, PATCH and rendering of the resource
+/// pays for each value. Group `members` are rows, not document values, and are not counted.
+/// `400 invalidValue` (RFC 7644 §3.12: a value not compatible with the attribute, here its
+/// size; the limit is documented in docs/API.md).
+pub fn check_value_counts(rt: &ResourceType, doc: &Document, max: usize) -> ScimResult<()> {
+    let too_many = |name: &str, n: usize| {
+        ScimError::invalid_value(format!(
+            "attribute \"{name}\" has {n} values; at most {max} are accepted \
+             (limits.max_values_per_attribute)"
+        ))
+    };
+    for (key, value) in doc {
+        match value {
+            Value::Array(items) if items.len() > max => return Err(too_many(key, items.len())),
+            Value::Object(ext) if rt.extension(key).is_some() => {
+                for (name, v) in ext {
+                    if let Value::Array(items) = v {
+                        if items.len() > max {
+                            return Err(too_many(name, items.len()));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Rejects a change to an `immutable` attribute that already has a value (RFC 7643 §7).
 pub fn check_immutable(rt: &ResourceType, old: &Document, new: &Document) -> ScimResult<()> {
     let scopes = std::iter::once((None, rt.core.attributes.as_slice())).chain(

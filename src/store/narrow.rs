@@ -96,7 +96,7 @@ fn cond(path: &AttrPath, value: &CompValue, rt: &ResourceType) -> Option<Cond> {
     };
     match (rt.kind, name.as_str(), sub.as_deref()) {
         (ResourceKind::User, "username", None) | (ResourceKind::Group, "displayname", None) => {
-            text.map(|s| Cond::NameLower(s.to_lowercase()))
+            text.map(|s| Cond::NameLower(crate::scim::identifier::fold(s)))
         }
         (_, "id", None) => text.map(|s| Cond::Id(s.to_owned())),
         (_, "externalid", None) => text.map(|s| Cond::ExternalId(s.to_owned())),
@@ -107,7 +107,7 @@ fn cond(path: &AttrPath, value: &CompValue, rt: &ResourceType) -> Option<Cond> {
             _ => None,
         },
         (ResourceKind::User, "emails", None | Some("value")) => {
-            text.map(|s| Cond::Email(s.to_lowercase()))
+            text.map(|s| Cond::Email(crate::scim::identifier::fold(s)))
         }
         _ => None,
     }
@@ -119,7 +119,7 @@ fn email_in(f: &Filter) -> Option<String> {
         Filter::Compare(p, CompareOp::Eq, CompValue::String(s))
             if p.urn.is_none() && p.sub.is_none() && p.name.eq_ignore_ascii_case("value") =>
         {
-            Some(s.to_lowercase())
+            Some(crate::scim::identifier::fold(s))
         }
         Filter::And(a, b) => email_in(a).or_else(|| email_in(b)),
         _ => None,

@@ -1,11 +1,14 @@
 //! Reads for mapped profiles: users in pages with their identity-link username (the Linchpin
-//! feed), users by a manager key (manager resolution), and the feed's change stamp.
+//! feed), users by a manager key, e-mail addresses included (manager resolution), and the
+//! feed's change stamp.
+
+use std::collections::HashMap;
 
 use serde_json::Value;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{bind_args, from_ms, Arg, Store, StoreResult};
+use super::{bind_args, from_ms, Arg, Backend, Store, StoreResult};
 use crate::mapping::ManagerKey;
 use crate::scim::resource::Document;
 
@@ -28,6 +31,15 @@ pub struct ProfileRow {
     pub employee_number: Option<String>,
     /// userName as sent.
     pub user_name: String,
+}
+
+/// A user found by one manager key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyMatch {
+    /// The value that matched, normalised by the key ([`ManagerKey::normalise`]).
+    pub value: String,
+    /// The user.
+    pub row: ProfileRow,
 }
 
 /// What the feed's `ETag` and `Last-Modified` are computed from.
@@ -132,40 +144,118 @@ impl Store {
         key: ManagerKey,
         values: &[String],
     ) -> StoreResult<Vec<ProfileRow>> {
-        let column = match key {
-            ManagerKey::Id => "r.id",
-            ManagerKey::ExternalId => "r.external_id",
-            ManagerKey::EmployeeNumber => "r.employee_number",
-            ManagerKey::UserName => "r.name_lower",
+        Ok(self
+            .users_matching(connector, key, values)
+            .await?
+            .into_iter()
+            .map(|m| m.row)
+            .collect())
+    }
+
+    /// The users of a connector whose `key` equals one of `values`, each with the value it
+    /// matched as [`ManagerKey::normalise`] writes it (so the caller can tell which of its
+    /// values a row answers): ids, externalIds and employee numbers exactly, userNames and
+    /// e-mail addresses case-insensitively. A user with two matching e-mail addresses comes
+    /// once per address. Every lookup runs on an index: `resources_id`, `resources_external_id`,
+    /// `resources_employee_number`, `resources_name`, `resource_emails_value`.
+    pub async fn users_matching(
+        &self,
+        connector: &str,
+        key: ManagerKey,
+        values: &[String],
+    ) -> StoreResult<Vec<KeyMatch>> {
+        // The e-mail lookup starts from resource_emails' (connector, value_lower) index.
+        // SQLite, without statistics, prefers the covering primary key (connector,
+        // resource_id, value_lower) and so reads every address of the connector for each
+        // page of the feed (10 ms per page at 100,000 users, against 0.3 ms): on SQLite the
+        // index is named (`INDEXED BY`); PostgreSQL plans it from its statistics.
+        let emails = match self.backend() {
+            Backend::Sqlite => "resource_emails e INDEXED BY resource_emails_value",
+            Backend::Postgres => "resource_emails e",
         };
+        let email_from = format!(
+            "{emails} JOIN resources r ON r.connector = e.connector AND r.kind = 'User' \
+             AND r.id = e.resource_id AND e.connector = $1"
+        );
+        let (from, column) = match key {
+            ManagerKey::Id => ("resources r", "r.id"),
+            ManagerKey::ExternalId => ("resources r", "r.external_id"),
+            ManagerKey::EmployeeNumber => ("resources r", "r.employee_number"),
+            ManagerKey::UserName => ("resources r", "r.name_lower"),
+            ManagerKey::Email => (email_from.as_str(), "e.value_lower"),
+        };
+        let mut wanted: Vec<String> = values
+            .iter()
+            .map(|v| key.normalise(v))
+            .filter(|v| !v.is_empty())
+            .collect();
+        wanted.sort();
+        wanted.dedup();
         let mut out = Vec::new();
-        for chunk in values.chunks(IN_CHUNK) {
+        for chunk in wanted.chunks(IN_CHUNK) {
             let mut args = vec![Arg::Text(connector.to_owned())];
             let mut marks = Vec::with_capacity(chunk.len());
             for v in chunk {
-                let v = v.trim();
-                args.push(Arg::Text(if key == ManagerKey::UserName {
-                    v.to_lowercase()
-                } else {
-                    v.to_owned()
-                }));
+                args.push(Arg::Text(v.clone()));
                 marks.push(format!("${}", args.len()));
             }
             // No ORDER BY: with one, SQLite prefers the (connector, kind, seq) index, which
             // returns rows in order but scans every user of the connector. Sorted below.
             let sql = format!(
-                "SELECT {PROFILE_COLUMNS} FROM resources r {LINK_JOIN} WHERE r.connector = $1 \
-                 AND r.kind = 'User' AND {column} IN ({})",
+                "SELECT {PROFILE_COLUMNS}, {column} FROM {from} {LINK_JOIN} \
+                 WHERE r.connector = $1 AND r.kind = 'User' AND {column} IN ({})",
                 marks.join(", ")
             );
             let rows = bind_args(sqlx::query(&sql).persistent(false), &args)
                 .fetch_all(self.reader())
                 .await?;
             for r in &rows {
-                out.push(profile_row(r)?);
+                out.push(KeyMatch {
+                    value: r.try_get(7)?,
+                    row: profile_row(r)?,
+                });
             }
         }
-        out.sort_by_key(|r| r.seq);
+        out.sort_by_key(|m| m.row.seq);
+        Ok(out)
+    }
+
+    /// The display names of users and groups of a connector, by SCIM id: a User's `displayName`,
+    /// else its `userName`; a Group's `displayName`. For the `display` of group members the client
+    /// sent none for (docs/API.md "Deliberate deviations and choices"). Ids that name nothing are
+    /// absent.
+    pub async fn display_names(
+        &self,
+        connector: &str,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, String>> {
+        // `name` is userName for Users and displayName for Groups; the User's displayName
+        // is read from the document by the database, and only for the asked rows.
+        let display = match self.backend() {
+            Backend::Sqlite => "CAST(json_extract(doc, '$.displayName') AS TEXT)",
+            Backend::Postgres => "(doc::jsonb ->> 'displayName')",
+        };
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut args = vec![Arg::Text(connector.to_owned())];
+            let mut marks = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                args.push(Arg::Text(id.clone()));
+                marks.push(format!("${}", args.len()));
+            }
+            // `kind IN (…)` lets both databases use the (connector, kind, id) index.
+            let sql = format!(
+                "SELECT id, COALESCE(NULLIF(TRIM({display}), ''), name) FROM resources \
+                 WHERE connector = $1 AND kind IN ('User', 'Group') AND id IN ({})",
+                marks.join(", ")
+            );
+            let rows = bind_args(sqlx::query(&sql).persistent(false), &args)
+                .fetch_all(self.reader())
+                .await?;
+            for r in &rows {
+                out.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+        }
         Ok(out)
     }
 

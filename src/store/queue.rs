@@ -5,6 +5,10 @@
 //! then completes, reschedules or parks them as dead. Claims carry the key's `generation`: if
 //! the key was marked again while in flight, completing the old generation only releases the
 //! lease, so the newer change is delivered too.
+//!
+//! Two columns serve target health and urgency (`docs/delivery.md`): `priority` (deprovisioning
+//! is claimed first) and `waiting_on` (the paused target a key waits for, without having spent
+//! a retry; the worker leaves such keys alone until the target answers, then releases them).
 
 use std::time::Duration;
 
@@ -24,6 +28,25 @@ pub struct QueueKey {
     pub kind: ResourceKind,
     /// SCIM id.
     pub id: String,
+}
+
+/// How urgent a marked key is: deprovisioning is claimed ahead of other work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// A user made inactive, a user or group deleted: access must go now.
+    Deprovision = 0,
+    /// Everything else.
+    Normal = 1,
+}
+
+/// Which keys a claim may take, as far as target health goes.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimFilter<'a> {
+    /// The target every key visits first (`confluence`): a key waiting for nothing waits for it
+    /// when it is paused.
+    pub first_target: &'a str,
+    /// The targets paused now: keys waiting for them are not claimed.
+    pub paused: &'a [String],
 }
 
 /// A claimed key.
@@ -54,6 +77,10 @@ pub struct QueueRow {
     pub last_error: Option<String>,
     /// When the key first became dirty.
     pub enqueued_at: OffsetDateTime,
+    /// 0: deprovisioning, claimed first; 1: the rest.
+    pub priority: i64,
+    /// The paused target the key waits for (`confluence`, `webhook/CONNECTOR`), if any.
+    pub waiting_on: Option<String>,
 }
 
 /// Counts for health and metrics.
@@ -63,11 +90,14 @@ pub struct QueueStats {
     pub pending: i64,
     /// Keys whose retries are exhausted.
     pub dead: i64,
+    /// Pending keys set aside because a target they need is paused (rate limited, down,
+    /// refusing credentials); they spent no retry.
+    pub waiting: i64,
     /// When the oldest pending key became dirty (alert when this grows: delivery is stalled).
     pub oldest_pending_ms: Option<i64>,
 }
 
-/// Marks a key dirty inside the caller's transaction.
+/// Marks a key dirty inside the caller's transaction, at normal priority.
 pub(crate) async fn mark(
     conn: &mut AnyConnection,
     connector: &str,
@@ -75,17 +105,34 @@ pub(crate) async fn mark(
     id: &str,
     now_ms: i64,
 ) -> StoreResult<()> {
+    mark_with(conn, connector, kind, id, now_ms, Priority::Normal).await
+}
+
+/// Marks a key dirty inside the caller's transaction. A key already pending keeps the more
+/// urgent of its priority and `priority`; a key waiting for a paused target waits no more (the
+/// new change may need another target first).
+pub(crate) async fn mark_with(
+    conn: &mut AnyConnection,
+    connector: &str,
+    kind: ResourceKind,
+    id: &str,
+    now_ms: i64,
+    priority: Priority,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO sync_queue (connector, kind, resource_id, generation, state, attempts, \
-         next_attempt_at, enqueued_at) VALUES ($1, $2, $3, 1, 'pending', 0, $4, $4) \
+         next_attempt_at, enqueued_at, priority) VALUES ($1, $2, $3, 1, 'pending', 0, $4, $4, $5) \
          ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
          generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
-         next_attempt_at = excluded.next_attempt_at, last_error = NULL",
+         next_attempt_at = excluded.next_attempt_at, last_error = NULL, waiting_on = NULL, \
+         priority = CASE WHEN excluded.priority < sync_queue.priority \
+         THEN excluded.priority ELSE sync_queue.priority END",
     )
     .bind(connector.to_owned())
     .bind(kind.as_str())
     .bind(id.to_owned())
     .bind(now_ms)
+    .bind(priority as i64)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -117,7 +164,7 @@ pub(crate) async fn mark_reports(
          WHERE connector = $1 AND manager_ref IN ({}) AND id <> $3 \
          ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
          generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
-         next_attempt_at = excluded.next_attempt_at, last_error = NULL",
+         next_attempt_at = excluded.next_attempt_at, last_error = NULL, waiting_on = NULL",
         list.join(", ")
     );
     // Not a cached prepared statement: PostgreSQL would keep the plan it made while the table
@@ -154,15 +201,81 @@ impl Store {
         Ok(())
     }
 
-    /// Claims up to `limit` due keys for `lease`. Keys already leased are skipped, so a key
-    /// is never converged twice at once; a worker that dies leaves its lease to expire.
+    /// Claims up to `limit` due keys for `lease`, whatever they wait for (tests and tools; the
+    /// worker uses [`Store::claim_for_delivery`]).
     pub async fn claim_due(
         &self,
         now: OffsetDateTime,
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<Claim>> {
-        let now_ms = to_ms(now);
+        let filter = ClaimFilter {
+            first_target: "",
+            paused: &[],
+        };
+        self.claim_for_delivery(now, lease, limit, filter).await
+    }
+
+    /// Claims up to `limit` due keys for `lease`, most urgent first (deprovisioning, then by due
+    /// time), leaving alone the keys that wait for a paused target. Keys already leased are
+    /// skipped, so a key is never converged twice at once; a worker that dies leaves its lease
+    /// to expire.
+    pub async fn claim_for_delivery(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: i64,
+        filter: ClaimFilter<'_>,
+    ) -> StoreResult<Vec<Claim>> {
+        let mut args = vec![
+            Arg::Int(to_ms(now) + lease.as_millis() as i64),
+            Arg::Int(to_ms(now)),
+            Arg::Int(limit),
+        ];
+        let mut health = String::new();
+        if !filter.paused.is_empty() {
+            args.push(Arg::Text(filter.first_target.to_owned()));
+            let list: Vec<String> = filter
+                .paused
+                .iter()
+                .map(|t| {
+                    args.push(Arg::Text(t.clone()));
+                    format!("${}", args.len())
+                })
+                .collect();
+            health = format!(" AND COALESCE(waiting_on, $4) NOT IN ({})", list.join(", "));
+        }
+        let due = format!("next_attempt_at <= $2{health}");
+        self.claim_where(&due, &args).await
+    }
+
+    /// Claims one key waiting for the paused `target` to be its probe, the most urgent first,
+    /// even before its due time (the worker knows the target's wait is over). When `target`
+    /// is the first target, a due key waiting for nothing will do too.
+    pub async fn claim_waiting(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        target: &str,
+        first_target: &str,
+    ) -> StoreResult<Option<Claim>> {
+        let args = [
+            Arg::Int(to_ms(now) + lease.as_millis() as i64),
+            Arg::Int(to_ms(now)),
+            Arg::Int(1),
+            Arg::Text(target.to_owned()),
+        ];
+        let which = if target == first_target {
+            "(waiting_on = $4 OR (waiting_on IS NULL AND next_attempt_at <= $2))"
+        } else {
+            "waiting_on = $4"
+        };
+        Ok(self.claim_where(which, &args).await?.pop())
+    }
+
+    /// Claims pending, unleased keys matching `condition` (parameters: `$1` lease end, `$2`
+    /// now, `$3` limit, then the caller's).
+    async fn claim_where(&self, condition: &str, args: &[Arg]) -> StoreResult<Vec<Claim>> {
         // PostgreSQL: several usersync instances claim concurrently; SKIP LOCKED makes them
         // take different rows. SQLite has one writer, so the subquery alone is race-free.
         let lock = match self.backend() {
@@ -172,14 +285,12 @@ impl Store {
         let sql = format!(
             "UPDATE sync_queue SET lease_until = $1, attempts = attempts + 1 \
              WHERE (connector, kind, resource_id) IN (SELECT connector, kind, resource_id \
-             FROM sync_queue WHERE state = 'pending' AND next_attempt_at <= $2 \
-             AND (lease_until IS NULL OR lease_until <= $2) ORDER BY next_attempt_at LIMIT $3{lock}) \
+             FROM sync_queue WHERE state = 'pending' AND {condition} \
+             AND (lease_until IS NULL OR lease_until <= $2) \
+             ORDER BY priority, next_attempt_at LIMIT $3{lock}) \
              RETURNING connector, kind, resource_id, generation, attempts"
         );
-        let rows = sqlx::query(&sql)
-            .bind(now_ms + lease.as_millis() as i64)
-            .bind(now_ms)
-            .bind(limit)
+        let rows = bind_args(sqlx::query(&sql), args)
             .fetch_all(self.writer())
             .await?;
         rows.iter()
@@ -207,14 +318,55 @@ impl Store {
         next: OffsetDateTime,
         error: &str,
     ) -> StoreResult<()> {
-        let sql = "UPDATE sync_queue SET lease_until = NULL, next_attempt_at = $5, last_error = $6";
+        let sql =
+            "UPDATE sync_queue SET lease_until = NULL, next_attempt_at = $5, last_error = $6, \
+                   waiting_on = NULL";
         let args = [Arg::Int(to_ms(next)), Arg::Text(error.to_owned())];
         self.finish_claim(claim, sql, &args).await
     }
 
+    /// The key could not converge because `target` is paused: it waits for the target, from
+    /// `until` at the latest (the time this process expects the target back, so another
+    /// instance takes it then even if this one is gone), and the attempt is not counted.
+    pub async fn defer_claim(
+        &self,
+        claim: &Claim,
+        until: OffsetDateTime,
+        target: &str,
+        reason: &str,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE sync_queue SET lease_until = NULL, \
+                   attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+                   next_attempt_at = $5, waiting_on = $6, last_error = $7";
+        let args = [
+            Arg::Int(to_ms(until)),
+            Arg::Text(target.to_owned()),
+            Arg::Text(reason.to_owned()),
+        ];
+        self.finish_claim(claim, sql, &args).await
+    }
+
+    /// `target` answers again: every key waiting for it is due now. Returns how many.
+    pub async fn release_waiting(&self, target: &str, now: OffsetDateTime) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE sync_queue SET waiting_on = NULL, \
+             next_attempt_at = CASE WHEN next_attempt_at > $2 THEN $2 ELSE next_attempt_at END \
+             WHERE waiting_on = $1 AND state = 'pending'",
+        )
+        .bind(target.to_owned())
+        .bind(to_ms(now))
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() > 0 {
+            self.queue_changed().notify_one();
+        }
+        Ok(done.rows_affected())
+    }
+
     /// Retries are exhausted: park the key as dead, visible and retryable, never dropped.
     pub async fn bury_claim(&self, claim: &Claim, error: &str) -> StoreResult<()> {
-        let sql = "UPDATE sync_queue SET lease_until = NULL, state = 'dead', last_error = $5";
+        let sql = "UPDATE sync_queue SET lease_until = NULL, state = 'dead', last_error = $5, \
+                   waiting_on = NULL";
         self.finish_claim(claim, sql, &[Arg::Text(error.to_owned())])
             .await
     }
@@ -261,7 +413,7 @@ impl Store {
              FROM resources WHERE ($2 = '' OR connector = $2) \
              ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
              generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
-             next_attempt_at = excluded.next_attempt_at, last_error = NULL",
+             next_attempt_at = excluded.next_attempt_at, last_error = NULL, waiting_on = NULL",
         )
         .bind(to_ms(now))
         .bind(connector.unwrap_or_default().to_owned())
@@ -278,8 +430,8 @@ impl Store {
         now: OffsetDateTime,
     ) -> StoreResult<u64> {
         let done = sqlx::query(
-            "UPDATE sync_queue SET state = 'pending', attempts = 0, next_attempt_at = $1 \
-             WHERE state = 'dead' AND ($2 = '' OR connector = $2)",
+            "UPDATE sync_queue SET state = 'pending', attempts = 0, next_attempt_at = $1, \
+             waiting_on = NULL WHERE state = 'dead' AND ($2 = '' OR connector = $2)",
         )
         .bind(to_ms(now))
         .bind(connector.unwrap_or_default().to_owned())
@@ -308,7 +460,9 @@ impl Store {
             "SELECT \
              COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0), \
              COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0), \
-             MIN(CASE WHEN state = 'pending' THEN enqueued_at END) FROM sync_queue",
+             MIN(CASE WHEN state = 'pending' THEN enqueued_at END), \
+             COALESCE(SUM(CASE WHEN state = 'pending' AND waiting_on IS NOT NULL \
+             THEN 1 ELSE 0 END), 0) FROM sync_queue",
         )
         .fetch_one(self.reader())
         .await?;
@@ -316,6 +470,7 @@ impl Store {
             pending: row.try_get(0)?,
             dead: row.try_get(1)?,
             oldest_pending_ms: row.try_get(2)?,
+            waiting: row.try_get(3)?,
         })
     }
 
@@ -323,7 +478,8 @@ impl Store {
     pub async fn queue_rows(&self, connector: Option<&str>) -> StoreResult<Vec<QueueRow>> {
         let rows = sqlx::query(
             "SELECT connector, kind, resource_id, generation, state, attempts, next_attempt_at, \
-             last_error, enqueued_at FROM sync_queue WHERE ($1 = '' OR connector = $1) \
+             last_error, enqueued_at, priority, waiting_on FROM sync_queue \
+             WHERE ($1 = '' OR connector = $1) \
              ORDER BY enqueued_at, connector, kind, resource_id",
         )
         .bind(connector.unwrap_or_default().to_owned())
@@ -339,6 +495,8 @@ impl Store {
                     next_attempt_at: from_ms(r.try_get(6)?),
                     last_error: r.try_get(7)?,
                     enqueued_at: from_ms(r.try_get(8)?),
+                    priority: r.try_get(9)?,
+                    waiting_on: r.try_get(10)?,
                 })
             })
             .collect()

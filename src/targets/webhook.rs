@@ -12,68 +12,22 @@
 pub mod settings;
 pub mod sign;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::mapping::{FieldValue, Profile};
+use crate::targets::retry_after::parse_retry_after;
+use crate::targets::{truncate_body, Call, Failure, TargetError, TargetResult, BODY_LIMIT};
 
 pub use settings::WebhookSettings;
 
-/// How a POST failed, classified like the Confluence client's errors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendClass {
-    /// 429, or 503 with `Retry-After`.
-    RateLimited(Option<Duration>),
-    /// 401/403: the receiver refused the signature; an admin must fix the secret. Retried.
-    Unauthorized,
-    /// 5xx, timeout, connection refused or reset: retried.
-    Transient,
-    /// Any other 4xx: the receiver refuses this profile; not retried until it changes.
-    Permanent,
-}
-
-/// A failed POST.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendError {
-    /// Classification.
-    pub class: SendClass,
-    /// HTTP status, when an answer came.
-    pub status: Option<u16>,
-    /// What happened, with the start of the answer; never the request body.
-    pub message: String,
-}
-
-impl SendError {
-    /// The error class recorded with delivery attempts.
-    pub fn class_name(&self) -> &'static str {
-        match self.class {
-            SendClass::RateLimited(_) => "rate_limited",
-            SendClass::Unauthorized => "unauthorized",
-            SendClass::Transient => "transient",
-            SendClass::Permanent => "permanent",
-        }
-    }
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.status {
-            Some(s) => write!(
-                f,
-                "webhook {} (HTTP {s}): {}",
-                self.class_name(),
-                self.message
-            ),
-            None => write!(f, "webhook {}: {}", self.class_name(), self.message),
-        }
-    }
-}
-
-/// Longest part of an answer kept in the attempt record.
-const RESPONSE_KEEP: usize = 512;
+/// The POST of a profile, in attempt records.
+pub const POST: Call = Call::new("POST", "webhook");
+/// The probe: a `GET` of the URL, in attempt records.
+pub const PROBE: Call = Call::new("GET", "webhook");
 
 /// A configured webhook.
 #[derive(Clone)]
@@ -106,8 +60,8 @@ impl WebhookClient {
         })
     }
 
-    /// POSTs `body`, signed now.
-    pub async fn post(&self, body: &str) -> Result<u16, SendError> {
+    /// POSTs `body`, signed now; the status of a 2xx answer.
+    pub async fn post(&self, body: &str) -> TargetResult<u16> {
         let ts = OffsetDateTime::now_utc().unix_timestamp();
         let res = self
             .http
@@ -121,38 +75,91 @@ impl WebhookClient {
             .body(body.to_owned())
             .send()
             .await
-            .map_err(|e| SendError {
-                class: SendClass::Transient,
-                status: None,
-                message: if e.is_timeout() {
-                    "timed out".to_owned()
-                } else {
-                    format!("cannot reach the receiver: {}", without_url(&e))
-                },
-            })?;
+            .map_err(|e| transport(POST, &e))?;
         let status = res.status().as_u16();
         if res.status().is_success() {
             return Ok(status);
         }
-        let retry_after = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let text = res.text().await.unwrap_or_default();
-        let class = match status {
-            429 => SendClass::RateLimited(retry_after),
-            503 if retry_after.is_some() => SendClass::RateLimited(retry_after),
-            401 | 403 => SendClass::Unauthorized,
-            408 | 500..=599 => SendClass::Transient,
-            _ => SendClass::Permanent,
-        };
-        Err(SendError {
-            class,
-            status: Some(status),
-            message: text.chars().take(RESPONSE_KEEP).collect(),
-        })
+        let retry_after = retry_after(res.headers());
+        let text = res.bytes().await.unwrap_or_default();
+        Err(classify(POST, status, retry_after, &text))
     }
+
+    /// Whether the receiver answers at all: a `GET` of the URL, unsigned and without a body.
+    /// Any answer but `429` or `5xx` counts (a receiver that only takes signed POSTs answers
+    /// 401, 404 or 405, and is up); so does nothing else. Delivery asks this when a POST fails
+    /// in a way that may be the receiver's outage rather than this profile's problem.
+    pub async fn probe(&self) -> TargetResult<()> {
+        let res = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| transport(PROBE, &e))?;
+        let status = res.status().as_u16();
+        if status != 429 && status < 500 {
+            return Ok(());
+        }
+        let retry_after = retry_after(res.headers());
+        let text = res.bytes().await.unwrap_or_default();
+        Err(classify(PROBE, status, retry_after, &text))
+    }
+}
+
+/// `Retry-After` of an answer, clamped like Confluence's.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+        .map(|r| r.delay)
+}
+
+/// The class of a receiver's non-2xx answer: `429` (and `503` with `Retry-After`) rate
+/// limited, `401`/`403` unauthorized (the receiver refused the signature: the shared secret
+/// differs), `408` and other `5xx` transient, any other status permanent (the receiver refuses
+/// this profile). The answer's start goes to the attempt record, not to the message.
+fn classify(call: Call, status: u16, retry_after: Option<Duration>, body: &[u8]) -> TargetError {
+    let failure = |message: String| Failure {
+        call,
+        status: Some(status),
+        message,
+        body: truncate_body(body, BODY_LIMIT),
+    };
+    match status {
+        429 => TargetError::RateLimited {
+            retry_after,
+            failure: failure("the receiver asked to slow down (HTTP 429)".to_owned()),
+        },
+        503 if retry_after.is_some() => TargetError::RateLimited {
+            retry_after,
+            failure: failure("the receiver is unavailable (HTTP 503 with Retry-After)".to_owned()),
+        },
+        401 | 403 => TargetError::Unauthorized(failure(format!(
+            "the receiver refused the signature (HTTP {status}): check that it uses the \
+             connector's webhook secret"
+        ))),
+        408 | 500..=599 => {
+            TargetError::Transient(failure(format!("the receiver failed (HTTP {status})")))
+        }
+        _ => TargetError::Permanent(failure(format!(
+            "the receiver refused the profile (HTTP {status}); its answer is in the attempt record"
+        ))),
+    }
+}
+
+/// A call that got no answer. The URL is left out (it may carry a token in its query).
+fn transport(call: Call, e: &reqwest::Error) -> TargetError {
+    TargetError::Transient(Failure {
+        call,
+        status: None,
+        message: if e.is_timeout() {
+            "the receiver did not answer within the timeout".to_owned()
+        } else {
+            format!("cannot reach the receiver: {}", without_url(e))
+        },
+        body: None,
+    })
 }
 
 /// A transport error without the URL (which may carry a token in its query).
@@ -164,21 +171,6 @@ fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     last.unwrap_or_else(|| "connection failed".to_owned())
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn parse_retry_after(v: &str) -> Option<Duration> {
-    if let Ok(secs) = v.trim().parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(v.trim(), format)
-        .ok()?
-        .assume_utc();
-    let wait = at - OffsetDateTime::now_utc();
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
 /// The JSON body for a profile.
@@ -220,6 +212,31 @@ pub fn digest(body: &str) -> String {
 mod tests {
     use super::*;
     use crate::mapping::ProfileField;
+    use crate::targets::ErrorClass;
+
+    #[test]
+    fn receiver_answers_map_to_the_one_taxonomy() {
+        let class = |status: u16, retry_after: Option<u64>| {
+            classify(POST, status, retry_after.map(Duration::from_secs), b"").class()
+        };
+        assert_eq!(class(429, None), ErrorClass::RateLimited);
+        assert_eq!(class(503, Some(2)), ErrorClass::RateLimited);
+        assert_eq!(class(503, None), ErrorClass::Transient);
+        assert_eq!(class(500, None), ErrorClass::Transient);
+        assert_eq!(class(408, None), ErrorClass::Transient);
+        assert_eq!(class(401, None), ErrorClass::Unauthorized);
+        assert_eq!(class(403, None), ErrorClass::Unauthorized);
+        assert_eq!(class(422, None), ErrorClass::Permanent);
+        assert_eq!(class(404, None), ErrorClass::Permanent);
+        let e = classify(POST, 429, Some(Duration::from_secs(7)), b"busy, try later");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(e.failure().body.as_deref(), Some("busy, try later"));
+        assert!(
+            !e.to_string().contains("busy"),
+            "the answer stays out of the text: {e}"
+        );
+        assert!(e.to_string().contains("[POST webhook, HTTP 429]"), "{e}");
+    }
 
     #[test]
     fn the_payload_has_strings_arrays_and_nulls_and_omits_what_the_target_keeps() {
@@ -250,15 +267,5 @@ mod tests {
         );
         assert_eq!(digest("x"), digest("x"));
         assert_ne!(digest("x"), digest("y"));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }

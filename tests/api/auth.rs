@@ -12,6 +12,7 @@ mod isolation;
 mod oauth;
 mod schemes;
 mod static_tokens;
+mod uniform;
 mod wif;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

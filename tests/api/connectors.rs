@@ -154,3 +154,75 @@ async fn a_rotated_token_works_and_the_old_one_expires_after_the_grace() {
         .assert_status(200);
     app.get("/Users").await.assert_scim_error(401, None);
 }
+
+/// Okta refuses a SCIM base URL containing `_`, and the connector name is the URL's last
+/// segment: `usersync connector create` refuses such a name, says why and suggests one. A
+/// stored connector whose name already has `_` keeps working, and `check-config` warns
+/// about it with the same suggestion.
+#[tokio::test]
+async fn a_new_connector_name_with_an_underscore_is_refused_and_an_old_one_keeps_working() {
+    use clap::Parser;
+    let app = TestApp::spawn().await;
+    let dir = std::env::temp_dir().join(format!("usersync-names-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("usersync.toml");
+    std::fs::write(
+        &config,
+        format!("database = {:?}\n", app.state.settings.database),
+    )
+    .unwrap();
+    let cli = usersync::cli::Cli::parse_from([
+        "usersync",
+        "--config",
+        config.to_str().unwrap(),
+        "connector",
+        "create",
+        "okta_prod",
+    ]);
+    let err = usersync::cli::run(cli).await.unwrap_err().to_string();
+    assert!(
+        err.contains("'_'") && err.contains("Okta") && err.contains("\"okta-prod\""),
+        "{err}"
+    );
+    let names: Vec<String> = app
+        .store
+        .connectors()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert!(!names.contains(&"okta_prod".to_owned()), "{names:?}");
+
+    // A connector stored before the rule: still served, and check-config says what to do.
+    let token = usersync::connectors::generate_token();
+    let hash = usersync::connectors::hash_hex(&usersync::connectors::hash_token(&token));
+    app.store
+        .create_connector("legacy_okta", &hash, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let r = app
+        .send_url(
+            Method::GET,
+            &format!("{}/scim/v2/legacy_okta/Users", app.address),
+            None,
+            Opts {
+                auth: Some(format!("Bearer {token}")),
+                ..Opts::default()
+            },
+        )
+        .await;
+    r.assert_status(200);
+    let lines = usersync::cli::mapping::check(&app.state.settings, Some(&app.store), None)
+        .await
+        .unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("# warning:")
+            && l.contains("\"legacy_okta\"")
+            && l.contains("Okta")
+            && l.contains("\"legacy-okta\"")),
+        "{lines:#?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

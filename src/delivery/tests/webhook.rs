@@ -109,6 +109,8 @@ async fn rig_with_hook(mapping: &str, url: &str, timeout: Duration) -> Rig {
     let delivery = DeliverySettings {
         retry_schedule: vec![Dur(Duration::from_millis(0)); 3],
         jitter: 0.0,
+        probe_interval: Dur(Duration::from_millis(20)),
+        probe_interval_max: Dur(Duration::from_millis(20)),
         ..DeliverySettings::default()
     };
     let provisioning = [("c".to_owned(), Provisioning::default())]
@@ -182,7 +184,7 @@ async fn a_changed_profile_is_posted_signed_and_an_unchanged_one_sends_nothing()
 }
 
 #[tokio::test]
-async fn webhook_failures_are_retried_or_parked_like_confluence_calls() {
+async fn a_webhook_rate_limit_pauses_it_and_one_profiles_failures_are_retried_or_parked() {
     let (url, r) = receiver().await;
     let rig = rig_with_hook("", &url, Duration::from_millis(300)).await;
     r.lock()
@@ -190,7 +192,12 @@ async fn webhook_failures_are_retried_or_parked_like_confluence_calls() {
         .answers
         .extend([(429, Some("0")), (503, None), (500, None)]);
     rig.create("u1", json!({"userName": "b@x.org"})).await;
-    // Claimed "a little later": a 429 waits at least the policy's 1 s floor.
+    let key = crate::store::queue::QueueKey {
+        connector: "c".into(),
+        kind: User,
+        id: "u1".into(),
+    };
+    // Claimed "a little later", whatever the key waits for.
     let claim = |rig: &Rig| {
         let store = rig.store.clone();
         async move {
@@ -205,17 +212,25 @@ async fn webhook_failures_are_retried_or_parked_like_confluence_calls() {
                 .remove(0)
         }
     };
-    for _ in 0..3 {
+    // A 429 is the receiver's condition: the webhook pauses, the key spends no retry.
+    let c = claim(&rig).await;
+    assert_eq!(rig.worker.process(c).await, KeyOutcome::Waiting);
+    let row = rig.store.queue_rows(None).await.unwrap().remove(0);
+    assert_eq!(
+        (row.attempts, row.waiting_on.as_deref()),
+        (0, Some("webhook/c"))
+    );
+    assert!(rig.worker.health().down("webhook/c").is_some());
+    // After the pause, a 503 and a 500 while the receiver answers its probe (its URL answers
+    // GET with 405): failures of this profile, retried on the schedule.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    for _ in 0..2 {
         let c = claim(&rig).await;
         assert_eq!(rig.worker.process(c).await, KeyOutcome::Retrying);
     }
+    assert!(rig.worker.health().down("webhook/c").is_none());
     let c = claim(&rig).await;
     assert_eq!(rig.worker.process(c).await, KeyOutcome::Delivered);
-    let key = crate::store::queue::QueueKey {
-        connector: "c".into(),
-        kind: User,
-        id: "u1".into(),
-    };
     let classes: Vec<Option<String>> = rig
         .store
         .attempts(&key, 20)
@@ -239,11 +254,44 @@ async fn webhook_failures_are_retried_or_parked_like_confluence_calls() {
     let rows = rig.store.queue_rows(None).await.unwrap();
     assert_eq!(rows[0].state, "dead");
     assert!(rows[0].last_error.as_deref().unwrap().contains("422"));
-    // A receiver slower than the timeout is a retried failure.
+    // A receiver slower than the timeout, while it answers its probe at once: retried.
     r.lock().unwrap().delay = Some(Duration::from_secs(2));
     rig.store.revive_dead(Some("c"), now()).await.unwrap();
     let c = claim(&rig).await;
     assert_eq!(rig.worker.process(c).await, KeyOutcome::Retrying);
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_pauses_the_webhook_but_not_confluence() {
+    // Nothing listens at this address: POSTs and the probe are refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    drop(listener);
+    let rig = rig_with_hook("", &url, Duration::from_secs(2)).await;
+    rig.create("u1", json!({"userName": "d@x.org"})).await;
+    rig.deliver().await;
+    assert!(rig.dir.user("d@x.org").is_some(), "Confluence was served");
+    let row = rig.store.queue_rows(None).await.unwrap().remove(0);
+    assert_eq!(
+        (row.state.as_str(), row.attempts, row.waiting_on.as_deref()),
+        ("pending", 0, Some("webhook/c"))
+    );
+    // A deactivation still reaches Confluence at once; only the webhook part waits.
+    rig.set("u1", json!({"userName": "d@x.org", "active": false}))
+        .await;
+    let calls = rig.deliver().await;
+    assert!(calls.contains(&"disable d@x.org".to_owned()), "{calls:?}");
+    assert!(!rig.dir.user("d@x.org").unwrap().active);
+    // However long it stays down, the key is never dead and spends nothing.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        rig.deliver().await;
+    }
+    let row = rig.store.queue_rows(None).await.unwrap().remove(0);
+    assert_eq!(
+        (row.state.as_str(), row.attempts, row.waiting_on.as_deref()),
+        ("pending", 0, Some("webhook/c"))
+    );
 }
 
 #[tokio::test]

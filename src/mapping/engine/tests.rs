@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::mapping::rules::MappingSettings;
+use crate::mapping::ManagerKey;
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
@@ -61,6 +62,7 @@ fn without_rules_the_profile_carries_the_built_in_fields() {
     let found = ManagerLookup::Found {
         username: "mroe".into(),
         active: true,
+        by: ManagerKey::Id,
     };
     let p = m.profile(&ada(), "ada@example.com", &found, false).unwrap();
     let names: Vec<&str> = p.fields.iter().map(|f| f.name.as_str()).collect();
@@ -206,11 +208,21 @@ fn the_manager_field_follows_the_lookup_and_the_deprovisioning_policy() {
     let inactive = || ManagerLookup::Found {
         username: "mroe".into(),
         active: false,
+        by: ManagerKey::EmployeeNumber,
     };
     let deleted = || ManagerLookup::Deleted {
         username: "mroe".into(),
     };
     assert_eq!(at(&keep, ManagerLookup::Missing), FieldValue::Pending);
+    let ambiguous = ManagerLookup::Ambiguous {
+        users: 2,
+        keys: vec![ManagerKey::EmployeeNumber],
+    };
+    assert_eq!(
+        at(&keep, ambiguous),
+        FieldValue::Pending,
+        "an ambiguous manager is never guessed: the target keeps what it has"
+    );
     assert_eq!(at(&keep, ManagerLookup::NoReference), FieldValue::Clear);
     assert_eq!(
         at(&keep, ManagerLookup::OwnSelf),
@@ -269,7 +281,7 @@ fn fields_replace_defaults_by_name_and_mistakes_are_refused() {
             "[[fields]]\nname = \"a\"\nfrom = \"manager\"\nsource = \"title\"",
             "not both",
         ),
-        ("[manager]\nrefers_to = \"email\"", "email"),
+        ("[manager]\nrefers_to = \"mail\"", "mail"),
     ] {
         let e = mapping(bad).unwrap_err();
         assert!(e.contains(why), "{bad}: {e}");
@@ -282,4 +294,22 @@ fn the_fingerprint_changes_with_the_rules() {
     let b = compiled("[manager]\nrefers_to = \"employeeNumber\"");
     assert_ne!(a.fingerprint(), b.fingerprint());
     assert_eq!(a.fingerprint(), ConnectorMapping::builtin().fingerprint());
+}
+
+#[test]
+fn a_manager_field_with_on_missing_keep_leaves_a_user_without_manager_out() {
+    // docs/idp/jumpcloud.md: an IdP that never sends the manager must not clear a value
+    // another source set in Linchpin.
+    let m = compiled("[[fields]]\nname = \"manager\"\nfrom = \"manager\"\non_missing = \"keep\"");
+    let p = m
+        .profile(&ada(), "ada", &ManagerLookup::NoReference, false)
+        .unwrap();
+    assert_eq!(value_of(&p, "manager"), &FieldValue::Keep);
+    let found = ManagerLookup::Found {
+        username: "mroe".into(),
+        active: true,
+        by: ManagerKey::Id,
+    };
+    let p = m.profile(&ada(), "ada", &found, false).unwrap();
+    assert_eq!(value_of(&p, "manager"), &set("mroe"));
 }

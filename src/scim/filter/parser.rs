@@ -382,6 +382,13 @@ fn literal_word(w: &str) -> Result<CompValue, Option<String>> {
     if bare && !keyword {
         return Ok(CompValue::String(w.to_owned()));
     }
+    // An unquoted RFC 3339 date-time (`meta.created gt 2015-10-10T14:38:21.8617979-07:00`), as
+    // Microsoft's SCIM reference test collection sends it (docs/API.md "Deliberate deviations and
+    // choices"): its colons keep it from being a bare word, and it cannot be mistaken for anything
+    // else.
+    if super::compare::parse_datetime(w).is_some() {
+        return Ok(CompValue::String(w.to_owned()));
+    }
     Err(None)
 }
 
@@ -474,6 +481,20 @@ mod tests {
         assert_eq!(literal_word("and"), Err(None));
         assert_eq!(literal_word("NOT"), Err(None));
         assert_eq!(literal_word("b+smith"), Err(None));
+        for when in [
+            "2015-10-10T14:38:21.8617979-07:00",
+            "2024-02-29T23:59:59Z",
+            "2024-02-29t23:59:59+01:00",
+        ] {
+            assert_eq!(
+                literal_word(when),
+                Ok(CompValue::String(when.into())),
+                "{when}"
+            );
+        }
+        for not_a_date in ["2015-10-10T14:38:21", "2015-13-10T14:38:21Z", "10:00"] {
+            assert_eq!(literal_word(not_a_date), Err(None), "{not_a_date}");
+        }
         assert_eq!(
             literal_word("1e999"),
             Err(Some("the number 1e999 is out of range".into()))

@@ -31,6 +31,8 @@ use super::model::{
 use super::password;
 use super::version::{self, Availability, DetectedVersion, Feature, Version};
 use crate::mapping::username::check_username;
+use crate::targets::pacing::Pacer;
+use crate::targets::retry_after::parse_retry_after;
 use crate::targets::{truncate_body, Call, Failure, TargetError, BODY_LIMIT};
 
 /// The calls the client makes, by template.
@@ -83,6 +85,9 @@ use calls::*;
 const PAGE_LIMIT: usize = 200;
 /// Guard against a server whose `next` link never ends (200 × 50,000 = 10 M entries).
 const MAX_PAGES: usize = 50_000;
+/// Longest a request waits for Confluence's rate limit before it fails as rate limited, unsent
+/// (well below the delivery lease, so a paced key never outlives its claim).
+const PACING_MAX_WAIT: Duration = Duration::from_secs(5);
 /// First and longest pause between long-task polls.
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(2);
@@ -103,6 +108,8 @@ pub(super) struct Inner {
     pub authorization: HeaderValue,
     pub request_timeout: Duration,
     pub version: OnceCell<DetectedVersion>,
+    /// Spends Confluence's rate limit evenly (see [`crate::targets::pacing`]).
+    pub pacer: Pacer,
 }
 
 impl std::fmt::Debug for ConfluenceClient {
@@ -243,6 +250,7 @@ impl ConfluenceClient {
                 authorization,
                 request_timeout: config.request_timeout,
                 version: OnceCell::new(),
+                pacer: Pacer::new(PACING_MAX_WAIT),
             }),
         })
     }
@@ -274,6 +282,19 @@ impl ConfluenceClient {
         if let Some(body) = out.body {
             builder = builder.header(CONTENT_TYPE, "application/json").body(body);
         }
+        if let Err(wait) = self.inner.pacer.acquire().await {
+            return Err(TargetError::RateLimited {
+                retry_after: Some(wait),
+                failure: local(
+                    call,
+                    format!(
+                        "not sent: Confluence's rate limit (X-RateLimit-* headers) allows the \
+                         next request in {} ms",
+                        wait.as_millis()
+                    ),
+                ),
+            });
+        }
         let started = Instant::now();
         let timeout = self.inner.request_timeout;
         let result = async {
@@ -291,6 +312,16 @@ impl ConfluenceClient {
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match result {
             Ok(reply) => {
+                let code = reply.status.as_u16();
+                let retry_after = (code == 429 || code == 503)
+                    .then(|| reply.headers.get(reqwest::header::RETRY_AFTER))
+                    .flatten()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()))
+                    .map(|r| r.delay);
+                self.inner
+                    .pacer
+                    .observe(&reply.headers, retry_after, Instant::now());
                 tracing::debug!(
                     confluence.call = %call,
                     http.status = reply.status.as_u16(),

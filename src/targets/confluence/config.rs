@@ -237,18 +237,21 @@ pub(crate) fn check_base_url(raw: &str) -> Result<String, InvalidConfig> {
     let trimmed = raw.trim().trim_end_matches('/');
     let url = Url::parse(trimmed).map_err(|e| {
         InvalidConfig(format!(
-            "[confluence] base_url = {raw:?} is not a URL ({e}); use e.g. \
-             \"https://wiki.example.com\" or \"https://host/confluence\""
+            "[confluence] base_url = {:?} is not a URL ({e}); use e.g. \
+             \"https://wiki.example.com\" or \"https://host/confluence\"",
+            crate::store::redact_url(raw)
         ))
     })?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(InvalidConfig(format!(
-            "[confluence] base_url = {raw:?} must start with https:// (or http://)"
+            "[confluence] base_url = {:?} must start with https:// (or http://)",
+            crate::store::redact_url(raw)
         )));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(InvalidConfig(format!(
-            "[confluence] base_url = {raw:?} has no host"
+            "[confluence] base_url = {:?} has no host",
+            crate::store::redact_url(raw)
         )));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -261,8 +264,9 @@ pub(crate) fn check_base_url(raw: &str) -> Result<String, InvalidConfig> {
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(InvalidConfig(format!(
-            "[confluence] base_url = {raw:?} must not have a query or fragment; give the \
-             address up to the context path"
+            "[confluence] base_url = {:?} must not have a query or fragment; give the \
+             address up to the context path",
+            crate::store::redact_url(raw)
         )));
     }
     Ok(trimmed.to_owned())

@@ -102,11 +102,12 @@ async fn c82_token_endpoint_errors_follow_rfc_6749() {
     )
     .await;
     assert_oauth_error(&r, 400, "unsupported_grant_type");
+    // Header and body naming different clients or secrets: a real conflict.
     let r = token_request(
         &app,
         "ping",
         &[cc, id, secret],
-        Some(("ping-client", "new-client-secret")),
+        Some(("ping-client", "old-client-secret")),
     )
     .await;
     assert_oauth_error(&r, 400, "invalid_request");
@@ -133,6 +134,41 @@ async fn c82_token_endpoint_errors_follow_rfc_6749() {
         .await
         .unwrap();
     assert_eq!(r.status(), 405);
+}
+
+/// Entra's OAuth2 client-credentials setting "How credentials are sent: Both" puts the same
+/// client id and secret in an HTTP Basic header and in the form body (docs/idp/entra.md):
+/// accepted, since it is one client authenticating once. Only a real conflict is refused, and
+/// the refusal says so without echoing either secret.
+#[tokio::test]
+async fn entra_both_header_and_body_with_the_same_pair_gets_a_token_and_a_conflict_is_refused() {
+    let app = TestApp::spawn_with(ping).await;
+    let body = post_form("ping-client", "new-client-secret");
+    let r = token(&app, &body, Some(("ping-client", "new-client-secret"))).await;
+    let access = assert_token(&r);
+    probe(&app, "ping", bearer(&access))
+        .await
+        .assert_status(200);
+    // Any listed secret, as long as both places carry the same one.
+    let old = post_form("ping-client", "old-client-secret");
+    assert_token(&token(&app, &old, Some(("ping-client", "old-client-secret"))).await);
+
+    for (header_id, header_secret) in [
+        ("ping-client", "old-client-secret"),
+        ("other-client", "new-client-secret"),
+    ] {
+        let r = token(&app, &body, Some((header_id, header_secret))).await;
+        assert_oauth_error(&r, 400, "invalid_request");
+        let why = r.body["error_description"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("differ") && !why.contains("client-secret"),
+            "{why}"
+        );
+    }
+    // The same wrong pair in both places is a wrong secret, not a conflict.
+    let wrong = post_form("ping-client", "wrong-secret");
+    let r = token(&app, &wrong, Some(("ping-client", "wrong-secret"))).await;
+    assert_oauth_error(&r, 401, "invalid_client");
 }
 
 fn mint(claims: &Value, key: &str, typ: &str) -> String {

@@ -133,3 +133,75 @@ async fn c83_wif_client_assertion_gets_a_token_and_wrong_sub_tid_aud_iss_are_inv
     .await;
     assert_oauth_error(&r, 401, "invalid_client");
 }
+
+/// Entra's screen shows the workload identity's audience with the scope suffix,
+/// `api://{appId}/.default`; the assertion carries `api://{appId}` (or, in a v2.0 token, the
+/// bare app id). A connector configured with what the screen shows accepts the assertion, and
+/// still refuses another app's audience.
+#[tokio::test]
+async fn a_wif_audience_configured_with_default_suffix_accepts_the_assertion_without_it() {
+    let jwks = JwksServer::start(&[&key("a")]).await;
+    let app_id = AUDIENCE.trim_start_matches("api://");
+    let app = TestApp::spawn_with(|s| {
+        declare(
+            s,
+            "entra",
+            &format!(
+                r#"
+                [oauth]
+                client_id = "usersync-entra-client"
+                [oauth.wif]
+                tenant_id = "{TENANT}"
+                audience = "{AUDIENCE}/.default"
+                subject = "{SUBJECT}"
+                jwks_url = "{}"
+                "#,
+                jwks.url
+            ),
+            &[],
+        );
+    })
+    .await;
+    let a = key("a");
+    let request = |aud: &str| {
+        let assertion = sign(
+            &a,
+            Some(&a.kid),
+            &with(assertion_claims(), json!({ "aud": aud })),
+        );
+        let app = &app;
+        async move {
+            token_request(
+                app,
+                "entra",
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "usersync-entra-client"),
+                    ("client_assertion_type", ASSERTION_TYPE),
+                    ("client_assertion", assertion.as_str()),
+                    ("scope", "scim"),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    for carried in [
+        AUDIENCE.to_owned(),
+        format!("{AUDIENCE}/.default"),
+        app_id.to_owned(),
+    ] {
+        let r = request(&carried).await;
+        let access = assert_token(&r);
+        probe(&app, "entra", bearer(&access))
+            .await
+            .assert_status(200);
+    }
+    for other in [
+        "api://0e2d4c6a-8b1f-4e3d-9c7b-5a6f8e9d0c1b",
+        "0e2d4c6a-8b1f-4e3d-9c7b-5a6f8e9d0c1b",
+        "api://another-app/.default",
+    ] {
+        assert_oauth_error(&request(other).await, 401, "invalid_client");
+    }
+}

@@ -24,9 +24,13 @@ fn rate_limit(h: &Harness, mode: RateLimitMode) {
 async fn a_429_carries_the_retry_after_confluence_sent() {
     let h = Harness::start().await;
     rate_limit(&h, RateLimitMode::Limit);
-    let c = h.admin();
-    c.current_user().await.expect("the bucket's only token");
-    let (class, e) = class_of(c.get_user("alice").await);
+    h.admin()
+        .current_user()
+        .await
+        .expect("the bucket's only token");
+    // A client that has not seen the rate-limit headers yet (a second process with the same
+    // account) sends the call and gets the 429.
+    let (class, e) = class_of(h.admin().get_user("alice").await);
     assert_eq!(class, ErrorClass::RateLimited, "{e}");
     assert_eq!(e.status(), Some(429));
     let wait = e.retry_after().expect("a Retry-After");
@@ -35,6 +39,41 @@ async fn a_429_carries_the_retry_after_confluence_sent() {
         "{wait:?}"
     );
     assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn the_client_paces_itself_by_the_rate_limit_headers_instead_of_running_into_429() {
+    let h = Harness::start().await;
+    h.knobs(|k| {
+        k.rate_limit = RateLimitKnobs {
+            mode: RateLimitMode::Limit,
+            capacity: 3,
+            fill_rate: 20,
+            interval_s: 1,
+            exempt: vec![],
+        };
+    });
+    let c = h.admin();
+    h.emu.clear_calls();
+    // Three times the bucket, at 20 per second: paced, never refused.
+    for _ in 0..9 {
+        c.current_user().await.expect("paced, not refused");
+    }
+    let calls = h.calls();
+    assert_eq!(calls.len(), 9);
+    assert!(calls.iter().all(|c| c.status == Some(200)), "{calls:?}");
+    // A bucket that refills only every 30 s: the next call would wait too long, so it is not
+    // sent and fails as rate limited, with the wait.
+    rate_limit(&h, RateLimitMode::Limit);
+    c.current_user().await.expect("the new bucket's only token");
+    h.emu.clear_calls();
+    let (class, e) = class_of(c.get_user("alice").await);
+    assert_eq!(class, ErrorClass::RateLimited, "{e}");
+    assert_eq!(e.status(), None, "not sent");
+    assert!(e.to_string().contains("not sent"), "{e}");
+    let wait = e.retry_after().expect("the wait");
+    assert!(wait > Duration::from_secs(20), "{wait:?}");
+    assert!(h.calls().is_empty(), "Confluence saw no request");
 }
 
 #[tokio::test]

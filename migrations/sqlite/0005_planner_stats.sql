@@ -1,4 +1,4 @@
--- Planner statistics, SQLite flavour. See migrations/postgres/0004_planner_stats.sql.
+-- Planner statistics, SQLite flavour. See migrations/postgres/0005_planner_stats.sql.
 --
 -- Without statistics SQLite assumes that an equality on an index's first column leaves
 -- about ten rows. Here the first column is nearly always `connector`, which leaves all of
