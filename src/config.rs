@@ -235,7 +235,8 @@ impl Default for LogSettings {
 }
 
 /// Back-pressure: SCIM writes are answered 429 with `Retry-After`, never 5xx, when delivery
-/// falls this far behind (DESIGN.md; Entra and Okta both honour `Retry-After`).
+/// falls this far behind (docs/reference/design.md "Back-pressure is 429, never 5xx"; Entra and
+/// Okta both honour `Retry-After`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Backpressure {

@@ -182,7 +182,8 @@ pub struct GroupRules {
 
 impl GroupRules {
     /// The Confluence group for a SCIM group display name, or `None` when the rules keep it
-    /// out of Confluence. Confluence group names are lower case (confluence-linchpin §1.2).
+    /// out of Confluence. Confluence group names are lower case (docs/reference/confluence-api.md
+    /// §1.2).
     pub fn confluence_name(&self, display_name: &str) -> Option<String> {
         let allowed = self.allow.is_empty() || self.allow.iter().any(|p| glob(p, display_name));
         if !allowed || self.deny.iter().any(|p| glob(p, display_name)) {

@@ -69,7 +69,7 @@ pub enum StoreError {
     #[error("{0} is already in use")]
     Conflict(String),
     /// No connection became free in time while every connection was in use: the database
-    /// is saturated. Answered with 429 and `Retry-After` so IdPs back off (DESIGN.md
+    /// is saturated. Answered with 429 and `Retry-After` so IdPs back off (docs/reference/design.md
     /// "Back-pressure is 429, never 5xx"). A pool timeout while the pool had room means the
     /// database did not answer: see [`Store::explain`].
     #[error("the database is saturated")]

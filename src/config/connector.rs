@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{ConfigError, Dur, OneOrMany, Secrets};
 
 /// The audience of the tokens Entra signs for every non-gallery app when the Secret Token is
-/// left blank (idp-quirks §2.9 item 2, MS-SCIM).
+/// left blank (docs/reference/idp-behaviour.md §2.9 item 2, MS-SCIM).
 pub const ENTRA_NON_GALLERY_AUDIENCE: &str = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621";
 
 /// Shortest HMAC key accepted for our access tokens: 256 bits, the size of the HS256 output
@@ -113,7 +113,7 @@ pub struct OAuthSettings {
 }
 
 /// `[connectors.NAME.oauth.wif]`: the Entra workload identity whose assertions we accept
-/// (idp-quirks §2.9 item 5, MSREF-WIF).
+/// (docs/reference/idp-behaviour.md §2.9 item 5, MSREF-WIF).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WifSettings {

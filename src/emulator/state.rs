@@ -1,6 +1,6 @@
-//! The emulated Confluence's data and its rules (§5.2): users, groups, memberships, long
-//! tasks, licence seats and Linchpin values. Pure and synchronous: handlers call these
-//! methods under the world lock and map [`DomainError`] to HTTP.
+//! The emulated Confluence's data and its rules (docs/emulator.md "State model"): users, groups,
+//! memberships, long tasks, licence seats and Linchpin values. Pure and synchronous: handlers call
+//! these methods under the world lock and map [`DomainError`] to HTTP.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -87,7 +87,7 @@ impl State {
                 .map(|g| ((*g).to_owned(), BTreeSet::new()))
                 .collect(),
             tasks: BTreeMap::new(),
-            // Long-task ids in the reference's example are large numbers; start there.
+            // Long-task ids in the example of docs/emulator.md are large numbers; start there.
             next_task_id: 7_340_033,
             lup: LupState {
                 fields: lup::default_fields(),

@@ -1,6 +1,6 @@
-//! Field rules of Confluence's admin user endpoints (§1.2 of the reference, from the
-//! v940/v1000 admin-user pages). Pure functions; each refusal displays as the message a
-//! 400 carries.
+//! Field rules of Confluence's admin user endpoints (docs/reference/confluence-api.md §1.2, from
+//! the v940/v1000 admin-user pages). Pure functions; each refusal displays as the message a 400
+//! carries.
 
 /// Characters Confluence forbids in a username.
 const FORBIDDEN_USERNAME_CHARS: [char; 7] = ['\\', ',', '+', '<', '>', '\'', '"'];

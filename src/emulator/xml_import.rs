@@ -1,9 +1,9 @@
 //! L3: Linchpin's XML data source, pulled on demand (`POST /__emulator/lup/xml-import`).
 //!
-//! Mirrors the documented behaviour (§2.2): fetch the feed URL, read it as UTF-8 (a BOM is
-//! accepted and reported), take one `<user_tag>` element per user whose `<username_tag>`
-//! child names the Confluence user, and set every field whose XML node name equals another
-//! child's name. Duplicate usernames abort the whole import with nothing changed; unknown
+//! Mirrors the documented behaviour (docs/reference/confluence-api.md §2.2): fetch the feed URL,
+//! read it as UTF-8 (a BOM is accepted and reported), take one `<user_tag>` element per user whose
+//! `<username_tag>` child names the Confluence user, and set every field whose XML node name equals
+//! another child's name. Duplicate usernames abort the whole import with nothing changed; unknown
 //! usernames are reported and skipped; values set from XML become read-only for that user.
 //!
 //! **(assumed)**: only fields whose source is `XML` are filled; multi-select values are

@@ -41,7 +41,7 @@ pub enum AppError {
         challenge: Challenge,
     },
     /// 429 with `Retry-After`: usersync is saturated and asks the IdP to come back later
-    /// (both Entra and Okta honour it; idp-quirks §2.7, §3.6).
+    /// (both Entra and Okta honour it; docs/reference/idp-behaviour.md §2.7, §3.6).
     #[error("too many requests: {reason}")]
     TooBusy {
         /// Seconds to wait.

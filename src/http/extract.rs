@@ -15,8 +15,8 @@ use crate::scim::ScimError;
 /// A request body parsed as JSON.
 ///
 /// Accepts `application/scim+json` and `application/json`, with or without a charset, and
-/// anything else that parses as JSON (idp-quirks §1 rule 1: never 415 for either JSON type;
-/// PingFederate and Okta's SPEC suite send `application/json`). A body over
+/// anything else that parses as JSON (docs/reference/idp-behaviour.md §1 rule 1: never 415 for
+/// either JSON type; PingFederate and Okta's SPEC suite send `application/json`). A body over
 /// `limits.max_body_bytes` is 413; a body that is not JSON is 400 `invalidSyntax`.
 #[derive(Debug)]
 pub struct ScimBody(pub Value);
@@ -62,8 +62,9 @@ fn too_large(limit: usize) -> AppError {
 
 /// The decoded query string, as pairs in order.
 ///
-/// `+` decodes to a space (OneLogin sends `filter=userName+eq+%22x%22&`, idp-quirks §1 rule
-/// 17), a trailing `&` and valueless flags such as Entra's `aadOptscim062020` are fine.
+/// `+` decodes to a space (OneLogin sends `filter=userName+eq+%22x%22&`,
+/// docs/reference/idp-behaviour.md §1 rule 17), a trailing `&` and valueless flags such as Entra's
+/// `aadOptscim062020` are fine.
 #[derive(Debug, Default)]
 pub struct QueryPairs(pub Vec<(String, String)>);
 

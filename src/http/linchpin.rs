@@ -1,5 +1,5 @@
 //! `GET /linchpin/{connector}/profiles.xml?key=…`: the feed Linchpin's XML data source pulls
-//! (confluence-linchpin §2.2), streamed from the store page by page.
+//! (docs/reference/confluence-api.md §2.2), streamed from the store page by page.
 //!
 //! Outside `/scim/v2` on purpose: the caller is Linchpin, not an IdP, so there is no SCIM
 //! authentication and errors are plain text. An unknown connector, a connector without a

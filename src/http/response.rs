@@ -1,5 +1,6 @@
 //! SCIM JSON responses: always `application/scim+json` (Entra and the Microsoft validator
-//! reject other media types, idp-quirks §1 rule 1), with `ETag` and `Location` when known.
+//! reject other media types, docs/reference/idp-behaviour.md §1 rule 1), with `ETag` and `Location`
+//! when known.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -1,5 +1,5 @@
-//! The manager reference (DESIGN.md "The manager is a reference"): what the manager field
-//! says once the store has looked the manager up. Reading the reference from a user is
+//! The manager reference (docs/reference/design.md "The manager is a reference"): what the manager
+//! field says once the store has looked the manager up. Reading the reference from a user is
 //! [`crate::scim::enterprise::manager_ref`].
 //!
 //! Resolution is one hop: the field names the manager's Confluence username and never follows

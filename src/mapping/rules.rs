@@ -113,13 +113,14 @@ pub struct FieldSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ManagerKey {
-    /// Our SCIM `id` (Entra resolves the manager to the id we issued; idp-quirks §2.6).
+    /// Our SCIM `id` (Entra resolves the manager to the id we issued;
+    /// docs/reference/idp-behaviour.md §2.6).
     Id,
     /// The manager's `externalId` (OneLogin templates often send `{$user.id}` there and
     /// OneLogin's own id as the manager; Okta sends its `00u…` id).
     ExternalId,
-    /// The manager's enterprise `employeeNumber` (Okta and OneLogin send an HR key; §3.4 O10,
-    /// §4.2).
+    /// The manager's enterprise `employeeNumber` (Okta and OneLogin send an HR key;
+    /// docs/reference/idp-behaviour.md O10, §4.2).
     EmployeeNumber,
     /// The manager's `userName` (compared case-insensitively).
     UserName,

@@ -3,11 +3,12 @@
 //!
 //! Confluence refuses to create a user whose username is blank, contains one of
 //! `\ , + < > ' "` or whitespace, is `anonymous`, or has upper-case letters (v940/v1000
-//! admin-user pages, reference §1.2 \[doc\]). SCIM `userName`s are often e-mail addresses or
-//! UPNs that break these rules (`Jane.Doe+test@Example.com`), so the mapping derives a
-//! Confluence username **once** with [`derive_username`], checks it with
+//! admin-user pages, docs/reference/confluence-api.md §1.2 \[doc\]). SCIM `userName`s are
+//! often e-mail addresses or UPNs that break these rules (`Jane.Doe+test@Example.com`), so
+//! the mapping derives a Confluence username **once** with [`derive_username`], checks it with
 //! [`check_username`], and persists it next to the SCIM id; it is never recomputed on the
-//! fly (reference §1.7 gotcha 1, DESIGN "Identity links are explicit").
+//! fly (docs/reference/confluence-api.md §1.7, docs/reference/design.md "Identity links are
+//! explicit").
 
 use std::fmt;
 

@@ -413,7 +413,7 @@ impl Resolver {
             entries.push((reference.clone(), entry));
         }
         // A manager deleted while referenced by id: the identity link still knows the
-        // username (DESIGN.md "The manager is a reference").
+        // username (docs/reference/design.md "The manager is a reference").
         if keys.contains(&ManagerKey::Id) && !unmatched.is_empty() {
             for (id, username) in self
                 .store

@@ -64,8 +64,8 @@ pub struct Patched {
 /// Parses a `PatchOp` body.
 ///
 /// `op` is matched case-insensitively: Entra's default dialect sends `Add`/`Replace`/`Remove`
-/// (idp-quirks E1, MS-COMPAT). An empty `Operations` array is a no-op rather than an error
-/// (checklist 38: the Microsoft validator has sent one).
+/// (docs/reference/idp-behaviour.md E1, MS-COMPAT). An empty `Operations` array is a no-op rather
+/// than an error (docs/reference/idp-behaviour.md c38: the Microsoft validator has sent one).
 pub fn parse(body: &Value) -> ScimResult<PatchRequest> {
     let Value::Object(obj) = body else {
         return Err(ScimError::invalid_syntax(
@@ -253,7 +253,9 @@ impl<'a> Patcher<'a> {
         }
         let parsed = PatchPath::parse(path)?;
         let Some(target) = self.resolve(&parsed)? else {
-            return Ok(()); // Unknown attribute: ignored, as in POST and PUT (idp-quirks §1 rule 8).
+            // Unknown attribute: ignored, as in POST and PUT (docs/reference/idp-behaviour.md §1
+            // rule 8).
+            return Ok(());
         };
         if target.attr.mutability == Mutability::ReadOnly {
             return Err(ScimError::mutability(format!(
@@ -303,9 +305,9 @@ impl<'a> Patcher<'a> {
 
     /// A path-less `add` or `replace`: every key of the object value is a target
     /// (RFC 7644 §3.5.2.1), read by [`dialect::pathless_target`], which also takes the dotted
-    /// and URN-qualified keys of Entra's `aadOptscim062020` dialect (idp-quirks E3). A
-    /// read-only target such as the `id` in Okta's `{"id":…, "displayName":…}` group rename
-    /// is ignored (O6).
+    /// and URN-qualified keys of Entra's `aadOptscim062020` dialect
+    /// (docs/reference/idp-behaviour.md E3). A read-only target such as the `id` in Okta's
+    /// `{"id":…, "displayName":…}` group rename is ignored (O6).
     fn pathless(&mut self, kind: OpKind, value: &Value) -> ScimResult<()> {
         let Value::Object(obj) = value else {
             return Err(ScimError::invalid_value(
@@ -375,7 +377,8 @@ impl<'a> Patcher<'a> {
         if self.rt.kind == ResourceKind::Group && t.ext.is_none() && t.attr.name == "members" {
             return self.members_op(kind, &t, value);
         }
-        // OneLogin's `managerId`, wherever the manager is written (idp-quirks §4.2).
+        // OneLogin's `managerId`, wherever the manager is written (docs/reference/idp-behaviour.md
+        // §4.2).
         let manager = value
             .filter(|_| {
                 t.sub.is_none()
@@ -407,7 +410,7 @@ impl<'a> Patcher<'a> {
                 None => MemberOp::RemoveWhere(f.clone()),
             },
             // Entra's legacy form: `remove members` with a value list removes only those
-            // members, never all (idp-quirks E8, MS-COMPAT, AZD-30826).
+            // members, never all (docs/reference/idp-behaviour.md E8, MS-COMPAT, AZD-30826).
             (OpKind::Remove, None, Some(v)) if !v.is_null() => MemberOp::Remove(
                 member_refs(t.attr, v)?
                     .into_iter()
@@ -463,7 +466,7 @@ fn whole(
     if kind == OpKind::Remove {
         match (attr.multi_valued, value) {
             // `remove` with a value list on a multi-valued attribute removes the listed values
-            // (generalises Entra's legacy member removal, idp-quirks E8).
+            // (generalises Entra's legacy member removal, docs/reference/idp-behaviour.md E8).
             (true, Some(v)) if !v.is_null() => {
                 let gone = coerce::attribute_value(attr, v, Origin::Client)?;
                 if let (Some(Value::Array(gone)), Some(Value::Array(have))) =
@@ -488,7 +491,7 @@ fn whole(
     }
     let new = coerce::attribute_value(attr, value.unwrap_or(&Value::Null), Origin::Client)?;
     let Some(new) = new else {
-        // Setting "no value" clears the attribute (idp-quirks §1 rule 19, E6).
+        // Setting "no value" clears the attribute (docs/reference/idp-behaviour.md §1 rule 19, E6).
         c.remove(&name);
         return Ok(());
     };
@@ -560,7 +563,7 @@ fn sub_everywhere(
 /// `manager[value eq "id"]`.
 ///
 /// An `add` or `replace` that matches no element creates one from the filter's equality terms
-/// (Entra relies on it: idp-quirks E7, checklist 50–52).
+/// (Entra relies on it: docs/reference/idp-behaviour.md E7, c50–c52).
 fn filtered(
     c: &mut Map<String, Value>,
     kind: OpKind,

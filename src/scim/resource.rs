@@ -20,9 +20,9 @@ pub type Document = Map<String, Value>;
 /// Turns a POST or PUT body into a canonical document.
 ///
 /// Read-only attributes (`id`, `meta`, `groups`…) and unknown attributes or schema URNs are
-/// ignored (idp-quirks §1 rule 8: Okta PUTs our own GET output back, with `id`, `meta` and
-/// `groups`; the Microsoft suite expects misspelled attributes to be ignored). Required
-/// attributes are checked by [`check_required`], not here, so PATCH can reuse this.
+/// ignored (docs/reference/idp-behaviour.md §1 rule 8: Okta PUTs our own GET output back, with
+/// `id`, `meta` and `groups`; the Microsoft suite expects misspelled attributes to be ignored).
+/// Required attributes are checked by [`check_required`], not here, so PATCH can reuse this.
 pub fn from_body(reg: &SchemaRegistry, rt: &ResourceType, body: &Value) -> ScimResult<Document> {
     let Value::Object(input) = body else {
         return Err(ScimError::invalid_syntax(

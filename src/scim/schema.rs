@@ -372,7 +372,7 @@ pub struct SchemaRegistry {
 /// the RFC URN.
 ///
 /// * OneLogin templates use SCIM 1.x URNs and non-standard "2.0" URNs without `:User`
-///   (idp-quirks §4.2, sources OL-SCHEMA, AUTHENTIK-11249, STAFFBASE).
+///   (docs/reference/idp-behaviour.md §4.2, sources OL-SCHEMA, AUTHENTIK-11249, STAFFBASE).
 /// * Microsoft's reference server strips the same prefixes (MSREF-PATH).
 const URN_ALIASES: [(&str, &str); 4] = [
     ("urn:scim:schemas:extension:enterprise:1.0", ENTERPRISE_URN),

@@ -88,7 +88,7 @@ pub enum UpdateOutcome {
         skipped_members: Vec<String>,
     },
     /// Nothing differed: no write, no version bump, nothing to deliver (an unchanged re-send
-    /// from Okta must not cause a Confluence call, checklist 93).
+    /// from Okta must not cause a Confluence call, docs/reference/idp-behaviour.md c93).
     Unchanged(StoredResource),
     /// The change was refused (a protocol error such as a failed `If-Match`); nothing written.
     Rejected(ScimError),

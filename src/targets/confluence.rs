@@ -1,5 +1,5 @@
 //! The Confluence Data Center target: a REST client for user and group provisioning
-//! (reference `confluence-linchpin.md` §1), with failures classified into
+//! (`docs/reference/confluence-api.md` §1), with failures classified into
 //! [`TargetError`](crate::targets::TargetError) at this boundary.
 //!
 //! The stable API for the delivery worker is [`ConfluenceClient`]:
@@ -26,8 +26,9 @@
 //! usernames with them, and this client checks each one again before it sends it.
 //!
 //! Read in this order: `config`, `client`, [`error`] (the classification table),
-//! [`version`] (how the release is detected), `jsonrpc`, `model`. Facts the reference
-//! marks **\[gap\]** or **(assumed)** are flagged where they are used.
+//! [`version`] (how the release is detected), `jsonrpc`, `model`. Facts
+//! docs/reference/confluence-api.md marks **\[gap\]** or **(assumed)** are flagged where they are
+//! used.
 
 mod client;
 mod config;

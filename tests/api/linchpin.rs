@@ -84,7 +84,8 @@ async fn an_entra_manager_patch_by_scim_id_reaches_linchpin_through_the_feed() {
             "title": "Engineer", ENT: {"department": "R&D"}}),
         )
         .await;
-    // Entra sends the manager in a separate PATCH, by our SCIM id (idp-quirks §2.6).
+    // Entra sends the manager in a separate PATCH, by our SCIM id (docs/reference/idp-behaviour.md
+    // §2.6).
     app.patch_ops(
         &format!("/Users/{emp}"),
         json!([{"op": "Add", "path": format!("{ENT}:manager"), "value": boss}]),
@@ -129,7 +130,8 @@ async fn an_okta_manager_given_by_employee_number_reaches_linchpin() {
     .await;
     app.create_user(json!({"userName": "chief@example.com", ENT: {"employeeNumber": "E100"}}))
         .await;
-    // Okta re-sends the HR key of the manager in every push (idp-quirks §3.4 O10).
+    // Okta re-sends the HR key of the manager in every push (docs/reference/idp-behaviour.md §3.4
+    // O10).
     app.create_user(json!({"userName": "worker@example.com",
         ENT: {"employeeNumber": "E200", "manager": {"value": "E100"}}}))
         .await;

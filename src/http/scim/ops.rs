@@ -213,8 +213,9 @@ impl<'a> Ops<'a> {
             let rt = schemas.resource_type(kind);
             let mut doc = new.clone();
             // Deviation from RFC 7644 §3.5.1, on purpose: a PUT without `active` keeps the
-            // current value instead of clearing it (idp-quirks O3). An absent `active` means
-            // "unknown" to several IdPs, and clearing it would enable or disable by accident.
+            // current value instead of clearing it (docs/reference/idp-behaviour.md O3). An absent
+            // `active` means "unknown" to several IdPs, and clearing it would enable or disable by
+            // accident.
             if kind == ResourceKind::User && !doc.contains_key("active") {
                 if let Some(active) = current.doc.get("active") {
                     doc.insert("active".into(), active.clone());

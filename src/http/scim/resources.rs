@@ -61,7 +61,8 @@ fn projection(q: &QueryPairs) -> Result<Projection, AppError> {
 }
 
 /// Whether a Group's members are wanted under this projection (they are not loaded at all
-/// when excluded: Entra reads groups with `excludedAttributes=members`, idp-quirks E19).
+/// when excluded: Entra reads groups with `excludedAttributes=members`,
+/// docs/reference/idp-behaviour.md E19).
 fn wants_members(p: &Projection) -> bool {
     if p.selects() {
         return p.selects_name("members");

@@ -57,7 +57,7 @@ pub enum ConfluenceAuth {
     /// (zabel-elements \[code\]), so the pre-9.4 update fallback is unavailable with a PAT.
     Pat(Secret),
     /// Username and password (`Authorization: Basic`). May be blocked by "SSO for Atlassian
-    /// Data Center" or similar apps (reference §1.5).
+    /// Data Center" or similar apps (docs/reference/confluence-api.md §1.5).
     Basic {
         /// The service account's username.
         username: String,

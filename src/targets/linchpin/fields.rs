@@ -1,5 +1,5 @@
-//! Linchpin's field list (`GET /rest/cup/1.0/fields`, confluence-linchpin §2.1, documented
-//! for reading) and its comparison with a connector's mapping, for `check-config`.
+//! Linchpin's field list (`GET /rest/cup/1.0/fields`, docs/reference/confluence-api.md §2.1,
+//! documented for reading) and its comparison with a connector's mapping, for `check-config`.
 //!
 //! The field list does not show a field's XML node name **\[gap\]**: the documented
 //! properties are key, label, type and source. A mapped field is therefore matched by its

@@ -9,8 +9,8 @@ use crate::values::Dur;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Deprovisioned {
-    /// Leave them out: their Linchpin values stay, editable again (§2.2: "fields absent for
-    /// a user stay editable").
+    /// Leave them out: their Linchpin values stay, editable again (docs/reference/confluence-api.md
+    /// §2.2: "fields absent for a user stay editable").
     #[default]
     Omit,
     /// Keep them in the feed, so their profile keeps following the IdP.

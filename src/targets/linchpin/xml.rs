@@ -1,5 +1,5 @@
-//! The feed's XML, in the shape Linchpin's XML data source reads (confluence-linchpin §2.2):
-//! UTF-8 *with* the byte-order mark ("UTF-8 with preamble"), one user element per user, the
+//! The feed's XML, in the shape Linchpin's XML data source reads (docs/reference/confluence-api.md
+//! §2.2): UTF-8 *with* the byte-order mark ("UTF-8 with preamble"), one user element per user, the
 //! username element first, then one element per mapped field named after its XML node name.
 //!
 //! Rendering is plain string building with escaping: the feed is written in chunks of a few

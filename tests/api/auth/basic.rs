@@ -1,4 +1,4 @@
-//! HTTP Basic (idp-quirks §3.5 item 2: Okta "Basic Auth"; §7: PingOne).
+//! HTTP Basic (docs/reference/idp-behaviour.md §3.5 item 2: Okta "Basic Auth"; §7: PingOne).
 
 use reqwest::Method;
 use serde_json::json;
