@@ -187,6 +187,14 @@ async fn main() -> anyhow::Result<()> {
         loaded = target;
         let create_rate = created as f64 / elapsed.as_secs_f64();
         let (cp50, cp99) = percentiles(lat);
+        if settings.database.starts_with("postgres") {
+            // What autovacuum does after a bulk load (this machine's server may have it off):
+            // without statistics PostgreSQL's planner guesses that a connector has a handful
+            // of users and walks them all for every lookup.
+            let pool = sqlx::AnyPool::connect(&settings.database).await?;
+            sqlx::query("ANALYZE").execute(&pool).await?;
+            pool.close().await;
+        }
         let (c, b, a) = (client.clone(), base.clone(), auth.clone());
         let (elapsed, lat) = drive(args.lookups, args.concurrency, move |i| {
             let (c, b, a) = (c.clone(), b.clone(), a.clone());

@@ -13,7 +13,6 @@ use crate::config::Settings;
 use crate::connectors::{self, Connectors};
 use crate::delivery::Worker;
 use crate::http::{self, state::AppState};
-use crate::scim::schema::SchemaRegistry;
 use crate::store::{Store, StoreOptions};
 use crate::targets::confluence::{ConfluenceClient, ConfluenceConfig};
 
@@ -65,8 +64,8 @@ impl Application {
         confluence: Option<ConfluenceConfig>,
     ) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
-        let schemas = SchemaRegistry::load(Some(&settings.schemas_dir))
-            .map_err(|e| anyhow::anyhow!(e))
+        let schemas = settings
+            .load_schemas()
             .context("cannot load the schema documents (setting `schemas_dir`)")?;
         let profiles = crate::profiles::Profiles::from_settings(&settings, &schemas)
             .map_err(anyhow::Error::msg)
@@ -139,8 +138,13 @@ impl Application {
             ))
         });
         let router = http::router(self.state.clone());
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+        let server = &self.state.settings.server;
+        let limits = http::serve::ConnLimits {
+            max_connections: server.max_connections,
+            header_read_timeout: server.header_read_timeout.0,
+            idle_timeout: server.idle_timeout.0,
+        };
+        http::serve::serve(self.listener, router, limits, shutdown)
             .await
             .context("the HTTP server failed")?;
         monitor.abort();

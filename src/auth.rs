@@ -300,21 +300,18 @@ impl Authenticator {
         }
     }
 
-    /// The challenges of a 401 for `connector`: Basic too when the connector offers it, or
-    /// when the request tried Basic, so that a Basic attempt on an unknown connector and on
-    /// a Basic connector look the same (RFC 7235 §4.1, OKTA-PREP).
-    pub fn challenge(&self, connector: &str, authorization: Option<&str>) -> Challenge {
-        let has_basic = self
-            .inner
-            .configured
-            .get(connector)
-            .is_some_and(|c| c.basic.is_some());
+    /// The challenges of a 401: `Bearer`, plus `Basic` when the request tried Basic
+    /// (RFC 7235 §4.1: a client that sent Basic learns that Basic is understood; Okta's
+    /// Basic Auth option sends it unasked, OKTA-PREP). The answer depends on the request
+    /// only, never on the connector: whether the connector exists, or offers Basic, cannot
+    /// be read from a 401, which is byte-for-byte the same for every connector.
+    pub fn challenge(&self, authorization: Option<&str>) -> Challenge {
         let tried_basic = authorization.is_some_and(|a| {
             a.trim()
                 .get(..6)
                 .is_some_and(|s| s.eq_ignore_ascii_case("basic "))
         });
-        if has_basic || tried_basic {
+        if tried_basic {
             Challenge::BearerAndBasic
         } else {
             Challenge::Bearer

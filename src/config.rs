@@ -11,13 +11,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
+use crate::scim::schema::SchemaRegistry;
 use crate::store::{redact_url, SqliteSync};
 
 mod connector;
 mod secrets;
 
+/// The value types settings are written in, under the names the settings use.
+pub use crate::values::{Dur, OneOrMany};
 pub use connector::{
     audience_resource, is_guid, BasicSettings, ConnectorSettings, EntraJwtSettings, OAuthSettings,
     WifSettings, ENTRA_NON_GALLERY_AUDIENCE, MIN_SIGNING_KEY_BYTES,
@@ -34,95 +37,15 @@ pub const DEFAULT_FILE: &str = "usersync.toml";
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
-/// A duration written as `"30s"`, `"5m"`, `"24h"`, `"250ms"` or a number of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl Dur {
-    /// Parses the text form.
-    pub fn parse(s: &str) -> Result<Dur, String> {
-        let s = s.trim();
-        let split = s
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration such as \"30s\""))?;
-        let secs = match unit.trim() {
-            "ms" => n / 1000.0,
-            "" | "s" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
-            "d" => n * 86400.0,
-            other => {
-                return Err(format!(
-                    "unknown duration unit {other:?} in {s:?}; use ms, s, m, h or d"
-                ))
-            }
-        };
-        Ok(Dur(Duration::from_secs_f64(secs)))
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if ms % 3_600_000 == 0 && ms > 0 {
-            write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 && ms > 0 {
-            write!(f, "{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
-            write!(f, "{}s", ms / 1000)
-        } else {
-            write!(f, "{ms}ms")
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Dur(Duration::from_secs(s))),
-            Raw::Text(t) => Dur::parse(&t).map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-impl Serialize for Dur {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-/// One value or a list of them (`token_env = "A"` or `token_env = ["A", "B"]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    /// A single value.
-    One(String),
-    /// Several values.
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    /// The values.
-    pub fn values(&self) -> Vec<&str> {
-        match self {
-            OneOrMany::One(s) => vec![s.as_str()],
-            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
-        }
+impl ConfigError {
+    /// The same problem, prefixed with where it is (`[connectors.okta]`).
+    pub fn at(self, place: impl fmt::Display) -> ConfigError {
+        ConfigError(format!("{place} {}", self.0))
     }
 }
 
 /// Everything usersync can be told.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address the SCIM server listens on.
@@ -139,6 +62,9 @@ pub struct Settings {
     /// Folder of extra schema documents (custom extensions). Read at start.
     #[serde(default = "default_schemas_dir")]
     pub schemas_dir: PathBuf,
+    /// Connection limits of the HTTP server.
+    #[serde(default)]
+    pub server: ServerSettings,
     /// Request and protocol limits.
     #[serde(default)]
     pub limits: Limits,
@@ -205,6 +131,15 @@ pub struct Limits {
     pub filter_max_len: usize,
     /// Deepest filter nesting accepted.
     pub filter_max_depth: usize,
+    /// Most values one multi-valued attribute of a resource may hold (`emails`, `roles`,
+    /// `entitlements`...; group members are not counted). More is a `400 invalidValue`.
+    pub max_values_per_attribute: usize,
+    /// Most work one PATCH may ask for: each operation costs 1 plus the values it carries and
+    /// the values of the attribute it touches. More is a `400 invalidValue`.
+    pub max_patch_cost: u64,
+    /// Largest list response body, in bytes: a page that would be larger ends early (fewer
+    /// items, `itemsPerPage` says how many; the first item is always sent).
+    pub max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -217,6 +152,35 @@ impl Default for Limits {
             max_page_size: 1000,
             filter_max_len: 4096,
             filter_max_depth: 32,
+            max_values_per_attribute: 1000,
+            max_patch_cost: 100_000,
+            max_response_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Connection limits of the HTTP server (`http/serve.rs`): what a slow, silent or absent
+/// client may hold.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Connections open at once; more wait in the kernel's accept queue. Keep it well under
+    /// the process's file-descriptor limit (`LimitNOFILE` in deploy/usersync.service).
+    pub max_connections: usize,
+    /// Time from the first byte of a request to the end of its head (slow-loris).
+    pub header_read_timeout: Dur,
+    /// A connection with no request being served and no bytes moving for this long is
+    /// closed (silent, half-open and idle keep-alive connections); so is one whose response
+    /// the client has not read for this long.
+    pub idle_timeout: Dur,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Dur(Duration::from_secs(10)),
+            idle_timeout: Dur(Duration::from_secs(30)),
         }
     }
 }
@@ -274,7 +238,8 @@ impl Default for LogSettings {
 }
 
 /// Back-pressure: SCIM writes are answered 429 with `Retry-After`, never 5xx, when delivery
-/// falls this far behind (DESIGN.md; Entra and Okta both honour `Retry-After`).
+/// falls this far behind (docs/reference/design.md "Back-pressure is 429, never 5xx"; Entra and
+/// Okta both honour `Retry-After`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Backpressure {
@@ -373,7 +338,7 @@ impl Settings {
         settings.secrets = Secrets::capture(names.iter().map(String::as_str), env);
         settings.validate()?;
         if let Some(c) = &settings.confluence {
-            c.resolve(env).map_err(ConfigError)?;
+            c.resolve(env).map_err(|e| ConfigError(e.0))?;
         }
         Ok(settings)
     }
@@ -393,9 +358,22 @@ impl Settings {
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError(format!(
-                    "public_url = {url:?}: must start with http:// or https://"
+                    "public_url = {:?}: must start with http:// or https://",
+                    redact_url(url)
                 )));
             }
+        }
+        let srv = &self.server;
+        if srv.max_connections == 0
+            || srv.max_connections > u32::MAX as usize
+            || srv.header_read_timeout.0.is_zero()
+            || srv.idle_timeout.0.is_zero()
+        {
+            return Err(ConfigError(
+                "server: max_connections must be at least 1, header_read_timeout and \
+                 idle_timeout more than 0"
+                    .to_owned(),
+            ));
         }
         let l = &self.limits;
         if l.max_page_size == 0 || l.default_page_size == 0 || l.default_page_size > l.max_page_size
@@ -411,6 +389,18 @@ impl Settings {
                 "backpressure.max_queue_depth must be at least 1".to_owned(),
             ));
         }
+        if l.max_values_per_attribute == 0 || l.max_patch_cost < 10 {
+            return Err(ConfigError(
+                "limits.max_values_per_attribute must be at least 1 and limits.max_patch_cost \
+                 at least 10"
+                    .to_owned(),
+            ));
+        }
+        if l.max_response_bytes < 64 * 1024 {
+            return Err(ConfigError(
+                "limits.max_response_bytes must be at least 65536".to_owned(),
+            ));
+        }
         if l.max_body_bytes < 1024 {
             return Err(ConfigError(
                 "limits.max_body_bytes must be at least 1024".to_owned(),
@@ -424,9 +414,9 @@ impl Settings {
         for (name, c) in &self.connectors {
             validate_connector_name(name)
                 .and_then(|()| c.validate(&self.secrets))
-                .map_err(|e| ConfigError(format!("[connectors.{name}] {e}")))?;
+                .map_err(|e| e.at(format!("[connectors.{name}]")))?;
         }
-        connector::check_distinct(&self.connectors, &self.secrets).map_err(ConfigError)
+        connector::check_distinct(&self.connectors, &self.secrets)
     }
 
     /// The listen address.
@@ -439,18 +429,106 @@ impl Settings {
         })
     }
 
-    /// The effective configuration as TOML, with the database password redacted. Secrets
-    /// are never part of it: the connectors name their environment variables only.
+    /// The SCIM schemas: the built-in ones, then every `*.json` document of `schemas_dir`
+    /// (custom extensions), in file-name order, when that folder exists. Reading the folder
+    /// happens here so that `scim/` stays free of I/O.
+    pub fn load_schemas(&self) -> Result<SchemaRegistry, ConfigError> {
+        let dir = &self.schemas_dir;
+        let mut docs = Vec::new();
+        if dir.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| {
+                    ConfigError(format!(
+                        "cannot read schema directory {}: {e}",
+                        dir.display()
+                    ))
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            for path in files {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError(format!("cannot read schema file {}: {e}", path.display()))
+                })?;
+                docs.push((path.display().to_string(), text));
+            }
+        }
+        SchemaRegistry::with_extensions(docs).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// The effective configuration as TOML, with every URL's secrets redacted
+    /// ([`redact_url`]: userinfo passwords, `?password=` and the like), whichever setting
+    /// holds it (`database`, `public_url`, Confluence and Linchpin base URLs, webhook URLs).
+    /// Secrets proper are never part of it: the connectors name their environment variables
+    /// only.
     pub fn redacted_toml(&self) -> String {
-        let mut copy = self.clone();
-        copy.database = redact_url(&self.database);
-        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        match toml::to_string_pretty(self) {
+            Ok(text) => {
+                text.lines()
+                    .map(redact_strings)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            }
+            Err(e) => format!("# cannot render: {e}\n"),
+        }
+    }
+}
+
+/// Applies [`redact_url`] to every quoted string of one line of TOML that looks like a URL
+/// (working on the text keeps the settings' order, which a TOML tree would sort).
+fn redact_strings(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(open) = rest.find(['"', '\'']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        // The closing quote: the next one not escaped (literal strings have no escapes).
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    close = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(close) = close else {
+            out.push_str(body);
+            return out;
+        };
+        let text = &body[..close];
+        if text.contains("://") || text.contains('@') {
+            out.push_str(&redact_url(text));
+        } else {
+            out.push_str(text);
+        }
+        out.push(quote);
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `Debug` shows what `check-config` shows (URLs redacted) plus the names of the secret
+/// variables, never a secret: settings end up in panic messages and test output.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("effective", &self.redacted_toml())
+            .field("secrets", &self.secrets)
+            .finish()
     }
 }
 
 /// Connector names are URL path segments and log fields: lower-case letters, digits, `-`,
 /// and `_` only for names that already exist (see [`validate_new_connector_name`]).
-pub fn validate_connector_name(name: &str) -> Result<(), String> {
+pub fn validate_connector_name(name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -459,9 +537,9 @@ pub fn validate_connector_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(ConfigError(format!(
             "connector name {name:?} must be 1-64 characters of a-z, 0-9 and '-'"
-        ))
+        )))
     }
 }
 
@@ -469,14 +547,14 @@ pub fn validate_connector_name(name: &str) -> Result<(), String> {
 /// The name is the last segment of the SCIM base URL, and Okta refuses a base URL containing
 /// an underscore (docs/idp/okta.md). Names with `_` that already exist keep working; `usersync
 /// check-config` warns about them ([`connector_name_warning`]).
-pub fn validate_new_connector_name(name: &str) -> Result<(), String> {
+pub fn validate_new_connector_name(name: &str) -> Result<(), ConfigError> {
     validate_connector_name(name)?;
     if name.contains('_') {
-        return Err(format!(
+        return Err(ConfigError(format!(
             "connector name {name:?} contains '_', which Okta refuses in a SCIM base URL \
              (/scim/v2/{name}); use {:?} instead",
             suggest_connector_name(name)
-        ));
+        )));
     }
     Ok(())
 }
@@ -638,6 +716,63 @@ mod tests {
     }
 
     #[test]
+    fn every_form_of_url_secret_is_redacted_wherever_it_appears() {
+        for (url, secret, kept) in [
+            (
+                "postgres://app:hunter2@db/usersync",
+                "hunter2",
+                "db/usersync",
+            ),
+            ("postgres://app:p@ss@db/usersync", "ss@db", "@db/usersync"),
+            (
+                "postgres://app@db/usersync?password=hunter2",
+                "hunter2",
+                "app@db",
+            ),
+            (
+                "postgresql://db/usersync?sslmode=require&PassWord=hunter2&user=app",
+                "hunter2",
+                "sslmode=require",
+            ),
+            (
+                "https://token-hunter2@hooks.example.com/p",
+                "token-hunter2",
+                "hooks.example.com/p",
+            ),
+            (
+                "sqlite://data/usersync.db",
+                "\u{0}",
+                "sqlite://data/usersync.db",
+            ),
+            (
+                "sqlite:///var/lib/a@b/usersync.db",
+                "\u{0}",
+                "/var/lib/a@b/usersync.db",
+            ),
+        ] {
+            let out = redact_url(url);
+            assert!(
+                !out.contains(secret) && out.contains(kept),
+                "{url} -> {out}"
+            );
+        }
+        let file = "database = \"postgres://app@db/u?password=hunter2\"\n\
+                    public_url = \"https://user:hunter3@scim.example.com\"\n";
+        let s = load(file, &[]).unwrap();
+        for shown in [s.redacted_toml(), format!("{s:?}")] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("hunter3"),
+                "{shown}"
+            );
+            assert!(shown.contains("scim.example.com"), "{shown}");
+        }
+        let e = load("database = \"mysql://app:hunter2@db/u\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
     fn redacted_output_names_secret_variables_but_never_their_values() {
         let file = "[connectors.okta]\ntoken_env = [\"OKTA_T1\", \"OKTA_T2\"]\n\
                     basic = { username = \"okta\", password_env = \"OKTA_PW\" }\n\
@@ -781,9 +916,31 @@ base_url = "https://wiki.example.com"
     }
 
     #[test]
-    fn durations_parse_and_print() {
-        assert_eq!(Dur::parse("250ms").unwrap().0, Duration::from_millis(250));
-        assert_eq!(Dur::parse("24h").unwrap().to_string(), "24h");
-        assert_eq!(Dur::parse("90").unwrap().to_string(), "90s");
+    fn schemas_dir_adds_its_json_documents_and_names_a_bad_one() {
+        let dir = std::env::temp_dir().join(format!("usersync-schemas-{}", uuid::Uuid::new_v4()));
+        let mut s = Settings::defaults();
+        s.schemas_dir = dir.join("absent");
+        let builtin = s.load_schemas().unwrap().schemas().len();
+
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("skills.json"),
+            r#"{"id": "urn:example:skills:2.0:User", "attributes": [{"name": "skills", "type": "string"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a schema").unwrap();
+        s.schemas_dir = dir.clone();
+        let reg = s.load_schemas().unwrap();
+        assert_eq!(reg.schemas().len(), builtin + 1);
+        assert!(reg.schema("urn:example:skills:2.0:User").is_some());
+
+        std::fs::write(
+            dir.join("zz-bad.json"),
+            r#"{"id": "not-a-urn", "attributes": []}"#,
+        )
+        .unwrap();
+        let err = s.load_schemas().unwrap_err().to_string();
+        assert!(err.contains("zz-bad.json") && err.contains("URN"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -268,6 +268,7 @@ impl Connectors {
         match self.reload().await {
             Ok(()) => true,
             Err(e) => {
+                let e = self.inner.store.explain(e);
                 tracing::warn!(error.message = %e, "could not reload connectors from the store");
                 false
             }

@@ -161,7 +161,7 @@ impl<D: Directory + 'static> Worker<D> {
     async fn converge(&self, key: &QueueKey, generation: i64, persist: bool) -> Run {
         let prov = self.provisioning(&key.connector);
         let profiles: Arc<ConnectorProfiles> = self.inner.profiles.get(&key.connector);
-        let confluence = ConfluenceTarget::new(&self.inner.dir, prov, &profiles.mapping);
+        let confluence = ConfluenceTarget::new(&self.inner.dir, prov, &profiles);
         let webhook = profiles
             .webhook
             .as_ref()

@@ -1,8 +1,8 @@
 //! A faithful HTTP emulator of Confluence Data Center's user/group REST API plus the
 //! documented slice of Linchpin User Profiles, with fault injection, for testing usersync's
-//! delivery without a real Confluence. The behaviour follows §5 of
-//! `reference/confluence-linchpin.md`; everything the reference marks **(assumed)** or
-//! **\[gap\]** is flagged where it is implemented and listed in `docs/emulator.md`.
+//! delivery without a real Confluence. The behaviour is specified in
+//! `docs/emulator.md` (facts: `docs/reference/confluence-api.md`); everything marked **(assumed)**
+//! or **\[gap\]** is flagged where it is implemented and listed in `docs/emulator.md`.
 //!
 //! Read in this order: `config` (knobs), `state` (the rules), `pipeline` (auth, rate limit,
 //! XSRF, faults around every call), the handlers (`users`, `admin_users`, `groups`, `lup`,

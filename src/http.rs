@@ -14,6 +14,7 @@ pub mod linchpin;
 pub mod oauth;
 pub mod response;
 pub mod scim;
+pub mod serve;
 pub mod state;
 
 use std::time::Duration;
@@ -28,8 +29,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use self::error::{scim_error_response, AppError, ErrorReport};
+use self::error::{scim_error_response, AppError, ErrorReport, StoreBusy};
 use self::state::AppState;
+use crate::store::gate::WriteGate;
+use crate::store::StoreError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -74,6 +77,10 @@ fn routes(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(timeout, time_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            explain_store_errors,
+        ))
         .layer(middleware::from_fn(log_errors))
         .layer(
             TraceLayer::new_for_http()
@@ -114,12 +121,19 @@ fn make_span(req: &Request) -> Span {
     )
 }
 
-fn on_response(res: &Response, latency: Duration, _span: &Span) {
-    tracing::info!(
-        http.status = res.status().as_u16(),
-        duration_ms = latency.as_secs_f64() * 1000.0,
-        "request finished"
-    );
+/// `request finished`, at the level of the request span: debug for health checks (whose
+/// span is a debug span, disabled at the default level), info for the rest.
+fn on_response(res: &Response, latency: Duration, span: &Span) {
+    let status = res.status().as_u16();
+    let duration_ms = latency.as_secs_f64() * 1000.0;
+    let health = span
+        .metadata()
+        .is_none_or(|m| *m.level() == tracing::Level::DEBUG);
+    if health {
+        tracing::debug!(http.status = status, duration_ms, "request finished");
+    } else {
+        tracing::info!(http.status = status, duration_ms, "request finished");
+    }
 }
 
 /// Logs each error once, at the boundary, inside the request span.
@@ -135,11 +149,50 @@ async fn log_errors(req: Request, next: Next) -> Response {
     res
 }
 
-/// Answers 503 with `Retry-After` when a request runs longer than `limits.request_timeout`.
+/// Turns a "saturated" answer into "unreachable" when the store says the database did not
+/// answer rather than that every connection was busy (`Store::explain`): 503 instead of
+/// 429, logged as an error.
+async fn explain_store_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if !res
+        .extensions()
+        .get::<StoreBusy>()
+        .is_some_and(|b| b.pool_timeout)
+    {
+        return res;
+    }
+    match state
+        .store
+        .explain(StoreError::Busy(sqlx::Error::PoolTimedOut))
+    {
+        e @ StoreError::Unavailable(_) => AppError::Store(e).into_response(),
+        _ => res,
+    }
+}
+
+/// Answers 503 with `Retry-After` when a request runs longer than `limits.request_timeout`,
+/// but only when that is the truth: the request runs inside a [`WriteGate`], and at the
+/// deadline a write that has not started is cancelled (503, nothing committed), while a
+/// write already handed to a transaction is waited for, and its outcome is the answer
+/// (`store/gate.rs`). Store waits are bounded on their own (`store.acquire_timeout`, the
+/// SQLite busy timeout), so the wait past the deadline is too.
 async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => AppError::Timeout.into_response(),
+    let gate = WriteGate::new();
+    let run = gate.scope(next.run(req));
+    tokio::pin!(run);
+    tokio::select! {
+        res = &mut run => res,
+        () = tokio::time::sleep(limit) => {
+            if gate.expire() {
+                tracing::warn!(
+                    limit_ms = limit.as_millis() as u64,
+                    "request past its time limit: finishing the write it started"
+                );
+                run.await
+            } else {
+                AppError::Timeout.into_response()
+            }
+        }
     }
 }
 
@@ -163,7 +216,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => "ready".into_response(),
         Err(e) => {
-            tracing::warn!(error.message = %e, "readiness check failed");
+            let e = state.store.explain(e);
+            tracing::warn!(error.message = %crate::errors::error_chain(&e), "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }

@@ -19,6 +19,8 @@ pub mod connectors;
 pub mod delivery;
 /// A faithful emulator of Confluence Data Center and Linchpin, for tests and trials.
 pub mod emulator;
+/// Error helpers shared by every module (an error with its causes on one line): a leaf.
+pub mod errors;
 /// SCIM endpoints and middleware.
 pub mod http;
 /// From SCIM resources to the state they should have in Confluence.
@@ -38,3 +40,5 @@ pub mod store;
 pub mod targets;
 /// Logging setup.
 pub mod telemetry;
+/// Value types settings are written in (durations, one-or-many lists): a leaf.
+pub mod values;

@@ -15,6 +15,7 @@ pub mod rules;
 pub mod script;
 pub mod source;
 pub mod transform;
+pub mod username;
 
 use std::collections::BTreeSet;
 
@@ -22,12 +23,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::scim::resource::Document;
-use crate::targets::confluence::username::{check_username, derive_username};
+use username::{check_username, derive_username};
 
 pub use engine::{ConnectorMapping, RuleTrace};
-pub use manager::{manager_ref, ManagerLookup};
+pub use manager::ManagerLookup;
 pub use profile::{FieldValue, Profile, ProfileField, Skipped};
 pub use rules::{ManagerKey, MappingSettings, OnManagerGone, OnMissing};
+pub use transform::TransformError;
 
 /// What a user should look like in Confluence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +44,24 @@ pub struct DesiredUser {
     pub active: bool,
     /// Confluence groups the user belongs to (names).
     pub groups: BTreeSet<String>,
+}
+
+/// A connector's mapping rules cannot be compiled. The message names the rule or field and
+/// says what to fix; it is shown at start and by `check-config`, and nothing branches on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRules(String);
+
+impl InvalidRules {
+    /// A problem, worded for the operator.
+    pub fn new(message: impl Into<String>) -> Self {
+        InvalidRules(message.into())
+    }
+
+    /// The same problem, prefixed with where it is (`mapping field "x"`).
+    pub fn at(self, place: impl std::fmt::Display) -> Self {
+        InvalidRules(format!("{place}: {}", self.0))
+    }
 }
 
 /// Why a resource cannot be mapped. Retrying does not help until the data or rules change.
@@ -65,7 +85,7 @@ pub enum MappingError {
         /// `username`, `full_name` or `email`.
         rule: &'static str,
         /// Why, without the value.
-        reason: String,
+        reason: TransformError,
     },
 }
 
@@ -162,20 +182,26 @@ pub struct GroupRules {
 
 impl GroupRules {
     /// The Confluence group for a SCIM group display name, or `None` when the rules keep it
-    /// out of Confluence. Confluence group names are lower case (confluence-linchpin §1.2).
+    /// out of Confluence. Confluence group names are lower case (docs/reference/confluence-api.md
+    /// §1.2).
     pub fn confluence_name(&self, display_name: &str) -> Option<String> {
         let allowed = self.allow.is_empty() || self.allow.iter().any(|p| glob(p, display_name));
         if !allowed || self.deny.iter().any(|p| glob(p, display_name)) {
             return None;
         }
-        let name = format!("{}{}", self.prefix, display_name.trim()).to_lowercase();
+        // Lower case, and in NFC like user names: one spelling, one Confluence group.
+        let name =
+            crate::scim::identifier::fold(&format!("{}{}", self.prefix, display_name.trim()));
         (!name.trim().is_empty()).then_some(name)
     }
 }
 
 /// Case-insensitive glob with `*` as the only wildcard.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.to_lowercase(), text.to_lowercase());
+    let (p, t) = (
+        crate::scim::identifier::fold(pattern),
+        crate::scim::identifier::fold(text),
+    );
     let parts: Vec<&str> = p.split('*').collect();
     if parts.len() == 1 {
         return p == t;

@@ -7,6 +7,7 @@
 //! three show the same thing.
 
 pub mod feed;
+pub mod pool;
 pub mod resolve;
 
 use std::collections::{HashMap, HashSet};
@@ -170,7 +171,8 @@ impl Profiles {
         let mut by_connector = HashMap::new();
         for (name, c) in &settings.connectors {
             let at = |e: String| format!("[connectors.{name}] {e}");
-            let mapping = ConnectorMapping::compile(&c.mapping, reg).map_err(at)?;
+            let mapping =
+                ConnectorMapping::compile(&c.mapping, reg).map_err(|e| at(e.to_string()))?;
             let feed_key = match &c.linchpin.feed_key_env {
                 Some(var) => Some(
                     env(var)
@@ -200,7 +202,8 @@ impl Profiles {
             );
         }
         let fallback = Arc::new(ConnectorProfiles {
-            mapping: ConnectorMapping::compile(&MappingSettings::default(), reg)?,
+            mapping: ConnectorMapping::compile(&MappingSettings::default(), reg)
+                .map_err(|e| e.to_string())?,
             ..ConnectorProfiles::builtin()
         });
         Ok(Profiles {

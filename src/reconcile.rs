@@ -111,8 +111,11 @@ pub enum ReconcileError {
     /// The lease was lost (this process stalled past it); nothing more was written.
     #[error("the run lost its lease (another instance took it over); nothing was changed")]
     LeaseLost,
+    /// The connector's mapping could not run (the script threads are gone).
+    #[error("{0}")]
+    Mapping(#[source] crate::profiles::pool::PoolError),
     /// The database failed.
-    #[error("database: {}", crate::http::error::error_chain(.0))]
+    #[error("database: {}", crate::errors::error_chain(.0))]
     Store(#[from] StoreError),
 }
 
@@ -421,16 +424,20 @@ impl Reconciler {
             .count_resources(c, crate::scim::schema::ResourceKind::User)
             .await?;
         progress.phase(Phase::Compare, Some(total.max(0) as u64));
-        let mapping = inner.profiles.get(c);
+        let profiles = inner.profiles.get(c);
         let scan = stored::scan_users(
             store,
             c,
             &prov,
-            &mapping.mapping,
+            &profiles,
             |u| classifier.user(u),
             |n| progress.advance(n),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            stored::ScanError::Store(e) => ReconcileError::Store(e),
+            stored::ScanError::Mapping(e) => ReconcileError::Mapping(e),
+        })?;
         let mut plan = classifier.finish();
 
         // The safety guard.
@@ -497,12 +504,12 @@ impl Reconciler {
     }
 
     /// Names the users of other connectors will take once delivered (no link yet): not
-    /// orphans.
+    /// orphans. Scripted username rules run on the script threads, as in delivery.
     async fn claim_unlinked_of_others(
         &self,
         connector: &str,
         classifier: &mut Classifier<'_>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ReconcileError> {
         let store = &self.inner.store;
         let mut after = 0;
         loop {
@@ -513,10 +520,20 @@ impl Reconciler {
                 return Ok(());
             };
             after = *last;
-            for (_, other, doc) in &chunk {
-                if let Ok(name) = self.inner.profiles.get(other).mapping.username(doc) {
-                    classifier.claim(&name);
-                }
+            let profiles = self.inner.profiles.clone();
+            let scripted = chunk
+                .iter()
+                .any(|(_, other, _)| profiles.get(other).mapping.uses_scripts());
+            let names = crate::profiles::pool::map(scripted, move || {
+                chunk
+                    .iter()
+                    .filter_map(|(_, other, doc)| profiles.get(other).mapping.username(doc).ok())
+                    .collect::<Vec<String>>()
+            })
+            .await
+            .map_err(ReconcileError::Mapping)?;
+            for name in names {
+                classifier.claim(&name);
             }
         }
     }

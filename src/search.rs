@@ -1,9 +1,12 @@
 //! Executing list and search queries (RFC 7644 §3.4.2) against the store.
 //!
 //! The filter's meaning is the Rust evaluator: the store is asked for candidates (through
-//! indexes when [`narrow`](crate::store::narrow::narrow) finds an indexed term, else a full scan in chunks), every
-//! candidate is rendered and evaluated, then sorted and paged in memory. Without a filter or
-//! sort, paging goes straight to SQL.
+//! indexes when [`narrow`](crate::store::narrow::narrow) finds an indexed term, else a full scan), in chunks sized to
+//! a memory budget; every candidate is rendered and evaluated; a sorted query keeps only the
+//! sort key of each match and reads the page's rows again. Without a filter or sort, paging
+//! goes straight to SQL. Items are handed out as they are rendered
+//! ([`search_into`](crate::search::search_into)), so the response can be written (and capped
+//! in bytes) as the page is read.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -21,8 +24,36 @@ use crate::scim::schema::{AttrType, ResourceKind, ResourceType};
 use crate::store::narrow::narrow;
 use crate::store::{MemberRow, Store, StoreResult, StoredResource};
 
-/// Rows fetched per round trip of a full scan.
-const SCAN_CHUNK: i64 = 1000;
+/// Stored document bytes read per round trip: chunks of rows are sized to this, from the
+/// sizes seen in the previous chunk, so a scan of users of a megabyte each holds a few of
+/// them at a time, and one of ordinary users a thousand.
+const CHUNK_BYTES: usize = 2 << 20;
+/// Rows of the first chunk, before any size is known.
+const FIRST_CHUNK: i64 = 8;
+/// Most rows per chunk.
+const MAX_CHUNK: i64 = 1000;
+
+/// The size of the next chunk of rows.
+#[derive(Debug, Clone, Copy)]
+struct Chunker {
+    next: i64,
+}
+
+impl Chunker {
+    fn new() -> Self {
+        Chunker { next: FIRST_CHUNK }
+    }
+
+    /// Sizes the next chunk from the documents of the last one.
+    fn saw(&mut self, rows: &[StoredResource]) {
+        if rows.is_empty() {
+            return;
+        }
+        let bytes: usize = rows.iter().map(|r| r.doc_bytes).sum();
+        let average = (bytes / rows.len()).max(1);
+        self.next = ((CHUNK_BYTES / average) as i64).clamp(1, MAX_CHUNK);
+    }
+}
 
 /// Where resources of a connector live and how their URLs look.
 #[derive(Clone, Copy)]
@@ -83,6 +114,17 @@ pub struct Paging {
     pub max: usize,
 }
 
+/// What a list query found, its items handed to a sink as they were rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageInfo {
+    /// Matches in total.
+    pub total: usize,
+    /// 1-based index of the first item.
+    pub start_index: usize,
+    /// Items handed to the sink (fewer than asked when the sink was full).
+    pub emitted: usize,
+}
+
 /// Runs a list query. `with_members` says whether Group members are wanted in the items.
 pub async fn search(
     scope: Scope<'_>,
@@ -102,102 +144,206 @@ pub(crate) async fn search_with(
     with_members: bool,
     allow_narrowing: bool,
 ) -> StoreResult<Page> {
+    let mut items = Vec::new();
+    let info = search_into(scope, q, paging, with_members, allow_narrowing, &mut |d| {
+        items.push(d);
+        true
+    })
+    .await?;
+    Ok(Page {
+        total: info.total,
+        start_index: info.start_index,
+        items,
+    })
+}
+
+/// Runs a list query, handing each item of the page to `sink` as soon as it is rendered, in
+/// page order; the sink answers whether it takes more (a response has a byte budget). Rows
+/// are read in chunks sized to a memory budget (`CHUNK_BYTES`), and only the items of the
+/// page are kept, never every match: a sorted query keeps each match's sort key, then reads
+/// the page's rows again. So a query's memory is a chunk of rows plus what the sink keeps,
+/// whatever the number and size of the resources.
+pub async fn search_into(
+    scope: Scope<'_>,
+    q: &ListQuery,
+    paging: Paging,
+    with_members: bool,
+    allow_narrowing: bool,
+    sink: &mut (dyn FnMut(Document) -> bool + Send),
+) -> StoreResult<PageInfo> {
     let count = q.count.unwrap_or(paging.default).min(paging.max);
     let start = q.start_index.max(1);
     let groups = scope.rt.kind == ResourceKind::Group;
+    let mut emitted = 0usize;
+    let mut full = count == 0;
     if q.filter.is_none() && q.sort_by.is_none() {
         let total = scope
             .store
             .count_resources(scope.connector, scope.rt.kind)
             .await? as usize;
-        let rows = if count == 0 {
-            Vec::new()
-        } else {
-            scope
+        let mut chunker = Chunker::new();
+        let mut offset = (start - 1) as i64;
+        while !full && emitted < count {
+            let want = chunker.next.min((count - emitted) as i64);
+            let rows = scope
                 .store
-                .page_resources(
-                    scope.connector,
-                    scope.rt.kind,
-                    (start - 1) as i64,
-                    count as i64,
-                )
-                .await?
-        };
-        let items = render_all(scope, &rows, groups && with_members).await?;
-        return Ok(Page {
-            total,
-            start_index: start,
-            items,
-        });
-    }
-    // Collect every match (sorting needs all of them); without sorting only the page is kept.
-    let mut matches: Vec<(StoredResource, Document)> = Vec::new();
-    let mut total = 0usize;
-    let keep_all = q.sort_by.is_some();
-    let mut consider = |batch: Vec<(StoredResource, Document)>| {
-        for (r, d) in batch {
-            // Evaluated in place: a full scan renders every resource, so no copy per row.
-            let doc = Value::Object(d);
-            if q.filter
-                .as_ref()
-                .is_none_or(|f| filter::matches(f, scope.rt, &doc))
-            {
-                total += 1;
-                if keep_all || (total >= start && total < start + count) {
-                    let Value::Object(d) = doc else { continue };
-                    matches.push((r, d));
+                .page_resources(scope.connector, scope.rt.kind, offset, want)
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            offset += rows.len() as i64;
+            chunker.saw(&rows);
+            for doc in render_all(scope, &rows, groups && with_members).await? {
+                if !sink(doc) {
+                    full = true;
+                    break;
                 }
+                emitted += 1;
             }
         }
-    };
+        return Ok(PageInfo {
+            total,
+            start_index: start,
+            emitted,
+        });
+    }
     let need_members = groups && q.filter.as_ref().is_some_and(mentions_members);
     let narrowing = q
         .filter
         .as_ref()
         .filter(|_| allow_narrowing)
         .and_then(|f| narrow(f, scope.rt));
-    match narrowing {
-        Some(n) => {
-            let rows = scope
-                .store
-                .narrowed_resources(scope.connector, scope.rt.kind, &n)
-                .await?;
-            consider(render_pairs(scope, rows, need_members).await?);
-        }
-        None => {
-            let mut after = 0i64;
-            loop {
-                let rows = scope
+    let mut total = 0usize;
+    // Sorted: every match's sort key and position (the page is read again afterwards).
+    let mut keys: Vec<(Option<SortKey>, usize, String)> = Vec::new();
+    let mut chunker = Chunker::new();
+    let mut after = 0i64;
+    loop {
+        let rows = match &narrowing {
+            Some(n) => {
+                scope
                     .store
-                    .scan_resources(scope.connector, scope.rt.kind, after, SCAN_CHUNK)
-                    .await?;
-                let Some(last) = rows.last() else { break };
-                after = last.seq;
-                let done = (rows.len() as i64) < SCAN_CHUNK;
-                consider(render_pairs(scope, rows, need_members).await?);
-                if done {
+                    .narrowed_chunk(scope.connector, scope.rt.kind, n, after, chunker.next)
+                    .await?
+            }
+            None => {
+                scope
+                    .store
+                    .scan_resources(scope.connector, scope.rt.kind, after, chunker.next)
+                    .await?
+            }
+        };
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        let done = (rows.len() as i64) < chunker.next;
+        chunker.saw(&rows);
+        // The matches of this chunk that fall on the page, rendered for the filter.
+        let mut on_page: Vec<(StoredResource, Document)> = Vec::new();
+        for (r, d) in render_pairs(scope, rows, need_members).await? {
+            // Evaluated in place: a full scan renders every resource, so no copy per row.
+            let doc = Value::Object(d);
+            if !q
+                .filter
+                .as_ref()
+                .is_none_or(|f| filter::matches(f, scope.rt, &doc))
+            {
+                continue;
+            }
+            total += 1;
+            let Value::Object(d) = doc else { continue };
+            match &q.sort_by {
+                Some(by) => keys.push((sort_key(scope.rt, by, &d), keys.len(), r.id)),
+                None if !full && total >= start && total < start + count => on_page.push((r, d)),
+                None => {}
+            }
+        }
+        if !on_page.is_empty() {
+            emit(
+                scope,
+                on_page,
+                groups,
+                with_members,
+                need_members,
+                sink,
+                &mut emitted,
+                &mut full,
+            )
+            .await?;
+        }
+        if done {
+            break;
+        }
+    }
+    if q.sort_by.is_some() {
+        sort_keys(q.sort_order, &mut keys);
+        let page: Vec<String> = keys
+            .into_iter()
+            .skip(start - 1)
+            .take(count)
+            .map(|(_, _, id)| id)
+            .collect();
+        // Read the page's rows again, in chunks, in the sorted order.
+        let mut chunker = Chunker::new();
+        let mut at = 0usize;
+        while at < page.len() && !full {
+            let ids = &page[at..(at + chunker.next as usize).min(page.len())];
+            at += ids.len();
+            let mut rows = scope
+                .store
+                .resources_by_ids(scope.connector, scope.rt.kind, ids)
+                .await?;
+            chunker.saw(&rows);
+            let position: HashMap<&str, usize> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.as_str(), i))
+                .collect();
+            rows.sort_by_key(|r| position.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+            let docs = render_all(scope, &rows, groups && with_members).await?;
+            for doc in docs {
+                if !sink(doc) {
+                    full = true;
                     break;
                 }
+                emitted += 1;
             }
         }
     }
-    if let Some(by) = &q.sort_by {
-        sort(scope.rt, by, q.sort_order, &mut matches);
-        matches = matches.into_iter().skip(start - 1).take(count).collect();
-    }
-    let rows: Vec<StoredResource> = matches.iter().map(|(r, _)| r.clone()).collect();
-    let items = if groups && with_members && !need_members {
-        render_all(scope, &rows, true).await?
-    } else if groups && !with_members {
-        render_all(scope, &rows, false).await?
-    } else {
-        matches.into_iter().map(|(_, d)| d).collect()
-    };
-    Ok(Page {
+    Ok(PageInfo {
         total,
         start_index: start,
-        items,
+        emitted,
     })
+}
+
+/// Hands matches on the page to the sink, rendered as the page wants them: Groups again,
+/// with or without members (the scan rendered them as the filter needed).
+#[allow(clippy::too_many_arguments)]
+async fn emit(
+    scope: Scope<'_>,
+    on_page: Vec<(StoredResource, Document)>,
+    groups: bool,
+    with_members: bool,
+    need_members: bool,
+    sink: &mut (dyn FnMut(Document) -> bool + Send),
+    emitted: &mut usize,
+    full: &mut bool,
+) -> StoreResult<()> {
+    let docs: Vec<Document> = if groups && with_members != need_members {
+        let rows: Vec<StoredResource> = on_page.into_iter().map(|(r, _)| r).collect();
+        render_all(scope, &rows, with_members).await?
+    } else {
+        on_page.into_iter().map(|(_, d)| d).collect()
+    };
+    for doc in docs {
+        if !sink(doc) {
+            *full = true;
+            break;
+        }
+        *emitted += 1;
+    }
+    Ok(())
 }
 
 async fn render_pairs(
@@ -302,20 +448,10 @@ fn sort_key(rt: &ResourceType, by: &AttrPath, doc: &Document) -> Option<SortKey>
     }
 }
 
-/// Sorts matches; resources without a value sort last in ascending order and first in
-/// descending order, ties keep insertion order.
-fn sort(
-    rt: &ResourceType,
-    by: &AttrPath,
-    order: SortOrder,
-    items: &mut [(StoredResource, Document)],
-) {
-    let mut keyed: Vec<(Option<SortKey>, usize)> = items
-        .iter()
-        .enumerate()
-        .map(|(i, (_, d))| (sort_key(rt, by, d), i))
-        .collect();
-    keyed.sort_by(|(a, ia), (b, ib)| {
+/// Sorts matches by key; resources without a value sort last in ascending order and first
+/// in descending order, ties keep insertion order (the position in the tuple).
+fn sort_keys(order: SortOrder, keys: &mut [(Option<SortKey>, usize, String)]) {
+    keys.sort_by(|(a, ia, _), (b, ib, _)| {
         let o = match (a, b) {
             (Some(a), Some(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
             (Some(_), None) => Ordering::Less,
@@ -329,14 +465,6 @@ fn sort(
         };
         o.then(ia.cmp(ib))
     });
-    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
-    let mut slots: Vec<Option<(StoredResource, Document)>> =
-        items.iter().cloned().map(Some).collect();
-    for (dst, src) in order.into_iter().enumerate() {
-        if let Some(v) = slots[src].take() {
-            items[dst] = v;
-        }
-    }
 }
 
 #[cfg(test)]

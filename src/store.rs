@@ -18,6 +18,7 @@
 pub mod attempts;
 mod batch;
 pub mod connectors;
+pub mod gate;
 pub mod links;
 mod members;
 pub mod narrow;
@@ -51,19 +52,40 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend a connection talks to.
+    pub(crate) fn of(conn: &sqlx::AnyConnection) -> Backend {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+}
+
 /// Store errors. Callers map them to protocol errors once (`http::error`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A unique value is taken (userName, group displayName, connector name).
     #[error("{0} is already in use")]
     Conflict(String),
-    /// No connection became free in time: the database is saturated. Answered with 429 and
-    /// `Retry-After` so IdPs back off (DESIGN.md "Back-pressure is 429, never 5xx").
+    /// No connection became free in time while every connection was in use: the database
+    /// is saturated. Answered with 429 and `Retry-After` so IdPs back off (docs/reference/design.md
+    /// "Back-pressure is 429, never 5xx"). A pool timeout while the pool had room means the
+    /// database did not answer: see [`Store::explain`].
     #[error("the database is saturated")]
     Busy(#[source] sqlx::Error),
+    /// The database cannot be reached: connections are refused, reset or time out. Not
+    /// back-pressure: answered 503 with `Retry-After`, logged as an error.
+    #[error("the database cannot be reached")]
+    Unavailable(#[source] sqlx::Error),
     /// A stored document could not be read back.
     #[error("stored document of {0} is not valid JSON")]
     Corrupt(String, #[source] serde_json::Error),
+    /// The request's time limit passed before this write started, so it was not run and
+    /// nothing of it is committed (`store/gate.rs`).
+    #[error("the request ran out of time before its write started; nothing was written")]
+    Cancelled,
     /// Any other database failure.
     #[error("database error")]
     Database(#[source] sqlx::Error),
@@ -76,12 +98,18 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::PoolTimedOut => StoreError::Busy(e),
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
+                StoreError::Unavailable(e)
+            }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("a unique value".to_owned())
             }
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6): another process holds the write lock
-            // longer than busy_timeout; like a pool timeout, this is saturation.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+            // longer than busy_timeout; PostgreSQL's lock_not_available (55P03): a lock was
+            // held longer than lock_timeout. Like a pool timeout, this is saturation.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("5" | "6" | "55P03")) =>
+            {
                 StoreError::Busy(e)
             }
             _ => StoreError::Database(e),
@@ -129,6 +157,8 @@ struct Inner {
     backend: Backend,
     /// Takes writes (for SQLite: the single writer connection).
     write: AnyPool,
+    /// The most connections `write` may hold.
+    write_max: u32,
     /// Serves reads (for PostgreSQL: the same pool).
     read: AnyPool,
     /// Woken after every commit that marked the sync queue, so the delivery worker starts at
@@ -170,8 +200,13 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         5,
+        "planner_stats",
+        include_str!("../migrations/sqlite/0005_planner_stats.sql"),
+    ),
+    (
+        6,
         "reconcile",
-        include_str!("../migrations/sqlite/0005_reconcile.sql"),
+        include_str!("../migrations/sqlite/0006_reconcile.sql"),
     ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -197,8 +232,13 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         5,
+        "planner_stats",
+        include_str!("../migrations/postgres/0005_planner_stats.sql"),
+    ),
+    (
+        6,
         "reconcile",
-        include_str!("../migrations/postgres/0005_reconcile.sql"),
+        include_str!("../migrations/postgres/0006_reconcile.sql"),
     ),
 ];
 
@@ -228,7 +268,8 @@ impl Store {
     /// are created if missing and put in WAL mode.
     pub async fn connect(url: &str, opts: &StoreOptions) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
-        let (backend, write, read) = if url.starts_with("sqlite:") {
+        let (backend, write, read, write_max) = if url.starts_with("sqlite:") {
+            private_sqlite_file(url)?;
             let sync = match opts.sqlite_sync {
                 SqliteSync::Full => "FULL",
                 SqliteSync::Normal => "NORMAL",
@@ -268,14 +309,27 @@ impl Store {
                     .connect(&sqlite_url(url, "ro"))
                     .await?
             };
-            (Backend::Sqlite, write, read)
+            (Backend::Sqlite, write, read, 1)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let max = opts.max_connections.max(2);
+            // Lock waits are bounded like SQLite's busy wait: a write blocked longer than
+            // the acquire timeout fails as saturation (429) instead of holding its request,
+            // which its time limit can no longer abandon once the write has started
+            // (`store/gate.rs`), for as long as another session holds the lock.
+            let lock_ms = opts.acquire_timeout.as_millis().max(1);
             let pool = AnyPoolOptions::new()
-                .max_connections(opts.max_connections.max(2))
+                .max_connections(max)
                 .acquire_timeout(opts.acquire_timeout)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        conn.execute(format!("SET lock_timeout = {lock_ms}").as_str())
+                            .await?;
+                        Ok(())
+                    })
+                })
                 .connect(url)
                 .await?;
-            (Backend::Postgres, pool.clone(), pool)
+            (Backend::Postgres, pool.clone(), pool, max)
         } else {
             return Err(StoreError::Database(sqlx::Error::Configuration(
                 format!(
@@ -292,6 +346,7 @@ impl Store {
             inner: Arc::new(Inner {
                 backend,
                 write,
+                write_max,
                 read,
                 queue_changed,
                 batcher,
@@ -299,13 +354,14 @@ impl Store {
         })
     }
 
-    /// Applies pending migrations of this backend's tree.
+    /// Applies pending migrations of this backend's tree, then brings comparison columns
+    /// written by older versions to the current form (`Store::refold_names`).
     pub async fn migrate(&self) -> StoreResult<()> {
         match self.inner.backend {
             Backend::Sqlite => migrator(SQLITE_MIGRATIONS).run(&self.inner.write).await?,
             Backend::Postgres => migrator(POSTGRES_MIGRATIONS).run(&self.inner.write).await?,
         }
-        Ok(())
+        self.refold_names().await
     }
 
     /// The backend in use.
@@ -321,6 +377,22 @@ impl Store {
     /// Connections of the write pool: (open, idle). Used for saturation checks and metrics.
     pub fn pool_usage(&self) -> (u32, usize) {
         (self.inner.write.size(), self.inner.write.num_idle())
+    }
+
+    /// Says what a store error means now: a pool timeout ([`StoreError::Busy`]) while the
+    /// pool had room for another connection was no wait for a free connection but a failure
+    /// to open one (sqlx retries refused connections until the acquire timeout and then
+    /// reports a timeout either way), so the database is unreachable, not saturated.
+    pub fn explain(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Busy(source)
+                if matches!(source, sqlx::Error::PoolTimedOut)
+                    && self.inner.write.size() < self.inner.write_max =>
+            {
+                StoreError::Unavailable(source)
+            }
+            other => other,
+        }
     }
 
     /// Closes the pools.
@@ -347,7 +419,11 @@ impl Store {
 
     /// Runs one write: on SQLite in the next group-commit batch (`store/batch.rs`), on PostgreSQL in a
     /// transaction of its own. Either way the result is returned only after its commit, and
-    /// an `Err` from `f` rolls back everything `f` wrote.
+    /// an `Err` from `f` rolls back everything `f` wrote. Inside a request, the write runs
+    /// only if the request's deadline has not passed ([`gate`]); otherwise it is not started
+    /// and the result is [`StoreError::Cancelled`]. Writes on a connector's behalf use
+    /// [`Store::write_in`] with its lane.
+    #[allow(dead_code)] // Every current write names its connector; kept for those that do not.
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -357,10 +433,30 @@ impl Store {
             + Send
             + 'static,
     {
+        self.write_in(batch::Lane::default(), f).await
+    }
+
+    /// [`Store::write`] on behalf of `lane` (a connector, with the weight of the write), so
+    /// the SQLite batcher shares the single writer fairly between connectors.
+    pub(crate) async fn write_in<T, F>(&self, lane: batch::Lane, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut sqlx::AnyConnection,
+            ) -> futures_util::future::BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
         let result = match &self.inner.batcher {
-            Some(b) => b.write(f).await,
+            Some(b) => b.write(lane, f).await,
             None => {
+                let gate = gate::current();
                 let mut tx = self.write_tx().await?;
+                // Waiting for a connection may have outlasted the request's deadline.
+                if !gate::try_start(gate.as_deref()) {
+                    let _ = tx.rollback().await;
+                    return Err(StoreError::Cancelled);
+                }
                 match f(&mut tx).await {
                     Ok(v) => {
                         tx.commit().await?;
@@ -396,6 +492,27 @@ pub(crate) enum Arg {
     Bool(bool),
 }
 
+/// A statement with an `IN (…)` list of `len` values, whose text changes with the length.
+///
+/// Lists longer than one are not kept as prepared statements. On PostgreSQL a prepared
+/// statement runs on a generic plan (made without the values) after five executions, kept
+/// until the table is next analyzed; one made while a connector was nearly empty is a scan,
+/// which stays one as the connector grows (measured in `store/tests/plans.rs`: a fixed
+/// statement then touched every block of a 30,000-user connector). Unprepared, the
+/// statement is planned at each execution with its values and the table's current size. A
+/// text per length would also fill sqlx's per-connection cache (100 statements) and push
+/// the store's fixed statements out. A list of one has one text and is the common case
+/// (one resource rendered), so it stays prepared like the store's fixed statements, which
+/// rely on PostgreSQL re-planning after each ANALYZE (autovacuum; docs/ARCHITECTURE.md,
+/// "Query plans"). SQLite plans from fixed statistics
+/// (`migrations/sqlite/0005_planner_stats.sql`), never from a table's size at the time.
+pub(crate) fn dynamic(
+    sql: &str,
+    len: usize,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(sql).persistent(len <= 1)
+}
+
 /// Binds [`Arg`]s to a query in order.
 pub(crate) fn bind_args<'q>(
     mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
@@ -411,6 +528,58 @@ pub(crate) fn bind_args<'q>(
     q
 }
 
+/// The file of a SQLite URL (`sqlite://PATH`, `sqlite:PATH`, with or without `?…`), or
+/// `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Creates a missing SQLite database file readable and writable by its owner only (0600),
+/// before SQLite opens it: the file holds every employee's identity, and SQLite creates its
+/// `-wal` and `-shm` files with the database file's permissions. (Under systemd the unit's
+/// `UMask=0077` does the same for every file; this covers the CLI and other launchers.) An
+/// existing file that others can read is left as the operator made it, with a warning.
+fn private_sqlite_file(url: &str) -> StoreResult<()> {
+    let Some(path) = sqlite_path(url) else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    if meta.permissions().mode() & 0o077 != 0 {
+                        tracing::warn!(
+                            file.mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                            "the SQLite database file is readable or writable by other users; \
+                             `chmod 600` it (and its -wal and -shm files)"
+                        );
+                    }
+                }
+            }
+            // A missing folder and the like: SQLite reports it, with the path, when it opens.
+            Err(_) => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Adds `mode=` to a SQLite URL unless it has one.
 fn sqlite_url(url: &str, mode: &str) -> String {
     if url.contains("mode=") || url.contains(":memory:") {
@@ -422,18 +591,67 @@ fn sqlite_url(url: &str, mode: &str) -> String {
     }
 }
 
-/// Hides the password of a database URL for logs and `check-config`.
+/// Hides the secrets of a URL (a database URL, or any URL a setting holds) for logs, error
+/// messages and `check-config`: the password of the userinfo, and the value of every query
+/// parameter whose name says it is one (`password`, `sslpassword`, `pwd`, `secret`,
+/// `token`...; libpq and sqlx read `?password=` as the password).
+///
+/// The userinfo ends at the **last** `@` before the path: a password may hold a raw `@`
+/// (`postgres://app:p@ss@db/usersync`), and cutting at the first one would print the rest
+/// of the password as if it were the host.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return redact_query(url);
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
-        None => url.to_owned(),
+    let mut out = format!("{scheme}://");
+    // The authority runs to the first `/` after its last `@` (a SQLite path has no `@`
+    // before its first `/`, so nothing of it is touched).
+    let authority_end = match before_query.rfind('@') {
+        Some(at) => before_query[at..]
+            .find('/')
+            .map_or(before_query.len(), |p| at + p),
+        None => 0,
+    };
+    let (authority, path) = before_query.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            match userinfo.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:[redacted]@{host}")),
+                // A user name alone may itself be a token (`https://TOKEN@host`).
+                None if scheme.starts_with("http") => out.push_str(&format!("[redacted]@{host}")),
+                None => out.push_str(&format!("{userinfo}@{host}")),
+            }
+        }
+        None => out.push_str(authority),
     }
+    out.push_str(path);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(&redact_query(q));
+    }
+    out
+}
+
+/// `k=v&k=v` with the values of secret-named keys replaced.
+fn redact_query(query: &str) -> String {
+    let secret = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["pass", "pwd", "secret", "token", "apikey", "api_key"]
+            .iter()
+            .any(|s| k.contains(s))
+    };
+    query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if secret(k) => format!("{k}=[redacted]"),
+            _ => kv.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Milliseconds since the Unix epoch.

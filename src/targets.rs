@@ -4,7 +4,8 @@
 //! JSON. Every failure is classified **at the client boundary** into one [`TargetError`](crate::targets::TargetError),
 //! from the HTTP status and the transport error alone, so the delivery worker decides
 //! "retry later", "retry after N seconds" or "park as dead" from that type without knowing
-//! anything about the remote API (style guide rec. 21).
+//! anything about the remote API (docs/reference/design.md "Failures are classified once, at the
+//! client boundary").
 //!
 //! What delivery makes of each class (a condition of the target that pauses it, or a failure
 //! of the one key) is decided in one place, `delivery::policy`, and described in

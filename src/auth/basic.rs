@@ -1,5 +1,5 @@
 //! HTTP Basic credentials (RFC 7617), as Okta's "Basic Auth" option and PingOne send them
-//! (OKTA-PREP, idp-quirks §3.5 item 2; PING1, §7).
+//! (OKTA-PREP, docs/reference/idp-behaviour.md §3.5 item 2; PING1, §7).
 //!
 //! Only SHA-256 hashes of the user name and passwords are held. A request's pair is hashed and
 //! compared with every configured password in constant time, without stopping at the first

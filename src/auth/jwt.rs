@@ -2,9 +2,10 @@
 //!
 //! When the admin leaves Entra's Secret Token blank, Entra sends a JWT it signed with its
 //! tenant keys: `iss` is `https://sts.windows.net/<tenant id>/`, `aud` the fixed id
-//! `8adf8e6e-67b2-4cf2-a259-e3dc5476c621` of every non-gallery app (MS-SCIM, idp-quirks §2.9
-//! item 2; Microsoft recommends it for testing only). We check the signature against the
-//! tenant's JWKS, `iss` exactly, `aud`, `exp` and `nbf` with a small leeway.
+//! `8adf8e6e-67b2-4cf2-a259-e3dc5476c621` of every non-gallery app (MS-SCIM,
+//! docs/reference/idp-behaviour.md §2.9 item 2; Microsoft recommends it for testing only). We check
+//! the signature against the tenant's JWKS, `iss` exactly, `aud`, `exp` and `nbf` with a small
+//! leeway.
 //!
 //! Only RS256 is accepted on this path. `alg: none` does not even parse as a header, and an
 //! HS256 token is refused before any key is looked up: an RSA public key is public, so

@@ -5,8 +5,8 @@
 //! apps (MS-GAL: client secrets, several valid at once, tokens of 60 minutes to 6 hours),
 //! Entra workload identity federation (MSREF-WIF), and PingOne's "OAuth 2 client credentials"
 //! (PING1). Clients authenticate with `client_secret_post` (form fields) or
-//! `client_secret_basic` (HTTP Basic), both required by idp-quirks §2.9 item 3, or with a JWT
-//! client assertion (RFC 7523). Okta's authorization-code flow is not offered.
+//! `client_secret_basic` (HTTP Basic), both required by docs/reference/idp-behaviour.md §2.9 item
+//! 3, or with a JWT client assertion (RFC 7523). Okta's authorization-code flow is not offered.
 //!
 //! This module is pure protocol; the handler in `http/oauth.rs` reads the body and renders
 //! the answer.

@@ -1,6 +1,6 @@
 //! Workload identity federation: Entra authenticates to our token endpoint with a client
-//! assertion it signed (RFC 7523 §2.2) instead of a client secret (MSREF-WIF, idp-quirks §2.9
-//! item 5).
+//! assertion it signed (RFC 7523 §2.2) instead of a client secret (MSREF-WIF,
+//! docs/reference/idp-behaviour.md §2.9 item 5).
 //!
 //! The admin copies four values from Entra into `[connectors.NAME.oauth.wif]`: the tenant
 //! (giving the issuer `https://login.microsoftonline.com/<tid>/v2.0` and the JWKS URL), the

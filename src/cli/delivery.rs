@@ -72,8 +72,7 @@ pub async fn sync_user(
         kind: crate::scim::schema::ResourceKind::User,
         id: user.id.clone(),
     };
-    let reg = crate::scim::schema::SchemaRegistry::load(Some(&settings.schemas_dir))
-        .map_err(anyhow::Error::msg)?;
+    let reg = settings.load_schemas()?;
     let profiles = std::sync::Arc::new(
         crate::profiles::Profiles::from_settings(&settings, &reg).map_err(anyhow::Error::msg)?,
     );

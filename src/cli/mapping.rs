@@ -68,8 +68,8 @@ pub async fn check(
     store: Option<&Store>,
     linchpin_url: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
-    let reg = SchemaRegistry::load(Some(&settings.schemas_dir))
-        .map_err(anyhow::Error::msg)
+    let reg = settings
+        .load_schemas()
         .context("cannot load the schema documents (setting `schemas_dir`)")?;
     let profiles = Profiles::from_settings(settings, &reg).map_err(anyhow::Error::msg)?;
     let mut lines = Vec::new();
@@ -124,10 +124,16 @@ pub async fn check(
     let credentials = linchpin_credentials(settings)?;
     let warnings = linchpin_field_warnings(settings, &reg, url, &credentials)
         .await
-        .with_context(|| format!("cannot compare the mappings with the Linchpin at {url}"))?;
+        .with_context(|| {
+            format!(
+                "cannot compare the mappings with the Linchpin at {}",
+                crate::store::redact_url(url)
+            )
+        })?;
     if warnings.is_empty() {
         lines.push(format!(
-            "# every mapped field has an XML-sourced Linchpin field at {url}"
+            "# every mapped field has an XML-sourced Linchpin field at {}",
+            crate::store::redact_url(url)
         ));
     }
     lines.extend(warnings.into_iter().map(|w| format!("# warning: {w}")));
@@ -240,8 +246,8 @@ pub async fn preview(
     connector: &str,
     user_name: &str,
 ) -> anyhow::Result<String> {
-    let reg = SchemaRegistry::load(Some(&settings.schemas_dir))
-        .map_err(anyhow::Error::msg)
+    let reg = settings
+        .load_schemas()
         .context("cannot load the schema documents (setting `schemas_dir`)")?;
     let profiles = Profiles::from_settings(settings, &reg).map_err(anyhow::Error::msg)?;
     let p = profiles.get(connector);
@@ -287,7 +293,7 @@ pub async fn preview(
         };
         let _ = writeln!(out, "  {name:<10} {rule:<40} -> {value}{linked}");
     }
-    let reference = crate::mapping::manager_ref(&row.doc);
+    let reference = crate::scim::enterprise::manager_ref(&row.doc);
     let _ = writeln!(
         out,
         "\nmanager: manager.value {} refers to {}: {}",

@@ -115,8 +115,7 @@ async fn reconcile(settings: Settings, args: &Args) -> anyhow::Result<u8> {
         confluence.resolve(&env).map_err(anyhow::Error::msg)?,
     )
     .map_err(|e| anyhow::anyhow!(e.0))?;
-    let reg = crate::scim::schema::SchemaRegistry::load(Some(&settings.schemas_dir))
-        .map_err(anyhow::Error::msg)?;
+    let reg = settings.load_schemas()?;
     let profiles = std::sync::Arc::new(
         crate::profiles::Profiles::from_settings(&settings, &reg).map_err(anyhow::Error::msg)?,
     );

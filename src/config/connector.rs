@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Dur, OneOrMany, Secrets};
+use super::{ConfigError, Dur, OneOrMany, Secrets};
 
 /// The audience of the tokens Entra signs for every non-gallery app when the Secret Token is
-/// left blank (idp-quirks §2.9 item 2, MS-SCIM).
+/// left blank (docs/reference/idp-behaviour.md §2.9 item 2, MS-SCIM).
 pub const ENTRA_NON_GALLERY_AUDIENCE: &str = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621";
 
 /// Shortest HMAC key accepted for our access tokens: 256 bits, the size of the HS256 output
@@ -113,7 +113,7 @@ pub struct OAuthSettings {
 }
 
 /// `[connectors.NAME.oauth.wif]`: the Entra workload identity whose assertions we accept
-/// (idp-quirks §2.9 item 5, MSREF-WIF).
+/// (docs/reference/idp-behaviour.md §2.9 item 5, MSREF-WIF).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WifSettings {
@@ -217,15 +217,17 @@ impl ConnectorSettings {
 
     /// Checks this connector's keys and that its variables are set. The message says what
     /// to fix; the caller prefixes `[connectors.NAME]`.
-    pub fn validate(&self, secrets: &Secrets) -> Result<(), String> {
+    pub fn validate(&self, secrets: &Secrets) -> Result<(), ConfigError> {
         for var in self.token_env.iter().flat_map(OneOrMany::values) {
             secrets.require("token_env", var, "the connector's bearer token")?;
         }
         if let Some(b) = &self.basic {
             if b.username.is_empty() || b.username.contains(':') {
-                return Err("basic.username must be non-empty and without ':' \
-                            (HTTP Basic cannot carry a ':' in the user name, RFC 7617)"
-                    .to_owned());
+                return Err(ConfigError(
+                    "basic.username must be non-empty and without ':' \
+                     (HTTP Basic cannot carry a ':' in the user name, RFC 7617)"
+                        .to_owned(),
+                ));
             }
             for var in b.password_env.values() {
                 secrets.require("basic.password_env", var, "the Basic password")?;
@@ -241,32 +243,33 @@ impl ConnectorSettings {
             o.validate(secrets)?;
         }
         let lookup = |var: &str| secrets.get(var).map(str::to_owned);
-        self.linchpin.validate(&lookup)?;
+        // The targets' settings still report a String (their module is not converted yet).
+        self.linchpin.validate(&lookup).map_err(ConfigError)?;
         if let Some(w) = &self.webhook {
-            w.validate(&lookup)?;
+            w.validate(&lookup).map_err(ConfigError)?;
         }
         Ok(())
     }
 }
 
 impl OAuthSettings {
-    fn validate(&self, secrets: &Secrets) -> Result<(), String> {
+    fn validate(&self, secrets: &Secrets) -> Result<(), ConfigError> {
         if self.client_id.is_empty()
             || !self
                 .client_id
                 .chars()
                 .all(|c| c.is_ascii_graphic() && c != ':')
         {
-            return Err(
+            return Err(ConfigError(
                 "oauth.client_id must be printable ASCII without spaces or ':' \
-                        (it travels in HTTP Basic client authentication)"
+                 (it travels in HTTP Basic client authentication)"
                     .to_owned(),
-            );
+            ));
         }
         if self.client_secret_env.is_none() && self.wif.is_none() {
-            return Err(
+            return Err(ConfigError(
                 "oauth needs client_secret_env, or wif for workload identity federation".to_owned(),
-            );
+            ));
         }
         for var in self.client_secret_env.iter().flat_map(OneOrMany::values) {
             secrets.require("oauth.client_secret_env", var, "a client secret")?;
@@ -274,20 +277,20 @@ impl OAuthSettings {
         for var in self.signing_key_env.iter().flat_map(OneOrMany::values) {
             let key = secrets.require("oauth.signing_key_env", var, "an HMAC key")?;
             if key.len() < MIN_SIGNING_KEY_BYTES {
-                return Err(format!(
+                return Err(ConfigError(format!(
                     "oauth.signing_key_env: the key in {var} is {} bytes; it must be at least \
                      {MIN_SIGNING_KEY_BYTES} (e.g. `openssl rand -base64 48`)",
                     key.len()
-                ));
+                )));
             }
         }
         let ttl = self.token_ttl.0;
         if !(MIN_TOKEN_TTL..=MAX_TOKEN_TTL).contains(&ttl) {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "oauth.token_ttl = \"{}\" must be between 1m and 24h (Entra's gallery rules \
                  want 1h to 6h)",
                 self.token_ttl
-            ));
+            )));
         }
         if let Some(w) = &self.wif {
             check_tenant("oauth.wif.tenant_id", &w.tenant_id)?;
@@ -305,7 +308,7 @@ impl OAuthSettings {
 pub fn check_distinct(
     connectors: &BTreeMap<String, ConnectorSettings>,
     secrets: &Secrets,
-) -> Result<(), String> {
+) -> Result<(), ConfigError> {
     // (what is accepted, how to name it without its value, which connector)
     let mut pairs: Vec<(String, String, String)> = Vec::new();
     for (name, c) in connectors {
@@ -366,10 +369,10 @@ pub fn check_distinct(
     for (key, description, owner) in &pairs {
         match owners.get(key.as_str()) {
             Some(first) if *first != owner.as_str() => {
-                return Err(format!(
+                return Err(ConfigError(format!(
                     "[connectors.{first}] and [connectors.{owner}] both accept {description}; \
                      a credential must belong to one connector only"
-                ));
+                )));
             }
             Some(_) => {}
             None => {
@@ -380,9 +383,9 @@ pub fn check_distinct(
     Ok(())
 }
 
-fn non_empty(key: &str, value: &str) -> Result<(), String> {
+fn non_empty(key: &str, value: &str) -> Result<(), ConfigError> {
     if value.trim().is_empty() {
-        Err(format!("{key} must not be empty"))
+        Err(ConfigError(format!("{key} must not be empty")))
     } else {
         Ok(())
     }
@@ -390,16 +393,16 @@ fn non_empty(key: &str, value: &str) -> Result<(), String> {
 
 /// Entra tokens carry the tenant as a GUID in `iss` and `tid`, so a domain name such as
 /// `contoso.onmicrosoft.com` cannot be matched.
-fn check_tenant(key: &str, tenant: &str) -> Result<(), String> {
+fn check_tenant(key: &str, tenant: &str) -> Result<(), ConfigError> {
     if is_guid(tenant) {
         Ok(())
     } else {
-        Err(format!(
+        Err(ConfigError(format!(
             "{key} = {tenant:?} is not a tenant ID; use the directory (tenant) ID GUID shown \
              on the Entra admin center's overview page, e.g. \
              \"72f988bf-86f1-41af-91ab-2d7cd011db47\" (a domain name does not work: tokens \
              carry the GUID)"
-        ))
+        )))
     }
 }
 
@@ -415,7 +418,7 @@ pub fn is_guid(s: &str) -> bool {
 
 /// Signing keys decide who may provision: fetch them over HTTPS only. Plain HTTP is allowed
 /// to a loopback address, for tests and a local key mirror.
-fn check_jwks_url(key: &str, url: &str) -> Result<(), String> {
+fn check_jwks_url(key: &str, url: &str) -> Result<(), ConfigError> {
     if url.starts_with("https://") && url.len() > "https://".len() {
         return Ok(());
     }
@@ -431,16 +434,17 @@ fn check_jwks_url(key: &str, url: &str) -> Result<(), String> {
             return Ok(());
         }
     }
-    Err(format!(
-        "{key} = {url:?} must be an https:// URL (plain http:// only to a loopback address)"
-    ))
+    Err(ConfigError(format!(
+        "{key} = {:?} must be an https:// URL (plain http:// only to a loopback address)",
+        crate::store::redact_url(url)
+    )))
 }
 
-fn check_leeway(key: &str, leeway: Dur) -> Result<(), String> {
+fn check_leeway(key: &str, leeway: Dur) -> Result<(), ConfigError> {
     if leeway.0 > MAX_LEEWAY {
-        Err(format!(
+        Err(ConfigError(format!(
             "{key} = \"{leeway}\" is too large; at most 5m (fix the clock instead)"
-        ))
+        )))
     } else {
         Ok(())
     }
@@ -504,13 +508,18 @@ mod tests {
             .is_ok());
 
         let c = parse("basic = { username = \"okta\", password_env = \"PW\" }");
-        assert!(c.validate(&Secrets::default()).unwrap_err().contains("PW"));
+        assert!(c
+            .validate(&Secrets::default())
+            .unwrap_err()
+            .to_string()
+            .contains("PW"));
         assert!(c.validate(&secrets(&[("PW", "pw")])).is_ok());
 
         let c = parse("[entra_jwt]\ntenant_id = \"contoso.onmicrosoft.com\"");
         assert!(c
             .validate(&Secrets::default())
             .unwrap_err()
+            .to_string()
             .contains("GUID"));
 
         let c = parse(&format!(
@@ -519,6 +528,7 @@ mod tests {
         assert!(c
             .validate(&Secrets::default())
             .unwrap_err()
+            .to_string()
             .contains("https"));
         let c = parse(&format!(
             "[entra_jwt]\ntenant_id = \"{TENANT}\"\njwks_url = \"http://127.0.0.1:9/k\""
@@ -529,19 +539,22 @@ mod tests {
         assert!(c
             .validate(&Secrets::default())
             .unwrap_err()
+            .to_string()
             .contains("client_secret_env"));
 
         let c =
             parse("[oauth]\nclient_id = \"c\"\nclient_secret_env = \"S\"\nsigning_key_env = \"K\"");
         let e = c
             .validate(&secrets(&[("S", "s"), ("K", "too-short")]))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least 32") && !e.contains("too-short"), "{e}");
 
         let c = parse("[oauth]\nclient_id = \"c\"\nclient_secret_env = \"S\"\ntoken_ttl = \"10s\"");
         assert!(c
             .validate(&secrets(&[("S", "s")]))
             .unwrap_err()
+            .to_string()
             .contains("token_ttl"));
     }
 
@@ -551,7 +564,7 @@ mod tests {
         all.insert("a".to_owned(), parse("token_env = \"T1\""));
         all.insert("b".to_owned(), parse("token_env = [\"T2\", \"T3\"]"));
         let s = secrets(&[("T1", "same"), ("T2", "other"), ("T3", "same")]);
-        let e = check_distinct(&all, &s).unwrap_err();
+        let e = check_distinct(&all, &s).unwrap_err().to_string();
         assert!(
             e.contains("[connectors.a]") && e.contains("T3") && !e.contains("same"),
             "{e}"
@@ -563,6 +576,7 @@ mod tests {
         all.insert("b".to_owned(), parse(&entra));
         assert!(check_distinct(&all, &Secrets::default())
             .unwrap_err()
+            .to_string()
             .contains("entra_jwt"));
 
         let mut all = BTreeMap::new();

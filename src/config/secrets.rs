@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::ConfigError;
+
 /// Secret values by environment variable name. `Debug` prints the names only.
 #[derive(Clone, Default)]
 pub struct Secrets {
@@ -45,12 +47,12 @@ impl Secrets {
     }
 
     /// The value of `name`, or an error for `[connectors.CONNECTOR] KEY` saying what to do.
-    pub fn require(&self, key: &str, name: &str, what: &str) -> Result<&str, String> {
+    pub fn require(&self, key: &str, name: &str, what: &str) -> Result<&str, ConfigError> {
         self.get(name).ok_or_else(|| {
-            format!(
+            ConfigError(format!(
                 "{key} names the environment variable {name}, which is not set or empty; \
                  export it with {what}"
-            )
+            ))
         })
     }
 }
@@ -85,7 +87,10 @@ mod tests {
         assert_eq!(s.get("A"), Some("a"));
         assert_eq!(s.get("B"), None);
         assert_eq!(s.get("C"), None);
-        let e = s.require("token_env", "B", "the token").unwrap_err();
+        let e = s
+            .require("token_env", "B", "the token")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("B") && e.contains("not set"), "{e}");
     }
 }

@@ -5,6 +5,7 @@
 //! desired state is computed from the current resource, and only the difference is sent.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
@@ -16,6 +17,7 @@ use super::directory::Directory;
 use super::settings::{OnConflict, OnDelete, OnGroupDelete, Provisioning};
 use super::target::{Probe, Target};
 use crate::mapping::{self, DesiredUser};
+use crate::profiles::{pool, ConnectorProfiles};
 use crate::scim::schema::ResourceKind;
 use crate::store::links::{Link, LinkStatus};
 use crate::store::StoreError;
@@ -29,13 +31,18 @@ pub const CONFLUENCE: &str = "confluence";
 pub struct ConfluenceTarget<'a, D> {
     dir: &'a D,
     prov: &'a Provisioning,
-    mapping: &'a mapping::ConnectorMapping,
+    profiles: &'a Arc<ConnectorProfiles>,
 }
 
 impl<'a, D: Directory> ConfluenceTarget<'a, D> {
-    /// The target for a key of a connector with `prov` and `mapping`.
-    pub fn new(dir: &'a D, prov: &'a Provisioning, mapping: &'a mapping::ConnectorMapping) -> Self {
-        Self { dir, prov, mapping }
+    /// The target for a key of a connector with `prov` and the connector's mapping (in
+    /// `profiles`, shared so scripted rules can run on the script threads).
+    pub fn new(dir: &'a D, prov: &'a Provisioning, profiles: &'a Arc<ConnectorProfiles>) -> Self {
+        Self {
+            dir,
+            prov,
+            profiles,
+        }
     }
 }
 
@@ -70,7 +77,7 @@ impl<D: Directory> Target for ConfluenceTarget<'_, D> {
 
 impl<D: Directory> ConfluenceTarget<'_, D> {
     async fn user(&self, s: &mut Session<'_>) -> Result<Converged, StoreError> {
-        let (prov, rules) = (self.prov, self.mapping);
+        let prov = self.prov;
         let (connector, id) = (s.key.connector.as_str(), s.key.id.as_str());
         let resource = s
             .store
@@ -80,11 +87,14 @@ impl<D: Directory> ConfluenceTarget<'_, D> {
         let Some(resource) = resource else {
             return self.deprovision_deleted(s, link).await;
         };
-        // The username is derived once and then persisted on the link (DESIGN.md).
-        let linked_name = link
+        // The username is derived once and then persisted on the link
+        // (docs/reference/design.md "Identity links are explicit"). The rules may run
+        // scripts: then on the script threads, so a script running to its deadline holds up
+        // no async thread (`profiles/pool.rs`).
+        let linked = link
             .as_ref()
             .filter(|l| l.status != LinkStatus::Conflict)
-            .map(|l| l.target_name.as_str());
+            .map(|l| l.target_name.clone());
         let active = mapping::active(&resource.doc);
         let scim_groups = if desired::keeps_groups(prov, active) {
             s.store
@@ -95,8 +105,20 @@ impl<D: Directory> ConfluenceTarget<'_, D> {
         } else {
             Vec::new()
         };
-        let desired = match desired::user(prov, rules, &resource.doc, linked_name, &scim_groups) {
-            Ok(d) => d,
+        let (rules, doc, policy) = (self.profiles.clone(), resource.doc.clone(), prov.clone());
+        let computed = pool::map(rules.mapping.uses_scripts(), move || {
+            desired::user(
+                &policy,
+                &rules.mapping,
+                &doc,
+                linked.as_deref(),
+                &scim_groups,
+            )
+        })
+        .await;
+        let desired = match computed {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return Ok(permanent(e.to_string())),
             Err(e) => return Ok(permanent(e.to_string())),
         };
         let mut link = match link.filter(|l| l.status == LinkStatus::Active) {

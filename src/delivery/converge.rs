@@ -49,7 +49,7 @@ impl From<StoreError> for Converged {
     fn from(e: StoreError) -> Self {
         Converged::Failed {
             class: ErrorClass::Transient,
-            reason: format!("store: {}", crate::http::error::error_chain(&e)),
+            reason: format!("store: {}", crate::errors::error_chain(&e)),
         }
     }
 }

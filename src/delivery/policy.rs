@@ -1,6 +1,6 @@
 //! What a failure means for delivery, in one place: whose failure it is ([`blame`]) and, for a
-//! key's own failures, the retry policy as data (rust-service-style rec. 37): a schedule of
-//! delays with jitter, and a dead letter after the last step.
+//! key's own failures, the retry policy as data (docs/reference/design.md (was style rec. 37): a
+//! schedule of delays with jitter, and a dead letter after the last step.
 //!
 //! The classes are the targets' one taxonomy, [`ErrorClass`]. A condition of the *target*
 //! (rate limiting, an outage, refused credentials) pauses delivery to that target and costs no

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::health::HealthSettings;
 use super::policy::RetryPolicy;
-use crate::config::Dur;
 use crate::mapping::GroupRules;
+use crate::values::Dur;
 
 /// What SCIM DELETE of a user does in Confluence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]

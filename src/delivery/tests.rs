@@ -13,12 +13,12 @@ use time::OffsetDateTime;
 use super::directory::{DirResult, Directory, RemoteUser};
 use super::settings::{DeliverySettings, OnConflict, OnDelete, Provisioning};
 use super::{KeyOutcome, Worker};
-use crate::config::Dur;
 use crate::scim::members::MemberRef;
 use crate::scim::resource::Document;
 use crate::scim::schema::ResourceKind::{Group, User};
 use crate::store::{Store, StoreOptions};
 use crate::targets::{Call, ErrorClass, Failure, TargetError};
+use crate::values::Dur;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FakeUser {

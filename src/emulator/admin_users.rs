@@ -1,6 +1,6 @@
-//! Admin user writes (§5.3 #6–12): create, update, disable, enable, delete (+ long task),
-//! password. Each handler checks, in Confluence's order: the version gate (HTML 404), the
-//! caller's permission (401/403), then the body and the rules (400/402/404/409).
+//! Admin user writes (docs/emulator.md endpoints #6–12): create, update, disable, enable, delete (+
+//! long task), password. Each handler checks, in Confluence's order: the version gate (HTML 404),
+//! the caller's permission (401/403), then the body and the rules (400/402/404/409).
 
 use std::time::{Duration, Instant};
 

@@ -1,10 +1,10 @@
 //! `GET /rest/applinks/1.0/manifest`: the Application Links manifest every Atlassian Data
 //! Center product serves, the usual read-only way to learn a node's version.
 //!
-//! Not in §5.3 of the reference; added so clients can detect the feature level. What is
-//! known: the path, that it is readable anonymously, and that its XML root `<manifest>`
-//! carries `<typeId>confluence</typeId>` and `<version>8.5.4</version>` (public probes and
-//! client code \[obs\]). The other element names, the JSON variant for
+//! Not a user/group endpoint (`M` in docs/emulator.md); added so clients can detect the feature
+//! level. What is known: the path, that it is readable anonymously, and that its XML root
+//! `<manifest>` carries `<typeId>confluence</typeId>` and `<version>8.5.4</version>` (public probes
+//! and client code \[obs\]). The other element names, the JSON variant for
 //! `Accept: application/json`, the build numbers and the id are **(assumed)**.
 
 use axum::http::{header, HeaderMap, HeaderValue};

@@ -1,4 +1,5 @@
-//! Who is calling, and may they (§1.5, §5.1).
+//! Who is calling, and may they (docs/reference/confluence-api.md §1.5, docs/emulator.md "Global
+//! behaviour").
 //!
 //! `Authorization: Basic` checks the password table, `Authorization: Bearer` the PAT table;
 //! both compare SHA-256 digests. No credentials means `anonymous`. Bad credentials either

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::faults::RouteScope;
 use super::seed::Seed;
 
-/// Confluence feature level the emulator pretends to be (§1.1 of the reference).
+/// Confluence feature level the emulator pretends to be (docs/reference/confluence-api.md §1.1).
 ///
 /// Endpoints introduced after the chosen level answer `404` with an HTML body, the way an
 /// older Confluence answers a REST path it does not know, so clients can test fallbacks.
@@ -30,7 +30,7 @@ pub enum ConfluenceVersion {
     /// 9.4: adds `PUT /rest/api/admin/user/{username}` and the active-users list (9.3+).
     #[serde(rename = "9.4")]
     V9_4,
-    /// 10.2: the full surface of §5.3 (default).
+    /// 10.2: every endpoint of docs/emulator.md (default).
     #[default]
     #[serde(rename = "10.2")]
     V10_2,
@@ -76,7 +76,8 @@ impl FromStr for ConfluenceVersion {
 /// What to do with credentials that do not match any user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InvalidCredentials {
-    /// Serve the request as `anonymous` (what a field report saw for a bad PAT, §1.2).
+    /// Serve the request as `anonymous` (what a field report saw for a bad PAT,
+    /// docs/reference/confluence-api.md §1.2).
     #[serde(rename = "anonymous")]
     Anonymous,
     /// Reject with `401` and `X-Seraph-LoginReason: AUTHENTICATED_FAILED`.
@@ -84,7 +85,8 @@ pub enum InvalidCredentials {
     Unauthorized,
 }
 
-/// Literal used for `status` under `expand=status`. The real literal is a **\[gap\]** (§1.3).
+/// Literal used for `status` under `expand=status`. The real literal is a **\[gap\]**
+/// (docs/reference/confluence-api.md §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusStyle {
@@ -95,7 +97,7 @@ pub enum StatusStyle {
     Active,
 }
 
-/// Confluence rate-limiting mode (§1.6).
+/// Confluence rate-limiting mode (docs/reference/confluence-api.md §1.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RateLimitMode {
@@ -184,7 +186,7 @@ impl Default for ErrorRatioKnobs {
     }
 }
 
-/// Linchpin XML data source settings (§2.2, L3).
+/// Linchpin XML data source settings (docs/reference/confluence-api.md §2.2, docs/emulator.md L3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LupKnobs {
@@ -195,7 +197,7 @@ pub struct LupKnobs {
     /// Child element naming the Confluence username ("username tag").
     pub username_tag: String,
     /// Separator of multi-select values inside one element. **(assumed)**: the real
-    /// encoding is a \[gap\] (§2.2).
+    /// encoding is a \[gap\] (docs/reference/confluence-api.md §2.2).
     pub multi_value_delimiter: String,
     /// Timeout of the feed download, in milliseconds.
     pub fetch_timeout_ms: u64,
@@ -224,7 +226,7 @@ pub struct Knobs {
     /// Wrong Basic password: 401 (default, Seraph's usual answer) or anonymous. **(assumed)**
     pub invalid_basic: InvalidCredentials,
     /// Whether anonymous callers may read users and groups; when off they get 401
-    /// **(assumed status; the reference says 401/403)**.
+    /// **(assumed status; 401 or 403 were both plausible)**.
     pub anonymous_access: bool,
     /// Literal style of `status` under `expand=status` **(assumed)**.
     pub status_style: StatusStyle,
@@ -251,7 +253,7 @@ pub struct Knobs {
     /// level with `.0` (`"9.4.0"`). Lets tests show a patch release or a version between
     /// the four levels.
     pub manifest_version: Option<String>,
-    /// Rate limiting (§1.6).
+    /// Rate limiting (docs/reference/confluence-api.md §1.6).
     pub rate_limit: RateLimitKnobs,
     /// Latency injection.
     pub latency: LatencyKnobs,

@@ -1,6 +1,6 @@
 //! The one error type of the emulated REST API and its three body styles:
 //!
-//! * JSON, Confluence's usual envelope (§1.2):
+//! * JSON, Confluence's usual envelope (docs/reference/confluence-api.md §1.2):
 //!   `{statusCode, data:{authorized, valid, allowedInReadOnlyMode, errors, successful}, message, reason}`;
 //! * HTML, for a REST path this Confluence version does not know (404 page);
 //! * plain text, for `XSRF check failed`.
@@ -85,7 +85,7 @@ impl ApiError {
         }
     }
 
-    /// 403 `XSRF check failed` as plain text (§5.1).
+    /// 403 `XSRF check failed` as plain text (docs/emulator.md "Global behaviour").
     pub fn xsrf() -> Self {
         Self {
             body: BodyKind::Plain,
@@ -102,7 +102,8 @@ impl ApiError {
         json!({
             "statusCode": status.as_u16(),
             "data": {
-                // A captured real 404 says `authorized: false` too (§1.2).
+                // A captured real 404 says `authorized: false` too
+                // (docs/reference/confluence-api.md §1.2).
                 "authorized": false,
                 "valid": status != StatusCode::BAD_REQUEST,
                 "allowedInReadOnlyMode": true,
@@ -125,7 +126,7 @@ impl From<DomainError> for ApiError {
             DomainError::UserExists(_) | DomainError::GroupExists(_) => {
                 Self::new(StatusCode::CONFLICT, message)
             }
-            DomainError::Invalid(_) => Self::validation(message),
+            DomainError::Refused(_) | DomainError::Invalid(_) => Self::validation(message),
             DomainError::ReadOnly(_) | DomainError::LastAdminGroup(_) => Self::bad_request(message),
             DomainError::NoSeat { .. } => Self::new(StatusCode::PAYMENT_REQUIRED, message),
         }

@@ -1,5 +1,5 @@
-//! Group endpoints (§5.3 #13–19): list, get, members, admin create/delete, and membership
-//! add/remove. Group names are matched case-insensitively.
+//! Group endpoints (docs/emulator.md endpoints #13–19): list, get, members, admin create/delete,
+//! and membership add/remove. Group names are matched case-insensitively.
 
 use axum::body::Bytes;
 use axum::extract::Path;

@@ -1,5 +1,5 @@
-//! #21 (optional in §5.3): the legacy JSON-RPC user API that clients fall back to below
-//! 8.2/8.4 (§1.4), in both styles:
+//! #21 (optional in docs/emulator.md "Endpoints"): the legacy JSON-RPC user API that clients fall
+//! back to below 8.2/8.4 (docs/reference/confluence-api.md §1.4), in both styles:
 //!
 //! * envelope — `POST /rpc/json-rpc/confluenceservice-v2` with
 //!   `{"jsonrpc":"2.0","method":"deactivateUser","params":["jdoe"],"id":7}` →
@@ -59,9 +59,10 @@ impl From<DomainError> for RpcError {
             DomainError::UserNotFound(_) | DomainError::GroupNotFound(_) => 404,
             DomainError::UserExists(_) | DomainError::GroupExists(_) => 409,
             DomainError::NoSeat { .. } => 402,
-            DomainError::Invalid(_) | DomainError::ReadOnly(_) | DomainError::LastAdminGroup(_) => {
-                400
-            }
+            DomainError::Refused(_)
+            | DomainError::Invalid(_)
+            | DomainError::ReadOnly(_)
+            | DomainError::LastAdminGroup(_) => 400,
         };
         Self {
             code,

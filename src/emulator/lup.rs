@@ -1,8 +1,10 @@
 //! Linchpin User Profiles: field definitions, per-user values, the Confluence mirror, and
-//! the two documented read endpoints (L1 fields, L2 profile; §2.1 and §5.4).
+//! the two documented read endpoints (L1 fields, L2 profile; docs/reference/confluence-api.md §2.1
+//! and docs/emulator.md "Endpoints").
 //!
-//! Linchpin has no documented write API (§2.1), so values only arrive through the XML
-//! import job ([`super::xml_import`]) or a seed; nothing here invents a write URL.
+//! Linchpin has no documented write API (docs/reference/confluence-api.md §2.1), so values only
+//! arrive through the XML import job ([`super::xml_import`]) or a seed; nothing here invents a
+//! write URL.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -49,7 +51,8 @@ impl FromStr for DataSource {
     }
 }
 
-/// The built-in Confluence profile field a LUP field mirrors (§2.5).
+/// The built-in Confluence profile field a LUP field mirrors (docs/reference/confluence-api.md
+/// §2.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MirrorField {
@@ -106,7 +109,7 @@ impl LupField {
         self.field_type.to_ascii_uppercase().contains("MULTI")
     }
 
-    /// The §2.1 JSON shape of `GET /rest/cup/1.0/fields`.
+    /// The docs/reference/confluence-api.md §2.1 JSON shape of `GET /rest/cup/1.0/fields`.
     fn to_json(&self) -> Value {
         let options: Vec<Value> = self
             .options
@@ -180,7 +183,7 @@ pub enum ValueSource {
 pub struct StoredValue {
     /// The value.
     pub value: LupValue,
-    /// Set from XML: the user can no longer edit it (§2.2).
+    /// Set from XML: the user can no longer edit it (docs/reference/confluence-api.md §2.2).
     pub read_only: bool,
     /// Origin.
     pub source: ValueSource,
@@ -287,7 +290,8 @@ pub(crate) fn default_fields() -> Vec<LupField> {
     ]
 }
 
-/// Copies a LUP value down into the Confluence detail it mirrors (never the other way, §2.5).
+/// Copies a LUP value down into the Confluence detail it mirrors (never the other way,
+/// docs/reference/confluence-api.md §2.5).
 pub(crate) fn mirror(details: &mut UserDetails, field: MirrorField, value: &LupValue) {
     let text = Some(value.joined());
     match field {
@@ -339,7 +343,7 @@ pub(crate) async fn list_fields(
 }
 
 /// L2 `GET /rest/cup/1.0/profile/{username}`: the user's values. The real shape is a
-/// **\[gap\]**; this one is the reference's placeholder **(assumed)**.
+/// **\[gap\]**; this one is a placeholder **(assumed)**.
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_profile(
     ctx: Ctx,

@@ -1,4 +1,4 @@
-//! The records of the emulated Confluence (§5.2 of the reference) and their public views.
+//! The records of the emulated Confluence (docs/emulator.md "State model") and their public views.
 //!
 //! `*Record` types are the emulator's own storage and never leave the crate; the `Emulated*`
 //! and `*View` types are what tests see through [`Emulator`](super::Emulator) and
@@ -23,7 +23,7 @@ pub enum Directory {
 }
 
 /// Confluence's own profile details. With Linchpin installed they are written only by the
-/// LUP mirror (§2.5), never by REST.
+/// LUP mirror (docs/reference/confluence-api.md §2.5), never by REST.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct UserDetails {

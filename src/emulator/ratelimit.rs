@@ -1,5 +1,6 @@
-//! Confluence DC's REST rate limiting (§1.6): a token bucket per user, refilled by
-//! `fill_rate` tokens every `interval_s` seconds up to `capacity`, and the "block all" mode.
+//! Confluence DC's REST rate limiting (docs/reference/confluence-api.md §1.6): a token bucket per
+//! user, refilled by `fill_rate` tokens every `interval_s` seconds up to `capacity`, and the "block
+//! all" mode.
 //!
 //! Only authenticated calls are limited **(assumed: Confluence limits "external" traffic per
 //! user; whether PAT traffic counts is a \[gap\], here it does)**.
@@ -11,7 +12,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::config::{RateLimitKnobs, RateLimitMode};
 
-/// `Retry-After` under "Block all requests": Java's `Long.MAX_VALUE`, as reported (§1.6).
+/// `Retry-After` under "Block all requests": Java's `Long.MAX_VALUE`, as reported
+/// (docs/reference/confluence-api.md §1.6).
 pub(crate) const BLOCK_ALL_RETRY_AFTER: u64 = 9_223_372_036_854_775_807;
 
 /// Values of the rate-limit headers of one response.

@@ -1,4 +1,5 @@
-//! JSON shapes of Confluence answers: user and group objects and paginated lists (§1.3).
+//! JSON shapes of Confluence answers: user and group objects and paginated lists
+//! (docs/reference/confluence-api.md §1.3).
 
 use serde_json::{json, Value};
 
@@ -11,7 +12,8 @@ fn default_picture(path: &str) -> Value {
     json!({"path": path, "width": 48, "height": 48, "isDefault": true})
 }
 
-/// `status` literal under `expand=status` **(assumed; \[gap\] in the reference)**.
+/// `status` literal under `expand=status` **(assumed; \[gap\] in docs/reference/confluence-api.md
+/// §1.3)**.
 pub(crate) fn status_literal(active: bool, style: StatusStyle) -> &'static str {
     match (style, active) {
         (StatusStyle::Current, true) => "current",

@@ -1,6 +1,6 @@
-//! The route table: the Confluence (incl. JSON-RPC) and Linchpin endpoints of §5.3/§5.4 under the context
-//! path, the control API at `/__emulator` (outside it), and an HTML 404 for everything
-//! else. The pipeline wraps every route.
+//! The route table: the Confluence (incl. JSON-RPC) and Linchpin endpoints of docs/emulator.md
+//! "Endpoints" under the context path, the control API at `/__emulator` (outside it), and an HTML
+//! 404 for everything else. The pipeline wraps every route.
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
-//! The emulated Confluence's data and its rules (§5.2): users, groups, memberships, long
-//! tasks, licence seats and Linchpin values. Pure and synchronous: handlers call these
-//! methods under the world lock and map [`DomainError`] to HTTP.
+//! The emulated Confluence's data and its rules (docs/emulator.md "State model"): users, groups,
+//! memberships, long tasks, licence seats and Linchpin values. Pure and synchronous: handlers call
+//! these methods under the world lock and map [`DomainError`] to HTTP.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -31,7 +31,10 @@ pub(crate) enum DomainError {
     /// 409.
     #[error("A group with the name {0} already exists")]
     GroupExists(String),
-    /// 400 with the rule's message.
+    /// 400 with the field rule's message.
+    #[error("{0}")]
+    Refused(#[from] validate::Refused),
+    /// 400 with another message.
     #[error("{0}")]
     Invalid(String),
     /// 400 **(assumed)**: the user lives in a read-only directory.
@@ -103,7 +106,7 @@ impl State {
                 .map(|g| ((*g).to_owned(), BTreeSet::new()))
                 .collect(),
             tasks: BTreeMap::new(),
-            // Long-task ids in the reference's example are large numbers; start there.
+            // Long-task ids in the example of docs/emulator.md are large numbers; start there.
             next_task_id: 7_340_033,
             lup: LupState {
                 fields: lup::default_fields(),
@@ -220,9 +223,9 @@ impl State {
         rng: &mut StdRng,
         knobs: &Knobs,
     ) -> Result<String, DomainError> {
-        validate::username(&new.username).map_err(DomainError::Invalid)?;
-        validate::full_name(&new.full_name).map_err(DomainError::Invalid)?;
-        validate::email(&new.email).map_err(DomainError::Invalid)?;
+        validate::username(&new.username)?;
+        validate::full_name(&new.full_name)?;
+        validate::email(&new.email)?;
         if self.users.contains_key(&new.username) {
             return Err(DomainError::UserExists(new.username));
         }
@@ -268,10 +271,10 @@ impl State {
         // 404 before 400: an unknown user is reported as such whatever the body says.
         self.user_mut(username)?;
         if let Some(name) = &full_name {
-            validate::full_name(name).map_err(DomainError::Invalid)?;
+            validate::full_name(name)?;
         }
         if let Some(address) = &email {
-            validate::email(address).map_err(DomainError::Invalid)?;
+            validate::email(address)?;
         }
         let user = self.writable(username)?;
         if let Some(name) = full_name {
@@ -391,7 +394,7 @@ impl State {
     /// `POST /rest/api/admin/group`. Names are stored lower case **(assumed)** and are
     /// unique case-insensitively.
     pub fn create_group(&mut self, name: &str) -> Result<String, DomainError> {
-        validate::group_name(name).map_err(DomainError::Invalid)?;
+        validate::group_name(name)?;
         let lower = name.trim().to_lowercase();
         if self.groups.contains_key(&lower) {
             return Err(DomainError::GroupExists(lower));

@@ -1,5 +1,5 @@
 //! Tests of the emulator through its router (`tower::ServiceExt::oneshot`) and, for the
-//! TCP-level faults, over a real listener. They follow the scenarios of §5.5.
+//! TCP-level faults, over a real listener. They follow the test scenarios of docs/emulator.md.
 
 mod control_api;
 mod faults_tcp;

@@ -1,6 +1,6 @@
-//! Read endpoints for users (§5.3 #1–5 and #20): current user, lookup by username or key,
-//! the two lists, group membership of a user, and the mobile profile (the only place DC
-//! exposes e-mail).
+//! Read endpoints for users (docs/emulator.md endpoints #1–5 and #20): current user, lookup by
+//! username or key, the two lists, group membership of a user, and the mobile profile (the only
+//! place DC exposes e-mail).
 
 use axum::extract::Path;
 use axum::Json;

@@ -1,51 +1,77 @@
-//! Field rules of Confluence's admin user endpoints (§1.2 of the reference, from the
-//! v940/v1000 admin-user pages). Pure functions; each returns the message a 400 carries.
+//! Field rules of Confluence's admin user endpoints (docs/reference/confluence-api.md §1.2, from
+//! the v940/v1000 admin-user pages). Pure functions; each refusal displays as the message a 400
+//! carries.
 
 /// Characters Confluence forbids in a username.
 const FORBIDDEN_USERNAME_CHARS: [char; 7] = ['\\', ',', '+', '<', '>', '\'', '"'];
 
+/// A field Confluence refuses, displayed as the message of its 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    #[error("Username should not be blank")]
+    UsernameBlank,
+    #[error("Username should not contain the characters \\ , + < > ' \" or whitespace")]
+    UsernameCharacter,
+    #[error("Username should not contain whitespace")]
+    UsernameWhitespace,
+    #[error("Username should not be 'anonymous'")]
+    UsernameAnonymous,
+    #[error("Username should not contain upper case letters")]
+    UsernameUpperCase,
+    #[error("Full name should not be blank")]
+    FullNameBlank,
+    #[error("Full name should not contain < or >")]
+    FullNameAngleBracket,
+    #[error("Full name should not be 'anonymous'")]
+    FullNameAnonymous,
+    #[error("Email should not be blank")]
+    EmailBlank,
+    #[error("Email should be a valid email address")]
+    EmailInvalid,
+    #[error("Group name should not be blank")]
+    GroupNameBlank,
+}
+
 /// Username on create: not blank, none of `\ , + < > ' "`, no whitespace, not `anonymous`,
 /// no upper-case letters.
-pub(crate) fn username(name: &str) -> Result<(), String> {
+pub(crate) fn username(name: &str) -> Result<(), Refused> {
     if name.trim().is_empty() {
-        return Err("Username should not be blank".to_owned());
+        return Err(Refused::UsernameBlank);
     }
     if name.chars().any(|c| FORBIDDEN_USERNAME_CHARS.contains(&c)) {
-        return Err(
-            "Username should not contain the characters \\ , + < > ' \" or whitespace".to_owned(),
-        );
+        return Err(Refused::UsernameCharacter);
     }
     if name.chars().any(char::is_whitespace) {
-        return Err("Username should not contain whitespace".to_owned());
+        return Err(Refused::UsernameWhitespace);
     }
     if name.eq_ignore_ascii_case("anonymous") {
-        return Err("Username should not be 'anonymous'".to_owned());
+        return Err(Refused::UsernameAnonymous);
     }
     if name.chars().any(char::is_uppercase) {
-        return Err("Username should not contain upper case letters".to_owned());
+        return Err(Refused::UsernameUpperCase);
     }
     Ok(())
 }
 
 /// Full name: not blank, no `<` or `>`, not `anonymous`.
-pub(crate) fn full_name(name: &str) -> Result<(), String> {
+pub(crate) fn full_name(name: &str) -> Result<(), Refused> {
     if name.trim().is_empty() {
-        return Err("Full name should not be blank".to_owned());
+        return Err(Refused::FullNameBlank);
     }
     if name.contains('<') || name.contains('>') {
-        return Err("Full name should not contain < or >".to_owned());
+        return Err(Refused::FullNameAngleBracket);
     }
     if name.trim().eq_ignore_ascii_case("anonymous") {
-        return Err("Full name should not be 'anonymous'".to_owned());
+        return Err(Refused::FullNameAnonymous);
     }
     Ok(())
 }
 
 /// E-mail: not blank and shaped like `local@domain` with no whitespace. Confluence's exact
 /// validator is unknown; this is deliberately lenient **(assumed)**.
-pub(crate) fn email(address: &str) -> Result<(), String> {
+pub(crate) fn email(address: &str) -> Result<(), Refused> {
     if address.trim().is_empty() {
-        return Err("Email should not be blank".to_owned());
+        return Err(Refused::EmailBlank);
     }
     let valid = match address.split_once('@') {
         Some((local, domain)) => {
@@ -61,14 +87,14 @@ pub(crate) fn email(address: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err("Email should be a valid email address".to_owned())
+        Err(Refused::EmailInvalid)
     }
 }
 
 /// Group name on create: not blank **(assumed: Confluence's rules are not documented)**.
-pub(crate) fn group_name(name: &str) -> Result<(), String> {
+pub(crate) fn group_name(name: &str) -> Result<(), Refused> {
     if name.trim().is_empty() {
-        return Err("Group name should not be blank".to_owned());
+        return Err(Refused::GroupNameBlank);
     }
     Ok(())
 }

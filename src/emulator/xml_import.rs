@@ -1,9 +1,9 @@
 //! L3: Linchpin's XML data source, pulled on demand (`POST /__emulator/lup/xml-import`).
 //!
-//! Mirrors the documented behaviour (§2.2): fetch the feed URL, read it as UTF-8 (a BOM is
-//! accepted and reported), take one `<user_tag>` element per user whose `<username_tag>`
-//! child names the Confluence user, and set every field whose XML node name equals another
-//! child's name. Duplicate usernames abort the whole import with nothing changed; unknown
+//! Mirrors the documented behaviour (docs/reference/confluence-api.md §2.2): fetch the feed URL,
+//! read it as UTF-8 (a BOM is accepted and reported), take one `<user_tag>` element per user whose
+//! `<username_tag>` child names the Confluence user, and set every field whose XML node name equals
+//! another child's name. Duplicate usernames abort the whole import with nothing changed; unknown
 //! usernames are reported and skipped; values set from XML become read-only for that user.
 //!
 //! **(assumed)**: only fields whose source is `XML` are filled; multi-select values are
@@ -57,6 +57,46 @@ pub struct ImportReport {
     pub warnings: Vec<String>,
 }
 
+/// Why an import failed; nothing was changed. The report keeps its text (`errors`).
+#[derive(Debug, thiserror::Error)]
+enum ImportError {
+    /// The knob `lup.xml_url` is not set.
+    #[error("no feed URL configured (knob lup.xml_url)")]
+    NoUrl,
+    /// A `file:` feed could not be read.
+    #[error("reading the feed file failed: {0}")]
+    ReadFile(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    /// The request failed.
+    #[error("fetching the feed failed: {0}")]
+    Fetch(String),
+    /// The feed answered with an error status.
+    #[error("the feed answered HTTP {0}")]
+    Status(reqwest::StatusCode),
+    /// The body could not be read.
+    #[error("reading the feed body failed: {0}")]
+    Body(String),
+    /// The body is not UTF-8.
+    #[error("the feed is not valid UTF-8: {0}")]
+    NotUtf8(std::str::Utf8Error),
+    /// The XML is not well-formed.
+    #[error("malformed XML at byte {position}: {detail}")]
+    Malformed {
+        /// Byte offset where the reader stopped.
+        position: u64,
+        /// What the reader said.
+        detail: String,
+    },
+    /// A character or entity reference that cannot be resolved.
+    #[error("{0}")]
+    Reference(String),
+    /// Usernames named twice (lower-cased): Linchpin aborts the whole import.
+    #[error("duplicate usernames in the feed: {}; import aborted, nothing changed", .0.join(", "))]
+    Duplicates(Vec<String>),
+}
+
 /// One `<user>` element: its username and its other children in document order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FeedUser {
@@ -76,7 +116,7 @@ pub(crate) async fn run(sh: &Shared) -> ImportReport {
         ..ImportReport::default()
     };
     if let Err(error) = import(sh, &knobs, &mut report).await {
-        report.errors.push(error);
+        report.errors.push(error.to_string());
     }
     report.successful = report.errors.is_empty();
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -93,11 +133,12 @@ pub(crate) async fn run(sh: &Shared) -> ImportReport {
     report
 }
 
-async fn import(sh: &Shared, knobs: &LupKnobs, report: &mut ImportReport) -> Result<(), String> {
-    let url = knobs
-        .xml_url
-        .as_deref()
-        .ok_or("no feed URL configured (knob lup.xml_url)")?;
+async fn import(
+    sh: &Shared,
+    knobs: &LupKnobs,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let url = knobs.xml_url.as_deref().ok_or(ImportError::NoUrl)?;
     let bytes = fetch(url, Duration::from_millis(knobs.fetch_timeout_ms)).await?;
     let (text, bom) = decode(&bytes)?;
     report.bom_present = Some(bom);
@@ -110,13 +151,13 @@ async fn import(sh: &Shared, knobs: &LupKnobs, report: &mut ImportReport) -> Res
 }
 
 /// Downloads the feed (`http(s)://`, or `file:` for a path on this machine).
-async fn fetch(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+async fn fetch(url: &str, timeout: Duration) -> Result<Vec<u8>, ImportError> {
     if let Some(path) = url.strip_prefix("file://").or(url.strip_prefix("file:")) {
         let path = path.to_owned();
         return tokio::task::spawn_blocking(move || std::fs::read(path))
             .await
-            .map_err(|e| format!("reading the feed file failed: {e}"))?
-            .map_err(|e| format!("reading the feed file failed: {e}"));
+            .map_err(|e| ImportError::ReadFile(e.to_string()))?
+            .map_err(|e| ImportError::ReadFile(e.to_string()));
     }
     // Linchpin fetches the feed directly; proxies from the environment would only get in
     // the way of a test feed on localhost.
@@ -124,47 +165,52 @@ async fn fetch(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
         .no_proxy()
         .timeout(timeout)
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        .map_err(|e| ImportError::Client(e.to_string()))?;
     let response = client
         .get(url)
         .send()
         .await
-        .map_err(|e| format!("fetching the feed failed: {e}"))?;
+        .map_err(|e| ImportError::Fetch(e.to_string()))?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("the feed answered HTTP {status}"));
+        return Err(ImportError::Status(status));
     }
     response
         .bytes()
         .await
         .map(|b| b.to_vec())
-        .map_err(|e| format!("reading the feed body failed: {e}"))
+        .map_err(|e| ImportError::Body(e.to_string()))
 }
 
 /// UTF-8 text without its BOM, and whether there was one.
-fn decode(bytes: &[u8]) -> Result<(&str, bool), String> {
+fn decode(bytes: &[u8]) -> Result<(&str, bool), ImportError> {
     let (body, bom) = match bytes.strip_prefix(BOM) {
         Some(rest) => (rest, true),
         None => (bytes, false),
     };
     std::str::from_utf8(body)
         .map(|text| (text, bom))
-        .map_err(|e| format!("the feed is not valid UTF-8: {e}"))
+        .map_err(ImportError::NotUtf8)
 }
 
 /// Text of an entity or character reference.
-fn resolve_ref(r: &BytesRef<'_>) -> Result<String, String> {
-    if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
+fn resolve_ref(r: &BytesRef<'_>) -> Result<String, ImportError> {
+    let invalid = |e: &dyn std::fmt::Display| ImportError::Reference(e.to_string());
+    if let Some(c) = r.resolve_char_ref().map_err(|e| invalid(&e))? {
         return Ok(c.to_string());
     }
-    let name = r.decode().map_err(|e| e.to_string())?;
+    let name = r.decode().map_err(|e| invalid(&e))?;
     quick_xml::escape::resolve_xml_entity(&name)
         .map(str::to_owned)
-        .ok_or_else(|| format!("unknown entity &{name};"))
+        .ok_or_else(|| ImportError::Reference(format!("unknown entity &{name};")))
 }
 
 /// Collects the user elements of a feed.
-fn parse_feed(text: &str, user_tag: &str, username_tag: &str) -> Result<Vec<FeedUser>, String> {
+fn parse_feed(
+    text: &str,
+    user_tag: &str,
+    username_tag: &str,
+) -> Result<Vec<FeedUser>, ImportError> {
     let mut reader = Reader::from_str(text);
     let mut depth = 0usize;
     // Depth of the open user element and the user being read.
@@ -172,8 +218,10 @@ fn parse_feed(text: &str, user_tag: &str, username_tag: &str) -> Result<Vec<Feed
     // Name of the open direct child of the user element and its text so far.
     let mut child: Option<(String, String)> = None;
     let mut users = Vec::new();
-    let malformed =
-        |e: &dyn std::fmt::Display, pos: u64| format!("malformed XML at byte {pos}: {e}");
+    let malformed = |e: &dyn std::fmt::Display, position: u64| ImportError::Malformed {
+        position,
+        detail: e.to_string(),
+    };
     loop {
         let event = reader
             .read_event()
@@ -260,7 +308,7 @@ fn parse_feed(text: &str, user_tag: &str, username_tag: &str) -> Result<Vec<Feed
 }
 
 /// Linchpin refuses a feed that names a user twice: the whole import fails.
-fn check_duplicates(users: &[FeedUser]) -> Result<(), String> {
+fn check_duplicates(users: &[FeedUser]) -> Result<(), ImportError> {
     let mut seen = BTreeSet::new();
     let mut dups = BTreeSet::new();
     for name in users.iter().filter_map(|u| u.username.as_deref()) {
@@ -271,10 +319,8 @@ fn check_duplicates(users: &[FeedUser]) -> Result<(), String> {
     if dups.is_empty() {
         Ok(())
     } else {
-        let list: Vec<&str> = dups.into_iter().collect();
-        Err(format!(
-            "duplicate usernames in the feed: {}; import aborted, nothing changed",
-            list.join(", ")
+        Err(ImportError::Duplicates(
+            dups.into_iter().map(str::to_owned).collect(),
         ))
     }
 }
@@ -407,6 +453,8 @@ mod tests {
             "<users><user><username>a</username></user><user><username>A</username></user></users>";
         let users = parse_feed(feed, "user", "username").expect("parses");
         let err = check_duplicates(&users).expect_err("duplicates");
+        assert!(matches!(&err, ImportError::Duplicates(names) if names == &["a"]));
+        let err = err.to_string();
         assert!(err.contains("a;") || err.contains(": a"), "{err}");
     }
 

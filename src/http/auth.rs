@@ -60,7 +60,7 @@ impl FromRequestParts<AppState> for ScimCtx {
         let authorization = raw.and_then(|v| v.to_str().ok());
         let Some(connector) = connector_of(parts.uri.path()).map(str::to_owned) else {
             return Err(AppError::Unauthorized {
-                challenge: state.auth.challenge("", authorization),
+                challenge: state.auth.challenge(authorization),
             });
         };
         let span = tracing::Span::current();
@@ -76,7 +76,7 @@ impl FromRequestParts<AppState> for ScimCtx {
             Err(why) => {
                 log_failure(why);
                 return Err(AppError::Unauthorized {
-                    challenge: state.auth.challenge(&connector, authorization),
+                    challenge: state.auth.challenge(authorization),
                 });
             }
         };

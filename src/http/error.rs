@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::Challenge;
+use crate::errors::error_chain;
 use crate::scim::ScimError;
 use crate::store::StoreError;
 
@@ -40,7 +41,7 @@ pub enum AppError {
         challenge: Challenge,
     },
     /// 429 with `Retry-After`: usersync is saturated and asks the IdP to come back later
-    /// (both Entra and Okta honour it; idp-quirks §2.7, §3.6).
+    /// (both Entra and Okta honour it; docs/reference/idp-behaviour.md §2.7, §3.6).
     #[error("too many requests: {reason}")]
     TooBusy {
         /// Seconds to wait.
@@ -48,12 +49,21 @@ pub enum AppError {
         /// Why, for the log.
         reason: &'static str,
     },
-    /// 503 with `Retry-After`: the request took longer than `limits.request_timeout`.
+    /// 503 with `Retry-After`: the request took longer than `limits.request_timeout` and
+    /// none of its writes had started, so nothing of it is committed (`store/gate.rs`).
     #[error("request timed out")]
     Timeout,
     /// 500 for bugs and invariants; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Marks a response built from [`StoreError::Busy`], for the middleware that asks the
+/// store whether the database was saturated or unreachable.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreBusy {
+    /// The pool timed out (rather than SQLite reporting its file locked).
+    pub pool_timeout: bool,
 }
 
 /// What the logging middleware needs to know about an error response.
@@ -83,6 +93,18 @@ impl AppError {
                 None,
                 "usersync is busy; retry after the number of seconds in Retry-After".to_owned(),
             ),
+            AppError::Store(StoreError::Unavailable(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the database cannot be reached; retry later".to_owned(),
+            ),
+            AppError::Timeout | AppError::Store(StoreError::Cancelled) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the request took too long and was abandoned before anything was written; retry \
+                 later"
+                    .to_owned(),
+            ),
             AppError::Store(_) | AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 None,
@@ -95,11 +117,7 @@ impl AppError {
                 "authentication failed: send the connector's credentials in the Authorization header"
                     .to_owned(),
             ),
-            AppError::Timeout => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                None,
-                "the request took too long and was abandoned; retry later".to_owned(),
-            ),
+
         }
     }
 }
@@ -154,10 +172,17 @@ impl IntoResponse for AppError {
             AppError::Store(StoreError::Busy(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(2u64));
             }
-            AppError::Timeout => {
+            AppError::Timeout
+            | AppError::Store(StoreError::Cancelled | StoreError::Unavailable(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(5u64));
             }
             _ => {}
+        }
+        if let AppError::Store(StoreError::Busy(source)) = &self {
+            // The HTTP layer may find it was no saturation (`Store::explain`).
+            res.extensions_mut().insert(StoreBusy {
+                pool_timeout: matches!(source, sqlx::Error::PoolTimedOut),
+            });
         }
         res.extensions_mut().insert(ErrorReport {
             message: error_chain(&self),
@@ -165,16 +190,4 @@ impl IntoResponse for AppError {
         });
         res
     }
-}
-
-/// The error and its sources, `: `-joined.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

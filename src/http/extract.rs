@@ -9,14 +9,14 @@ use serde_json::Value;
 
 use super::error::AppError;
 use super::state::AppState;
-use crate::scim::resource::parse_etag;
+use crate::scim::resource::{parse_etag, IfMatch};
 use crate::scim::ScimError;
 
 /// A request body parsed as JSON.
 ///
 /// Accepts `application/scim+json` and `application/json`, with or without a charset, and
-/// anything else that parses as JSON (idp-quirks §1 rule 1: never 415 for either JSON type;
-/// PingFederate and Okta's SPEC suite send `application/json`). A body over
+/// anything else that parses as JSON (docs/reference/idp-behaviour.md §1 rule 1: never 415 for
+/// either JSON type; PingFederate and Okta's SPEC suite send `application/json`). A body over
 /// `limits.max_body_bytes` is 413; a body that is not JSON is 400 `invalidSyntax`.
 #[derive(Debug)]
 pub struct ScimBody(pub Value);
@@ -62,8 +62,9 @@ fn too_large(limit: usize) -> AppError {
 
 /// The decoded query string, as pairs in order.
 ///
-/// `+` decodes to a space (OneLogin sends `filter=userName+eq+%22x%22&`, idp-quirks §1 rule
-/// 17), a trailing `&` and valueless flags such as Entra's `aadOptscim062020` are fine.
+/// `+` decodes to a space (OneLogin sends `filter=userName+eq+%22x%22&`,
+/// docs/reference/idp-behaviour.md §1 rule 17), a trailing `&` and valueless flags such as Entra's
+/// `aadOptscim062020` are fine.
 #[derive(Debug, Default)]
 pub struct QueryPairs(pub Vec<(String, String)>);
 
@@ -86,10 +87,10 @@ impl QueryPairs {
 }
 
 /// `If-Match` and `If-None-Match` as versions (RFC 7644 §3.14).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Conditions {
-    /// `If-Match`: the version the client expects; `Some(None)` for `*`.
-    pub if_match: Option<Option<i64>>,
+    /// `If-Match`: the versions the client expects, or `*`.
+    pub if_match: Option<IfMatch>,
     /// `If-None-Match`: the version the client has.
     pub if_none_match: Option<i64>,
 }
@@ -105,13 +106,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Conditions {
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
         };
-        let if_match = match get(header::IF_MATCH) {
-            None => None,
-            Some("*") => Some(None),
-            Some(tag) => Some(Some(parse_etag(tag).ok_or_else(|| {
-                ScimError::bad_request("If-Match must be an entity tag such as W/\"3\"")
-            })?)),
-        };
+        let if_match = get(header::IF_MATCH).map(IfMatch::parse);
         let if_none_match = get(header::IF_NONE_MATCH).and_then(parse_etag);
         Ok(Conditions {
             if_match,

@@ -1,8 +1,9 @@
 //! `GET /linchpin/{connector}/profiles.xml?key=…`: the feed Linchpin's XML data source pulls
-//! (confluence-linchpin §2.2), streamed from the store page by page.
+//! (docs/reference/confluence-api.md §2.2), streamed from the store page by page.
 //!
 //! Outside `/scim/v2` on purpose: the caller is Linchpin, not an IdP, so there is no SCIM
-//! authentication and errors are plain text. Linchpin can only be given a URL, so the
+//! authentication and errors are plain text. An unknown connector, a connector without a
+//! feed and a missing or wrong key all get the same `404`. Linchpin can only be given a URL, so the
 //! connector's feed key travels in the query string and is compared in constant time. A URL
 //! ends up in access logs and proxies: serve this route on an internal listener or behind a
 //! reverse proxy that only Confluence reaches (docs/mapping.md). usersync itself never logs
@@ -72,24 +73,27 @@ async fn get_feed(
 ) -> Response {
     tracing::Span::current().record("connector", connector.as_str());
     let profiles = state.profiles.get(&connector);
-    // Unknown connector and connector without feed look the same: the URL reveals nothing.
-    if !profiles.has_feed() {
+    // No such connector, a connector without a feed, and a missing or wrong key all get one
+    // answer, byte for byte: the URL reveals neither which connectors exist nor which have
+    // a feed. The log says which it was.
+    let refused = if !profiles.has_feed() {
+        Some("no feed")
+    } else if !key_param(query.as_deref()).is_some_and(|k| profiles.feed_key_matches(&k)) {
+        Some("feed key")
+    } else {
+        None
+    };
+    if let Some(why) = refused {
+        tracing::info!(auth.failure = why, "Linchpin feed refused");
         return plain(
             StatusCode::NOT_FOUND,
-            "no Linchpin feed is configured for this connector\n",
-        );
-    }
-    if !key_param(query.as_deref()).is_some_and(|k| profiles.feed_key_matches(&k)) {
-        tracing::info!(auth.failure = "feed key", "Linchpin feed refused");
-        return plain(
-            StatusCode::FORBIDDEN,
-            "the feed needs the connector's feed key as ?key=\n",
+            "no Linchpin feed at this URL for this key\n",
         );
     }
     let stamp = match state.store.feed_stamp(&connector).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error.message = %super::error::error_chain(&e), "cannot read the feed stamp");
+            tracing::error!(error.message = %crate::errors::error_chain(&e), "cannot read the feed stamp");
             return plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the store is unavailable\n",

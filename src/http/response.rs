@@ -1,5 +1,6 @@
 //! SCIM JSON responses: always `application/scim+json` (Entra and the Microsoft validator
-//! reject other media types, idp-quirks §1 rule 1), with `ETag` and `Location` when known.
+//! reject other media types, docs/reference/idp-behaviour.md §1 rule 1), with `ETag` and `Location`
+//! when known.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +13,7 @@ use crate::scim::resource::etag;
 #[derive(Debug)]
 pub struct ScimJson {
     status: StatusCode,
-    body: Option<Value>,
+    body: Option<Body>,
     etag: Option<i64>,
     location: Option<String>,
 }
@@ -22,7 +23,17 @@ impl ScimJson {
     pub fn new(status: StatusCode, body: Value) -> Self {
         Self {
             status,
-            body: Some(body),
+            body: Some(Body::Json(body)),
+            etag: None,
+            location: None,
+        }
+    }
+
+    /// A response with a body already serialized (a ListResponse written item by item).
+    pub fn raw(status: StatusCode, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            body: Some(Body::Bytes(body)),
             etag: None,
             location: None,
         }
@@ -51,14 +62,25 @@ impl ScimJson {
     }
 }
 
+/// A body as a value to serialize, or as bytes.
+#[derive(Debug)]
+enum Body {
+    Json(Value),
+    Bytes(Vec<u8>),
+}
+
 impl IntoResponse for ScimJson {
     fn into_response(self) -> Response {
-        let mut res = match &self.body {
-            Some(b) => (self.status, serde_json::to_vec(b).unwrap_or_default()).into_response(),
+        let has_body = self.body.is_some();
+        let mut res = match self.body {
+            Some(Body::Json(ref b)) => {
+                (self.status, serde_json::to_vec(b).unwrap_or_default()).into_response()
+            }
+            Some(Body::Bytes(bytes)) => (self.status, bytes).into_response(),
             None => self.status.into_response(),
         };
         let h = res.headers_mut();
-        if self.body.is_some() {
+        if has_body {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
         }
         if let Some(v) = self.etag.and_then(|v| HeaderValue::from_str(&etag(v)).ok()) {

@@ -33,6 +33,10 @@ pub struct StateInner {
     pub auth: Authenticator,
     /// Each connector's compiled mapping, Linchpin feed and webhook.
     pub profiles: Arc<Profiles>,
+    /// Permits to run heavy request work (a large PATCH) on the blocking pool: half the
+    /// cores, at least one, so a flood of costly requests from one connector can never
+    /// occupy every core and starve the others' small requests.
+    pub heavy_work: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -53,6 +57,7 @@ impl AppState {
             connectors,
             queue_saturated: AtomicBool::new(false),
             auth,
+            heavy_work: tokio::sync::Semaphore::new(heavy_permits()),
         }))
     }
 
@@ -82,7 +87,10 @@ impl AppState {
                     );
                 }
             }
-            Err(e) => tracing::warn!(error.message = %e, "could not read the sync queue depth"),
+            Err(e) => tracing::warn!(
+                error.message = %crate::errors::error_chain(&self.store.explain(e)),
+                "could not read the sync queue depth"
+            ),
         }
     }
 
@@ -102,6 +110,14 @@ impl AppState {
             max: self.settings.limits.max_page_size,
         }
     }
+}
+
+/// Half the cores, at least one.
+fn heavy_permits() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() / 2)
+        .unwrap_or(1)
+        .max(1)
 }
 
 impl Deref for AppState {

@@ -14,11 +14,11 @@ use super::rules::{
 };
 use super::script::Sandbox;
 use super::source::Source;
-use super::transform::{Transform, TransformSpec};
-use super::MappingError;
+use super::transform::{Transform, TransformError, TransformSpec};
+use super::username::check_username;
+use super::{InvalidRules, MappingError};
 use crate::scim::resource::Document;
 use crate::scim::schema::SchemaRegistry;
-use crate::targets::confluence::username::check_username;
 
 /// What one rule saw and produced (for `mapping preview`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub struct RuleTrace {
     /// Values the source (or the computed input) yielded, before transforms.
     pub source: Vec<String>,
     /// Values after transforms and default, or why the rule failed.
-    pub result: Result<Vec<String>, String>,
+    pub result: Result<Vec<String>, TransformError>,
 }
 
 /// A compiled rule.
@@ -46,7 +46,7 @@ impl Rule {
         on_missing: OnMissing,
         reg: &SchemaRegistry,
         sandbox: &Sandbox,
-    ) -> Result<Rule, String> {
+    ) -> Result<Rule, InvalidRules> {
         let sources = sources
             .map(Sources::paths)
             .unwrap_or_default()
@@ -151,19 +151,19 @@ fn identity_rule(
     spec: Option<&RuleSpec>,
     reg: &SchemaRegistry,
     sandbox: &Sandbox,
-) -> Result<Option<Rule>, String> {
+) -> Result<Option<Rule>, InvalidRules> {
     let Some(spec) = spec else { return Ok(None) };
+    let at = format!("mapping.{name}");
     let on_missing = spec.on_missing.unwrap_or(OnMissing::Skip);
     if on_missing == OnMissing::Clear {
-        return Err(format!(
-            "mapping.{name}: on_missing = \"clear\" is not possible, Confluence needs a value; \
-             use \"skip\" or \"keep\" (the built-in rule)"
-        ));
+        return Err(InvalidRules::new(
+            "on_missing = \"clear\" is not possible, Confluence needs a value; \
+             use \"skip\" or \"keep\" (the built-in rule)",
+        )
+        .at(at));
     }
     if spec.source.is_none() && spec.default.is_none() && spec.transforms.is_empty() {
-        return Err(format!(
-            "mapping.{name}: give a source, a script transform or a default"
-        ));
+        return Err(InvalidRules::new("give a source, a script transform or a default").at(at));
     }
     Rule::compile(
         spec.source.as_ref(),
@@ -174,24 +174,25 @@ fn identity_rule(
         sandbox,
     )
     .map(Some)
-    .map_err(|e| format!("mapping.{name}: {e}"))
+    .map_err(|e| e.at(at))
 }
 
-fn field(spec: &FieldSpec, reg: &SchemaRegistry, sandbox: &Sandbox) -> Result<Field, String> {
+fn field(spec: &FieldSpec, reg: &SchemaRegistry, sandbox: &Sandbox) -> Result<Field, InvalidRules> {
     let name = &spec.name;
-    let at = |e: String| format!("mapping field {name:?}: {e}");
+    let at = |e: InvalidRules| e.at(format!("mapping field {name:?}"));
+    let problem = |text: String| at(InvalidRules::new(text));
     if name.trim().is_empty() {
-        return Err("mapping: a field has an empty name".to_owned());
+        return Err(InvalidRules::new("mapping: a field has an empty name"));
     }
     let xml = spec.xml.clone().unwrap_or_else(|| name.clone());
     if !is_xml_name(&xml) {
-        return Err(at(format!(
+        return Err(problem(format!(
             "{xml:?} is not a usable XML element name (letters, digits, '_', '-', '.'; \
              starting with a letter; not starting with \"xml\"); set `xml`"
         )));
     }
     if spec.from.is_some() && spec.source.is_some() {
-        return Err(at(
+        return Err(problem(
             "give either `from` (a computed value) or `source` (a SCIM path), not both".into(),
         ));
     }
@@ -200,7 +201,7 @@ fn field(spec: &FieldSpec, reg: &SchemaRegistry, sandbox: &Sandbox) -> Result<Fi
         && spec.transforms.is_empty()
         && spec.default.is_none()
     {
-        return Err(at(
+        return Err(problem(
             "give a `source`, a `from`, a script transform or a `default`".into(),
         ));
     }
@@ -227,7 +228,7 @@ impl ConnectorMapping {
     pub fn compile(
         settings: &MappingSettings,
         reg: &SchemaRegistry,
-    ) -> Result<ConnectorMapping, String> {
+    ) -> Result<ConnectorMapping, InvalidRules> {
         let sandbox = Sandbox::new(settings.script.clone());
         let mut specs: Vec<FieldSpec> = if settings.default_fields {
             default_fields()
@@ -236,10 +237,10 @@ impl ConnectorMapping {
         };
         for (i, spec) in settings.fields.iter().enumerate() {
             if settings.fields[..i].iter().any(|f| f.name == spec.name) {
-                return Err(format!(
+                return Err(InvalidRules::new(format!(
                     "mapping: the field {:?} is defined twice",
                     spec.name
-                ));
+                )));
             }
             match specs.iter_mut().find(|s| s.name == spec.name) {
                 Some(existing) => *existing = spec.clone(),
@@ -252,10 +253,10 @@ impl ConnectorMapping {
             .collect::<Result<Vec<_>, _>>()?;
         for (i, f) in fields.iter().enumerate() {
             if fields[..i].iter().any(|g| g.xml == f.xml) {
-                return Err(format!(
+                return Err(InvalidRules::new(format!(
                     "mapping: two fields use the XML element name {:?}; set `xml` on one",
                     f.xml
-                ));
+                )));
             }
         }
         let fingerprint = {
@@ -284,6 +285,22 @@ impl ConnectorMapping {
     /// re-sends every webhook profile.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// Whether any rule runs a script: the mapping may then take up to the scripts'
+    /// deadlines per user, and async callers run it on the script threads
+    /// (`profiles/pool.rs`).
+    pub fn uses_scripts(&self) -> bool {
+        let scripted = |r: &Rule| {
+            r.transforms
+                .iter()
+                .any(|t| matches!(t, Transform::Script(_)))
+        };
+        [&self.username, &self.full_name, &self.email]
+            .into_iter()
+            .flatten()
+            .any(scripted)
+            || self.fields.iter().any(|f| scripted(&f.rule))
     }
 
     /// Manager resolution settings.
@@ -320,6 +337,9 @@ impl ConnectorMapping {
     /// custom rule's result is checked, never silently repaired: the admin sees why.
     pub fn username(&self, doc: &Document) -> Result<String, MappingError> {
         let name = self.identity(self.username.as_ref(), "username", doc, super::username)?;
+        // A custom rule's result is composed to NFC (one spelling, one account) and then
+        // checked like the built-in one.
+        let name = crate::scim::identifier::nfc(&name).into_owned();
         check_username(&name).map_err(|why| MappingError::InvalidUsername(why.to_string()))?;
         Ok(name)
     }
@@ -391,7 +411,7 @@ impl ConnectorMapping {
     ) -> Result<(FieldValue, Vec<String>), Skipped> {
         let computed = |r: Result<String, MappingError>| match r {
             Ok(v) => Ok(vec![v]),
-            Err(MappingError::Rule { reason, .. }) => Err(FieldValue::Failed(reason)),
+            Err(MappingError::Rule { reason, .. }) => Err(FieldValue::Failed(reason.to_string())),
             Err(_) => Ok(Vec::new()),
         };
         let input = match f.from {
@@ -431,7 +451,7 @@ impl ConnectorMapping {
         };
         let run = f.rule.run(input, doc, &self.sandbox, trace);
         let value = match run.result {
-            Err(reason) => FieldValue::Failed(reason),
+            Err(reason) => FieldValue::Failed(reason.to_string()),
             Ok(v) if v.is_empty() => match f.rule.on_missing {
                 OnMissing::Keep => FieldValue::Keep,
                 OnMissing::Clear => FieldValue::Clear,

@@ -1,5 +1,6 @@
-//! The manager reference (DESIGN.md "The manager is a reference"): reading it from a user,
-//! and what the manager field says once the store has looked the manager up.
+//! The manager reference (docs/reference/design.md "The manager is a reference"): what the manager
+//! field says once the store has looked the manager up. Reading the reference from a user is
+//! [`crate::scim::enterprise::manager_ref`].
 //!
 //! Resolution is one hop: the field names the manager's Confluence username and never follows
 //! the manager's own manager, so cycles (A manages B manages A) and self-references cannot
@@ -12,11 +13,7 @@
 //! users match stays unresolved ([`ManagerLookup::Ambiguous`]): a wrong manager in the org
 //! chart is worse than none, and nothing tells which of them the IdP meant.
 
-use serde_json::Value;
-
 use super::rules::ManagerKey;
-use crate::scim::resource::Document;
-use crate::scim::schema::ENTERPRISE_URN;
 
 /// What the store found for a user's `manager.value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,49 +73,5 @@ impl ManagerLookup {
             ManagerLookup::Ambiguous { .. } => "ambiguous",
             ManagerLookup::Unmappable => "unmappable",
         }
-    }
-}
-
-/// The raw `manager.value` of the enterprise extension, trimmed; `None` when absent or blank.
-pub fn manager_ref(doc: &Document) -> Option<String> {
-    let ext = doc.get(ENTERPRISE_URN)?.as_object()?;
-    let manager = ext
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("manager"))
-        .map(|(_, v)| v)?;
-    let value = match manager {
-        Value::Object(m) => m
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("value"))
-            .map(|(_, v)| v)?,
-        other => other,
-    };
-    value
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn the_reference_is_read_trimmed_and_blank_means_none() {
-        let doc = |v: Value| -> Document {
-            json!({ ENTERPRISE_URN: { "manager": v } })
-                .as_object()
-                .cloned()
-                .unwrap_or_default()
-        };
-        assert_eq!(
-            manager_ref(&doc(json!({"value": " 9a8b "}))).as_deref(),
-            Some("9a8b")
-        );
-        assert_eq!(manager_ref(&doc(json!("E7"))).as_deref(), Some("E7"));
-        assert_eq!(manager_ref(&doc(json!({"value": ""}))), None);
-        assert_eq!(manager_ref(&Document::new()), None);
     }
 }

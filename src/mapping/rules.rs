@@ -113,13 +113,14 @@ pub struct FieldSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ManagerKey {
-    /// Our SCIM `id` (Entra resolves the manager to the id we issued; idp-quirks §2.6).
+    /// Our SCIM `id` (Entra resolves the manager to the id we issued;
+    /// docs/reference/idp-behaviour.md §2.6).
     Id,
     /// The manager's `externalId` (OneLogin templates often send `{$user.id}` there and
     /// OneLogin's own id as the manager; Okta sends its `00u…` id).
     ExternalId,
-    /// The manager's enterprise `employeeNumber` (Okta and OneLogin send an HR key; §3.4 O10,
-    /// §4.2).
+    /// The manager's enterprise `employeeNumber` (Okta and OneLogin send an HR key;
+    /// docs/reference/idp-behaviour.md O10, §4.2).
     EmployeeNumber,
     /// The manager's `userName` (compared case-insensitively).
     UserName,
@@ -156,11 +157,12 @@ impl ManagerKey {
         matches!(self, ManagerKey::UserName | ManagerKey::Email)
     }
 
-    /// A reference as this key compares it: trimmed, lower-cased when case is ignored.
+    /// A reference as this key compares it: trimmed, and folded (NFC, lower case) when case
+    /// is ignored, the form the store keeps `userName` and e-mail addresses in.
     pub fn normalise(self, value: &str) -> String {
         let v = value.trim();
         if self.ignores_case() {
-            v.to_lowercase()
+            crate::scim::identifier::fold(v)
         } else {
             v.to_owned()
         }

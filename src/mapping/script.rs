@@ -4,15 +4,30 @@
 //! A mapping runs on the delivery worker and inside the Linchpin feed, so a script must never
 //! hang either or eat the machine's memory. The sandbox bounds every run by operations, call
 //! depth, string, array and map sizes, and a wall-clock deadline checked from Rhai's progress
-//! callback; a script that hits a bound fails with an error naming the bound, and the rule it
-//! belongs to is reported as failed (the user is still delivered). Scripts have no I/O: no
-//! modules, no `eval`, and `print`/`debug` go nowhere (their output would be personal data in
-//! the logs).
+//! callback (every few hundred operations, so it interrupts a running loop); a script that
+//! hits a bound fails with an error naming the bound, and the rule it belongs to is reported
+//! as failed (the user is still delivered). Scripts have no I/O: no modules, no `eval`, and
+//! `print`/`debug` go nowhere (their output would be personal data in the logs).
+//!
+//! **Sizes are checked before allocating where one call could otherwise explode.** Rhai
+//! checks a value's size *after* the function that built it returns. For nearly every
+//! function that is harmless: concatenation (`+`, `+=`, `append`, array and map `+`) at most
+//! doubles a value already within bounds, `pad` and `blob` check their length first, and
+//! `split`, `chars`, `to_upper`... grow a bounded input by a small factor. `replace` is the
+//! exception: its result is the input times the number of matches times the replacement
+//! (`replace("", s)` inserts `s` between every character), so one call on a 64 KiB string could
+//! allocate gigabytes before the check. The sandbox registers its own `replace` (every
+//! string/character combination), which computes the result's length first and fails with
+//! the string-size error before allocating anything.
+//!
+//! **This module runs scripts synchronously on the calling thread.** It stays pure (no
+//! Tokio); callers on async threads hop to the dedicated script threads of
+//! `profiles/pool.rs` first, so a script that runs to its deadline delays no request.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Scope, AST};
 use serde::{Deserialize, Serialize};
 
 use crate::scim::resource::Document;
@@ -109,6 +124,8 @@ impl Sandbox {
                 late.then(|| Dynamic::from("deadline"))
             });
         engine.disable_symbol("eval");
+        register_checked_replace(&mut engine, limits.max_string_size);
+        check_variables_while_running(&mut engine);
         Self { engine, limits }
     }
 
@@ -148,9 +165,11 @@ impl Sandbox {
         );
         let user = rhai::serde::to_dynamic(user)
             .map_err(|e| format!("the user cannot be handed to the script: {}", describe(&e)))?;
-        scope.push("user", user);
+        // A constant: scripts read the user, and could otherwise grow it in place.
+        scope.push_constant_dynamic("user", user);
         let deadline = Instant::now() + Duration::from_millis(self.limits.timeout_ms.max(1));
         DEADLINE.with(|d| d.set(Some(deadline)));
+        VAR_READS.with(|c| c.set(0));
         let result = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
@@ -182,6 +201,106 @@ impl Sandbox {
             other => describe(other),
         }
     }
+}
+
+/// Variable reads between two checks of every variable's size.
+const CHECK_VARS_EVERY: u64 = 256;
+
+thread_local! {
+    /// Variable reads of the run on this thread (see [`check_variables_while_running`]).
+    static VAR_READS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Checks the sizes of the variables in scope every few hundred variable reads. Rhai checks a
+/// value's size when a function or operator returns it, and an indexed item when it is
+/// assigned, but not the map an item is assigned *into*: `loop { m[`${i}`] = big + i; i += 1; }`
+/// grows `m` by one bounded item per step without any check, and grew a test process by
+/// 440 MiB within the operation limit. Every variable of the running script is held to the
+/// sandbox's bounds instead, on a thread-local count of reads (Rhai's variable callback; its
+/// API is marked volatile). The inputs are left out: `user` is a constant (it cannot grow)
+/// and may legitimately exceed the string bound, as may `value` and `values` copied from it.
+#[allow(deprecated)] // `on_var` is not deprecated, only marked volatile by Rhai.
+fn check_variables_while_running(engine: &mut Engine) {
+    engine.on_var(|_, _, ctx| {
+        let reads = VAR_READS.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
+        if reads % CHECK_VARS_EVERY == 0 {
+            for (name, _, value) in ctx.scope().iter_raw() {
+                if matches!(name, "user" | "value" | "values") {
+                    continue;
+                }
+                ctx.engine().ensure_data_size_within_limits(value)?;
+            }
+        }
+        Ok(None)
+    });
+}
+
+/// Overrides Rhai's `replace` (string or character, by string or character) with one that
+/// computes the result's length first and refuses, before allocating, a result longer than
+/// `max` bytes (0: unlimited). Functions registered on the engine take precedence over the
+/// standard package's.
+fn register_checked_replace(engine: &mut Engine, max: usize) {
+    fn replace(
+        max: usize,
+        s: &mut ImmutableString,
+        find: &str,
+        with: &str,
+    ) -> Result<(), Box<EvalAltResult>> {
+        if s.is_empty() {
+            return Ok(());
+        }
+        if max > 0 && with.len() > find.len() {
+            // `str::replace("")` inserts at every character boundary, both ends included.
+            let matches = if find.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(find).count()
+            };
+            let grown = s
+                .len()
+                .saturating_add(matches.saturating_mul(with.len() - find.len()));
+            if grown > max {
+                return Err(Box::new(EvalAltResult::ErrorDataTooLarge(
+                    "Length of string".to_owned(),
+                    rhai::Position::NONE,
+                )));
+            }
+        }
+        *s = s.replace(find, with).into();
+        Ok(())
+    }
+    engine
+        .register_fn(
+            "replace",
+            move |s: &mut ImmutableString, find: &str, with: &str| replace(max, s, find, with),
+        )
+        .register_fn(
+            "replace",
+            move |s: &mut ImmutableString, find: &str, with: char| {
+                replace(max, s, find, with.encode_utf8(&mut [0u8; 4]))
+            },
+        )
+        .register_fn(
+            "replace",
+            move |s: &mut ImmutableString, find: char, with: &str| {
+                replace(max, s, find.encode_utf8(&mut [0u8; 4]), with)
+            },
+        )
+        .register_fn(
+            "replace",
+            move |s: &mut ImmutableString, find: char, with: char| {
+                replace(
+                    max,
+                    s,
+                    find.encode_utf8(&mut [0u8; 4]),
+                    with.encode_utf8(&mut [0u8; 4]),
+                )
+            },
+        );
 }
 
 /// A runtime error without the values it may carry: Rhai's messages for type errors and

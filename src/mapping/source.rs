@@ -11,6 +11,7 @@
 
 use serde_json::{Map, Value};
 
+use super::InvalidRules;
 use crate::scim::filter::{self, Filter};
 use crate::scim::path::PatchPath;
 use crate::scim::resource::Document;
@@ -34,37 +35,38 @@ pub struct Source {
 impl Source {
     /// Parses and resolves `text` against the User resource type. Errors name the path and
     /// say what is wrong; they are reported at start and by `check-config`.
-    pub fn compile(text: &str, reg: &SchemaRegistry) -> Result<Source, String> {
-        let path = PatchPath::parse(text).map_err(|e| format!("source {text:?}: {}", e.detail))?;
+    pub fn compile(text: &str, reg: &SchemaRegistry) -> Result<Source, InvalidRules> {
+        let err = |problem: String| InvalidRules::new(problem).at(format!("source {text:?}"));
+        let path = PatchPath::parse(text).map_err(|e| err(e.detail))?;
         let rt = reg.resource_type(ResourceKind::User);
         let urn = match &path.attr.urn {
-            Some(u) => Some(reg.canonical_urn(u).ok_or_else(|| {
-                format!("source {text:?}: no schema {u} is loaded (check schemas_dir)")
-            })?),
+            Some(u) => Some(
+                reg.canonical_urn(u)
+                    .ok_or_else(|| err(format!("no schema {u} is loaded (check schemas_dir)")))?,
+            ),
             None => None,
         };
         let resolved = rt.resolve(urn, &path.attr.name).ok_or_else(|| {
-            format!(
-                "source {text:?}: the User schema has no attribute {:?}",
+            err(format!(
+                "the User schema has no attribute {:?}",
                 path.attr.name
-            )
+            ))
         })?;
         let attr = resolved.attr.clone();
         let sub_name = path.sub.as_deref().or(path.attr.sub.as_deref());
         let sub = match sub_name {
-            Some(s) => Some(attr.sub(s).cloned().ok_or_else(|| {
-                format!(
-                    "source {text:?}: {:?} has no sub-attribute {s:?}",
-                    attr.name
-                )
-            })?),
+            Some(s) => Some(
+                attr.sub(s)
+                    .cloned()
+                    .ok_or_else(|| err(format!("{:?} has no sub-attribute {s:?}", attr.name)))?,
+            ),
             None => None,
         };
         if path.filter.is_some() && !attr.multi_valued {
-            return Err(format!(
-                "source {text:?}: a value filter needs a multi-valued attribute, and {:?} is not",
+            return Err(err(format!(
+                "a value filter needs a multi-valued attribute, and {:?} is not",
                 attr.name
-            ));
+            )));
         }
         Ok(Source {
             text: text.to_owned(),
@@ -204,7 +206,7 @@ mod tests {
             ("emails[type eq", "path"),
             ("urn:example:nope:User:x", "no schema"),
         ] {
-            let e = Source::compile(bad, &reg).expect_err(bad);
+            let e = Source::compile(bad, &reg).expect_err(bad).to_string();
             assert!(e.contains(why) || e.contains(bad), "{bad}: {e}");
         }
     }

@@ -15,6 +15,7 @@ use time::format_description::OwnedFormatItem;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
 use super::script::{Sandbox, Script};
+use super::InvalidRules;
 use crate::scim::resource::Document;
 
 /// One transform as written in the configuration: a bare name (`"lower"`) for the steps
@@ -167,6 +168,21 @@ impl<'de> Deserialize<'de> for TransformSpec {
 }
 
 /// A date format: RFC 3339 or a compiled `time` format description.
+/// Why a transform failed on a user's values. Worded without the values, which are personal
+/// data: the reason reaches logs, the sync queue and `mapping preview`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransformError {
+    /// A `date` transform met a value that is not a date in its `from` format.
+    #[error("a value is not a date in the expected format")]
+    NotADate,
+    /// A `date` transform cannot write the date in its `to` format.
+    #[error("cannot format the date: {0}")]
+    DateFormat(String),
+    /// A `script` transform failed (an error, a bound, a result of the wrong type).
+    #[error("{0}")]
+    Script(String),
+}
+
 #[derive(Debug, Clone)]
 enum DateFormat {
     Rfc3339,
@@ -174,18 +190,18 @@ enum DateFormat {
 }
 
 impl DateFormat {
-    fn compile(s: &str) -> Result<Self, String> {
+    fn compile(s: &str) -> Result<Self, InvalidRules> {
         if s.eq_ignore_ascii_case("rfc3339") {
             return Ok(Self::Rfc3339);
         }
         time::format_description::parse_owned::<2>(s)
             .map(Self::Custom)
-            .map_err(|e| format!("date format {s:?} is not valid: {e}"))
+            .map_err(|e| InvalidRules::new(format!("date format {s:?} is not valid: {e}")))
     }
 
     /// Parses a date-time, a date-time without offset (taken as UTC) or a bare date
     /// (midnight UTC), whichever the format describes.
-    fn parse(&self, s: &str) -> Result<OffsetDateTime, String> {
+    fn parse(&self, s: &str) -> Result<OffsetDateTime, TransformError> {
         let parsed = match self {
             Self::Rfc3339 => OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
                 // A bare ISO date is what most HR systems send for hire dates.
@@ -197,15 +213,15 @@ impl DateFormat {
                 .or_else(|| PrimitiveDateTime::parse(s, f).ok().map(|p| p.assume_utc()))
                 .or_else(|| Date::parse(s, f).ok().map(|d| d.midnight().assume_utc())),
         };
-        parsed.ok_or_else(|| "a value is not a date in the expected format".to_owned())
+        parsed.ok_or(TransformError::NotADate)
     }
 
-    fn format(&self, t: OffsetDateTime) -> Result<String, String> {
+    fn format(&self, t: OffsetDateTime) -> Result<String, TransformError> {
         match self {
             Self::Rfc3339 => t.format(&Rfc3339),
             Self::Custom(f) => t.format(f),
         }
-        .map_err(|e| format!("cannot format the date: {e}"))
+        .map_err(|e| TransformError::DateFormat(e.to_string()))
     }
 }
 
@@ -256,14 +272,14 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 impl Transform {
     /// Compiles a transform; `sandbox` compiles scripts.
-    pub fn compile(spec: &TransformSpec, sandbox: &Sandbox) -> Result<Transform, String> {
+    pub fn compile(spec: &TransformSpec, sandbox: &Sandbox) -> Result<Transform, InvalidRules> {
         Ok(match spec {
             TransformSpec::Lower => Self::Lower,
             TransformSpec::Upper => Self::Upper,
             TransformSpec::Trim => Self::Trim,
             TransformSpec::First => Self::First,
             TransformSpec::Before { sep } | TransformSpec::After { sep } if sep.is_empty() => {
-                return Err("before/after need a non-empty sep".to_owned())
+                return Err(InvalidRules::new("before/after need a non-empty sep"))
             }
             TransformSpec::Before { sep } => Self::Before(sep.clone()),
             TransformSpec::After { sep } => Self::After(sep.clone()),
@@ -271,7 +287,9 @@ impl Transform {
                 let re = regex::RegexBuilder::new(pattern)
                     .size_limit(REGEX_SIZE_LIMIT)
                     .build()
-                    .map_err(|e| format!("replace pattern {pattern:?} is not valid: {e}"))?;
+                    .map_err(|e| {
+                        InvalidRules::new(format!("replace pattern {pattern:?} is not valid: {e}"))
+                    })?;
                 Self::Replace(re, with.clone())
             }
             TransformSpec::Join { sep } => Self::Join(sep.clone()),
@@ -298,7 +316,11 @@ impl Transform {
                 default: default.clone(),
                 ignore_case: *ignore_case,
             },
-            TransformSpec::Script { code } => Self::Script(Arc::new(sandbox.compile(code)?)),
+            TransformSpec::Script { code } => Self::Script(Arc::new(
+                sandbox
+                    .compile(code)
+                    .map_err(|e| InvalidRules::new(e.to_string()))?,
+            )),
         })
     }
 
@@ -310,7 +332,7 @@ impl Transform {
         values: Vec<String>,
         user: &Document,
         sandbox: &Sandbox,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, TransformError> {
         let each = |f: &dyn Fn(String) -> String| values.iter().cloned().map(f).collect();
         Ok(match self {
             Self::Lower => each(&|v| v.to_lowercase()),
@@ -351,7 +373,9 @@ impl Transform {
                     (None, None) => v,
                 }
             }),
-            Self::Script(script) => sandbox.run(script, &values, user)?,
+            Self::Script(script) => sandbox
+                .run(script, &values, user)
+                .map_err(|e| TransformError::Script(e.to_string()))?,
         })
     }
 }
@@ -363,7 +387,7 @@ mod tests {
 
     fn run(spec: TransformSpec, input: &[&str]) -> Result<Vec<String>, String> {
         let sandbox = Sandbox::default();
-        let t = Transform::compile(&spec, &sandbox)?;
+        let t = Transform::compile(&spec, &sandbox).map_err(|e| e.to_string())?;
         let user = json!({"userName": "u"})
             .as_object()
             .cloned()
@@ -373,6 +397,7 @@ mod tests {
             &user,
             &sandbox,
         )
+        .map_err(|e| e.to_string())
     }
 
     fn ok(spec: TransformSpec, input: &[&str]) -> Vec<String> {

@@ -1,6 +1,11 @@
 //! The Linchpin feed as a stream of chunks: the XML head, then one chunk per page of users
 //! read from the store, then the tail. Memory stays at one page (plus the set of usernames
 //! already written, which keeps them unique), whatever the number of users.
+//!
+//! The feed never emits two elements for one username, nor a username it cannot carry:
+//! Linchpin aborts the whole import on a duplicate, so one odd name must not cost every
+//! profile its update. Such users are left out and counted (`feed.duplicates`,
+//! `feed.uncarriable` in the log line at the end; their SCIM ids at debug level).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::resolve::{Resolved, Resolver};
 use super::ConnectorProfiles;
+use crate::scim::identifier;
 use crate::store::profiles::ProfileRow;
 use crate::store::{Store, StoreResult};
 use crate::targets::linchpin::{xml, Deprovisioned};
@@ -29,8 +35,13 @@ pub struct FeedStats {
     pub skipped: usize,
     /// Users without a valid Confluence username.
     pub unmapped: usize,
-    /// Users whose username was already written (Linchpin aborts on duplicates, §2.2).
+    /// Users whose username was already written, compared as Linchpin could (NFC, any
+    /// case): Linchpin aborts the whole import on a duplicate (§2.2).
     pub duplicates: usize,
+    /// Users whose username holds a character XML 1.0 cannot carry (a control character of
+    /// a row stored before such names were refused): written without it, the element
+    /// would name somebody else, so the user is left out.
+    pub uncarriable: usize,
     /// Fields left out because their rule failed.
     pub failed_fields: usize,
 }
@@ -94,7 +105,7 @@ impl Cursor {
                 .map_err(std::io::Error::other)?;
             let profiles = self.resolver.profiles().clone();
             let mut out = String::with_capacity(rows.len() * 512);
-            for r in resolved {
+            for (row, r) in rows.iter().zip(resolved) {
                 let p = match r {
                     Resolved::Profile(p) => p,
                     Resolved::Skipped { .. } => {
@@ -110,8 +121,14 @@ impl Cursor {
                     self.stats.inactive += 1;
                     continue;
                 }
-                if !self.seen.insert(p.username.to_lowercase()) {
+                if !xml::can_carry(&p.username) {
+                    self.stats.uncarriable += 1;
+                    tracing::debug!(scim.id = %row.id, "feed: username cannot be carried in XML; user left out");
+                    continue;
+                }
+                if !self.seen.insert(identifier::fold(&p.username)) {
                     self.stats.duplicates += 1;
+                    tracing::debug!(scim.id = %row.id, "feed: username already written; user left out");
                     continue;
                 }
                 self.stats.failed_fields += p
@@ -166,6 +183,7 @@ pub fn stream(
                         feed.skipped = s.skipped,
                         feed.unmapped = s.unmapped,
                         feed.duplicates = s.duplicates,
+                        feed.uncarriable = s.uncarriable,
                         feed.failed_fields = s.failed_fields,
                         feed.manager_unresolved = c.resolver.stats().unresolved(),
                         "Linchpin feed served"
@@ -177,7 +195,7 @@ pub fn stream(
                     c.state = State::Done;
                     tracing::error!(
                         connector = c.resolver.connector(),
-                        error.message = %crate::http::error::error_chain(&e),
+                        error.message = %crate::errors::error_chain(&e),
                         "the Linchpin feed stopped: store error"
                     );
                     Some((Err(e), c))

@@ -18,8 +18,9 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::ConnectorProfiles;
-use crate::mapping::{manager_ref, ManagerKey, ManagerLookup, MappingError, Profile};
+use super::{pool, ConnectorProfiles};
+use crate::mapping::{ManagerKey, ManagerLookup, MappingError, Profile};
+use crate::scim::enterprise::manager_ref;
 use crate::store::profiles::ProfileRow;
 use crate::store::{Store, StoreResult};
 
@@ -147,6 +148,47 @@ enum Entry {
     Ambiguous { users: usize, keys: Vec<ManagerKey> },
 }
 
+/// The Confluence username of a stored user: its identity link's, else the username rule's.
+fn username_of(profiles: &ConnectorProfiles, row: &ProfileRow) -> Result<String, MappingError> {
+    match &row.linked_username {
+        Some(u) => Ok(u.clone()),
+        None => profiles.mapping.username(&row.doc),
+    }
+}
+
+/// The pure part of [`Resolver::resolve`]: the mapping of each row.
+fn map_rows(
+    profiles: &ConnectorProfiles,
+    rows: &[ProfileRow],
+    lookups: Vec<ManagerLookup>,
+    trace: bool,
+) -> Vec<Resolved> {
+    rows.iter()
+        .zip(lookups)
+        .map(|(row, manager)| {
+            let username = match username_of(profiles, row) {
+                Ok(u) => u,
+                Err(e) => return Resolved::Unmapped(e),
+            };
+            match profiles
+                .mapping
+                .profile(&row.doc, &username, &manager, trace)
+            {
+                Ok(p) => Resolved::Profile(p),
+                Err(s) => Resolved::Skipped { field: s.field },
+            }
+        })
+        .collect()
+}
+
+/// A mapping that could not run at all (a bug: it panicked), reported per user.
+fn pool_failure(e: pool::PoolError) -> MappingError {
+    MappingError::Rule {
+        rule: "mapping",
+        reason: crate::mapping::TransformError::Script(e.to_string()),
+    }
+}
+
 /// Resolves users of one connector. Owns what it uses, so a streamed feed can carry it.
 pub struct Resolver {
     store: Store,
@@ -199,10 +241,7 @@ impl Resolver {
 
     /// The Confluence username of a stored user.
     pub fn username(&self, row: &ProfileRow) -> Result<String, MappingError> {
-        match &row.linked_username {
-            Some(u) => Ok(u.clone()),
-            None => self.profiles.mapping.username(&row.doc),
-        }
+        username_of(&self.profiles, row)
     }
 
     /// What the user's manager reference resolves to (not counted in [`Resolver::stats`]).
@@ -222,10 +261,12 @@ impl Resolver {
         Ok(())
     }
 
-    /// The profiles of `rows`, in order.
+    /// The profiles of `rows`, in order. A mapping that runs scripts is computed on the
+    /// script threads (`profiles/pool.rs`), so a script running to its deadline for every
+    /// user of a page stalls no request.
     pub async fn resolve(&mut self, rows: &[ProfileRow]) -> StoreResult<Vec<Resolved>> {
         self.fill(rows).await?;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut lookups = Vec::with_capacity(rows.len());
         for row in rows {
             let manager = self.lookup(row);
             self.stats.add(&manager);
@@ -235,25 +276,19 @@ impl Resolver {
                         .note_unresolved(&self.connector, &row.id, &reference, &manager);
                 }
             }
-            let username = match self.username(row) {
-                Ok(u) => u,
-                Err(e) => {
-                    out.push(Resolved::Unmapped(e));
-                    continue;
-                }
-            };
-            out.push(
-                match self
-                    .profiles
-                    .mapping
-                    .profile(&row.doc, &username, &manager, self.trace)
-                {
-                    Ok(p) => Resolved::Profile(p),
-                    Err(s) => Resolved::Skipped { field: s.field },
-                },
-            );
+            lookups.push(manager);
         }
-        Ok(out)
+        let (profiles, trace) = (self.profiles.clone(), self.trace);
+        if !profiles.mapping.uses_scripts() {
+            return Ok(map_rows(&profiles, rows, lookups, trace));
+        }
+        let owned = rows.to_vec();
+        let n = owned.len();
+        Ok(
+            pool::map(true, move || map_rows(&profiles, &owned, lookups, trace))
+                .await
+                .unwrap_or_else(|e| vec![Resolved::Unmapped(pool_failure(e)); n]),
+        )
     }
 
     fn lookup(&self, row: &ProfileRow) -> ManagerLookup {
@@ -324,6 +359,25 @@ impl Resolver {
                 open.retain(|r| !matches.contains_key(r));
             }
         }
+        // The usernames of the users matched alone (the username rule may be a script: on the
+        // script threads then).
+        let single: Vec<ProfileRow> = matches
+            .values()
+            .filter_map(|users| match users.as_slice() {
+                [(user, _)] => Some(user.clone()),
+                _ => None,
+            })
+            .collect();
+        let profiles = self.profiles.clone();
+        let names: HashMap<String, Result<String, MappingError>> =
+            pool::map(profiles.mapping.uses_scripts(), move || {
+                single
+                    .iter()
+                    .map(|u| (u.id.clone(), username_of(&profiles, u)))
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
         let mut entries: Vec<(String, Entry)> = Vec::with_capacity(wanted.len());
         let mut unmatched = Vec::new();
         for reference in &wanted {
@@ -334,13 +388,13 @@ impl Resolver {
                 }
                 Some([(user, keys)]) => Entry::One {
                     id: user.id.clone(),
-                    lookup: match self.username(user) {
-                        Ok(username) => ManagerLookup::Found {
-                            username,
+                    lookup: match names.get(&user.id) {
+                        Some(Ok(username)) => ManagerLookup::Found {
+                            username: username.clone(),
                             active: crate::mapping::active(&user.doc),
                             by: keys[0],
                         },
-                        Err(_) => ManagerLookup::Unmappable,
+                        _ => ManagerLookup::Unmappable,
                     },
                 },
                 Some(users) => {
@@ -359,7 +413,7 @@ impl Resolver {
             entries.push((reference.clone(), entry));
         }
         // A manager deleted while referenced by id: the identity link still knows the
-        // username (DESIGN.md "The manager is a reference").
+        // username (docs/reference/design.md "The manager is a reference").
         if keys.contains(&ManagerKey::Id) && !unmatched.is_empty() {
             for (id, username) in self
                 .store

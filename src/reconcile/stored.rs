@@ -3,13 +3,15 @@
 //! (`crate::delivery::desired`), so the run compares with exactly what delivery would apply.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::classify::StoredUser;
 use crate::delivery::desired;
 use crate::delivery::settings::Provisioning;
-use crate::mapping::ConnectorMapping;
+use crate::profiles::pool::{self, PoolError};
+use crate::profiles::ConnectorProfiles;
 use crate::scim::schema::ResourceKind;
-use crate::store::{Store, StoreResult};
+use crate::store::{Store, StoreError, StoreResult};
 
 /// Users read from the store at a time.
 const CHUNK: i64 = 1000;
@@ -22,16 +24,28 @@ pub struct ScanStats {
     pub unmappable: u64,
 }
 
+/// Why the scan stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The script threads could not run the mapping.
+    #[error(transparent)]
+    Mapping(#[from] PoolError),
+}
+
 /// Calls `each` with every user of `connector`, in insertion order; `progress` gets the count
-/// so far after each chunk.
+/// so far after each chunk. A mapping that runs scripts is computed on the script threads
+/// (`profiles/pool.rs`), a chunk at a time, as delivery computes it.
 pub async fn scan_users(
     store: &Store,
     connector: &str,
     prov: &Provisioning,
-    mapping: &ConnectorMapping,
+    profiles: &Arc<ConnectorProfiles>,
     mut each: impl FnMut(StoredUser),
     mut progress: impl FnMut(u64),
-) -> StoreResult<ScanStats> {
+) -> Result<ScanStats, ScanError> {
     let mut stats = ScanStats::default();
     let mut after = 0;
     let mut seen = 0u64;
@@ -46,22 +60,38 @@ pub async fn scan_users(
         let ids: Vec<String> = chunk.iter().map(|r| r.id.clone()).collect();
         let mut links = store.user_link_snapshots(connector, &ids).await?;
         let mut groups = store.groups_of(connector, &ids).await?;
-        for r in chunk {
-            let link = links.remove(&r.id);
-            let linked_name = link
-                .as_ref()
-                .filter(|l| l.status != "conflict")
-                .map(|l| l.target_name.as_str());
-            let scim_groups = groups.remove(&r.id).unwrap_or_default();
-            match desired::user(prov, mapping, &r.doc, linked_name, &scim_groups) {
-                Ok(d) => each(StoredUser {
-                    scim_id: r.id,
-                    desired: d,
+        let work: Vec<_> = chunk
+            .into_iter()
+            .map(|r| {
+                let link = links.remove(&r.id);
+                let scim_groups = groups.remove(&r.id).unwrap_or_default();
+                (r.id, r.doc, link, scim_groups)
+            })
+            .collect();
+        seen += work.len() as u64;
+        let (policy, rules) = (prov.clone(), profiles.clone());
+        let computed = pool::map(rules.mapping.uses_scripts(), move || {
+            work.into_iter()
+                .map(|(id, doc, link, scim_groups)| {
+                    let linked_name = link
+                        .as_ref()
+                        .filter(|l| l.status != "conflict")
+                        .map(|l| l.target_name.as_str());
+                    let d = desired::user(&policy, &rules.mapping, &doc, linked_name, &scim_groups);
+                    (id, link, d)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        for (scim_id, link, d) in computed {
+            match d {
+                Ok(desired) => each(StoredUser {
+                    scim_id,
+                    desired,
                     link,
                 }),
                 Err(_) => stats.unmappable += 1,
             }
-            seen += 1;
         }
         progress(seen);
     }

@@ -2,8 +2,10 @@
 //!
 //! Canonical means: attribute and sub-attribute names spelled as in the schema, `null` and
 //! empty values removed, booleans as JSON booleans, unknown sub-attributes dropped. Values are
-//! otherwise kept exactly as received (idp-quirks §1 rule 12: IdPs re-send anything they do not
-//! get back verbatim).
+//! otherwise kept exactly as received (docs/reference/idp-behaviour.md §1 rule 12: IdPs re-send
+//! anything they do not get back verbatim).
+
+use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
@@ -34,13 +36,17 @@ pub fn attribute_value(
         let items: Vec<&Value> = match value {
             Value::Array(items) => items.iter().collect(),
             // OneLogin's enterprise template sends `emails` as one object instead of an array
-            // (idp-quirks §4.2, OL-SCHEMA); any single value stands for a one-element list.
+            // (docs/reference/idp-behaviour.md §4.2, OL-SCHEMA); any single value stands for a
+            // one-element list.
             other => vec![other],
         };
         let mut out = Vec::with_capacity(items.len());
+        // Duplicates are dropped by a set of canonical forms, not by comparing every pair:
+        // a body of tens of thousands of values must cost linear time, not quadratic.
+        let mut seen = HashSet::with_capacity(items.len());
         for item in items {
             if let Some(v) = single_value(attr, item, origin)? {
-                if !out.contains(&v) {
+                if seen.insert(canonical(&v)) {
                     out.push(v);
                 }
             }
@@ -48,7 +54,8 @@ pub fn attribute_value(
         return Ok((!out.is_empty()).then_some(Value::Array(out)));
     }
     match value {
-        // Entra has sent the manager as a one-element array of objects (idp-quirks §2.6).
+        // Entra has sent the manager as a one-element array of objects
+        // (docs/reference/idp-behaviour.md §2.6).
         Value::Array(items) if attr.is_complex() && items.len() <= 1 => match items.first() {
             Some(item) => single_value(attr, item, origin),
             None => Ok(None),
@@ -59,6 +66,39 @@ pub fn attribute_value(
         ))),
         other => single_value(attr, other, origin),
     }
+}
+
+/// A text form of a value that is equal for equal values (`serde_json::Value`'s equality
+/// ignores the order of object keys; this form sorts them), for sets of values.
+pub fn canonical(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for k in keys {
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&m[k], out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for i in items {
+                    write(i, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
 }
 
 /// Coerces one value (one element of a multi-valued attribute, or the value of a single one).
@@ -76,8 +116,9 @@ fn complex_value(attr: &Attribute, value: &Value, origin: Origin) -> ScimResult<
     let obj = match value {
         Value::Object(obj) => obj,
         // A bare id where an object with a `value` sub-attribute is expected: the manager as a
-        // string from Entra and the Microsoft validator (idp-quirks E5, SCIMSDK #686) and a
-        // group member as a bare id (MSREF-PM, checklist 71).
+        // string from Entra and the Microsoft validator (docs/reference/idp-behaviour.md E5,
+        // SCIMSDK #686) and a group member as a bare id (MSREF-PM, docs/reference/idp-behaviour.md
+        // c71).
         Value::String(_) | Value::Number(_) if attr.sub("value").is_some() => {
             let mut obj = Map::new();
             obj.insert("value".to_owned(), value.clone());
@@ -103,8 +144,9 @@ fn complex_value(attr: &Attribute, value: &Value, origin: Origin) -> ScimResult<
         }
     }
     // A complex value whose schema has a `value` sub-attribute is meaningless without it:
-    // `{"value": ""}` clears the manager (idp-quirks E6, MSREF-LA "SCIM_Update_Manager"), and
-    // OneLogin's empty placeholders render `{"value": "", "displayName": " "}` (§4.2).
+    // `{"value": ""}` clears the manager (docs/reference/idp-behaviour.md E6, MSREF-LA
+    // "SCIM_Update_Manager"), and OneLogin's empty placeholders render
+    // `{"value": "", "displayName": " "}` (§4.2).
     if attr.sub("value").is_some() && !out.contains_key("value") {
         return Ok(None);
     }
@@ -122,8 +164,8 @@ pub fn simple_value(attr: &Attribute, value: &Value) -> ScimResult<Option<Value>
     };
     match (attr.attr_type, value) {
         (_, Value::Null) => Ok(None),
-        // An optional attribute sent as "" means "no value" (idp-quirks §1 rule 19): OneLogin
-        // placeholders, Entra's SCIM_Null_Update test, manager clears.
+        // An optional attribute sent as "" means "no value" (docs/reference/idp-behaviour.md §1
+        // rule 19): OneLogin placeholders, Entra's SCIM_Null_Update test, manager clears.
         (_, Value::String(s)) if s.is_empty() => Ok(None),
         (AttrType::String | AttrType::Reference, Value::String(_)) => Ok(Some(value.clone())),
         (AttrType::Binary, Value::String(s)) => {
@@ -136,8 +178,8 @@ pub fn simple_value(attr: &Attribute, value: &Value) -> ScimResult<Option<Value>
             Ok(Some(value.clone()))
         }
         (AttrType::Boolean, Value::Bool(_)) => Ok(Some(value.clone())),
-        // Entra's default PATCH dialect sends "True"/"False" (idp-quirks E2, MS-COMPAT), and the
-        // Microsoft Postman suite POSTs `"active": "True"` (MSREF-PM).
+        // Entra's default PATCH dialect sends "True"/"False" (docs/reference/idp-behaviour.md E2,
+        // MS-COMPAT), and the Microsoft Postman suite POSTs `"active": "True"` (MSREF-PM).
         (AttrType::Boolean, Value::String(s)) => match s.to_ascii_lowercase().as_str() {
             "true" => Ok(Some(Value::Bool(true))),
             "false" => Ok(Some(Value::Bool(false))),

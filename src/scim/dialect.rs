@@ -1,12 +1,12 @@
 //! IdP dialects: the one place where what Entra ID, Okta, OneLogin and others really send is
 //! turned into RFC 7643/7644 shapes before validation.
 //!
-//! Each rule names the IdP and the source (keys of `shared/reference/idp-quirks.md` §0). Rules
+//! Each rule names the IdP and the source (keys of `docs/reference/idp-behaviour.md` §0). Rules
 //! that are plain type coercions driven by the schema (string booleans, `""` as no value, a
 //! single object for a multi-valued attribute, a bare id for a complex attribute with `value`)
 //! live in [`super::coerce`], next to the type they coerce, and are listed here for reference:
 //!
-//! | idp-quirks §1 rule | where |
+//! | docs/reference/idp-behaviour.md §1 rule | where |
 //! |---|---|
 //! | 2 case-insensitive names and ops | schema lookups; [`super::patch`] op parsing |
 //! | 3 string booleans | [`super::coerce::simple_value`] |
@@ -43,7 +43,7 @@ pub fn normalize_body(
             continue;
         }
         // OneLogin templates key the enterprise extension under SCIM 1.x or non-standard "2.0"
-        // URNs (idp-quirks §4.2, OL-SCHEMA, AUTHENTIK-11249).
+        // URNs (docs/reference/idp-behaviour.md §4.2, OL-SCHEMA, AUTHENTIK-11249).
         if let Some(urn) = reg.canonical_urn(key) {
             if rt.extension(urn).is_some() {
                 let mut v = value.clone();
@@ -74,9 +74,10 @@ pub fn normalize_body(
     out
 }
 
-/// OneLogin's enterprise template sends `"manager": {"managerId": "…"}` (idp-quirks §4.2,
-/// OL-SCHEMA); `managerId` is an alias of `manager.value`. `ext` is the enterprise extension
-/// object; its `manager` (any case) is normalised by [`manager_value`].
+/// OneLogin's enterprise template sends `"manager": {"managerId": "…"}`
+/// (docs/reference/idp-behaviour.md §4.2, OL-SCHEMA); `managerId` is an alias of `manager.value`.
+/// `ext` is the enterprise extension object; its `manager` (any case) is normalised by
+/// [`manager_value`].
 pub fn manager_id_alias(ext: &mut Value) {
     let Some(ext) = ext.as_object_mut() else {
         return;
@@ -90,10 +91,11 @@ pub fn manager_id_alias(ext: &mut Value) {
 }
 
 /// A value written to the enterprise `manager`, wherever it comes from (POST/PUT body, PATCH
-/// path or path-less value): OneLogin's `managerId` becomes `value` (idp-quirks §4.2,
-/// OL-SCHEMA, OL-KB), in an object or in the one-element array Entra sends (§2.6). A
-/// `managerId` next to a `value` is dropped: `value` wins. Without this, a OneLogin-shaped
-/// manager would lose its id in coercion and a PATCH with it would clear the manager.
+/// path or path-less value): OneLogin's `managerId` becomes `value`
+/// (docs/reference/idp-behaviour.md §4.2, OL-SCHEMA, OL-KB), in an object or in the one-element
+/// array Entra sends (§2.6). A `managerId` next to a `value` is dropped: `value` wins. Without
+/// this, a OneLogin-shaped manager would lose its id in coercion and a PATCH with it would clear
+/// the manager.
 pub fn manager_value(manager: &mut Value) {
     match manager {
         Value::Object(obj) => {
@@ -139,7 +141,7 @@ pub enum PathlessTarget {
     /// The key is an attribute path.
     Path(PatchPath),
     /// `schemas`, or a key that is not an attribute path: it names no attribute and is ignored
-    /// like any unknown attribute (idp-quirks §1 rule 8).
+    /// like any unknown attribute (docs/reference/idp-behaviour.md §1 rule 8).
     Ignore,
 }
 
@@ -148,9 +150,9 @@ pub enum PathlessTarget {
 /// RFC 7644 §3.5.2.1/§3.5.2.3 say the keys are attribute names. Entra with
 /// `aadOptscim062020` also sends dotted keys (`"name.givenName"`) and URN-qualified keys
 /// (`"urn:…:enterprise:2.0:User:department"`, even `"urn:…:User:manager"`) in one path-less
-/// `replace` (idp-quirks §1 rule 4, E3; MS-COMPAT, MSQA-1435791, SCIMSDK PR #294), so every
-/// key is read as a PATCH path. No key is ever stored under its literal text: a dotted or
-/// qualified key becomes the attribute it names.
+/// `replace` (docs/reference/idp-behaviour.md §1 rule 4, E3; MS-COMPAT, MSQA-1435791, SCIMSDK PR
+/// #294), so every key is read as a PATCH path. No key is ever stored under its literal text: a
+/// dotted or qualified key becomes the attribute it names.
 pub fn pathless_target(reg: &SchemaRegistry, rt: &ResourceType, key: &str) -> PathlessTarget {
     if key.eq_ignore_ascii_case("schemas") {
         return PathlessTarget::Ignore;

@@ -141,7 +141,8 @@ pub fn check(filter: &Filter, rt: &ResourceType) -> ScimResult<()> {
 }
 
 /// Rewrites schema URNs in attribute paths to the ones we use, so legacy spellings such as
-/// `urn:scim:schemas:extension:enterprise:1.0:department` resolve (idp-quirks §1 rule 18).
+/// `urn:scim:schemas:extension:enterprise:1.0:department` resolve (docs/reference/idp-behaviour.md
+/// §1 rule 18).
 pub fn canonical_urns(filter: Filter, reg: &super::schema::SchemaRegistry) -> Filter {
     let fix = |p: AttrPath| AttrPath {
         urn: p
@@ -327,7 +328,7 @@ mod tests {
             ("a eq 1e3", num("1000.0")),
             (r#"a eq "caf\u00e9 \"x\" \\""#, s("café \"x\" \\")),
             (r#"a eq "2011-05-13T04:42:34Z""#, s("2011-05-13T04:42:34Z")),
-            // idp-quirks E12: Entra's unquoted values are strings.
+            // docs/reference/idp-behaviour.md E12: Entra's unquoted values are strings.
             ("externalId eq bsmith", s("bsmith")),
             ("a eq b.smith@x-y_z", s("b.smith@x-y_z")),
             ("a eq 01", s("01")),

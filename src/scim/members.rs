@@ -44,6 +44,7 @@ pub fn member_refs(members_attr: &Attribute, value: &Value) -> ScimResult<Vec<Me
         return Ok(Vec::new());
     };
     let mut out: Vec<MemberRef> = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
     for item in &items {
         let Some(obj) = item.as_object() else {
             continue;
@@ -57,7 +58,7 @@ pub fn member_refs(members_attr: &Attribute, value: &Value) -> ScimResult<Vec<Me
                 ))
             }
         };
-        if out.iter().any(|m| m.value == value) {
+        if !seen.insert(value.clone()) {
             continue;
         }
         out.push(MemberRef {

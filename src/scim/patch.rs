@@ -5,6 +5,8 @@
 //! 100k members are patched without rewriting a blob); operations on `members` are returned as
 //! [`MemberOp`]s for the store to apply in the same transaction.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::coerce::{self, Origin};
@@ -55,13 +57,15 @@ pub struct Patched {
     pub doc: Document,
     /// Membership changes, in order (Groups only).
     pub members: Vec<MemberOp>,
+    /// The cost the PATCH spent (see [`apply`]).
+    pub cost: u64,
 }
 
 /// Parses a `PatchOp` body.
 ///
 /// `op` is matched case-insensitively: Entra's default dialect sends `Add`/`Replace`/`Remove`
-/// (idp-quirks E1, MS-COMPAT). An empty `Operations` array is a no-op rather than an error
-/// (checklist 38: the Microsoft validator has sent one).
+/// (docs/reference/idp-behaviour.md E1, MS-COMPAT). An empty `Operations` array is a no-op rather
+/// than an error (docs/reference/idp-behaviour.md c38: the Microsoft validator has sent one).
 pub fn parse(body: &Value) -> ScimResult<PatchRequest> {
     let Value::Object(obj) = body else {
         return Err(ScimError::invalid_syntax(
@@ -137,27 +141,45 @@ pub fn parse(body: &Value) -> ScimResult<PatchRequest> {
 
 /// Applies a PATCH to a copy of `doc`. The caller then checks required and immutable
 /// attributes on the result, so a PATCH cannot remove `userName`.
+///
+/// `max_cost` bounds the work (`limits.max_patch_cost`): every operation costs 1 plus the
+/// values it touches, those it carries and those of the attribute it reads or rewrites (a
+/// filtered path evaluates its filter on every value). The budget is spent as the
+/// operations run, so a PATCH of ten thousand filtered operations on an attribute of
+/// thousands of values stops after the first few with `400 invalidValue`, instead of
+/// running for seconds (RFC 7644 §3.12: of the error types applicable to PATCH,
+/// `invalidValue`, "not compatible with the operation", fits a request over a server limit;
+/// `tooMany` is defined for filters of queries only).
 pub fn apply(
     reg: &SchemaRegistry,
     rt: &ResourceType,
     doc: &Document,
     req: &PatchRequest,
+    max_cost: u64,
 ) -> ScimResult<Patched> {
     let mut work = Patcher {
         reg,
         rt,
         doc: doc.clone(),
         members: Vec::new(),
+        budget: Budget {
+            max: max_cost,
+            spent: 0,
+        },
     };
     for (i, op) in req.operations.iter().enumerate() {
+        work.budget.spend(1)?;
         work.operation(op).map_err(|mut e| {
-            e.detail = format!("operation {i}: {}", e.detail);
+            if !e.detail.starts_with(TOO_COSTLY) {
+                e.detail = format!("operation {i}: {}", e.detail);
+            }
             e
         })?;
     }
     Ok(Patched {
         doc: super::resource::recheck(rt, &work.doc)?,
         members: work.members,
+        cost: work.budget.spent,
     })
 }
 
@@ -174,6 +196,39 @@ struct Patcher<'a> {
     rt: &'a ResourceType,
     doc: Document,
     members: Vec<MemberOp>,
+    budget: Budget,
+}
+
+/// The start of the detail of a PATCH over its cost budget.
+const TOO_COSTLY: &str = "the PATCH touches too many values";
+
+/// What is left of a PATCH's cost budget.
+struct Budget {
+    max: u64,
+    spent: u64,
+}
+
+impl Budget {
+    fn spend(&mut self, values: usize) -> ScimResult<()> {
+        self.spent = self.spent.saturating_add(values as u64);
+        if self.spent > self.max {
+            return Err(ScimError::invalid_value(format!(
+                "{TOO_COSTLY}: its operations times the values they touch exceed {} \
+                 (limits.max_patch_cost); send fewer operations per request",
+                self.max
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Values of a multi-valued value (1 for a single value, 0 for none).
+fn count(v: Option<&Value>) -> usize {
+    match v {
+        Some(Value::Array(items)) => items.len(),
+        Some(Value::Null) | None => 0,
+        Some(_) => 1,
+    }
 }
 
 impl<'a> Patcher<'a> {
@@ -198,7 +253,9 @@ impl<'a> Patcher<'a> {
         }
         let parsed = PatchPath::parse(path)?;
         let Some(target) = self.resolve(&parsed)? else {
-            return Ok(()); // Unknown attribute: ignored, as in POST and PUT (idp-quirks §1 rule 8).
+            // Unknown attribute: ignored, as in POST and PUT (docs/reference/idp-behaviour.md §1
+            // rule 8).
+            return Ok(());
         };
         if target.attr.mutability == Mutability::ReadOnly {
             return Err(ScimError::mutability(format!(
@@ -248,9 +305,9 @@ impl<'a> Patcher<'a> {
 
     /// A path-less `add` or `replace`: every key of the object value is a target
     /// (RFC 7644 §3.5.2.1), read by [`dialect::pathless_target`], which also takes the dotted
-    /// and URN-qualified keys of Entra's `aadOptscim062020` dialect (idp-quirks E3). A
-    /// read-only target such as the `id` in Okta's `{"id":…, "displayName":…}` group rename
-    /// is ignored (O6).
+    /// and URN-qualified keys of Entra's `aadOptscim062020` dialect
+    /// (docs/reference/idp-behaviour.md E3). A read-only target such as the `id` in Okta's
+    /// `{"id":…, "displayName":…}` group rename is ignored (O6).
     fn pathless(&mut self, kind: OpKind, value: &Value) -> ScimResult<()> {
         let Value::Object(obj) = value else {
             return Err(ScimError::invalid_value(
@@ -311,10 +368,17 @@ impl<'a> Patcher<'a> {
         t: Target<'a>,
         value: Option<&Value>,
     ) -> ScimResult<()> {
+        // The values carried, plus those of the attribute the operation reads or rewrites.
+        let held = match t.ext.as_deref() {
+            None => self.doc.get(&t.attr.name),
+            Some(urn) => self.doc.get(urn).and_then(|e| e.get(&t.attr.name)),
+        };
+        self.budget.spend(count(value) + count(held))?;
         if self.rt.kind == ResourceKind::Group && t.ext.is_none() && t.attr.name == "members" {
             return self.members_op(kind, &t, value);
         }
-        // OneLogin's `managerId`, wherever the manager is written (idp-quirks §4.2).
+        // OneLogin's `managerId`, wherever the manager is written (docs/reference/idp-behaviour.md
+        // §4.2).
         let manager = value
             .filter(|_| {
                 t.sub.is_none()
@@ -346,7 +410,7 @@ impl<'a> Patcher<'a> {
                 None => MemberOp::RemoveWhere(f.clone()),
             },
             // Entra's legacy form: `remove members` with a value list removes only those
-            // members, never all (idp-quirks E8, MS-COMPAT, AZD-30826).
+            // members, never all (docs/reference/idp-behaviour.md E8, MS-COMPAT, AZD-30826).
             (OpKind::Remove, None, Some(v)) if !v.is_null() => MemberOp::Remove(
                 member_refs(t.attr, v)?
                     .into_iter()
@@ -402,13 +466,21 @@ fn whole(
     if kind == OpKind::Remove {
         match (attr.multi_valued, value) {
             // `remove` with a value list on a multi-valued attribute removes the listed values
-            // (generalises Entra's legacy member removal, idp-quirks E8).
+            // (generalises Entra's legacy member removal, docs/reference/idp-behaviour.md E8).
             (true, Some(v)) if !v.is_null() => {
                 let gone = coerce::attribute_value(attr, v, Origin::Client)?;
                 if let (Some(Value::Array(gone)), Some(Value::Array(have))) =
                     (gone, c.get_mut(&name))
                 {
-                    have.retain(|e| !gone.iter().any(|g| same_value(g, e)));
+                    // By sets, not pairwise: both lists may be long. An element with a
+                    // `value` goes when a listed one has that `value`; one without, when
+                    // it equals a listed one without (`same_value`).
+                    let key = |v: &Value| match v.get("value") {
+                        Some(inner) => (true, coerce::canonical(inner)),
+                        None => (false, coerce::canonical(v)),
+                    };
+                    let gone: HashSet<(bool, String)> = gone.iter().map(key).collect();
+                    have.retain(|e| !gone.contains(&key(e)));
                 }
             }
             _ => {
@@ -419,15 +491,16 @@ fn whole(
     }
     let new = coerce::attribute_value(attr, value.unwrap_or(&Value::Null), Origin::Client)?;
     let Some(new) = new else {
-        // Setting "no value" clears the attribute (idp-quirks §1 rule 19, E6).
+        // Setting "no value" clears the attribute (docs/reference/idp-behaviour.md §1 rule 19, E6).
         c.remove(&name);
         return Ok(());
     };
     match (kind, attr.multi_valued, c.get_mut(&name)) {
         (OpKind::Add, true, Some(Value::Array(have))) => {
             if let Value::Array(items) = new {
+                let mut seen: HashSet<String> = have.iter().map(coerce::canonical).collect();
                 for item in items {
-                    if !have.contains(&item) {
+                    if seen.insert(coerce::canonical(&item)) {
                         have.push(item);
                     }
                 }
@@ -490,7 +563,7 @@ fn sub_everywhere(
 /// `manager[value eq "id"]`.
 ///
 /// An `add` or `replace` that matches no element creates one from the filter's equality terms
-/// (Entra relies on it: idp-quirks E7, checklist 50–52).
+/// (Entra relies on it: docs/reference/idp-behaviour.md E7, c50–c52).
 fn filtered(
     c: &mut Map<String, Value>,
     kind: OpKind,
@@ -627,13 +700,6 @@ fn member_filter_ids(f: &Filter) -> Option<Vec<String>> {
             Some(ids)
         }
         _ => None,
-    }
-}
-
-fn same_value(gone: &Value, have: &Value) -> bool {
-    match (gone.get("value"), have.get("value")) {
-        (Some(g), Some(h)) => g == h,
-        _ => gone == have,
     }
 }
 

@@ -147,7 +147,7 @@ pub struct RawQuery {
 impl RawQuery {
     /// Collects the parameters of a decoded query string. Names are matched
     /// case-insensitively, unknown parameters (such as Entra's `aadOptscim062020` flag,
-    /// idp-quirks §2.1) are ignored.
+    /// docs/reference/idp-behaviour.md §2.1) are ignored.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut q = RawQuery::default();
         for (k, v) in pairs {

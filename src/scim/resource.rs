@@ -20,9 +20,9 @@ pub type Document = Map<String, Value>;
 /// Turns a POST or PUT body into a canonical document.
 ///
 /// Read-only attributes (`id`, `meta`, `groups`…) and unknown attributes or schema URNs are
-/// ignored (idp-quirks §1 rule 8: Okta PUTs our own GET output back, with `id`, `meta` and
-/// `groups`; the Microsoft suite expects misspelled attributes to be ignored). Required
-/// attributes are checked by [`check_required`], not here, so PATCH can reuse this.
+/// ignored (docs/reference/idp-behaviour.md §1 rule 8: Okta PUTs our own GET output back, with
+/// `id`, `meta` and `groups`; the Microsoft suite expects misspelled attributes to be ignored).
+/// Required attributes are checked by [`check_required`], not here, so PATCH can reuse this.
 pub fn from_body(reg: &SchemaRegistry, rt: &ResourceType, body: &Value) -> ScimResult<Document> {
     let Value::Object(input) = body else {
         return Err(ScimError::invalid_syntax(
@@ -150,6 +150,36 @@ pub fn check_required(rt: &ResourceType, doc: &Document) -> ScimResult<()> {
     Ok(())
 }
 
+/// Rejects a document in which one multi-valued attribute holds more than `max` values
+/// (`limits.max_values_per_attribute`): every filter, PATCH and rendering of the resource
+/// pays for each value. Group `members` are rows, not document values, and are not counted.
+/// `400 invalidValue` (RFC 7644 §3.12: a value not compatible with the attribute, here its
+/// size; the limit is documented in docs/API.md).
+pub fn check_value_counts(rt: &ResourceType, doc: &Document, max: usize) -> ScimResult<()> {
+    let too_many = |name: &str, n: usize| {
+        ScimError::invalid_value(format!(
+            "attribute \"{name}\" has {n} values; at most {max} are accepted \
+             (limits.max_values_per_attribute)"
+        ))
+    };
+    for (key, value) in doc {
+        match value {
+            Value::Array(items) if items.len() > max => return Err(too_many(key, items.len())),
+            Value::Object(ext) if rt.extension(key).is_some() => {
+                for (name, v) in ext {
+                    if let Value::Array(items) = v {
+                        if items.len() > max {
+                            return Err(too_many(name, items.len()));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Rejects a change to an `immutable` attribute that already has a value (RFC 7643 §7).
 pub fn check_immutable(rt: &ResourceType, old: &Document, new: &Document) -> ScimResult<()> {
     let scopes = std::iter::once((None, rt.core.attributes.as_slice())).chain(
@@ -206,6 +236,60 @@ pub fn parse_etag(tag: &str) -> Option<i64> {
     let tag = tag.trim();
     let tag = tag.strip_prefix("W/").unwrap_or(tag);
     tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+}
+
+/// An `If-Match` precondition on a write (RFC 7232 §3.1), or a Bulk operation's `version`
+/// (RFC 7644 §3.7), which means the same.
+///
+/// RFC 7232 compares `If-Match` tags strongly, but SCIM versions are weak entity tags and
+/// RFC 7644 §3.14 has clients send them back in `If-Match`, so `W/"3"` and `"3"` both name
+/// version 3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any current version (the resource must exist).
+    Any,
+    /// The versions named by a list of entity tags. A tag that is not of our form
+    /// (`W/"definitely-stale"`, or not an entity tag at all) names no version, so it matches
+    /// nothing: the precondition fails with 412, not 400 (RFC 7232 §3.1: "the condition is
+    /// false if none of the listed tags match").
+    Versions(Vec<i64>),
+}
+
+impl IfMatch {
+    /// Reads a header value: `*`, or a comma-separated list of entity tags (RFC 7232 §3.1).
+    pub fn parse(value: &str) -> IfMatch {
+        if value.trim() == "*" {
+            return IfMatch::Any;
+        }
+        let mut versions = Vec::new();
+        let mut rest = value;
+        loop {
+            rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+            if rest.is_empty() {
+                break;
+            }
+            let tag = rest.strip_prefix("W/").unwrap_or(rest);
+            // An opaque tag is quoted and holds no quote (RFC 7232 §2.3), so commas inside
+            // it do not separate tags; anything else runs to the next comma.
+            let (item, after) = match tag.strip_prefix('"').and_then(|t| t.split_once('"')) {
+                Some((opaque, after)) => (Some(opaque), after),
+                None => (None, rest.split_once(',').map_or("", |(_, a)| a)),
+            };
+            if let Some(v) = item.and_then(|o| o.parse().ok()) {
+                versions.push(v);
+            }
+            rest = after;
+        }
+        IfMatch::Versions(versions)
+    }
+
+    /// Whether a resource at `version` meets the precondition.
+    pub fn admits(&self, version: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(v) => v.contains(&version),
+        }
+    }
 }
 
 /// Formats a timestamp as RFC 3339 with millisecond precision in UTC.
@@ -316,6 +400,31 @@ mod tests {
         assert_eq!(parse_etag(&etag(7)), Some(7));
         assert_eq!(parse_etag("\"7\""), Some(7));
         assert_eq!(parse_etag("*"), None);
+    }
+
+    #[test]
+    fn if_match_takes_a_list_and_a_foreign_tag_matches_nothing() {
+        assert_eq!(IfMatch::parse(" * "), IfMatch::Any);
+        assert!(IfMatch::Any.admits(9));
+        assert_eq!(IfMatch::parse(&etag(3)), IfMatch::Versions(vec![3]));
+        assert_eq!(
+            IfMatch::parse(r#"W/"1", "2" ,W/"x,y", "4""#),
+            IfMatch::Versions(vec![1, 2, 4])
+        );
+        for foreign in [
+            r#"W/"definitely-stale""#,
+            r#""abc""#,
+            "3",
+            "W/",
+            "",
+            r#"W/"5"#,
+        ] {
+            let m = IfMatch::parse(foreign);
+            assert_eq!(m, IfMatch::Versions(vec![]), "{foreign:?}");
+            assert!(!m.admits(3) && !m.admits(5), "{foreign:?}");
+        }
+        assert!(IfMatch::parse(r#"W/"2", W/"3""#).admits(3));
+        assert!(!IfMatch::parse(r#"W/"2", W/"3""#).admits(4));
     }
 
     #[test]

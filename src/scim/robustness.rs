@@ -63,7 +63,7 @@ proptest! {
             let rt = reg.resource_type(kind);
             let doc = resource::from_body(&reg, rt, &start).unwrap_or_default();
             if let Ok(parsed) = patch::parse(&req) {
-                if let Ok(done) = patch::apply(&reg, rt, &doc, &parsed) {
+                if let Ok(done) = patch::apply(&reg, rt, &doc, &parsed, u64::MAX) {
                     // What a PATCH produces is itself a valid stored document.
                     prop_assert!(resource::recheck(rt, &done.doc).is_ok());
                 }

@@ -372,7 +372,7 @@ pub struct SchemaRegistry {
 /// the RFC URN.
 ///
 /// * OneLogin templates use SCIM 1.x URNs and non-standard "2.0" URNs without `:User`
-///   (idp-quirks §4.2, sources OL-SCHEMA, AUTHENTIK-11249, STAFFBASE).
+///   (docs/reference/idp-behaviour.md §4.2, sources OL-SCHEMA, AUTHENTIK-11249, STAFFBASE).
 /// * Microsoft's reference server strips the same prefixes (MSREF-PATH).
 const URN_ALIASES: [(&str, &str); 4] = [
     ("urn:scim:schemas:extension:enterprise:1.0", ENTERPRISE_URN),
@@ -400,17 +400,19 @@ impl SchemaRegistry {
     /// are never required on input.
     pub fn from_documents(
         docs: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SchemaError> {
         let mut schemas: Vec<Arc<Schema>> = Vec::new();
         for (file, text) in docs {
-            let schema: Schema = serde_json::from_str(&text)
-                .map_err(|e| format!("schema file {file}: not a valid schema document: {e}"))?;
+            let schema: Schema =
+                serde_json::from_str(&text).map_err(|e| SchemaError::NotASchema {
+                    file: file.clone(),
+                    detail: e.to_string(),
+                })?;
             if !schema.id.starts_with("urn:") {
-                return Err(format!(
-                    "schema file {file}: `id` must be a URN such as \
-                     urn:ietf:params:scim:schemas:extension:example:2.0:User, found {:?}",
-                    schema.id
-                ));
+                return Err(SchemaError::IdNotUrn {
+                    file,
+                    id: schema.id,
+                });
             }
             validate_attributes(&file, &schema.attributes, 0)?;
             if let Some(existing) = schemas
@@ -427,7 +429,7 @@ impl SchemaRegistry {
                 .iter()
                 .find(|s| s.id == urn)
                 .cloned()
-                .ok_or_else(|| format!("the core schema {urn} is missing"))
+                .ok_or_else(|| SchemaError::MissingCore(urn.to_owned()))
         };
         let mut user = ResourceType::new(ResourceKind::User, find(USER_URN)?);
         let mut group = ResourceType::new(ResourceKind::Group, find(GROUP_URN)?);
@@ -457,26 +459,16 @@ impl SchemaRegistry {
         })
     }
 
-    /// Loads the built-in schemas, then every `*.json` document of `dir` (if it exists).
-    pub fn load(dir: Option<&std::path::Path>) -> Result<Self, String> {
-        let mut docs: Vec<(String, String)> = BUILTIN_SCHEMAS
+    /// The built-in schemas followed by `extra` documents `(file name, JSON text)`: the
+    /// custom extensions an operator drops into `schemas_dir` (read by the caller, so this
+    /// module stays free of I/O).
+    pub fn with_extensions(
+        extra: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SchemaError> {
+        let builtin = BUILTIN_SCHEMAS
             .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect();
-        if let Some(dir) = dir.filter(|d| d.is_dir()) {
-            let mut files: Vec<_> = std::fs::read_dir(dir)
-                .map_err(|e| format!("cannot read schema directory {}: {e}", dir.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect();
-            files.sort();
-            for path in files {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read schema file {}: {e}", path.display()))?;
-                docs.push((path.display().to_string(), text));
-            }
-        }
-        Self::from_documents(docs)
+            .map(|(n, t)| (n.to_string(), t.to_string()));
+        Self::from_documents(builtin.chain(extra))
     }
 
     /// The resource type of a kind.
@@ -509,28 +501,76 @@ impl SchemaRegistry {
     }
 }
 
-fn validate_attributes(file: &str, attrs: &[Attribute], depth: usize) -> Result<(), String> {
+/// Why schema documents cannot make a registry; each names the file and is worded for the
+/// operator, who reads it at start and in `check-config`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    /// The text is not a schema document (not JSON, or a field is missing or mistyped).
+    #[error("schema file {file}: not a valid schema document: {detail}")]
+    NotASchema {
+        /// The file name.
+        file: String,
+        /// What the JSON reader said.
+        detail: String,
+    },
+    /// The `id` is not a URN.
+    #[error(
+        "schema file {file}: `id` must be a URN such as \
+         urn:ietf:params:scim:schemas:extension:example:2.0:User, found {id:?}"
+    )]
+    IdNotUrn {
+        /// The file name.
+        file: String,
+        /// The `id` found.
+        id: String,
+    },
+    /// An attribute name is not an ATTRNAME (RFC 7643 §2.1).
+    #[error("schema file {file}: attribute name {name:?} is not a valid ATTRNAME (RFC 7643 §2.1)")]
+    AttributeName {
+        /// The file name.
+        file: String,
+        /// The attribute name.
+        name: String,
+    },
+    /// A complex attribute inside a complex attribute (RFC 7643 §2.3.8 forbids nesting).
+    #[error(
+        "schema file {file}: complex attribute {name:?} inside a complex attribute \
+         (RFC 7643 §2.3.8 forbids nesting)"
+    )]
+    NestedComplex {
+        /// The file name.
+        file: String,
+        /// The inner attribute's name.
+        name: String,
+    },
+    /// `subAttributes` on an attribute that is not complex.
+    #[error("schema file {file}: attribute {name:?} has subAttributes but is not complex")]
+    SubAttributesOfSimple {
+        /// The file name.
+        file: String,
+        /// The attribute name.
+        name: String,
+    },
+    /// The core User or Group schema is missing.
+    #[error("the core schema {0} is missing")]
+    MissingCore(String),
+}
+
+fn validate_attributes(file: &str, attrs: &[Attribute], depth: usize) -> Result<(), SchemaError> {
     for a in attrs {
         if a.name.is_empty() || a.name.contains(['.', ':', '[', ']', ' ']) {
-            return Err(format!(
-                "schema file {file}: attribute name {:?} is not a valid ATTRNAME (RFC 7643 §2.1)",
-                a.name
-            ));
+            let (file, name) = (file.to_owned(), a.name.clone());
+            return Err(SchemaError::AttributeName { file, name });
         }
         if a.is_complex() {
             if depth > 0 {
-                return Err(format!(
-                    "schema file {file}: complex attribute {:?} inside a complex attribute \
-                     (RFC 7643 §2.3.8 forbids nesting)",
-                    a.name
-                ));
+                let (file, name) = (file.to_owned(), a.name.clone());
+                return Err(SchemaError::NestedComplex { file, name });
             }
             validate_attributes(file, &a.sub_attributes, depth + 1)?;
         } else if !a.sub_attributes.is_empty() {
-            return Err(format!(
-                "schema file {file}: attribute {:?} has subAttributes but is not complex",
-                a.name
-            ));
+            let (file, name) = (file.to_owned(), a.name.clone());
+            return Err(SchemaError::SubAttributesOfSimple { file, name });
         }
     }
     Ok(())
@@ -611,6 +651,13 @@ mod tests {
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .chain([("bad.json".to_string(), bad.to_string())]);
         let err = SchemaRegistry::from_documents(docs).unwrap_err();
-        assert!(err.contains("bad.json"), "{err}");
+        assert_eq!(
+            err,
+            SchemaError::NestedComplex {
+                file: "bad.json".into(),
+                name: "b".into()
+            }
+        );
+        assert!(err.to_string().contains("bad.json"), "{err}");
     }
 }

@@ -65,8 +65,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     /// The SQL narrowing only selects candidates; the evaluator decides. So the result of
-    /// every filter must be the same with and without narrowing (DESIGN.md "Filters have one
-    /// meaning").
+    /// every filter must be the same with and without narrowing (docs/reference/design.md "Filters
+    /// have one meaning").
     #[test]
     fn narrowing_never_changes_a_result(
         docs in prop::collection::vec(arb_user_doc(), 1..30),

@@ -1,8 +1,8 @@
 //! Stored connectors and their token hashes (`usersync connector create|list|rotate`).
 
-use sqlx::Row;
 use time::OffsetDateTime;
 
+use super::rows::{decode, from_row};
 use super::{from_ms, to_ms, Store, StoreError, StoreResult};
 
 /// A stored token (its hash only).
@@ -27,35 +27,52 @@ pub struct ConnectorRecord {
     pub tokens: Vec<TokenRecord>,
 }
 
+/// A connector joined with one of its tokens (none: the token columns are NULL).
+struct ConnectorTokenRow {
+    name: String,
+    created_at: i64,
+    token_hash: Option<String>,
+    token_created_at: Option<i64>,
+    token_expires_at: Option<i64>,
+}
+
+from_row!(ConnectorTokenRow {
+    name,
+    created_at,
+    token_hash,
+    token_created_at,
+    token_expires_at
+});
+
 impl Store {
     /// All stored connectors with their tokens, by name.
     pub async fn connectors(&self) -> StoreResult<Vec<ConnectorRecord>> {
         let rows = sqlx::query(
-            "SELECT c.name, c.created_at, t.token_hash, t.created_at, t.expires_at \
+            "SELECT c.name, c.created_at, t.token_hash, t.created_at AS token_created_at, \
+             t.expires_at AS token_expires_at \
              FROM connectors c LEFT JOIN connector_tokens t ON t.connector = c.name \
              ORDER BY c.name, t.created_at DESC, t.id DESC",
         )
         .fetch_all(self.reader())
         .await?;
         let mut out: Vec<ConnectorRecord> = Vec::new();
-        for r in rows {
-            let name: String = r.try_get(0)?;
-            if out.last().map(|c| &c.name) != Some(&name) {
+        for r in decode::<ConnectorTokenRow>(&rows)? {
+            if out.last().map(|c| &c.name) != Some(&r.name) {
                 out.push(ConnectorRecord {
-                    name: name.clone(),
-                    created: from_ms(r.try_get(1)?),
+                    name: r.name,
+                    created: from_ms(r.created_at),
                     tokens: Vec::new(),
                 });
             }
-            let hash: Option<String> = r.try_get(2)?;
-            if let (Some(hash), Some(c)) = (hash, out.last_mut()) {
-                let expires: Option<i64> = r.try_get(4)?;
-                c.tokens.push(TokenRecord {
-                    hash,
-                    created: from_ms(r.try_get(3)?),
-                    expires: expires.map(from_ms),
-                });
-            }
+            let (Some(hash), Some(c)) = (r.token_hash, out.last_mut()) else {
+                continue;
+            };
+            c.tokens.push(TokenRecord {
+                hash,
+                // Never NULL when the token is there: the column is NOT NULL.
+                created: from_ms(r.token_created_at.unwrap_or_default()),
+                expires: r.token_expires_at.map(from_ms),
+            });
         }
         Ok(out)
     }

@@ -2,9 +2,10 @@
 //! applied to it.
 
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::FromRow;
 use time::OffsetDateTime;
 
+use super::rows::{decode, from_row};
 use super::{to_ms, Store, StoreError, StoreResult};
 use crate::scim::schema::ResourceKind;
 
@@ -58,22 +59,45 @@ pub struct Link {
     pub note: Option<String>,
 }
 
-const COLUMNS: &str = "connector, kind, scim_id, target_name, target_key, status, applied, note";
+/// A row of `identity_links` as selected.
+struct LinkRow {
+    connector: String,
+    kind: String,
+    scim_id: String,
+    target_name: String,
+    target_key: Option<String>,
+    status: String,
+    /// JSON text.
+    applied: Option<String>,
+    note: Option<String>,
+}
 
-fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Link> {
-    let kind: String = r.try_get(1)?;
-    let status: String = r.try_get(5)?;
-    let applied: Option<String> = r.try_get(6)?;
-    Ok(Link {
-        connector: r.try_get(0)?,
-        kind: ResourceKind::parse(&kind).unwrap_or(ResourceKind::User),
-        scim_id: r.try_get(2)?,
-        target_name: r.try_get(3)?,
-        target_key: r.try_get(4)?,
-        status: LinkStatus::parse(&status),
-        applied: applied.and_then(|a| serde_json::from_str(&a).ok()),
-        note: r.try_get(7)?,
-    })
+from_row!(LinkRow {
+    connector,
+    kind,
+    scim_id,
+    target_name,
+    target_key,
+    status,
+    applied,
+    note
+});
+
+impl From<LinkRow> for Link {
+    /// An `applied` state that is not JSON reads as none: delivery then re-applies it all,
+    /// which converges (state-based delivery), rather than failing the key forever.
+    fn from(r: LinkRow) -> Link {
+        Link {
+            connector: r.connector,
+            kind: ResourceKind::parse(&r.kind).unwrap_or(ResourceKind::User),
+            scim_id: r.scim_id,
+            target_name: r.target_name,
+            target_key: r.target_key,
+            status: LinkStatus::parse(&r.status),
+            applied: r.applied.and_then(|a| serde_json::from_str(&a).ok()),
+            note: r.note,
+        }
+    }
 }
 
 impl Store {
@@ -84,14 +108,21 @@ impl Store {
         kind: ResourceKind,
         scim_id: &str,
     ) -> StoreResult<Option<Link>> {
-        let sql = format!("SELECT {COLUMNS} FROM identity_links WHERE connector = $1 AND kind = $2 AND scim_id = $3");
+        let sql = format!(
+            "SELECT {} FROM identity_links WHERE connector = $1 AND kind = $2 AND scim_id = $3",
+            LinkRow::COLUMNS
+        );
         let row = sqlx::query(&sql)
             .bind(connector.to_owned())
             .bind(kind.as_str())
             .bind(scim_id.to_owned())
             .fetch_optional(self.reader())
             .await?;
-        row.as_ref().map(from_row).transpose()
+        Ok(row
+            .as_ref()
+            .map(LinkRow::from_row)
+            .transpose()?
+            .map(Link::from))
     }
 
     /// The live link holding a Confluence name, from any connector.
@@ -100,13 +131,20 @@ impl Store {
         kind: ResourceKind,
         target_name: &str,
     ) -> StoreResult<Option<Link>> {
-        let sql = format!("SELECT {COLUMNS} FROM identity_links WHERE kind = $1 AND target_name = $2 AND status = 'active'");
+        let sql = format!(
+            "SELECT {} FROM identity_links WHERE kind = $1 AND target_name = $2 AND status = 'active'",
+            LinkRow::COLUMNS
+        );
         let row = sqlx::query(&sql)
             .bind(kind.as_str())
             .bind(target_name.to_owned())
             .fetch_optional(self.reader())
             .await?;
-        row.as_ref().map(from_row).transpose()
+        Ok(row
+            .as_ref()
+            .map(LinkRow::from_row)
+            .transpose()?
+            .map(Link::from))
     }
 
     /// Creates or updates a link. `Conflict` when another live link holds the name.
@@ -140,12 +178,16 @@ impl Store {
     /// All links of a connector (or all), by name.
     pub async fn links(&self, connector: Option<&str>) -> StoreResult<Vec<Link>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM identity_links WHERE ($1 = '' OR connector = $1) ORDER BY kind, target_name"
+            "SELECT {} FROM identity_links WHERE ($1 = '' OR connector = $1) ORDER BY kind, target_name",
+            LinkRow::COLUMNS
         );
         let rows = sqlx::query(&sql)
             .bind(connector.unwrap_or_default().to_owned())
             .fetch_all(self.reader())
             .await?;
-        rows.iter().map(from_row).collect()
+        Ok(decode::<LinkRow>(&rows)?
+            .into_iter()
+            .map(Link::from)
+            .collect())
     }
 }

@@ -11,7 +11,7 @@ use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::path::AttrPath;
 use crate::scim::schema::{ResourceKind, ResourceType};
 
-use super::Arg;
+use super::{Arg, Backend};
 
 /// One indexed condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ fn cond(path: &AttrPath, value: &CompValue, rt: &ResourceType) -> Option<Cond> {
     };
     match (rt.kind, name.as_str(), sub.as_deref()) {
         (ResourceKind::User, "username", None) | (ResourceKind::Group, "displayname", None) => {
-            text.map(|s| Cond::NameLower(s.to_lowercase()))
+            text.map(|s| Cond::NameLower(crate::scim::identifier::fold(s)))
         }
         (_, "id", None) => text.map(|s| Cond::Id(s.to_owned())),
         (_, "externalid", None) => text.map(|s| Cond::ExternalId(s.to_owned())),
@@ -107,7 +107,7 @@ fn cond(path: &AttrPath, value: &CompValue, rt: &ResourceType) -> Option<Cond> {
             _ => None,
         },
         (ResourceKind::User, "emails", None | Some("value")) => {
-            text.map(|s| Cond::Email(s.to_lowercase()))
+            text.map(|s| Cond::Email(crate::scim::identifier::fold(s)))
         }
         _ => None,
     }
@@ -119,7 +119,7 @@ fn email_in(f: &Filter) -> Option<String> {
         Filter::Compare(p, CompareOp::Eq, CompValue::String(s))
             if p.urn.is_none() && p.sub.is_none() && p.name.eq_ignore_ascii_case("value") =>
         {
-            Some(s.to_lowercase())
+            Some(crate::scim::identifier::fold(s))
         }
         Filter::And(a, b) => email_in(a).or_else(|| email_in(b)),
         _ => None,
@@ -127,26 +127,52 @@ fn email_in(f: &Filter) -> Option<String> {
 }
 
 impl Narrowing {
-    /// Renders the condition, pushing its parameters to `args`; placeholders are numbered
-    /// after the `bound` parameters the query binds before these.
-    pub(crate) fn to_sql(&self, bound: usize, args: &mut Vec<Arg>) -> String {
+    /// Renders the condition on the table aliased `r`, pushing its parameters to `args`;
+    /// placeholders are numbered after the `bound` parameters the query binds before these.
+    ///
+    /// Every condition is one an index answers by itself, so the planners can use one index
+    /// per disjunct (a bitmap OR on PostgreSQL, a multi-index OR on SQLite). An e-mail is
+    /// looked up first (`resource_emails_value`) and its resources by id; the subquery is
+    /// not correlated with `r`, because a correlated one is run for every resource of the
+    /// connector. PostgreSQL needs it as `= ANY(ARRAY(…))`: an `IN (subquery)` under an `OR`
+    /// becomes a filter over the whole connector there.
+    pub(crate) fn to_sql(
+        &self,
+        backend: Backend,
+        connector: &str,
+        bound: usize,
+        args: &mut Vec<Arg>,
+    ) -> String {
+        let email = match backend {
+            Backend::Postgres => {
+                "r.id = ANY(ARRAY(SELECT e.resource_id FROM resource_emails e \
+                 WHERE e.connector = ${} AND e.value_lower = ${}))"
+            }
+            Backend::Sqlite => {
+                "r.id IN (SELECT e.resource_id FROM resource_emails e \
+                 WHERE e.connector = ${} AND e.value_lower = ${})"
+            }
+        };
         let mut ors = Vec::with_capacity(self.disjuncts.len());
         for conj in &self.disjuncts {
             let mut ands = Vec::with_capacity(conj.len());
             for c in conj {
-                let (sql, arg) = match c {
-                    Cond::NameLower(s) => ("r.name_lower = ${}", Arg::Text(s.clone())),
-                    Cond::Id(s) => ("r.id = ${}", Arg::Text(s.clone())),
-                    Cond::ExternalId(s) => ("r.external_id = ${}", Arg::Text(s.clone())),
-                    Cond::Active(b) => ("r.active = ${}", Arg::Bool(*b)),
+                let (sql, cond_args) = match c {
+                    Cond::NameLower(s) => ("r.name_lower = ${}", vec![Arg::Text(s.clone())]),
+                    Cond::Id(s) => ("r.id = ${}", vec![Arg::Text(s.clone())]),
+                    Cond::ExternalId(s) => ("r.external_id = ${}", vec![Arg::Text(s.clone())]),
+                    Cond::Active(b) => ("r.active = ${}", vec![Arg::Bool(*b)]),
                     Cond::Email(s) => (
-                        "EXISTS (SELECT 1 FROM resource_emails e WHERE e.connector = r.connector \
-                         AND e.resource_id = r.id AND e.value_lower = ${})",
-                        Arg::Text(s.clone()),
+                        email,
+                        vec![Arg::Text(connector.to_owned()), Arg::Text(s.clone())],
                     ),
                 };
-                args.push(arg);
-                ands.push(sql.replace("${}", &format!("${}", bound + args.len())));
+                let mut sql = sql.to_owned();
+                for arg in cond_args {
+                    args.push(arg);
+                    sql = sql.replacen("${}", &format!("${}", bound + args.len()), 1);
+                }
+                ands.push(sql);
             }
             ors.push(format!("({})", ands.join(" AND ")));
         }

@@ -22,7 +22,8 @@ pub struct ProfileRow {
     /// The document.
     pub doc: Document,
     /// The Confluence username on the user's identity link, if delivery made one (and it is
-    /// not a refused conflict): the username is derived once and then kept (DESIGN.md).
+    /// not a refused conflict): the username is derived once and then kept
+    /// (docs/reference/design.md "Identity links are explicit").
     pub linked_username: Option<String>,
     /// externalId as sent (with `employee_number` and `user_name`: the keys another user's
     /// `manager.value` may use, to tell which row a reference matched).

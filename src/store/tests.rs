@@ -7,7 +7,7 @@ use super::queue::QueueKey;
 use super::testdb::TestDb;
 use super::*;
 use crate::scim::members::{MemberOp, MemberRef};
-use crate::scim::resource::Document;
+use crate::scim::resource::{Document, IfMatch};
 use crate::scim::schema::ResourceKind::{self, Group, User};
 
 pub(super) async fn store(backend: Backend) -> (Store, TestDb) {
@@ -236,14 +236,16 @@ async fn deletes_honour_the_version_and_report_missing(b: Backend) {
     s.insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
         .await
         .unwrap();
+    for stale in [IfMatch::Versions(vec![7]), IfMatch::Versions(vec![])] {
+        assert_eq!(
+            s.delete_resource("c1", User, "u1", Some(stale), now())
+                .await
+                .unwrap(),
+            DeleteOutcome::Stale
+        );
+    }
     assert_eq!(
-        s.delete_resource("c1", User, "u1", Some(7), now())
-            .await
-            .unwrap(),
-        DeleteOutcome::Stale
-    );
-    assert_eq!(
-        s.delete_resource("c1", User, "u1", Some(1), now())
+        s.delete_resource("c1", User, "u1", Some(IfMatch::Versions(vec![7, 1])), now())
             .await
             .unwrap(),
         DeleteOutcome::Deleted
@@ -361,6 +363,90 @@ async fn narrowed_queries_use_the_indexed_columns(b: Backend) {
     }
 }
 
+/// Sets `name_lower` as a version before NFC comparison would have written it.
+async fn unfold(s: &Store, id: &str, name_lower: &str) {
+    sqlx::query("UPDATE resources SET name_lower = $1 WHERE id = $2")
+        .bind(name_lower.to_owned())
+        .bind(id.to_owned())
+        .execute(s.writer())
+        .await
+        .unwrap();
+}
+
+async fn names_are_unique_in_nfc_and_old_rows_are_refolded_at_start(b: Backend) {
+    let (s, _db) = store(b).await;
+    let nfd = "Jose\u{301}@x.org";
+    let nfc = "Jos\u{E9}@x.org";
+    s.insert_resource("c1", User, "u1", &doc(json!({"userName": nfd})), &[], now())
+        .await
+        .unwrap();
+    let again = s
+        .insert_resource("c1", User, "u2", &doc(json!({"userName": nfc})), &[], now())
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let found = s.find_by_name("c1", User, nfc).await.unwrap().unwrap();
+    assert_eq!(found.id, "u1");
+
+    // Rows written before names were compared in NFC: two spellings of one name, each
+    // with its lower-cased spelling as key, and a third row whose old key is now wrong.
+    unfold(&s, "u1", "jose\u{301}@x.org").await;
+    s.insert_resource("c1", User, "u2", &doc(json!({"userName": nfc})), &[], now())
+        .await
+        .unwrap();
+    s.insert_resource(
+        "c1",
+        User,
+        "u3",
+        &doc(json!({"userName": "\u{C5}SA"})),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
+    unfold(&s, "u3", "a\u{30A}sa").await;
+    s.migrate().await.unwrap();
+    let key = |id: &'static str| {
+        let s = s.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT name_lower FROM resources WHERE id = $1")
+                .bind(id)
+                .fetch_one(s.reader())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(key("u3").await, "\u{E5}sa", "refolded to NFC");
+    // u1 cannot take the key u2 holds: it keeps its old one and stays readable and
+    // deletable.
+    assert_eq!(key("u1").await, "jose\u{301}@x.org");
+    assert!(s.get_resource("c1", User, "u1").await.unwrap().is_some());
+    assert_eq!(
+        s.delete_resource("c1", User, "u1", None, now())
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_created_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::create(Backend::Sqlite).await;
+    let s = Store::connect(&db.url, &StoreOptions::default())
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    s.insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
+        .await
+        .unwrap();
+    let path = db.url.trim_start_matches("sqlite://").to_owned();
+    for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}: {mode:o}");
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -382,8 +468,10 @@ contract!(
     a_claim_completes_only_its_generation,
     connectors_store_hashes_and_rotate_with_grace,
     narrowed_queries_use_the_indexed_columns,
+    names_are_unique_in_nfc_and_old_rows_are_refolded_at_start,
 );
 
+mod plans;
 mod profiles;
 mod queue;
 mod reconcile;

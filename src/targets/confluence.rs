@@ -1,5 +1,5 @@
 //! The Confluence Data Center target: a REST client for user and group provisioning
-//! (reference `confluence-linchpin.md` §1), with failures classified into
+//! (`docs/reference/confluence-api.md` §1), with failures classified into
 //! [`TargetError`](crate::targets::TargetError) at this boundary.
 //!
 //! The stable API for the delivery worker is [`ConfluenceClient`]:
@@ -24,11 +24,13 @@
 //! | [`member_pages`](ConfluenceClient::member_pages) | `GET /rest/api/group/{group}/member?expand=status`, one page per call | [`UserPages`] |
 //!
 //! The username rules ([`check_username`], [`derive_username`]) live in the pure
-//! [`username`] module for the mapping layer.
+//! [`mapping::username`](mod@crate::mapping::username) module: the mapping derives
+//! usernames with them, and this client checks each one again before it sends it.
 //!
 //! Read in this order: `config`, `client`, [`error`] (the classification table),
-//! [`version`] (how the release is detected), `jsonrpc`, `model`. Facts the reference
-//! marks **\[gap\]** or **(assumed)** are flagged where they are used.
+//! [`version`] (how the release is detected), `jsonrpc`, `model`. Facts
+//! docs/reference/confluence-api.md marks **\[gap\]** or **(assumed)** are flagged where they are
+//! used.
 
 mod client;
 mod config;
@@ -37,21 +39,20 @@ mod jsonrpc;
 mod model;
 mod pages;
 mod password;
-pub mod username;
 pub mod version;
 
 #[cfg(test)]
 mod tests;
 
-pub use client::{calls, ConfluenceClient, InvalidConfig};
+pub use crate::mapping::username::{check_username, derive_username, UsernameProblem};
+pub use client::{calls, ConfluenceClient};
 pub use config::{
-    default_user_agent, ConfluenceAuth, ConfluenceConfig, ConfluenceSettings, Secret,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    default_user_agent, ConfluenceAuth, ConfluenceConfig, ConfluenceSettings, InvalidConfig,
+    Secret, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use error::{parse_retry_after, RetryAfter, RETRY_AFTER_CAP};
 pub use model::{
     CurrentUser, DeleteSubmitted, GroupCreated, LongTaskStatus, RemoteUser, UserKey, UserUpdated,
 };
 pub use pages::{UserPages, PAGE_LIMIT};
-pub use username::{check_username, derive_username, UsernameProblem};
 pub use version::{Availability, BadVersion, DetectedVersion, DetectionMethod, Feature, Version};

@@ -1,5 +1,6 @@
-//! Authentication per connector: idp-quirks §10 items 80–83, 103, 104 and 119, one test per
-//! item, plus the refusal of every mode's credentials on another connector.
+//! Authentication per connector: docs/reference/idp-behaviour.md §10 items 80–83, 103, 104 and 119
+//! (c80–c83, c103, c104, c119), one test per item, plus the refusal of every mode's credentials on
+//! another connector.
 //!
 //! Connectors are declared in the settings, as an operator would in `usersync.toml`, with
 //! their secrets put straight into `Settings::secrets` (no process-global environment).
@@ -12,6 +13,7 @@ mod isolation;
 mod oauth;
 mod schemes;
 mod static_tokens;
+mod uniform;
 mod wif;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

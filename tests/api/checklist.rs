@@ -1,7 +1,7 @@
-//! The conformance checklist of `shared/reference/idp-quirks.md` §10, one test per item, named
+//! The conformance checklist of `docs/reference/idp-behaviour.md` §10, one test per item, named
 //! `c<number>_<what the IdP sees>`.
 //!
-//! §10 says every item runs once with `Content-Type: application/scim+json` and once with
+//! Its §10 says every item runs once with `Content-Type: application/scim+json` and once with
 //! `application/json`; a test that sends a body loops over [`CONTENT_TYPES`] and sends every
 //! body through [`Idp`], which sets the content type. Each round gets a fresh server, so the
 //! rounds cannot see each other's writes. Fixtures made with the plain [`TestApp`] helpers use
@@ -118,7 +118,8 @@ impl Deref for Idp<'_> {
     }
 }
 
-/// U1 of §10: `alice@example.com`, with names, a work e-mail and `externalId` `ext-1`.
+/// U1 of docs/reference/idp-behaviour.md §10: `alice@example.com`, with names, a work e-mail and
+/// `externalId` `ext-1`.
 pub async fn alice(app: &TestApp) -> String {
     app.create_user(json!({
         "schemas": [USER_URN],

@@ -1,5 +1,5 @@
 //! Whole provisioning cycles replayed as an IdP runs them, with the headers and bodies of
-//! `shared/reference/idp-quirks.md` §2.3–§2.4 (Entra ID) and §3.2–§3.3 (Okta). Each step
+//! `docs/reference/idp-behaviour.md` §2.3–§2.4 (Entra ID) and §3.2–§3.3 (Okta). Each step
 //! asserts what the IdP itself looks at before it takes the next one.
 
 use reqwest::Method;
@@ -109,7 +109,8 @@ fn sorted(ids: &[&String]) -> Vec<String> {
     v
 }
 
-/// Entra's create body (idp-quirks §2.4): both schemas, `meta`, empty `roles`, no manager.
+/// Entra's create body (docs/reference/idp-behaviour.md §2.4): both schemas, `meta`, empty `roles`,
+/// no manager.
 fn entra_user(upn: &str, nickname: &str, given: &str, family: &str, employee: &str) -> Value {
     json!({
         "schemas": [USER, ENT],
@@ -310,7 +311,7 @@ async fn entra_initial_and_incremental_cycle() {
     );
 }
 
-/// Okta's AIW create body (idp-quirks §3.3).
+/// Okta's AIW create body (docs/reference/idp-behaviour.md §3.3).
 fn okta_user(user_name: &str, given: &str, family: &str, okta_id: &str) -> Value {
     json!({
         "schemas": [USER, ENT],

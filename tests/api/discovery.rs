@@ -46,7 +46,7 @@ async fn schemas_list_user_enterprise_and_group_without_password() {
     }
     assert!(
         !r.text.contains("\"password\""),
-        "password must not be advertised (checklist 39)"
+        "password must not be advertised (docs/reference/idp-behaviour.md c39)"
     );
 }
 

@@ -241,6 +241,14 @@ impl TestApp {
     /// Starts a server where [`CONNECTOR`] is declared in the configuration, with a Linchpin
     /// feed key and whatever `configure` adds (mapping rules, feed settings, a webhook).
     pub async fn spawn_with_connector(configure: impl FnOnce(&mut ConnectorSettings)) -> TestApp {
+        Self::spawn_with_connector_and(configure, |_| {}).await
+    }
+
+    /// [`TestApp::spawn_with_connector`], with other settings adjusted by `settings`.
+    pub async fn spawn_with_connector_and(
+        configure: impl FnOnce(&mut ConnectorSettings),
+        settings: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let mut app = Self::spawn_with(|s| {
             // Secrets are read from the environment once at load; tests hand them over
             // directly instead of touching the process environment.
@@ -253,6 +261,7 @@ impl TestApp {
             c.linchpin.feed_key_env = Some(FEED_KEY_ENV.to_owned());
             configure(&mut c);
             s.connectors.insert(CONNECTOR.to_owned(), c);
+            settings(s);
         })
         .await;
         // The declared connector wins over the stored one of the same name.

@@ -84,7 +84,8 @@ async fn an_entra_manager_patch_by_scim_id_reaches_linchpin_through_the_feed() {
             "title": "Engineer", ENT: {"department": "R&D"}}),
         )
         .await;
-    // Entra sends the manager in a separate PATCH, by our SCIM id (idp-quirks §2.6).
+    // Entra sends the manager in a separate PATCH, by our SCIM id (docs/reference/idp-behaviour.md
+    // §2.6).
     app.patch_ops(
         &format!("/Users/{emp}"),
         json!([{"op": "Add", "path": format!("{ENT}:manager"), "value": boss}]),
@@ -129,7 +130,8 @@ async fn an_okta_manager_given_by_employee_number_reaches_linchpin() {
     .await;
     app.create_user(json!({"userName": "chief@example.com", ENT: {"employeeNumber": "E100"}}))
         .await;
-    // Okta re-sends the HR key of the manager in every push (idp-quirks §3.4 O10).
+    // Okta re-sends the HR key of the manager in every push (docs/reference/idp-behaviour.md §3.4
+    // O10).
     app.create_user(json!({"userName": "worker@example.com",
         ENT: {"employeeNumber": "E200", "manager": {"value": "E100"}}}))
         .await;
@@ -188,16 +190,32 @@ async fn the_feed_needs_its_key_answers_plainly_and_supports_conditional_gets() 
         auth: Some(String::new()),
         ..Opts::default()
     };
-    for (q, status) in [("", 403), ("?key=wrong", 403)] {
-        let r = app.send_url(Method::GET, &url(q), None, no_auth()).await;
-        r.assert_status(status);
+    // A missing or wrong key, a connector without a feed (`other`) and no connector at all
+    // get one answer: the URL tells a prober nothing.
+    let mut answers = Vec::new();
+    for u in [
+        url(""),
+        url("?key=wrong"),
+        format!("{}/linchpin/other/profiles.xml?key={FEED_KEY}", app.address),
+        format!(
+            "{}/linchpin/nobody/profiles.xml?key={FEED_KEY}",
+            app.address
+        ),
+    ] {
+        let r = app.send_url(Method::GET, &u, None, no_auth()).await;
+        r.assert_status(404);
         assert!(r.header("content-type").unwrap().starts_with("text/plain"));
         assert!(!r.text.contains("scim"), "errors are not SCIM: {}", r.text);
+        let mut headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "x-request-id" | "date"))
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        headers.sort();
+        answers.push((headers, r.text));
     }
-    let other = format!("{}/linchpin/other/profiles.xml?key={FEED_KEY}", app.address);
-    app.send_url(Method::GET, &other, None, no_auth())
-        .await
-        .assert_status(404);
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:#?}");
 
     let first = app
         .send_url(Method::GET, &app.feed_url(), None, no_auth())

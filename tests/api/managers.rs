@@ -1,9 +1,9 @@
 //! The manager reaches Linchpin without guesswork (docs/mapping.md "Manager resolution"):
 //! with no `refers_to`, a reference is matched by our id, then by externalId,
 //! employeeNumber, userName and e-mail, and used only when exactly one user matches. The
-//! request bodies are the IdPs' own shapes: Okta's AIW create (idp-quirks §3.3), a OneLogin
-//! "SCIM Provisioner with SAML (SCIM v2 Enterprise)" template whose `externalId` is
-//! OneLogin's user id and whose manager is the manager's OneLogin id (§4.2).
+//! request bodies are the IdPs' own shapes: Okta's AIW create (docs/reference/idp-behaviour.md
+//! §3.3), a OneLogin "SCIM Provisioner with SAML (SCIM v2 Enterprise)" template whose `externalId`
+//! is OneLogin's user id and whose manager is the manager's OneLogin id (§4.2).
 
 use serde_json::{json, Value};
 

@@ -86,6 +86,16 @@ async fn error_bodies() {
         raw_body: Some("{".into()),
         ..Opts::default()
     };
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"value": format!("{i}@example.com")}))
+        .collect();
+    let full = app
+        .create_user(json!({"userName": "full", "emails": many[..1000]}))
+        .await;
+    // 101 filtered operations on 1000 e-mails: over the default budget of 100,000.
+    let costly: Vec<Value> = (0..101)
+        .map(|i| json!({"op": "replace", "path": format!("emails[value eq \"{i}@example.com\"].type"), "value": "work"}))
+        .collect();
     let cases: Vec<(&str, TestResponse)> = vec![
         (
             "invalid_syntax",
@@ -94,6 +104,21 @@ async fn error_bodies() {
         (
             "invalid_value",
             app.post("/Users", json!({"userName": 7})).await,
+        ),
+        (
+            "invalid_value_invisible_character",
+            app.post("/Users", json!({"userName": "ali\u{200B}ce"}))
+                .await,
+        ),
+        (
+            "invalid_value_too_many_values",
+            app.post("/Users", json!({"userName": "many", "emails": many}))
+                .await,
+        ),
+        (
+            "invalid_value_patch_cost",
+            app.patch_ops(&format!("/Users/{full}"), Value::Array(costly))
+                .await,
         ),
         (
             "invalid_filter",

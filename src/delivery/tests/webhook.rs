@@ -13,7 +13,6 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::{now, FakeDir, Rig};
-use crate::config::Dur;
 use crate::delivery::settings::{DeliverySettings, Provisioning};
 use crate::delivery::{KeyOutcome, Worker};
 use crate::mapping::{ConnectorMapping, MappingSettings};
@@ -23,6 +22,7 @@ use crate::scim::schema::SchemaRegistry;
 use crate::store::{Store, StoreOptions};
 use crate::targets::linchpin::FeedSettings;
 use crate::targets::webhook::{sign, WebhookClient, WebhookSettings};
+use crate::values::Dur;
 
 const SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";

@@ -1,4 +1,5 @@
-//! #21: the legacy JSON-RPC fallback (§1.4), envelope and light styles.
+//! #21: the legacy JSON-RPC fallback (docs/reference/confluence-api.md §1.4), envelope and light
+//! styles.
 
 use axum::http::StatusCode;
 use serde_json::json;

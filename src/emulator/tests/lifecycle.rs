@@ -1,4 +1,5 @@
-//! §5.5 scenarios 1 (full lifecycle) and 2 (idempotency), plus the derived invariants.
+//! docs/emulator.md test scenarios 1 (full lifecycle) and 2 (idempotency), plus the derived
+//! invariants.
 
 use std::time::Duration;
 

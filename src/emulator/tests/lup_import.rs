@@ -1,5 +1,5 @@
-//! §5.5 scenario 8: Linchpin fields (L1) with the `dataSource` filter, the profile read
-//! (L2), and the XML import job (L3) against a feed served by a tiny local axum server.
+//! docs/emulator.md test scenario 8: Linchpin fields (L1) with the `dataSource` filter, the profile
+//! read (L2), and the XML import job (L3) against a feed served by a tiny local axum server.
 
 use std::sync::{Arc, Mutex};
 

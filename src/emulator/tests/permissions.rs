@@ -1,5 +1,5 @@
-//! §5.5 scenarios 4 (permissions, anonymous fallback) and 7 (XSRF), plus Basic auth and
-//! websudo.
+//! docs/emulator.md test scenarios 4 (permissions, anonymous fallback) and 7 (XSRF), plus Basic
+//! auth and websudo.
 
 use axum::http::StatusCode;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! §5.5 scenario 5: rate limiting with Confluence's headers.
+//! docs/emulator.md test scenario 5: rate limiting with Confluence's headers.
 
 use axum::http::StatusCode;
 

@@ -1,4 +1,5 @@
-//! §5.5 scenario 3 (conflicts and validation) and the other rules of the state model.
+//! docs/emulator.md test scenario 3 (conflicts and validation) and the other rules of the state
+//! model.
 
 use axum::http::StatusCode;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! §5.5 scenario 6 (version fallback) and the context path.
+//! docs/emulator.md test scenario 6 (version fallback) and the context path.
 
 use axum::http::StatusCode;
 use serde_json::json;

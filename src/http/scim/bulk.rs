@@ -16,7 +16,7 @@ use super::super::response::ScimJson;
 use super::super::state::AppState;
 use super::ops::{Ops, Rendered};
 use crate::scim::bulk::{self, BulkMethod, BulkOperation, BULK_RESPONSE_URN};
-use crate::scim::resource::{etag, parse_etag};
+use crate::scim::resource::{etag, IfMatch};
 use crate::scim::ScimError;
 
 /// `POST /Bulk`.
@@ -27,10 +27,7 @@ pub async fn bulk(
 ) -> Result<Response, AppError> {
     let req = bulk::parse(&body, state.settings.limits.bulk_max_operations)?;
     let (order, cyclic) = bulk::execution_order(&req);
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     let mut created: HashMap<String, String> = HashMap::new();
     let mut results: Vec<Option<Value>> = vec![None; req.operations.len()];
     let mut errors = 0usize;
@@ -85,12 +82,7 @@ async fn run(
     ops: &Ops<'_>,
     op: &BulkOperation,
 ) -> Result<(StatusCode, Option<Rendered>), AppError> {
-    let if_match = match &op.version {
-        Some(v) => Some(Some(parse_etag(v).ok_or_else(|| {
-            ScimError::bad_request("\"version\" is not an entity tag")
-        })?)),
-        None => None,
-    };
+    let if_match = op.version.as_deref().map(IfMatch::parse);
     let id = op.id.as_deref().unwrap_or_default();
     let data = op.data.clone().unwrap_or(Value::Null);
     Ok(match op.method {

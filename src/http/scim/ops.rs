@@ -2,16 +2,20 @@
 //! delete. Each validates with `scim/`, writes through `store/`, and returns the rendered
 //! resource with its version.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::super::auth::ScimCtx;
 use super::super::error::AppError;
 use super::super::state::AppState;
+use crate::scim::identifier;
 use crate::scim::members::{member_refs, render_member, MemberOp, MemberRef};
 use crate::scim::patch;
-use crate::scim::resource::{self, Document};
-use crate::scim::schema::{ResourceKind, ResourceType};
+use crate::scim::resource::{self, Document, IfMatch};
+use crate::scim::schema::{Attribute, ResourceKind, ResourceType, SchemaRegistry};
 use crate::scim::ScimError;
 use crate::search::{self, Scope};
 use crate::store::{DeleteOutcome, StoredResource, UpdateOutcome};
@@ -33,6 +37,10 @@ pub struct Ops<'a> {
     pub state: &'a AppState,
     /// The authenticated connector.
     pub ctx: &'a ScimCtx,
+    /// PATCH work done so far by this request: `limits.max_patch_cost` bounds a request, so
+    /// the PATCHes of one `/Bulk` share one budget (a Bulk of a thousand PATCHes may not do
+    /// a thousand times the work of one).
+    patch_spent: AtomicU64,
 }
 
 fn not_found(kind: ResourceKind, id: &str) -> AppError {
@@ -53,6 +61,15 @@ fn log_skipped(kind: ResourceKind, skipped: &[String]) {
 }
 
 impl<'a> Ops<'a> {
+    /// The operations of one request.
+    pub fn new(state: &'a AppState, ctx: &'a ScimCtx) -> Self {
+        Ops {
+            state,
+            ctx,
+            patch_spent: AtomicU64::new(0),
+        }
+    }
+
     fn rt(&self, kind: ResourceKind) -> &'a ResourceType {
         self.state.schemas.resource_type(kind)
     }
@@ -143,7 +160,9 @@ impl<'a> Ops<'a> {
         let rt = self.rt(kind);
         let mut doc = resource::from_body(&self.state.schemas, rt, body)?;
         resource::check_required(rt, &doc)?;
+        identifier::check_name(kind, &doc, None)?;
         let members = take_members(rt, &mut doc)?;
+        resource::check_value_counts(rt, &doc, self.max_values())?;
         let id = uuid::Uuid::new_v4().to_string();
         let inserted = self
             .state
@@ -169,8 +188,9 @@ impl<'a> Ops<'a> {
         kind: ResourceKind,
         id: &str,
         body: &Value,
-        if_match: Option<Option<i64>>,
+        if_match: Option<IfMatch>,
     ) -> Result<Rendered, AppError> {
+        self.state.admit_write()?;
         let rt = self.rt(kind);
         if let Some(body_id) = body.get("id").and_then(Value::as_str) {
             if body_id != id {
@@ -183,87 +203,144 @@ impl<'a> Ops<'a> {
         let mut new = resource::from_body(&self.state.schemas, rt, body)?;
         resource::check_required(rt, &new)?;
         let members = take_members(rt, &mut new)?;
+        resource::check_value_counts(rt, &new, self.max_values())?;
         let member_ops = match kind {
             ResourceKind::Group => vec![MemberOp::Replace(members)],
             ResourceKind::User => Vec::new(),
         };
-        // The computation runs inside the store's write batch, so it owns what it uses.
         let schemas = self.state.schemas.clone();
-        self.write(kind, id, if_match, move |current| {
+        let compute: Compute = Arc::new(move |current: &StoredResource| {
             let rt = schemas.resource_type(kind);
-            let mut doc = new;
+            let mut doc = new.clone();
             // Deviation from RFC 7644 §3.5.1, on purpose: a PUT without `active` keeps the
-            // current value instead of clearing it (idp-quirks O3). An absent `active` means
-            // "unknown" to several IdPs, and clearing it would enable or disable by accident.
+            // current value instead of clearing it (docs/reference/idp-behaviour.md O3). An absent
+            // `active` means "unknown" to several IdPs, and clearing it would enable or disable by
+            // accident.
             if kind == ResourceKind::User && !doc.contains_key("active") {
                 if let Some(active) = current.doc.get("active") {
                     doc.insert("active".into(), active.clone());
                 }
             }
             resource::check_immutable(rt, &current.doc, &doc)?;
-            Ok((doc, member_ops))
-        })
-        .await
+            identifier::check_name(kind, &doc, Some(&current.doc))?;
+            Ok((doc, member_ops.clone(), 0))
+        });
+        self.write_from_current(kind, id, if_match, compute, |_| false)
+            .await
     }
 
     /// `PATCH /{type}/{id}` (RFC 7644 §3.5.2).
+    ///
+    /// The new state is computed *outside* the write transaction, from the resource read
+    /// just before, and written only if the resource is still at that version
+    /// ([`Store::modify_resource_if`](crate::store::Store::modify_resource_if)); a PATCH that
+    /// lost a race to another write of the same resource is computed again. The single
+    /// SQLite writer, shared by every connector, thus never waits for a PATCH to be worked
+    /// out (not even under contention, which would otherwise let concurrent PATCHes of one
+    /// resource force their work into it), and the work itself is bounded by
+    /// `limits.max_patch_cost`. Each round of a race has a winner, so a PATCH waits at most
+    /// as many rounds as there are concurrent writers of its resource; the request's time
+    /// limit bounds the rest.
     pub async fn patch(
         &self,
         kind: ResourceKind,
         id: &str,
         body: &Value,
-        if_match: Option<Option<i64>>,
+        if_match: Option<IfMatch>,
     ) -> Result<Rendered, AppError> {
-        let req = patch::parse(body)?;
+        self.state.admit_write()?;
+        let req = Arc::new(patch::parse(body)?);
+        let max = self.state.settings.limits.max_patch_cost;
+        let limits = PatchLimits {
+            max_cost: max.saturating_sub(self.patch_spent.load(Ordering::Relaxed)),
+            max_values: self.state.settings.limits.max_values_per_attribute,
+        };
         let schemas = self.state.schemas.clone();
-        self.write(kind, id, if_match, move |current| {
-            let rt = schemas.resource_type(kind);
-            let patched = patch::apply(&schemas, rt, &current.doc, &req)?;
-            resource::check_required(rt, &patched.doc)?;
-            resource::check_immutable(rt, &current.doc, &patched.doc)?;
-            Ok((patched.doc, patched.members))
+        let work = req.clone();
+        let compute: Compute = Arc::new(move |current: &StoredResource| {
+            patch_state(&schemas, kind, current, &work, limits)
+        });
+        self.write_from_current(kind, id, if_match, compute, move |current| {
+            is_heavy(&req, current)
         })
         .await
     }
 
-    /// Computes the new state from the current one inside the store's write transaction, so
-    /// concurrent writers to one resource apply in turn; `If-Match` is checked there too.
-    async fn write(
+    /// Writes the state `compute` derives from the current resource: computed outside the
+    /// write transaction (on the blocking pool, under `heavy_work`, when `heavy` says so) and
+    /// written only if the resource is still at the version it was computed from, else
+    /// computed again ([`Store::modify_resource_if`](crate::store::Store::modify_resource_if)).
+    /// The cost `compute` reports is charged to the request's PATCH budget once it counted.
+    async fn write_from_current(
         &self,
         kind: ResourceKind,
         id: &str,
-        if_match: Option<Option<i64>>,
-        compute: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>
-            + Send
-            + 'static,
+        if_match: Option<IfMatch>,
+        compute: Compute,
+        heavy: impl Fn(&StoredResource) -> bool,
     ) -> Result<Rendered, AppError> {
-        self.state.admit_write()?;
-        let members_attr = self
-            .rt(kind)
+        loop {
+            let current = self.load(kind, id).await?;
+            check_if_match(if_match.as_ref(), current.version)?;
+            let from = current.version;
+            let on_pool = heavy(&current);
+            let work = compute.clone();
+            let run = move || work(&current);
+            // Large PATCHes are worked out on the blocking pool, off the async threads, and
+            // only as many at once as `heavy_work` allows.
+            let (doc, members, cost) = if on_pool {
+                let _permit =
+                    self.state.heavy_work.acquire().await.map_err(|_| {
+                        AppError::Internal("the heavy-work permits are closed".into())
+                    })?;
+                tokio::task::spawn_blocking(run)
+                    .await
+                    .map_err(|e| AppError::Internal(format!("PATCH computation failed: {e}")))??
+            } else {
+                run()?
+            };
+            let outcome = self
+                .state
+                .store
+                .modify_resource_if(
+                    &self.ctx.connector,
+                    kind,
+                    id,
+                    self.members_attr(kind),
+                    OffsetDateTime::now_utc(),
+                    from,
+                    doc,
+                    members,
+                )
+                .await?;
+            if !matches!(outcome, UpdateOutcome::Moved) {
+                // A lost race is not the client's fault: only the work that counted is charged.
+                self.patch_spent.fetch_add(cost, Ordering::Relaxed);
+                return self.finish(kind, id, outcome).await;
+            }
+            tracing::debug!(scim.kind = kind.as_str(), scim.id = %id, "write lost a race; computing it again");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn max_values(&self) -> usize {
+        self.state.settings.limits.max_values_per_attribute
+    }
+
+    fn members_attr(&self, kind: ResourceKind) -> Option<&'a Attribute> {
+        self.rt(kind)
             .core
             .attribute("members")
-            .filter(|_| kind == ResourceKind::Group);
-        let outcome = self
-            .state
-            .store
-            .modify_resource(
-                &self.ctx.connector,
-                kind,
-                id,
-                members_attr,
-                OffsetDateTime::now_utc(),
-                move |current| {
-                    if let Some(Some(v)) = if_match {
-                        if v != current.version {
-                            return Err(ScimError::precondition_failed(
-                                "the resource changed since the version given in If-Match",
-                            ));
-                        }
-                    }
-                    compute(current)
-                },
-            )
-            .await?;
+            .filter(|_| kind == ResourceKind::Group)
+    }
+
+    /// The answer to a write's outcome.
+    async fn finish(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        outcome: UpdateOutcome,
+    ) -> Result<Rendered, AppError> {
         match outcome {
             UpdateOutcome::Updated {
                 resource,
@@ -279,6 +356,9 @@ impl<'a> Ops<'a> {
             }
             UpdateOutcome::NotFound => Err(not_found(kind, id)),
             UpdateOutcome::Rejected(e) => Err(e.into()),
+            UpdateOutcome::Moved => Err(AppError::Internal(
+                "a conditional write reported a move outside the optimistic PATCH".to_owned(),
+            )),
         }
     }
 
@@ -287,9 +367,8 @@ impl<'a> Ops<'a> {
         &self,
         kind: ResourceKind,
         id: &str,
-        if_match: Option<Option<i64>>,
+        if_match: Option<IfMatch>,
     ) -> Result<(), AppError> {
-        let expected = if_match.flatten();
         match self
             .state
             .store
@@ -297,7 +376,7 @@ impl<'a> Ops<'a> {
                 &self.ctx.connector,
                 kind,
                 id,
-                expected,
+                if_match,
                 OffsetDateTime::now_utc(),
             )
             .await?
@@ -313,6 +392,62 @@ impl<'a> Ops<'a> {
             .into()),
         }
     }
+}
+
+/// How a write derives a resource's new state (document, membership changes, PATCH cost)
+/// from its current one; called again when the resource changed meanwhile.
+type Compute =
+    Arc<dyn Fn(&StoredResource) -> Result<(Document, Vec<MemberOp>, u64), ScimError> + Send + Sync>;
+
+/// The limits a PATCH is computed under.
+#[derive(Debug, Clone, Copy)]
+struct PatchLimits {
+    max_cost: u64,
+    max_values: usize,
+}
+
+/// `If-Match` against the stored version (RFC 7644 §3.14).
+fn check_if_match(if_match: Option<&IfMatch>, version: i64) -> Result<(), ScimError> {
+    match if_match {
+        Some(m) if !m.admits(version) => Err(ScimError::precondition_failed(
+            "the resource changed since the version given in If-Match",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The state a PATCH leads to from `current`, checked, and the cost it spent: pure work,
+/// run wherever the caller likes (outside the write transaction, on the blocking pool for
+/// large ones).
+fn patch_state(
+    schemas: &SchemaRegistry,
+    kind: ResourceKind,
+    current: &StoredResource,
+    req: &patch::PatchRequest,
+    limits: PatchLimits,
+) -> Result<(Document, Vec<MemberOp>, u64), ScimError> {
+    let rt = schemas.resource_type(kind);
+    let patched = patch::apply(schemas, rt, &current.doc, req, limits.max_cost)?;
+    resource::check_required(rt, &patched.doc)?;
+    resource::check_immutable(rt, &current.doc, &patched.doc)?;
+    identifier::check_name(kind, &patched.doc, Some(&current.doc))?;
+    resource::check_value_counts(rt, &patched.doc, limits.max_values)?;
+    Ok((patched.doc, patched.members, patched.cost))
+}
+
+/// Whether a PATCH may take long enough to be worth moving off the async threads: many
+/// operations, or a resource with a long multi-valued attribute.
+fn is_heavy(req: &patch::PatchRequest, current: &StoredResource) -> bool {
+    const LIGHT_OPS: usize = 16;
+    const LIGHT_VALUES: usize = 64;
+    req.operations.len() > LIGHT_OPS
+        || current.doc.values().any(|v| match v {
+            Value::Array(items) => items.len() > LIGHT_VALUES,
+            Value::Object(ext) => ext
+                .values()
+                .any(|e| e.as_array().is_some_and(|a| a.len() > LIGHT_VALUES)),
+            _ => false,
+        })
 }
 
 /// Moves `members` out of a Group document (membership is stored as rows).

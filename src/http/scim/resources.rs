@@ -61,7 +61,8 @@ fn projection(q: &QueryPairs) -> Result<Projection, AppError> {
 }
 
 /// Whether a Group's members are wanted under this projection (they are not loaded at all
-/// when excluded: Entra reads groups with `excludedAttributes=members`, idp-quirks E19).
+/// when excluded: Entra reads groups with `excludedAttributes=members`,
+/// docs/reference/idp-behaviour.md E19).
 fn wants_members(p: &Projection) -> bool {
     if p.selects() {
         return p.selects_name("members");
@@ -89,10 +90,7 @@ pub async fn create(
     ScimBody(body): ScimBody,
 ) -> Result<Response, AppError> {
     let p = projection(&q)?;
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     let r = ops.create(kind, &body).await?;
     Ok(respond(
         state.schemas.resource_type(kind),
@@ -112,10 +110,7 @@ pub async fn get(
     kind: ResourceKind,
 ) -> Result<Response, AppError> {
     let p = projection(&q)?;
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     let r = ops.get(kind, &id, wants_members(&p)).await?;
     if cond.if_none_match == Some(r.version) {
         return Ok(ScimJson::not_modified(r.version).into_response());
@@ -139,10 +134,7 @@ pub async fn replace(
     ScimBody(body): ScimBody,
 ) -> Result<Response, AppError> {
     let p = projection(&q)?;
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     let r = ops.replace(kind, &id, &body, cond.if_match).await?;
     Ok(respond(
         state.schemas.resource_type(kind),
@@ -163,10 +155,7 @@ pub async fn patch(
     ScimBody(body): ScimBody,
 ) -> Result<Response, AppError> {
     let p = projection(&q)?;
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     let r = ops.patch(kind, &id, &body, cond.if_match).await?;
     Ok(respond(
         state.schemas.resource_type(kind),
@@ -184,10 +173,7 @@ pub async fn delete(
     ResourceId(id): ResourceId,
     kind: ResourceKind,
 ) -> Result<Response, AppError> {
-    let ops = Ops {
-        state: &state,
-        ctx: &ctx,
-    };
+    let ops = Ops::new(&state, &ctx);
     ops.delete(kind, &id, cond.if_match).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -227,20 +213,77 @@ async fn run_list(
         base: &ctx.base,
     };
     let with_members = wants_members(&q.projection);
-    let page = search::search(scope, &q, state.paging(), with_members).await?;
-    let resources: Vec<Value> = page
-        .items
-        .into_iter()
-        .map(|d| Value::Object(project(rt, d, &q.projection)))
-        .collect();
-    let body = json!({
-        "schemas": [LIST_URN],
-        "totalResults": page.total,
-        "itemsPerPage": resources.len(),
-        "startIndex": page.start_index,
-        "Resources": resources,
-    });
-    Ok(ScimJson::new(StatusCode::OK, body).into_response())
+    let mut list = ListWriter::new(state.settings.limits.max_response_bytes);
+    let page = search::search_into(scope, &q, state.paging(), with_members, true, &mut |d| {
+        list.push(&Value::Object(project(rt, d, &q.projection)))
+    })
+    .await?;
+    Ok(list.finish(page.total, page.start_index))
+}
+
+/// A ListResponse written item by item into a byte budget (`limits.max_response_bytes`):
+/// each item is serialized as soon as the search renders it and its document is dropped, so
+/// a page costs its serialized size once, not several copies of every document. An item
+/// that would take the body past the budget ends the page early: `itemsPerPage` says how
+/// many items came (RFC 7644 §3.4.2.4 lets a server return fewer than `count`), and the
+/// client's next `startIndex` picks up there. The first item is always taken, so a client
+/// paging through always advances.
+struct ListWriter {
+    resources: Vec<u8>,
+    items: usize,
+    max: usize,
+}
+
+impl ListWriter {
+    fn new(max: usize) -> Self {
+        ListWriter {
+            resources: Vec::new(),
+            items: 0,
+            max,
+        }
+    }
+
+    /// Takes `item` if it fits (or is the first); `false` when the page is full.
+    fn push(&mut self, item: &Value) -> bool {
+        let mark = self.resources.len();
+        if self.items > 0 {
+            self.resources.push(b',');
+        }
+        if serde_json::to_writer(&mut self.resources, item).is_err() {
+            self.resources.truncate(mark);
+            return true; // Unreachable for a Value; skip the item rather than the page.
+        }
+        if self.items > 0 && self.resources.len() > self.max {
+            self.resources.truncate(mark);
+            return false;
+        }
+        self.items += 1;
+        true
+    }
+
+    /// Whether no further item will be taken.
+    fn is_full(&self) -> bool {
+        self.items > 0 && self.resources.len() >= self.max
+    }
+
+    /// The response: the ListResponse envelope around the items.
+    fn finish(self, total: usize, start_index: usize) -> Response {
+        let head = json!({
+            "schemas": [LIST_URN],
+            "totalResults": total,
+            "itemsPerPage": self.items,
+            "startIndex": start_index,
+        })
+        .to_string();
+        // `{"schemas":…,"startIndex":1}` → `{"schemas":…,"startIndex":1,"Resources":[…]}`.
+        let mut body = Vec::with_capacity(head.len() + self.resources.len() + 16);
+        body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        body.extend_from_slice(b",\"Resources\":[");
+        body.extend_from_slice(&self.resources);
+        body.extend_from_slice(b"]}");
+        drop(self.resources);
+        ScimJson::raw(StatusCode::OK, body).into_response()
+    }
 }
 
 /// `POST /.search` at the connector root (RFC 7644 §3.4.3): searches Users, then Groups, and
@@ -275,7 +318,7 @@ pub async fn search_root(
         None => (1, paging.default),
     };
     let mut total = 0usize;
-    let mut resources = Vec::new();
+    let mut list = ListWriter::new(state.settings.limits.max_response_bytes);
     for (kind, mut q) in per_type {
         let rt = state.schemas.resource_type(kind);
         let scope = Scope {
@@ -287,23 +330,20 @@ pub async fn search_root(
         // Page over the concatenation: this type's window starts after the matches of the
         // types before it.
         let offset = start.saturating_sub(1).saturating_sub(total);
-        let wanted = count.saturating_sub(resources.len());
+        let wanted = if list.is_full() {
+            0
+        } else {
+            count.saturating_sub(list.items)
+        };
         q.start_index = offset + 1;
         q.count = Some(wanted);
-        let page = search::search(scope, &q, paging, wants_members(&q.projection)).await?;
+        let with_members = wants_members(&q.projection);
+        let projection = q.projection.clone();
+        let page = search::search_into(scope, &q, paging, with_members, true, &mut |d| {
+            list.push(&Value::Object(project(rt, d, &projection)))
+        })
+        .await?;
         total += page.total;
-        resources.extend(
-            page.items
-                .into_iter()
-                .map(|d| Value::Object(project(rt, d, &q.projection))),
-        );
     }
-    let body = json!({
-        "schemas": [LIST_URN],
-        "totalResults": total,
-        "itemsPerPage": resources.len(),
-        "startIndex": start,
-        "Resources": resources,
-    });
-    Ok(ScimJson::new(StatusCode::OK, body).into_response())
+    Ok(list.finish(total, start))
 }

@@ -15,7 +15,7 @@ fn doc(v: serde_json::Value) -> Document {
 
 fn mapping(toml_text: &str) -> Result<ConnectorMapping, String> {
     let settings: MappingSettings = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-    ConnectorMapping::compile(&settings, &SchemaRegistry::builtin())
+    ConnectorMapping::compile(&settings, &SchemaRegistry::builtin()).map_err(|e| e.to_string())
 }
 
 fn compiled(toml_text: &str) -> ConnectorMapping {

@@ -9,8 +9,8 @@
 //!   the element itself, for a multi-valued simple `attr`); value filters need a multi-valued
 //!   or complex attribute and do not nest;
 //! * a comparison naming a complex attribute without a sub-attribute (`emails co "x"`, or
-//!   Entra's `manager eq "id"`, idp-quirks E13) applies to its `value` sub-attribute; without
-//!   one it is an error;
+//!   Entra's `manager eq "id"`, docs/reference/idp-behaviour.md E13) applies to its `value`
+//!   sub-attribute; without one it is an error;
 //! * `gt`/`ge`/`lt`/`le` on boolean or binary, and `co`/`sw`/`ew` on boolean or numbers, are
 //!   errors (§3.4.2.2);
 //! * the literal must suit the type: booleans take `true`/`false` (or the strings "true" and
@@ -114,7 +114,7 @@ fn comparable<'a>(attr: &'a Attribute, path: &AttrPath) -> ScimResult<&'a Attrib
         return Ok(attr);
     }
     // RFC 7644 §3.4.2.2's example `emails co "example.com"`; Entra's `manager eq "id"`
-    // (idp-quirks E13).
+    // (docs/reference/idp-behaviour.md E13).
     attr.sub("value").ok_or_else(|| {
         let example = attr
             .sub_attributes

@@ -10,6 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{CompValue, CompareOp};
+use crate::scim::identifier::fold;
 use crate::scim::schema::{AttrType, Attribute};
 
 /// `pr` of one value: not null, not `""`, not `[]`, not `{}`.
@@ -97,10 +98,9 @@ fn string_holds(case_exact: bool, v: &Value, op: CompareOp, lit: &CompValue) -> 
     let (a, b): (Cow<'_, str>, Cow<'_, str>) = if case_exact {
         (Cow::Borrowed(stored), Cow::Borrowed(wanted))
     } else {
-        (
-            Cow::Owned(stored.to_lowercase()),
-            Cow::Owned(wanted.to_lowercase()),
-        )
+        // Case-insensitive also means normalisation-insensitive: NFC and NFD spellings of
+        // one name are one name, as for uniqueness (`scim/identifier.rs`).
+        (Cow::Owned(fold(stored)), Cow::Owned(fold(wanted)))
     };
     match op {
         CompareOp::Co => a.contains(&*b),

@@ -13,7 +13,8 @@
 //! `emails.value` denotes the `value` of each element; a comparison holds when it holds for
 //! *any* of them (RFC 7644 §3.4.2.2: "the filter matches if any of the values match"). A
 //! comparison on a complex attribute without a sub-attribute (`emails co "x"`, §3.4.2.2's own
-//! example, or Entra's `manager eq "id"`, idp-quirks E13) compares its `value` sub-attribute.
+//! example, or Entra's `manager eq "id"`, docs/reference/idp-behaviour.md E13) compares its `value`
+//! sub-attribute.
 //!
 //! **Rules per operator** (all in one place, `filter/compare.rs`):
 //! * `pr`: some denoted value is present, i.e. not null, not `""`, not `[]` and not `{}`

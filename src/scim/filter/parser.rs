@@ -296,7 +296,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `compValue = false / null / true / number / string` (RFC 7644 §3.4.2.2), plus bare
-    /// words for Entra (idp-quirks E12).
+    /// words for Entra (docs/reference/idp-behaviour.md E12).
     fn value(&mut self, op: CompareOp) -> Result<CompValue, SyntaxError> {
         let tok = self.next()?;
         let found = match tok.kind {
@@ -370,9 +370,9 @@ fn literal_word(w: &str) -> Result<CompValue, Option<String>> {
             .map(CompValue::Number)
             .ok_or_else(|| Some(format!("the number {} is out of range", shorten(w))));
     }
-    // idp-quirks E12: Entra has sent unquoted values (`externalId eq bsmith`). A bare word of
-    // letters, digits, "-", "_", "." and "@" is taken as a string, but only when it is not a
-    // keyword, a boolean, null or a number, so no quoted filter changes meaning.
+    // docs/reference/idp-behaviour.md E12: Entra has sent unquoted values (`externalId eq bsmith`).
+    // A bare word of letters, digits, "-", "_", "." and "@" is taken as a string, but only when it
+    // is not a keyword, a boolean, null or a number, so no quoted filter changes meaning.
     let keyword = ["and", "or", "not"]
         .iter()
         .any(|k| k.eq_ignore_ascii_case(w));

@@ -3,7 +3,7 @@
 //!
 //! Every request sends `Accept: application/json` and the credentials; every `POST`, `PUT`
 //! and `DELETE` also sends `X-Atlassian-Token: no-check` (Confluence's XSRF filter rejects
-//! some mutating requests without it, reference §1.5) and, with a body,
+//! some mutating requests without it, docs/reference/confluence-api.md §1.5) and, with a body,
 //! `Content-Type: application/json`. Path segments (usernames, group names) are
 //! percent-encoded. Redirects are not followed: a redirect means a wrong `base_url` or an
 //! SSO proxy, and following it could replay a write as a `GET`.
@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-use super::config::{check_base_url, ConfluenceAuth, ConfluenceConfig};
+use super::config::{check_base_url, ConfluenceAuth, ConfluenceConfig, InvalidConfig};
 use super::error::{self, served_as_anonymous};
 use super::model::{
     CreateGroupBody, CreateUserBody, CreatedUserJson, CurrentUser, DeleteSubmitted, GroupCreated,
@@ -29,8 +29,8 @@ use super::model::{
     UpdateUserBody, UserJson, UserKey, UserUpdated,
 };
 use super::password;
-use super::username::check_username;
 use super::version::{self, Availability, DetectedVersion, Feature, Version};
+use crate::mapping::username::check_username;
 use crate::targets::pacing::Pacer;
 use crate::targets::retry_after::parse_retry_after;
 use crate::targets::{truncate_body, Call, Failure, TargetError, BODY_LIMIT};
@@ -81,7 +81,8 @@ pub mod calls {
 use calls::*;
 
 /// Page size of list calls. Always sent: the documented defaults disagree (100 vs 200,
-/// reference §1.2). Servers may cap it; the client pages by what it receives.
+/// docs/reference/confluence-api.md §1.2). Servers may cap it; the client pages by what it
+/// receives.
 const PAGE_LIMIT: usize = 200;
 /// Guard against a server whose `next` link never ends (200 × 50,000 = 10 M entries).
 const MAX_PAGES: usize = 50_000;
@@ -91,11 +92,6 @@ const PACING_MAX_WAIT: Duration = Duration::from_secs(5);
 /// First and longest pause between long-task polls.
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(2);
-
-/// A configuration the client cannot be built from.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidConfig(pub String);
 
 /// The Confluence Data Center REST client. Cheap to clone (shared connection pool and
 /// cached version).
@@ -221,7 +217,7 @@ impl ConfluenceClient {
     /// Builds a client (no network traffic). Fails on a bad base URL or credentials that
     /// cannot go into an HTTP header.
     pub fn new(config: ConfluenceConfig) -> Result<Self, InvalidConfig> {
-        let base = check_base_url(&config.base_url).map_err(InvalidConfig)?;
+        let base = check_base_url(&config.base_url)?;
         let raw = match &config.auth {
             ConfluenceAuth::Pat(token) => format!("Bearer {}", token.expose()),
             ConfluenceAuth::Basic { username, password } => format!(
@@ -399,8 +395,8 @@ impl ConfluenceClient {
 
     /// `GET /rest/api/user/current`: who the credentials authenticate. Detects Confluence's
     /// anonymous fallback (an invalid PAT may be served as `anonymous` instead of 401,
-    /// reference §1.2 \[obs\]): `X-AUSERNAME: anonymous` or `"type": "anonymous"` is
-    /// [`TargetError::Unauthorized`].
+    /// docs/reference/confluence-api.md §1.2 \[obs\]): `X-AUSERNAME: anonymous` or
+    /// `"type": "anonymous"` is [`TargetError::Unauthorized`].
     pub async fn current_user(&self) -> Result<CurrentUser, TargetError> {
         let reply = self
             .send(Outgoing::new(
@@ -547,7 +543,8 @@ impl ConfluenceClient {
     /// password nobody knows and `notifyViaEmail: false` (generated from the OS CSPRNG, 32
     /// characters, never logged or returned), and
     /// returns its key. The user is in no group: add it to `confluence-users` (or another
-    /// "can use" group) for it to be licensed and able to log in (reference §1.7).
+    /// "can use" group) for it to be licensed and able to log in (docs/reference/confluence-api.md
+    /// §1.7).
     ///
     /// The username is checked locally first ([`check_username`]): a username Confluence
     /// would refuse is [`TargetError::Permanent`] without a call. 409 (exists, maybe in

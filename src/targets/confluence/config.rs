@@ -18,7 +18,13 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Dur;
+use crate::values::Dur;
+
+/// A `[confluence]` configuration that cannot be used: the message says what to fix and
+/// names environment variables, never their values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidConfig(pub String);
 
 /// A credential. `Debug` prints `[redacted]`; there is no `Display` and no `Serialize`, so
 /// the only way to the value is the explicit [`Secret::expose`].
@@ -51,7 +57,7 @@ pub enum ConfluenceAuth {
     /// (zabel-elements \[code\]), so the pre-9.4 update fallback is unavailable with a PAT.
     Pat(Secret),
     /// Username and password (`Authorization: Basic`). May be blocked by "SSO for Atlassian
-    /// Data Center" or similar apps (reference §1.5).
+    /// Data Center" or similar apps (docs/reference/confluence-api.md §1.5).
     Basic {
         /// The service account's username.
         username: String,
@@ -149,15 +155,16 @@ impl ConfluenceSettings {
     /// Checks the settings and reads the secret from `env` (name, value pairs; pass
     /// `std::env::vars().collect::<Vec<_>>()` in production). The error says what to fix
     /// and names variables, never their values.
-    pub fn resolve(&self, env: &[(String, String)]) -> Result<ConfluenceConfig, String> {
+    pub fn resolve(&self, env: &[(String, String)]) -> Result<ConfluenceConfig, InvalidConfig> {
         let base_url = check_base_url(&self.base_url)?;
-        let lookup = |var: &str, what: &str| -> Result<Secret, String> {
+        let invalid = |text: &str| Err(InvalidConfig(text.to_owned()));
+        let lookup = |var: &str, what: &str| -> Result<Secret, InvalidConfig> {
             match env.iter().find(|(k, _)| k == var) {
                 Some((_, v)) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-                _ => Err(format!(
+                _ => Err(InvalidConfig(format!(
                     "[confluence] names the environment variable {var}, which is not set or \
                      empty; export it with {what}"
-                )),
+                ))),
             }
         };
         let auth = match (&self.token_env, &self.username, &self.password_env) {
@@ -167,7 +174,7 @@ impl ConfluenceSettings {
             )?),
             (None, Some(username), Some(password_env)) => {
                 if username.trim().is_empty() {
-                    return Err("[confluence] username is empty".to_owned());
+                    return invalid("[confluence] username is empty");
                 }
                 ConfluenceAuth::Basic {
                     username: username.trim().to_owned(),
@@ -175,44 +182,41 @@ impl ConfluenceSettings {
                 }
             }
             (Some(_), _, _) => {
-                return Err(
+                return invalid(
                     "[confluence] set either token_env (a personal access token) or \
-                     username + password_env (Basic auth), not both"
-                        .to_owned(),
+                     username + password_env (Basic auth), not both",
                 )
             }
             (None, Some(_), None) => {
-                return Err(
+                return invalid(
                     "[confluence] username is set but password_env is missing; add \
-                     password_env = \"USERSYNC_CONFLUENCE_PASSWORD\" (or use token_env)"
-                        .to_owned(),
+                     password_env = \"USERSYNC_CONFLUENCE_PASSWORD\" (or use token_env)",
                 )
             }
             (None, None, Some(_)) => {
-                return Err(
+                return invalid(
                     "[confluence] password_env is set but username is missing; add the \
-                     service account's username"
-                        .to_owned(),
+                     service account's username",
                 )
             }
             (None, None, None) => {
-                return Err("[confluence] has no credentials; add token_env = \
+                return invalid(
+                    "[confluence] has no credentials; add token_env = \
                      \"USERSYNC_CONFLUENCE_TOKEN\" (a personal access token of a Confluence \
-                     administrator) or username + password_env"
-                    .to_owned())
+                     administrator) or username + password_env",
+                )
             }
         };
         let connect_timeout = self.connect_timeout.0;
         let request_timeout = self.request_timeout.0;
         if connect_timeout.is_zero() || request_timeout.is_zero() {
-            return Err(
-                "[confluence] connect_timeout and request_timeout must be longer than 0s"
-                    .to_owned(),
+            return invalid(
+                "[confluence] connect_timeout and request_timeout must be longer than 0s",
             );
         }
         let user_agent = match &self.user_agent {
             Some(ua) if ua.trim().is_empty() => {
-                return Err("[confluence] user_agent is empty; remove it or set one".to_owned())
+                return invalid("[confluence] user_agent is empty; remove it or set one")
             }
             Some(ua) => ua.trim().to_owned(),
             None => default_user_agent(),
@@ -229,35 +233,41 @@ impl ConfluenceSettings {
 
 /// Checks a base URL and returns it without a trailing slash: `http(s)`, a host, no
 /// credentials, no query or fragment. The path (context path) is kept as is.
-pub(crate) fn check_base_url(raw: &str) -> Result<String, String> {
+pub(crate) fn check_base_url(raw: &str) -> Result<String, InvalidConfig> {
     let trimmed = raw.trim().trim_end_matches('/');
     let url = Url::parse(trimmed).map_err(|e| {
-        format!(
-            "[confluence] base_url = {raw:?} is not a URL ({e}); use e.g. \
-             \"https://wiki.example.com\" or \"https://host/confluence\""
-        )
+        InvalidConfig(format!(
+            "[confluence] base_url = {:?} is not a URL ({e}); use e.g. \
+             \"https://wiki.example.com\" or \"https://host/confluence\"",
+            crate::store::redact_url(raw)
+        ))
     })?;
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(format!(
-            "[confluence] base_url = {raw:?} must start with https:// (or http://)"
-        ));
+        return Err(InvalidConfig(format!(
+            "[confluence] base_url = {:?} must start with https:// (or http://)",
+            crate::store::redact_url(raw)
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("[confluence] base_url = {raw:?} has no host"));
+        return Err(InvalidConfig(format!(
+            "[confluence] base_url = {:?} has no host",
+            crate::store::redact_url(raw)
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
         // Do not echo the URL: it holds a credential.
-        return Err(
+        return Err(InvalidConfig(
             "[confluence] base_url must not contain credentials; use token_env or \
              username + password_env"
                 .to_owned(),
-        );
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "[confluence] base_url = {raw:?} must not have a query or fragment; give the \
-             address up to the context path"
-        ));
+        return Err(InvalidConfig(format!(
+            "[confluence] base_url = {:?} must not have a query or fragment; give the \
+             address up to the context path",
+            crate::store::redact_url(raw)
+        )));
     }
     Ok(trimmed.to_owned())
 }
@@ -345,23 +355,32 @@ mod tests {
             ))
             .expect("parses")
         };
-        let e = with("token_env = \"T\"").resolve(&[]).unwrap_err();
+        let e = with("token_env = \"T\"")
+            .resolve(&[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("T, which is not set"), "{e}");
         let e = with("token_env = \"T\"")
             .resolve(&env(&[("T", "  ")]))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not set or empty"), "{e}");
-        let e = with("").resolve(&[]).unwrap_err();
+        let e = with("").resolve(&[]).unwrap_err().to_string();
         assert!(e.contains("token_env"), "{e}");
         let e = with("token_env = \"T\"\nusername = \"u\"\npassword_env = \"P\"")
             .resolve(&env(&[("T", "x"), ("P", "y")]))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not both"), "{e}");
-        let e = with("username = \"u\"").resolve(&[]).unwrap_err();
+        let e = with("username = \"u\"")
+            .resolve(&[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("password_env is missing"), "{e}");
         let e = with("token_env = \"T\"\nrequest_timeout = \"0s\"")
             .resolve(&env(&[("T", "x")]))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("longer than 0s"), "{e}");
     }
 
@@ -370,7 +389,9 @@ mod tests {
         assert!(check_base_url("wiki.example.com").is_err());
         assert!(check_base_url("ftp://wiki.example.com").is_err());
         assert!(check_base_url("https://wiki.example.com/?a=b").is_err());
-        let e = check_base_url("https://svc:hunter2@wiki.example.com").unwrap_err();
+        let e = check_base_url("https://svc:hunter2@wiki.example.com")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
         assert_eq!(
             check_base_url(" https://host:8443/confluence// ").as_deref(),

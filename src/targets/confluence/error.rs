@@ -1,7 +1,7 @@
 //! Classifying Confluence answers and transport errors into [`TargetError`], in one place.
 //!
-//! Branch on status codes, never on message texts (they are not a contract, reference
-//! §1.2). The rules:
+//! Branch on status codes, never on message texts (they are not a contract,
+//! docs/reference/confluence-api.md §1.2). The rules:
 //!
 //! | answer | class |
 //! |---|---|
@@ -33,7 +33,7 @@ use reqwest::StatusCode;
 pub use crate::targets::retry_after::{parse_retry_after, RetryAfter, RETRY_AFTER_CAP};
 use crate::targets::{truncate_body, Call, Failure, TargetError, BODY_LIMIT};
 
-/// Explanation of Confluence's anonymous fallback (reference §1.2 \[obs\]).
+/// Explanation of Confluence's anonymous fallback (docs/reference/confluence-api.md §1.2 \[obs\]).
 pub(crate) const ANONYMOUS_FALLBACK: &str =
     "Confluence served the request as anonymous: the credentials were ignored (an invalid, \
      expired or revoked personal access token, or a wrong password); check the secret in \

@@ -1,5 +1,5 @@
 //! The legacy JSON-RPC fallback for changing full name and e-mail on releases without
-//! `PUT /rest/api/admin/user/{username}` (before 9.4; reference §1.4).
+//! `PUT /rest/api/admin/user/{username}` (before 9.4; docs/reference/confluence-api.md §1.4).
 //!
 //! `POST /rpc/json-rpc/confluenceservice-v2/editUser` in "light" mode: the method in the
 //! URL, the parameters as a bare JSON array, `[{"name": …, "fullname": …, "email": …}]`;

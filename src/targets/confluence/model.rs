@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Confluence's immutable user key (32 hex characters in practice, reference §1.2). The
-/// stable anchor of a delivered user; the username may change.
+/// Confluence's immutable user key (32 hex characters in practice, docs/reference/confluence-api.md
+/// §1.2). The stable anchor of a delivered user; the username may change.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct UserKey(String);
@@ -32,7 +32,7 @@ impl fmt::Display for UserKey {
 }
 
 /// A Confluence user as `GET /rest/api/user?expand=status` shows it. E-mail is not part of
-/// it: Confluence DC does not return e-mail there (reference §1.3).
+/// it: Confluence DC does not return e-mail there (docs/reference/confluence-api.md §1.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteUser {
     /// Current (lower-case) username.

@@ -1,11 +1,11 @@
 //! The initial password of a created user.
 //!
 //! Confluence's create endpoint needs either a password or `notifyViaEmail: true`
-//! (reference §1.2). usersync does not manage passwords (IdP users log in through SSO), and
-//! an e-mail invitation would let the user pick a local password behind the IdP's back, so
-//! the client sends `notifyViaEmail: false` with a random password nobody knows. It is
-//! generated from the operating system's CSPRNG, never logged, never returned, never
-//! stored; it exists only in the request body.
+//! (docs/reference/confluence-api.md §1.2). usersync does not manage passwords (IdP users log in
+//! through SSO), and an e-mail invitation would let the user pick a local password behind the IdP's
+//! back, so the client sends `notifyViaEmail: false` with a random password nobody knows. It is
+//! generated from the operating system's CSPRNG, never logged, never returned, never stored; it
+//! exists only in the request body.
 
 use rand::rngs::OsRng;
 use rand::Rng;

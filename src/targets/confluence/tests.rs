@@ -1,6 +1,7 @@
 //! Tests of the client against the in-crate emulator served over real TCP (127.0.0.1:0),
 //! so connection resets, refused connections and timeouts are real socket events
-//! (style guide rec. 43). Each test starts its own emulator.
+//! (docs/reference/design.md "Targets are tested against a real HTTP server"). Each test starts its
+//! own emulator.
 
 mod auth;
 mod failures;

@@ -1,5 +1,5 @@
-//! Linchpin's field list (`GET /rest/cup/1.0/fields`, confluence-linchpin §2.1, documented
-//! for reading) and its comparison with a connector's mapping, for `check-config`.
+//! Linchpin's field list (`GET /rest/cup/1.0/fields`, docs/reference/confluence-api.md §2.1,
+//! documented for reading) and its comparison with a connector's mapping, for `check-config`.
 //!
 //! The field list does not show a field's XML node name **\[gap\]**: the documented
 //! properties are key, label, type and source. A mapped field is therefore matched by its
@@ -42,6 +42,8 @@ pub async fn fetch(
     timeout: Duration,
 ) -> Result<Vec<RemoteField>, String> {
     let url = format!("{}/rest/cup/1.0/fields", base_url.trim_end_matches('/'));
+    // For messages: the URL as an operator may see it (no userinfo password).
+    let shown = crate::store::redact_url(&url);
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .build()
@@ -55,20 +57,20 @@ pub async fn fetch(
     let res = req
         .send()
         .await
-        .map_err(|e| format!("GET {url} failed: {e}"))?;
+        .map_err(|e| format!("GET {shown} failed: {e}"))?;
     let status = res.status();
     if !status.is_success() {
         return Err(format!(
-            "GET {url} answered HTTP {status}; check [linchpin] credentials (an administrator's \
+            "GET {shown} answered HTTP {status}; check [linchpin] credentials (an administrator's \
              token) and that Linchpin User Profiles is installed"
         ));
     }
     let body: Value = res
         .json()
         .await
-        .map_err(|e| format!("GET {url} did not return JSON: {e}"))?;
+        .map_err(|e| format!("GET {shown} did not return JSON: {e}"))?;
     let Value::Array(items) = body else {
-        return Err(format!("GET {url} did not return a JSON array of fields"));
+        return Err(format!("GET {shown} did not return a JSON array of fields"));
     };
     let text = |v: &Value, keys: &[&str]| {
         keys.iter()

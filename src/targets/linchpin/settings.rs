@@ -2,15 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Dur;
 use crate::mapping::engine::is_xml_name;
+use crate::values::Dur;
 
 /// Whether deprovisioned (inactive) users stay in the feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Deprovisioned {
-    /// Leave them out: their Linchpin values stay, editable again (§2.2: "fields absent for
-    /// a user stay editable").
+    /// Leave them out: their Linchpin values stay, editable again (docs/reference/confluence-api.md
+    /// §2.2: "fields absent for a user stay editable").
     #[default]
     Omit,
     /// Keep them in the feed, so their profile keeps following the IdP.

@@ -1,5 +1,5 @@
-//! The feed's XML, in the shape Linchpin's XML data source reads (confluence-linchpin §2.2):
-//! UTF-8 *with* the byte-order mark ("UTF-8 with preamble"), one user element per user, the
+//! The feed's XML, in the shape Linchpin's XML data source reads (docs/reference/confluence-api.md
+//! §2.2): UTF-8 *with* the byte-order mark ("UTF-8 with preamble"), one user element per user, the
 //! username element first, then one element per mapped field named after its XML node name.
 //!
 //! Rendering is plain string building with escaping: the feed is written in chunks of a few
@@ -57,6 +57,17 @@ fn element(out: &mut String, name: &str, text: &str) {
     out.push_str(">\n");
 }
 
+/// Whether `text` survives [`escape_into`] unchanged in meaning: no character XML 1.0
+/// forbids. A username that does not would be written as another username.
+pub fn can_carry(text: &str) -> bool {
+    !text.chars().any(forbidden)
+}
+
+/// Characters XML 1.0 does not allow in a document, not even as references.
+fn forbidden(c: char) -> bool {
+    ((c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffe}' || c == '\u{ffff}'
+}
+
 /// Escapes text content. Characters XML 1.0 forbids (most C0 controls, U+FFFE/U+FFFF) are
 /// dropped rather than escaped: `&#1;` is not allowed either, and one stray control
 /// character from an IdP must not make Linchpin reject the whole feed.
@@ -68,8 +79,7 @@ pub fn escape_into(out: &mut String, text: &str) {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
+            c if forbidden(c) => {}
             c => out.push(c),
         }
     }
@@ -120,6 +130,13 @@ mod tests {
              <skills>Rust;SCIM</skills>\n    <division></division>\n    \
              <bell>ab&quot;&apos;</bell>\n  </person>\n"
         );
+    }
+
+    #[test]
+    fn only_text_without_forbidden_characters_is_carried() {
+        assert!(can_carry("alice\u{200B}\tx"));
+        assert!(!can_carry("alice\u{1}"));
+        assert!(!can_carry("alice\u{FFFF}"));
     }
 
     #[test]

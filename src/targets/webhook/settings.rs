@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Dur;
+use crate::values::Dur;
 
 /// Shortest signing secret accepted (HMAC-SHA256 keys shorter than the hash add no safety
 /// margin; shorter ones are guessable).

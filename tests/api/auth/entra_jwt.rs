@@ -1,4 +1,5 @@
-//! Entra-signed bearer JWTs, Entra's blank Secret Token (idp-quirks §2.9 item 2, checklist 81).
+//! Entra-signed bearer JWTs, Entra's blank Secret Token (docs/reference/idp-behaviour.md §2.9 item
+//! 2, c81).
 
 use std::time::Duration;
 

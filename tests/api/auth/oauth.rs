@@ -1,5 +1,5 @@
-//! The OAuth 2.0 client-credentials token endpoint (idp-quirks §2.9 item 3, §7; checklist 82,
-//! 119) and the access tokens it issues.
+//! The OAuth 2.0 client-credentials token endpoint (docs/reference/idp-behaviour.md §2.9 item 3,
+//! §7; c82, c119) and the access tokens it issues.
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
@@ -271,7 +271,7 @@ async fn c119_pingone_client_credentials_then_scim_calls_succeed() {
     )
     .await
     .assert_status(200);
-    // PingFederate-style update: PUT of the whole user (idp-quirks §7).
+    // PingFederate-style update: PUT of the whole user (docs/reference/idp-behaviour.md §7).
     let r = call(
         &app,
         Method::PUT,

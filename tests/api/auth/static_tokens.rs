@@ -1,4 +1,5 @@
-//! Static bearer tokens from the configuration (idp-quirks §2.9 item 1, §3.5 item 1).
+//! Static bearer tokens from the configuration (docs/reference/idp-behaviour.md §2.9 item 1, §3.5
+//! item 1).
 
 use reqwest::Method;
 

@@ -1,5 +1,5 @@
 //! Workload identity federation: an Entra-signed client assertion at the token endpoint
-//! (idp-quirks §2.9 item 5, MSREF-WIF; checklist 83).
+//! (docs/reference/idp-behaviour.md §2.9 item 5, MSREF-WIF; c83).
 
 use serde_json::{json, Value};
 

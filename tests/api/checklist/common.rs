@@ -1,4 +1,5 @@
-//! §10.1 Common (all IdPs): items 1–39. Item 37 (back-pressure) belongs to the delivery work.
+//! docs/reference/idp-behaviour.md §10.1 Common (all IdPs): items 1–39. Item 37 (back-pressure)
+//! belongs to the delivery work.
 
 use std::sync::Arc;
 
@@ -413,7 +414,7 @@ async fn c18_external_id_filter_finds_the_user_quoted_or_not() {
         .get(&format!("/Users?{}", filter(r#"externalId eq "ext-1""#)))
         .await;
     assert_list(&r, 1, &[&u1]);
-    // idp-quirks E12: an older Entra sent the value unquoted.
+    // docs/reference/idp-behaviour.md E12: an older Entra sent the value unquoted.
     let r = app
         .get(&format!("/Users?{}", filter("externalId eq ext-1")))
         .await;

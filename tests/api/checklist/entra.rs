@@ -1,5 +1,5 @@
-//! §10.2 Microsoft Entra ID: items 40–79. Items 80–83 (authentication) belong to the
-//! authentication work.
+//! docs/reference/idp-behaviour.md §10.2 Microsoft Entra ID: items 40–79. Items 80–83
+//! (authentication) belong to the authentication work.
 //!
 //! Group PATCH answers 200 with the resource in this server (item 27 lets a server pick one
 //! status per resource type; Entra accepts 200 as well as 204).

@@ -1,6 +1,7 @@
-//! §10.3 Okta: items 84–102. Items 103–105 (authentication) belong to the authentication work,
-//! 106 (response time with a slow Confluence) to the delivery work; of 93 only the SCIM half
-//! is here (the sync queue is not marked again; Confluence writes are the delivery work's).
+//! docs/reference/idp-behaviour.md §10.3 Okta: items 84–102. Items 103–105 (authentication) belong
+//! to the authentication work, 106 (response time with a slow Confluence) to the delivery work; of
+//! 93 only the SCIM half is here (the sync queue is not marked again; Confluence writes are the
+//! delivery work's).
 
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use super::{
 use crate::helpers::{LogCapture, TestApp};
 use usersync::scim::schema::ResourceKind;
 
-/// Okta's AIW create body (idp-quirks §3.3).
+/// Okta's AIW create body (docs/reference/idp-behaviour.md §3.3).
 fn okta_user(user_name: &str, external_id: &str) -> Value {
     json!({
         "schemas": [USER_URN, ENT],

@@ -1,5 +1,6 @@
-//! §10.4 OneLogin: items 107–115. OneLogin sends its admin-authored JSON template with the
-//! placeholders filled in (idp-quirks §4.2), so the bodies below are such templates.
+//! docs/reference/idp-behaviour.md §10.4 OneLogin: items 107–115. OneLogin sends its admin-authored
+//! JSON template with the placeholders filled in (docs/reference/idp-behaviour.md §4.2), so the
+//! bodies below are such templates.
 
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -1,6 +1,6 @@
-//! §10.5 JumpCloud, Ping and others: items 116–120. Item 119 (PingOne client credentials)
-//! belongs to the authentication work; the "no residue in Confluence" half of 116 to the
-//! delivery work.
+//! docs/reference/idp-behaviour.md §10.5 JumpCloud, Ping and others: items 116–120. Item 119
+//! (PingOne client credentials) belongs to the authentication work; the "no residue in Confluence"
+//! half of 116 to the delivery work.
 
 use serde_json::json;
 

@@ -1,5 +1,5 @@
-//! PAT and Basic auth, the anonymous fallback, permission and websudo refusals (reference
-//! §5.5 scenario 4), and secrets staying out of errors and debug output.
+//! PAT and Basic auth, the anonymous fallback, permission and websudo refusals (docs/emulator.md
+//! test scenario 4), and secrets staying out of errors and debug output.
 
 use base64::Engine;
 

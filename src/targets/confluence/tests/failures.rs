@@ -1,4 +1,4 @@
-//! Failure classification over real TCP: rate limiting (reference §5.5 scenario 5), 5xx,
+//! Failure classification over real TCP: rate limiting (docs/emulator.md test scenario 5), 5xx,
 //! resets, outages, timeouts, 4xx bodies, and non-JSON error bodies.
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! The user and group lifecycle (reference §5.5 scenarios 1–3, 7), pagination, the
+//! The user and group lifecycle (docs/emulator.md test scenarios 1–3, 7), pagination, the
 //! context path, and the headers every write carries.
 
 use std::time::Duration;

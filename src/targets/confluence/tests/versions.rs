@@ -1,4 +1,4 @@
-//! Version detection on every feature level, and the per-version fallbacks (reference §5.5
+//! Version detection on every feature level, and the per-version fallbacks (docs/emulator.md test
 //! scenario 6).
 
 use super::{class_of, Harness};

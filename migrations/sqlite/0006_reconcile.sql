@@ -1,5 +1,5 @@
 -- Reconcile (full sync against Confluence), SQLite flavour. Keep in step with
--- migrations/postgres/0005_reconcile.sql.
+-- migrations/postgres/0006_reconcile.sql.
 
 -- One row per run: `usersync reconcile`, the `[reconcile] every` schedule, later the admin
 -- API. Kept for `reconcile.retention`. A dry run is recorded too: its own record is all a dry
