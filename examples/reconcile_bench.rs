@@ -240,7 +240,7 @@ async fn main() {
         ConfluenceAuth::Pat(Secret::new(PAT)),
     ))
     .expect("client");
-    let reconciler = Reconciler::new(
+    let reconciler = usersync::app::reconciler(
         store.clone(),
         client,
         &settings,

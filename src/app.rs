@@ -212,7 +212,7 @@ impl Application {
             tracing::warn!("[reconcile] every is set but no [confluence] is configured: no scheduled reconcile");
             return None;
         };
-        let reconciler = crate::reconcile::Reconciler::new(
+        let reconciler = reconciler(
             self.state.store.clone(),
             client,
             settings,
@@ -220,6 +220,26 @@ impl Application {
         );
         Some((reconciler, every))
     }
+}
+
+/// A reconciler over `store` and Confluence with the policies `settings` declares
+/// (`[reconcile]`, each connector's provisioning, `delivery.max_retry_after`).
+pub fn reconciler(
+    store: Store,
+    client: ConfluenceClient,
+    settings: &Settings,
+    profiles: Arc<crate::profiles::Profiles>,
+) -> crate::reconcile::Reconciler {
+    let options = crate::reconcile::Options {
+        settings: settings.reconcile.clone(),
+        provisioning: settings
+            .connectors
+            .iter()
+            .map(|(n, c)| (n.clone(), c.provisioning.clone()))
+            .collect(),
+        max_retry_after: settings.delivery.max_retry_after.0,
+    };
+    crate::reconcile::Reconciler::new(store, client, options, profiles)
 }
 
 /// The embedded default: when no connector exists at all, create `default` and return its

@@ -44,7 +44,6 @@ use self::observe::Retry;
 use self::progress::{Phase, Progress};
 use self::report::{DriftClass, GuardReport, Outcome, RunReport, RunStatus};
 use self::settings::ReconcileSettings;
-use crate::config::Settings;
 use crate::delivery::settings::{Orphans, Provisioning};
 use crate::profiles::Profiles;
 use crate::store::reconcile::{ItemRecord, LeaseHolder, RunRecord};
@@ -147,16 +146,29 @@ struct Inner {
     instance: String,
 }
 
+/// What a reconciler needs from the configuration (built from the settings by
+/// `app::reconciler`, so this module does not depend on `config`).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `[reconcile]`.
+    pub settings: ReconcileSettings,
+    /// The provisioning policy of each connector declared in the file (the others have the
+    /// defaults).
+    pub provisioning: HashMap<String, Provisioning>,
+    /// `delivery.max_retry_after`: the longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
+}
+
 impl Reconciler {
-    /// A reconciler over `store` and Confluence (`client`), with the connectors' policies and
-    /// mappings from `settings` and `profiles`.
+    /// A reconciler over `store` and Confluence (`client`), with the connectors' policies in
+    /// `options` and their mappings in `profiles`.
     pub fn new(
         store: Store,
         client: ConfluenceClient,
-        settings: &Settings,
+        options: Options,
         profiles: Arc<Profiles>,
     ) -> Self {
-        let r = &settings.reconcile;
+        let r = options.settings;
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -164,15 +176,11 @@ impl Reconciler {
                 retry: Retry {
                     attempts: r.read_attempts.max(1),
                     delay: r.read_retry_delay.0,
-                    max_retry_after: settings.delivery.max_retry_after.0,
+                    max_retry_after: options.max_retry_after,
                 },
-                settings: r.clone(),
-                provisioning: settings
-                    .connectors
-                    .iter()
-                    .map(|(n, c)| (n.clone(), c.provisioning.clone()))
-                    .collect(),
-                configured: settings.connectors.keys().cloned().collect(),
+                settings: r,
+                configured: options.provisioning.keys().cloned().collect(),
+                provisioning: options.provisioning,
                 profiles,
                 instance: format!(
                     "pid {} ({})",

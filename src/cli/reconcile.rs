@@ -15,7 +15,7 @@ use crate::app;
 use crate::config::Settings;
 use crate::reconcile::progress::{Phase, Progress};
 use crate::reconcile::report::{render, RunReport, RunStatus};
-use crate::reconcile::{Reconciler, RunRequest, StartedBy};
+use crate::reconcile::{RunRequest, StartedBy};
 
 /// The flags of `usersync reconcile`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -120,7 +120,7 @@ async fn reconcile(settings: Settings, args: &Args) -> anyhow::Result<u8> {
         crate::profiles::Profiles::from_settings(&settings, &reg).map_err(anyhow::Error::msg)?,
     );
     let store = app::open_store(&settings).await?;
-    let reconciler = Reconciler::new(store.clone(), client, &settings, profiles);
+    let reconciler = app::reconciler(store.clone(), client, &settings, profiles);
     let connectors = match &args.connector {
         Some(c) => vec![c.clone()],
         None => reconciler.connectors().await?,

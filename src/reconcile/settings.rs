@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::Dur;
 use crate::mapping::glob;
+use crate::values::Dur;
 
 /// The most accounts a run may disable or delete before it stops and asks for `--force`.
 #[derive(Debug, Clone, Copy, PartialEq)]

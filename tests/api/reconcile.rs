@@ -53,7 +53,7 @@ fn reconciler(app: &TestApp) -> Reconciler {
 }
 
 fn reconciler_on(app: &TestApp, store: Store) -> Reconciler {
-    Reconciler::new(
+    usersync::app::reconciler(
         store,
         client(app),
         &app.state.settings,
