@@ -9,7 +9,7 @@ use crate::mapping::{self, ConnectorMapping, DesiredUser, MappingError};
 use crate::scim::resource::Document;
 
 /// The Confluence username of a user: the one kept on its identity link (derived once, then
-/// persisted: DESIGN.md "Identity links are explicit"), else the connector's rule. Pass the
+/// persisted: docs/reference/design.md "Identity links are explicit"), else the connector's rule. Pass the
 /// link's name only when the link is not a refused conflict (a conflict's name is what the
 /// rule gave last time, not a name usersync holds).
 pub fn username(
