@@ -127,6 +127,16 @@ impl Application {
                 let _ = rx.wait_for(|stop| *stop).await;
             }))
         });
+        let schedule = self.reconcile_schedule().map(|(reconciler, every)| {
+            let mut rx = stop_rx.clone();
+            tokio::spawn(crate::reconcile::schedule::run(
+                reconciler,
+                every,
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            ))
+        });
         let router = http::router(self.state.clone());
         let server = &self.state.settings.server;
         let limits = http::serve::ConnLimits {
@@ -143,6 +153,9 @@ impl Application {
             // The worker finishes the keys it holds; an interrupted one keeps its lease and
             // is delivered by the next start.
             let _ = w.await;
+        }
+        if let Some(s) = schedule {
+            let _ = s.await;
         }
         self.state.store.close().await;
         Ok(())
@@ -185,6 +198,48 @@ impl Application {
             self.state.profiles.clone(),
         ))
     }
+}
+
+impl Application {
+    /// The reconcile schedule (`[reconcile] every`), when it is on and Confluence configured.
+    /// Its runs share the Confluence client, so the worker and reconcile spend one rate limit.
+    pub fn reconcile_schedule(
+        &self,
+    ) -> Option<(crate::reconcile::Reconciler, std::time::Duration)> {
+        let settings = &self.state.settings;
+        let every = settings.reconcile.every?.0;
+        let Some(client) = self.confluence.clone() else {
+            tracing::warn!("[reconcile] every is set but no [confluence] is configured: no scheduled reconcile");
+            return None;
+        };
+        let reconciler = reconciler(
+            self.state.store.clone(),
+            client,
+            settings,
+            self.state.profiles.clone(),
+        );
+        Some((reconciler, every))
+    }
+}
+
+/// A reconciler over `store` and Confluence with the policies `settings` declares
+/// (`[reconcile]`, each connector's provisioning, `delivery.max_retry_after`).
+pub fn reconciler(
+    store: Store,
+    client: ConfluenceClient,
+    settings: &Settings,
+    profiles: Arc<crate::profiles::Profiles>,
+) -> crate::reconcile::Reconciler {
+    let options = crate::reconcile::Options {
+        settings: settings.reconcile.clone(),
+        provisioning: settings
+            .connectors
+            .iter()
+            .map(|(n, c)| (n.clone(), c.provisioning.clone()))
+            .collect(),
+        max_retry_after: settings.delivery.max_retry_after.0,
+    };
+    crate::reconcile::Reconciler::new(store, client, options, profiles)
 }
 
 /// The embedded default: when no connector exists at all, create `default` and return its

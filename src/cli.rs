@@ -5,11 +5,13 @@ mod connector;
 mod delivery;
 pub mod mapping;
 mod queue;
+mod reconcile;
+
+pub use reconcile::Args as ReconcileArgs;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use time::OffsetDateTime;
 
 use crate::app::{self, Application};
 use crate::config::Settings;
@@ -71,13 +73,11 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Mark every user and group dirty so delivery converges them all (unchanged ones make
-    /// no Confluence call).
-    Reconcile {
-        /// Only this connector.
-        #[arg(long)]
-        connector: Option<String>,
-    },
+    /// Full sync against Confluence: read every account and the managed groups, compare them
+    /// with the IdP's users, report each difference, and (unless --dry-run) let delivery fix
+    /// them; orphans follow each connector's `orphans` policy. Exit code 0: done or nothing
+    /// found; 1: a dry run found drift; 2: an error, or the safety guard stopped the run.
+    Reconcile(ReconcileArgs),
     /// Manage connectors stored in the database.
     Connector {
         /// What to do.
@@ -154,6 +154,12 @@ pub enum QueueAction {
     },
 }
 
+/// Ends the process with this exit code; whatever had to be said is already printed
+/// (`usersync reconcile`: 1 when a dry run found drift, 2 for an error or a stopped run).
+#[derive(Debug, thiserror::Error)]
+#[error("exit code {0}")]
+pub struct Exit(pub u8);
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Emulator(args) = cli.command {
@@ -214,15 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             user_name,
             dry_run,
         } => delivery::sync_user(settings, &connector, &user_name, dry_run).await,
-        Command::Reconcile { connector } => {
-            let store = app::open_store(&settings).await?;
-            let n = store
-                .mark_all(connector.as_deref(), OffsetDateTime::now_utc())
-                .await?;
-            println!("marked {n} resources for delivery");
-            store.close().await;
-            Ok(())
-        }
+        Command::Reconcile(args) => reconcile::run(settings, args).await,
         Command::Emulator(_) => unreachable!("handled above"),
     }
 }

@@ -83,6 +83,9 @@ pub struct Settings {
     /// The delivery worker.
     #[serde(default)]
     pub delivery: crate::delivery::settings::DeliverySettings,
+    /// Reconcile (full sync against Confluence): schedule, safety guard, protected accounts.
+    #[serde(default)]
+    pub reconcile: crate::reconcile::settings::ReconcileSettings,
     /// The Confluence Data Center that users and groups are delivered to. Without it the SCIM
     /// server runs and the sync queue fills, but nothing is delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -380,6 +383,7 @@ impl Settings {
             ));
         }
         self.delivery.validate().map_err(ConfigError)?;
+        self.reconcile.validate().map_err(ConfigError)?;
         if self.backpressure.max_queue_depth < 1 {
             return Err(ConfigError(
                 "backpressure.max_queue_depth must be at least 1".to_owned(),
@@ -902,6 +906,13 @@ base_url = "https://wiki.example.com"
         let text = include_str!("../deploy/usersync.toml");
         let s = load(text, &[]).unwrap();
         assert_eq!(s.linchpin.timeout.0, Duration::from_secs(10));
+        let defaults = crate::reconcile::settings::ReconcileSettings::default();
+        assert_eq!(s.reconcile.protect_groups, defaults.protect_groups);
+        assert_eq!(s.reconcile.retention, defaults.retention);
+        assert!(
+            s.reconcile.every.is_none(),
+            "the schedule is off by default"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 pub mod confluence;
 pub mod converge;
+pub mod desired;
 pub mod directory;
 pub mod dry_run;
 pub mod health;

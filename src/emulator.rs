@@ -56,6 +56,7 @@ pub use faults::{Fault, OutageMode, RouteScope};
 pub use lup::{DataSource, LupField, LupValue, MirrorField};
 pub use model::{Directory, EmulatedUser, UserDetails};
 pub use seed::{Seed, SeedError, SeedLupField, SeedUser};
+pub use state::UserEdit;
 pub use xml_import::ImportReport;
 
 use shared::Shared;
@@ -202,6 +203,40 @@ impl Emulator {
         let mut guard = self.shared.world();
         let world = &mut *guard;
         seed::add_user(&mut world.state, user, &mut world.rng)
+    }
+
+    /// Changes an account behind usersync's back (like `PATCH /__emulator/users/{username}`):
+    /// `false` when there is no such user.
+    pub fn edit_user(&self, username: &str, edit: &UserEdit) -> bool {
+        self.shared
+            .world()
+            .state
+            .edit_behind(username, edit)
+            .is_ok()
+    }
+
+    /// Adds a membership behind usersync's back, creating the group if needed (like
+    /// `PUT /__emulator/groups/{group}/members/{username}`): `false` for an unknown user.
+    pub fn add_member(&self, username: &str, group: &str) -> bool {
+        let mut world = self.shared.world();
+        if world.state.user(username).is_none() {
+            return false;
+        }
+        if world.state.group_name(group).is_none() && world.state.create_group(group).is_err() {
+            return false;
+        }
+        world.state.add_member(username, group).is_ok()
+    }
+
+    /// Removes a membership behind usersync's back (like
+    /// `DELETE /__emulator/groups/{group}/members/{username}`): `false` for an unknown user or
+    /// group.
+    pub fn remove_member(&self, username: &str, group: &str) -> bool {
+        self.shared
+            .world()
+            .state
+            .remove_member(username, group)
+            .is_ok()
     }
 
     /// The `GET /__emulator/state` document.

@@ -27,6 +27,8 @@ pub mod http;
 pub mod mapping;
 /// Mapped profiles resolved against the store: the Linchpin feed, webhook and preview.
 pub mod profiles;
+/// Full sync against Confluence: drift report, dry run, orphans, safety guard, schedule.
+pub mod reconcile;
 /// The SCIM protocol, pure.
 pub mod scim;
 /// List and search execution.

@@ -7,9 +7,12 @@ async fn main() -> std::process::ExitCode {
     let cli = usersync::cli::Cli::parse();
     match usersync::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("usersync: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<usersync::cli::Exit>() {
+            Some(exit) => std::process::ExitCode::from(exit.0),
+            None => {
+                eprintln!("usersync: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -24,6 +24,7 @@ mod members;
 pub mod narrow;
 pub mod profiles;
 pub mod queue;
+pub mod reconcile;
 mod resources;
 mod rows;
 pub mod target_state;
@@ -202,6 +203,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "planner_stats",
         include_str!("../migrations/sqlite/0005_planner_stats.sql"),
     ),
+    (
+        6,
+        "reconcile",
+        include_str!("../migrations/sqlite/0006_reconcile.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -228,6 +234,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "planner_stats",
         include_str!("../migrations/postgres/0005_planner_stats.sql"),
+    ),
+    (
+        6,
+        "reconcile",
+        include_str!("../migrations/postgres/0006_reconcile.sql"),
     ),
 ];
 

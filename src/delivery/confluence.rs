@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::converge::{permanent, Converged, Session};
+use super::desired;
 use super::directory::Directory;
 use super::settings::{OnConflict, OnDelete, OnGroupDelete, Provisioning};
 use super::target::{Probe, Target};
@@ -94,45 +95,31 @@ impl<D: Directory> ConfluenceTarget<'_, D> {
             .as_ref()
             .filter(|l| l.status != LinkStatus::Conflict)
             .map(|l| l.target_name.clone());
-        let (rules, doc) = (self.profiles.clone(), resource.doc.clone());
-        let identity = pool::map(rules.mapping.uses_scripts(), move || {
-            let rules = &rules.mapping;
-            let username = match linked {
-                Some(u) => u,
-                None => rules.username(&doc)?,
-            };
-            Ok::<_, mapping::MappingError>((username, rules.email(&doc)?, rules.full_name(&doc)?))
+        let active = mapping::active(&resource.doc);
+        let scim_groups = if desired::keeps_groups(prov, active) {
+            s.store
+                .groups_of(connector, std::slice::from_ref(&resource.id))
+                .await?
+                .remove(&resource.id)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let (rules, doc, policy) = (self.profiles.clone(), resource.doc.clone(), prov.clone());
+        let computed = pool::map(rules.mapping.uses_scripts(), move || {
+            desired::user(
+                &policy,
+                &rules.mapping,
+                &doc,
+                linked.as_deref(),
+                &scim_groups,
+            )
         })
         .await;
-        let (username, email, full_name) = match identity {
-            Ok(Ok(i)) => i,
+        let desired = match computed {
+            Ok(Ok(d)) => d,
             Ok(Err(e)) => return Ok(permanent(e.to_string())),
             Err(e) => return Ok(permanent(e.to_string())),
-        };
-        let active = mapping::active(&resource.doc);
-        let groups = if active || !prov.remove_groups_on_deprovision {
-            let mut g: BTreeSet<String> = prov
-                .default_groups
-                .iter()
-                .map(|g| g.to_lowercase())
-                .collect();
-            let of = s
-                .store
-                .groups_of(connector, std::slice::from_ref(&resource.id))
-                .await?;
-            for (_, name) in of.get(&resource.id).into_iter().flatten() {
-                g.extend(prov.groups.confluence_name(name));
-            }
-            g
-        } else {
-            BTreeSet::new()
-        };
-        let desired = DesiredUser {
-            username: username.clone(),
-            full_name,
-            email,
-            active,
-            groups,
         };
         let mut link = match link.filter(|l| l.status == LinkStatus::Active) {
             Some(l) if l.applied.is_some() => l,

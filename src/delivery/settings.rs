@@ -44,6 +44,20 @@ pub enum OnGroupDelete {
     Delete,
 }
 
+/// What a reconcile run does with an *orphan*: an enabled Confluence account no user of the
+/// IdP accounts for (docs/delivery.md, Reconcile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Orphans {
+    /// List it in the run's report and leave it alone (the default).
+    #[default]
+    Report,
+    /// Disable it: an account usersync created whose user the IdP deleted goes through
+    /// delivery (`on_delete`); an account usersync never managed is disabled, never deleted,
+    /// and only when every connector says `disable` and the account is not protected.
+    Disable,
+}
+
 /// A connector's provisioning policy.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,6 +76,8 @@ pub struct Provisioning {
     pub groups: GroupRules,
     /// SCIM DELETE of a group: `keep` or `delete` the Confluence group.
     pub on_group_delete: OnGroupDelete,
+    /// Reconcile's orphans (enabled accounts no IdP user accounts for): `report` or `disable`.
+    pub orphans: Orphans,
 }
 
 impl Default for Provisioning {
@@ -73,6 +89,7 @@ impl Default for Provisioning {
             default_groups: vec!["confluence-users".to_owned()],
             groups: GroupRules::default(),
             on_group_delete: OnGroupDelete::Keep,
+            orphans: Orphans::Report,
         }
     }
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -23,6 +23,7 @@ use super::faults::Fault;
 use super::lup::StoredValue;
 use super::seed::{self, Seed, SeedUser};
 use super::shared::Shared;
+use super::state::UserEdit;
 use super::xml_import::{self, ImportReport};
 
 /// Routes relative to `/__emulator`.
@@ -37,6 +38,11 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             get(get_faults).post(arm_faults).delete(clear_faults),
         )
         .route("/users", post(add_user))
+        .route("/users/{username}", patch(edit_user).delete(delete_user))
+        .route(
+            "/groups/{group}/members/{username}",
+            put(add_member).delete(remove_member),
+        )
         .route("/lup/xml-import", post(xml_import))
 }
 
@@ -267,6 +273,70 @@ async fn add_user(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
         )
             .into_response(),
         Err(e) => control_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// `PATCH /__emulator/users/{username}` (`{"fullName"?, "email"?, "active"?}`) → 200 with
+/// the user; 404 when unknown. Drift behind usersync's back: no rules, no call log entry.
+async fn edit_user(
+    State(sh): State<Arc<Shared>>,
+    Path(username): Path<String>,
+    body: Bytes,
+) -> Response {
+    let edit: UserEdit = match optional_json(&body) {
+        Ok(Some(edit)) => edit,
+        Ok(None) => return control_error(StatusCode::BAD_REQUEST, "empty body"),
+        Err(error) => return error.into_response(),
+    };
+    let mut world = sh.world();
+    match world.state.edit_behind(&username, &edit) {
+        Ok(()) => Json(json!(world.state.view(&username, &world.knobs))).into_response(),
+        Err(e) => control_error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+/// `DELETE /__emulator/users/{username}` → 204 (404 when unknown): the account, its
+/// memberships and Linchpin values are gone at once, as if an administrator deleted it.
+async fn delete_user(State(sh): State<Arc<Shared>>, Path(username): Path<String>) -> Response {
+    let mut world = sh.world();
+    let Some(name) = world.state.user(&username).map(|u| u.username.clone()) else {
+        return control_error(StatusCode::NOT_FOUND, "no such user");
+    };
+    world.state.remove_user(&name);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `PUT /__emulator/groups/{group}/members/{username}` → 204: adds a membership, creating
+/// the group when it does not exist; 404 for an unknown user.
+async fn add_member(
+    State(sh): State<Arc<Shared>>,
+    Path((group, username)): Path<(String, String)>,
+) -> Response {
+    let mut world = sh.world();
+    if world.state.user(&username).is_none() {
+        return control_error(StatusCode::NOT_FOUND, "no such user");
+    }
+    if world.state.group_name(&group).is_none() {
+        if let Err(e) = world.state.create_group(&group) {
+            return control_error(StatusCode::BAD_REQUEST, e);
+        }
+    }
+    match world.state.add_member(&username, &group) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => control_error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+/// `DELETE /__emulator/groups/{group}/members/{username}` → 204; 404 for an unknown user or
+/// group.
+async fn remove_member(
+    State(sh): State<Arc<Shared>>,
+    Path((group, username)): Path<(String, String)>,
+) -> Response {
+    let mut world = sh.world();
+    match world.state.remove_member(&username, &group) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => control_error(StatusCode::NOT_FOUND, e),
     }
 }
 

@@ -37,6 +37,9 @@ pub(crate) struct CallSite<'a> {
     pub path: &'a str,
     /// Route template without the context path, when a route matched.
     pub template: Option<&'a str>,
+    /// 1-based page of a paged list call: `start / limit + 1`, with `limit` after its default
+    /// and the `max_page_limit` cap (1 when the query has no `start`).
+    pub page: u32,
 }
 
 impl RouteScope {
@@ -113,6 +116,10 @@ pub enum Fault {
         /// Path filter (see [`RouteScope`]).
         #[serde(default)]
         path: Option<String>,
+        /// Only this page (1-based) of a paged list, e.g. 3 for the third page of
+        /// `GET /rest/api/user/list` (a read error in the middle of a full sync).
+        #[serde(default)]
+        page: Option<u32>,
     },
     /// The next `times` matching calls get their TCP connection reset, no response.
     Reset {
@@ -125,6 +132,9 @@ pub enum Fault {
         /// Path filter.
         #[serde(default)]
         path: Option<String>,
+        /// Only this page (1-based) of a paged list.
+        #[serde(default)]
+        page: Option<u32>,
     },
     /// Everything fails for `duration_ms`.
     Outage {
@@ -148,6 +158,7 @@ impl Fault {
             times: 1,
             method: None,
             path: None,
+            page: None,
         }
     }
 
@@ -157,6 +168,7 @@ impl Fault {
             times: 1,
             method: None,
             path: None,
+            page: None,
         }
     }
 
@@ -196,6 +208,15 @@ impl Fault {
                 *method = Some(on_method.to_owned());
                 *path = Some(on_path.to_owned());
             }
+            Self::Outage { .. } => {}
+        }
+        self
+    }
+
+    /// Limits the fault to one page (1-based) of a paged list call (status and reset faults).
+    pub fn on_page(mut self, n: u32) -> Self {
+        match &mut self {
+            Self::Status { page, .. } | Self::Reset { page, .. } => *page = Some(n),
             Self::Outage { .. } => {}
         }
         self
@@ -312,11 +333,19 @@ impl FaultBook {
             self.outage = None;
         }
         let hit = self.armed.iter_mut().find(|a| match &a.fault {
-            Fault::Status { method, path, .. } | Fault::Reset { method, path, .. } => RouteScope {
-                method: method.clone(),
-                path: path.clone(),
+            Fault::Status {
+                method, path, page, ..
             }
-            .matches(call),
+            | Fault::Reset {
+                method, path, page, ..
+            } => {
+                page.is_none_or(|p| p == call.page)
+                    && RouteScope {
+                        method: method.clone(),
+                        path: path.clone(),
+                    }
+                    .matches(call)
+            }
             Fault::Outage { .. } => false,
         });
         if let Some(armed) = hit {
@@ -378,6 +407,7 @@ mod tests {
             method,
             path,
             template: None,
+            page: 1,
         }
     }
 
@@ -415,6 +445,31 @@ mod tests {
     }
 
     #[test]
+    fn a_page_fault_hits_only_that_page_of_a_list() {
+        let mut book = FaultBook::default();
+        let mut rng = StdRng::seed_from_u64(1);
+        let now = Instant::now();
+        book.arm(
+            Fault::status(500)
+                .times(2)
+                .on("GET", "/rest/api/user/list")
+                .on_page(3),
+            now,
+        );
+        let ratio = ErrorRatioKnobs::default();
+        let page = |n| CallSite {
+            page: n,
+            ..site("GET", "/rest/api/user/list")
+        };
+        assert_eq!(book.take(page(1), now, &ratio, &mut rng), None);
+        assert_eq!(book.take(page(2), now, &ratio, &mut rng), None);
+        assert!(book.take(page(3), now, &ratio, &mut rng).is_some());
+        assert_eq!(book.take(page(4), now, &ratio, &mut rng), None);
+        assert!(book.take(page(3), now, &ratio, &mut rng).is_some());
+        assert_eq!(book.take(page(3), now, &ratio, &mut rng), None);
+    }
+
+    #[test]
     fn an_outage_ends_by_itself() {
         let mut book = FaultBook::default();
         let mut rng = StdRng::seed_from_u64(1);
@@ -447,6 +502,7 @@ mod tests {
                 times: 1,
                 method: None,
                 path: Some("/rest/api/*".to_owned()),
+                page: None,
             }
         );
         let outage: Fault =

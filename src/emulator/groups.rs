@@ -16,8 +16,8 @@ use super::extract::{parse_json, ApiQuery, Ctx};
 use super::model::UserRecord;
 use super::render::{self, Window};
 
-/// Default page size of group lists **(assumed)**.
-const DEFAULT_LIMIT: usize = 200;
+/// Default page size (see [`render::DEFAULT_PAGE_LIMIT`]).
+const DEFAULT_LIMIT: usize = render::DEFAULT_PAGE_LIMIT;
 
 /// Paging (and `expand` for members).
 #[derive(Debug, Deserialize)]
@@ -72,13 +72,17 @@ pub(crate) async fn group_members(
         .state
         .group_name(&name)
         .ok_or_else(|| ApiError::not_found(format!("No group found with name: {name}")))?;
-    let members: Vec<&UserRecord> = world
-        .state
-        .groups
-        .get(&canonical)
-        .map(|m| m.iter().filter_map(|u| world.state.user(u)).collect())
-        .unwrap_or_default();
     let window = Window::new(q.start, q.limit, DEFAULT_LIMIT, world.knobs.max_page_limit);
+    // Only the page's members are looked up: a group of 100,000 is listed in 500 pages.
+    let all = world.state.groups.get(&canonical);
+    let total = all.map_or(0, |m| m.len());
+    let members: Vec<&UserRecord> = all
+        .into_iter()
+        .flatten()
+        .skip(window.start)
+        .take(window.limit)
+        .filter_map(|u| world.state.users.get(u))
+        .collect();
     let status = render::expands_status(q.expand.as_deref()).then_some(world.knobs.status_style);
     let path = format!("/rest/api/group/{}/member", render::encode(&canonical));
     let expand = q.expand.clone().unwrap_or_default();
@@ -87,8 +91,9 @@ pub(crate) async fn group_members(
     } else {
         vec![("expand", expand.as_str())]
     };
-    Ok(Json(render::page(
+    Ok(Json(render::page_of(
         &members,
+        total,
         window,
         &ctx.links,
         &path,

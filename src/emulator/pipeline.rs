@@ -28,6 +28,7 @@ use super::errors::{ApiError, ErrorText};
 use super::extract::Identity;
 use super::faults::{self, CallSite, Injected, OutageMode};
 use super::ratelimit::{RateDecision, RateHeaders};
+use super::render;
 use super::server::ConnHandle;
 use super::shared::Shared;
 
@@ -88,16 +89,18 @@ pub(crate) async fn pipeline(
         .extensions()
         .get::<ConnectInfo<ConnHandle>>()
         .map(|c| c.0.clone());
+    let paging = page_params(req.uri().query());
 
     // 1. Latency and faults.
     let (delay, injected) = {
+        let mut guard = sh.world();
+        let world = &mut *guard;
         let call = CallSite {
             method: &log.method,
             path: &relative,
             template: log.route.as_deref(),
+            page: paging.page(world.knobs.max_page_limit),
         };
-        let mut guard = sh.world();
-        let world = &mut *guard;
         let delay = faults::latency(&world.knobs.latency, call);
         let injected = world.faults.take(
             call,
@@ -183,6 +186,38 @@ fn strip_context<'a>(context: &str, path: &'a str) -> &'a str {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
         _ => path,
     }
+}
+
+/// `start` and `limit` of a call's query, for faults aimed at one page of a list.
+#[derive(Debug, Clone, Copy, Default)]
+struct PageParams {
+    start: Option<usize>,
+    limit: Option<usize>,
+}
+
+impl PageParams {
+    /// The 1-based page these parameters ask for, with the lists' default limit and cap.
+    fn page(self, max_page_limit: u32) -> u32 {
+        let window = render::Window::new(
+            self.start,
+            self.limit,
+            render::DEFAULT_PAGE_LIMIT,
+            max_page_limit,
+        );
+        u32::try_from(window.start / window.limit.max(1) + 1).unwrap_or(u32::MAX)
+    }
+}
+
+fn page_params(query: Option<&str>) -> PageParams {
+    let mut params = PageParams::default();
+    for pair in query.unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("start", v)) => params.start = v.parse().ok(),
+            Some(("limit", v)) => params.limit = v.parse().ok(),
+            _ => {}
+        }
+    }
+    params
 }
 
 /// The answer for an injected fault.

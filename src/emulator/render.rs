@@ -89,6 +89,10 @@ pub(crate) fn encode(text: &str) -> String {
     out
 }
 
+/// Default page size of user, group and membership lists (the 8.x reference says 100 in one
+/// place and 200 in another; the emulator uses 200).
+pub(crate) const DEFAULT_PAGE_LIMIT: usize = 200;
+
 /// Where a page starts and how long it is, after defaults and the `max_page_limit` cap.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Window {
@@ -122,12 +126,24 @@ pub(crate) fn page<T>(
     query: &[(&str, &str)],
     render: impl Fn(&T) -> Value,
 ) -> Value {
-    let results: Vec<Value> = items
-        .iter()
-        .skip(window.start)
-        .take(window.limit)
-        .map(render)
-        .collect();
+    let shown: Vec<&T> = items.iter().skip(window.start).take(window.limit).collect();
+    page_of(&shown, items.len(), window, links, path, query, |t| {
+        render(t)
+    })
+}
+
+/// [`page`] when the caller has already cut the window out of `total` items (large lists:
+/// only the page's entries are looked up and rendered).
+pub(crate) fn page_of<T>(
+    shown: &[T],
+    total: usize,
+    window: Window,
+    links: &Links,
+    path: &str,
+    query: &[(&str, &str)],
+    render: impl Fn(&T) -> Value,
+) -> Value {
+    let results: Vec<Value> = shown.iter().map(render).collect();
     let mut repeated: Vec<String> = query
         .iter()
         .map(|(k, v)| format!("{k}={}", encode(v)))
@@ -143,7 +159,7 @@ pub(crate) fn page<T>(
         "self": format!("{}{path}{self_query}", links.base),
     });
     let next_start = window.start.saturating_add(window.limit);
-    if next_start < items.len() {
+    if next_start < total {
         repeated.push(format!("limit={}", window.limit));
         repeated.push(format!("start={next_start}"));
         if let Some(obj) = page_links.as_object_mut() {

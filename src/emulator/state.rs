@@ -2,7 +2,7 @@
 //! memberships, long tasks, licence seats and Linchpin values. Pure and synchronous: handlers call
 //! these methods under the world lock and map [`DomainError`] to HTTP.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -48,6 +48,22 @@ pub(crate) enum DomainError {
     LastAdminGroup(String),
 }
 
+/// A change made behind usersync's back (`PATCH /__emulator/users/{username}`): only the
+/// fields given change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserEdit {
+    /// New display name.
+    #[serde(default)]
+    pub full_name: Option<String>,
+    /// New e-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Enable (`true`) or disable (`false`).
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
 /// Fields of `POST /rest/api/admin/user` after request-level checks.
 #[derive(Debug, Clone)]
 pub(crate) struct NewUser {
@@ -61,6 +77,8 @@ pub(crate) struct NewUser {
 #[derive(Debug, Clone)]
 pub(crate) struct State {
     pub users: BTreeMap<String, UserRecord>,
+    /// User key → username: lookups by key (`?key=`, new keys) stay fast with 100,000 users.
+    keys: HashMap<String, String>,
     /// PAT digest → username.
     pats: BTreeMap<String, String>,
     /// Lower-case group name → member usernames.
@@ -81,6 +99,7 @@ impl State {
     pub fn new() -> Self {
         Self {
             users: BTreeMap::new(),
+            keys: HashMap::new(),
             pats: BTreeMap::new(),
             groups: DEFAULT_GROUPS
                 .iter()
@@ -109,7 +128,7 @@ impl State {
 
     /// Looks a user up by user key.
     pub fn user_by_key(&self, key: &str) -> Option<&UserRecord> {
-        self.users.values().find(|u| u.user_key == key)
+        self.keys.get(key).and_then(|u| self.users.get(u))
     }
 
     /// Resolves a PAT to its owner.
@@ -190,6 +209,8 @@ impl State {
         if self.users.contains_key(&record.username) {
             return Err(DomainError::UserExists(record.username));
         }
+        self.keys
+            .insert(record.user_key.clone(), record.username.clone());
         self.users.insert(record.username.clone(), record);
         Ok(())
     }
@@ -227,6 +248,7 @@ impl State {
             directory: Directory::Internal,
             details: UserDetails::default(),
         };
+        self.keys.insert(user_key.clone(), record.username.clone());
         self.users.insert(record.username.clone(), record);
         Ok(user_key)
     }
@@ -340,15 +362,33 @@ impl State {
     }
 
     /// Removes a user with everything attached: PATs, memberships, Linchpin values.
-    fn remove_user(&mut self, username: &str) {
+    pub fn remove_user(&mut self, username: &str) {
         let Some(user) = self.users.remove(username) else {
             return;
         };
+        self.keys.remove(&user.user_key);
         self.pats.retain(|_, owner| owner != username);
         for members in self.groups.values_mut() {
             members.remove(username);
         }
         self.lup.values.remove(&user.user_key);
+    }
+
+    /// Changes an account behind Confluence's REST API, as an administrator in the UI (or a
+    /// restore from backup) would: no validation, read-only directories included. For the
+    /// control API's drift controls (`PATCH /__emulator/users/{username}`).
+    pub fn edit_behind(&mut self, username: &str, edit: &UserEdit) -> Result<(), DomainError> {
+        let user = self.user_mut(username)?;
+        if let Some(name) = &edit.full_name {
+            user.full_name = name.clone();
+        }
+        if let Some(address) = &edit.email {
+            user.email = address.clone();
+        }
+        if let Some(active) = edit.active {
+            user.active = active;
+        }
+        Ok(())
     }
 
     /// `POST /rest/api/admin/group`. Names are stored lower case **(assumed)** and are

@@ -15,9 +15,8 @@ use super::model::UserRecord;
 use super::render::{self, Window};
 use super::state::State;
 
-/// Default page size of user and membership lists (the 8.x reference says 100 in one place
-/// and 200 in another; the emulator uses 200).
-const DEFAULT_LIMIT: usize = 200;
+/// Default page size (see [`render::DEFAULT_PAGE_LIMIT`]).
+const DEFAULT_LIMIT: usize = render::DEFAULT_PAGE_LIMIT;
 
 /// Query parameters shared by the user read endpoints.
 #[derive(Debug, Deserialize)]
@@ -85,8 +84,15 @@ pub(crate) async fn list_users(
     let world = ctx.world();
     ctx.since(&world, ConfluenceVersion::V8_4)?;
     ctx.require(&world, Need::ListUsers)?;
-    let users: Vec<&UserRecord> = world.state.users.values().collect();
     let window = Window::new(q.start, q.limit, DEFAULT_LIMIT, world.knobs.max_page_limit);
+    // Only the page is collected: 100,000 accounts are listed in 500 pages.
+    let users: Vec<&UserRecord> = world
+        .state
+        .users
+        .values()
+        .skip(window.start)
+        .take(window.limit)
+        .collect();
     let status = render::expands_status(q.expand.as_deref()).then_some(world.knobs.status_style);
     let expand = q.expand.clone().unwrap_or_default();
     let query: Vec<(&str, &str)> = if expand.is_empty() {
@@ -94,8 +100,9 @@ pub(crate) async fn list_users(
     } else {
         vec![("expand", expand.as_str())]
     };
-    Ok(Json(render::page(
+    Ok(Json(render::page_of(
         &users,
+        world.state.users.len(),
         window,
         &ctx.links,
         "/rest/api/user/list",

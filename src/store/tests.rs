@@ -474,3 +474,4 @@ contract!(
 mod plans;
 mod profiles;
 mod queue;
+mod reconcile;

@@ -20,6 +20,8 @@
 //! | [`add_member`](ConfluenceClient::add_member), [`remove_member`](ConfluenceClient::remove_member) | `PUT`/`DELETE /rest/api/user/{username}/group/{group}` | `()` |
 //! | [`group_members`](ConfluenceClient::group_members) | `GET /rest/api/group/{group}/member`, all pages | `Vec<`[`RemoteUser`]`>` |
 //! | [`user_groups`](ConfluenceClient::user_groups) | `GET /rest/api/user/memberof`, all pages | `Vec<String>` |
+//! | [`user_pages`](ConfluenceClient::user_pages) | `GET /rest/api/user/list?expand=status` (8.4+), one page per call | [`UserPages`] |
+//! | [`member_pages`](ConfluenceClient::member_pages) | `GET /rest/api/group/{group}/member?expand=status`, one page per call | [`UserPages`] |
 //!
 //! The username rules ([`check_username`], [`derive_username`]) live in the pure
 //! [`mapping::username`](mod@crate::mapping::username) module: the mapping derives
@@ -35,6 +37,7 @@ mod config;
 pub mod error;
 mod jsonrpc;
 mod model;
+mod pages;
 mod password;
 pub mod version;
 
@@ -51,4 +54,5 @@ pub use error::{parse_retry_after, RetryAfter, RETRY_AFTER_CAP};
 pub use model::{
     CurrentUser, DeleteSubmitted, GroupCreated, LongTaskStatus, RemoteUser, UserKey, UserUpdated,
 };
+pub use pages::{UserPages, PAGE_LIMIT};
 pub use version::{Availability, BadVersion, DetectedVersion, DetectionMethod, Feature, Version};

@@ -142,6 +142,10 @@ pub struct TestApp {
     /// A worker over the same store, driven by the test (`deliver_all`) so delivery is
     /// deterministic; the server's own worker is off unless a test turns it on.
     pub worker: Option<Worker<ConfluenceClient>>,
+    /// The emulator's base URL, for tests that build their own Confluence clients.
+    pub confluence_url: Option<String>,
+    /// The database URL, for tests that open another store handle or read tables directly.
+    pub db_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     emulator_shutdown: Option<oneshot::Sender<()>>,
     _db: TestDb,
@@ -342,6 +346,7 @@ impl TestApp {
         let app = Application::build_with_confluence(settings, confluence.clone())
             .await
             .expect("build app");
+        let confluence_url = confluence.as_ref().map(|c| c.base_url.clone());
         let worker = confluence.map(|c| {
             let s = &app.state().settings;
             let provisioning = s
@@ -373,6 +378,8 @@ impl TestApp {
             client: reqwest::Client::new(),
             emulator,
             worker,
+            confluence_url,
+            db_url: db.url.clone(),
             shutdown: Some(tx),
             emulator_shutdown,
             _db: db,

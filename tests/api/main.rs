@@ -25,6 +25,7 @@ mod list_limits;
 mod managers;
 mod msref;
 mod patch;
+mod reconcile;
 mod scripts;
 mod server_limits;
 mod snapshots;

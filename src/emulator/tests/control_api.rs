@@ -240,3 +240,83 @@ async fn faults_are_armed_and_cleared_through_the_control_api() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn drift_controls_change_accounts_and_memberships_behind_the_api_without_a_call_log_entry() {
+    let app = TestApp::new();
+    let edited = app
+        .call(
+            Req::raw(axum::http::Method::PATCH, "/__emulator/users/Alice")
+                .json(json!({"fullName": "Alice Renamed", "active": false})),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.text());
+    assert_eq!(edited.json()["fullName"], "Alice Renamed");
+    let alice = app.emu.user("alice").expect("alice");
+    assert!(!alice.active);
+    assert_eq!(alice.email, "alice@example.org", "fields not given stay");
+
+    let added = app
+        .call(Req::put("/__emulator/groups/Hand%20Made/members/alice"))
+        .await;
+    assert_eq!(added.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.emu.group_members("hand made"),
+        Some(vec!["alice".to_owned()]),
+        "the group is created when missing"
+    );
+    let removed = app
+        .call(Req::delete(
+            "/__emulator/groups/confluence-users/members/alice",
+        ))
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    assert!(!app
+        .emu
+        .group_members("confluence-users")
+        .unwrap()
+        .contains(&"alice".to_owned()));
+
+    let gone = app.call(Req::delete("/__emulator/users/carol")).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert!(app.emu.user("carol").is_none());
+    for (req, what) in [
+        (Req::delete("/__emulator/users/carol"), "delete"),
+        (
+            Req::raw(axum::http::Method::PATCH, "/__emulator/users/nobody")
+                .json(json!({"active": true})),
+            "patch",
+        ),
+        (Req::put("/__emulator/groups/x/members/nobody"), "add"),
+    ] {
+        assert_eq!(app.call(req).await.status, StatusCode::NOT_FOUND, "{what}");
+    }
+    assert!(app.emu.calls().is_empty(), "drift is not a Confluence call");
+}
+
+#[tokio::test]
+async fn a_fault_can_fail_one_page_of_the_user_list() {
+    let app = TestApp::new();
+    for i in 0..7 {
+        app.emu
+            .add_user(&serde_json::from_value(json!({"username": format!("u{i}")})).unwrap())
+            .unwrap();
+    }
+    let armed = app
+        .call(Req::post("/__emulator/faults").json(json!({
+            "kind": "status", "status": 500, "times": 5,
+            "method": "GET", "path": "/rest/api/user/list", "page": 3
+        })))
+        .await;
+    assert_eq!(armed.status, StatusCode::NO_CONTENT);
+    let page =
+        |start: usize| Req::get(&format!("/rest/api/user/list?start={start}&limit=3")).admin();
+    assert_eq!(app.call(page(0)).await.status, StatusCode::OK);
+    assert_eq!(app.call(page(3)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.call(page(6)).await.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the third page fails"
+    );
+    assert_eq!(app.call(page(9)).await.status, StatusCode::OK);
+}

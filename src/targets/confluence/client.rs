@@ -371,7 +371,12 @@ impl ConfluenceClient {
     }
 
     /// Refuses a call the detected release cannot serve, without sending it.
-    fn require(&self, feature: Feature, call: Call, since: &str) -> Result<(), TargetError> {
+    pub(super) fn require(
+        &self,
+        feature: Feature,
+        call: Call,
+        since: &str,
+    ) -> Result<(), TargetError> {
         if self.availability(feature) != Availability::Absent {
             return Ok(());
         }

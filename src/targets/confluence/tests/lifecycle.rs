@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use super::{class_of, emulator_config, Harness};
 use crate::emulator::{ConfluenceVersion, SeedUser, StatusStyle};
 use crate::targets::confluence::{GroupCreated, UserUpdated};
@@ -318,4 +320,80 @@ async fn writes_to_an_unknown_user_are_not_found() {
     assert_eq!(class, ErrorClass::NotFound);
     let (class, _) = class_of(c.update_user("ghost", "G", "g@example.org").await);
     assert_eq!(class, ErrorClass::NotFound);
+}
+
+#[tokio::test]
+async fn the_user_list_is_read_page_by_page_with_disabled_accounts_and_the_pages_the_server_caps() {
+    let h = Harness::start().await;
+    // The server sends 3 per page whatever we ask for (docs/reference/confluence-api.md §1.2).
+    h.knobs(|k| k.max_page_limit = 3);
+    for i in 0..5 {
+        h.emu
+            .add_user(
+                &serde_json::from_value(json!({"username": format!("u{i}"), "active": i != 2}))
+                    .expect("a seed user"),
+            )
+            .expect("added");
+    }
+    let c = h.admin();
+    let mut pages = c.user_pages();
+    let mut seen = Vec::new();
+    while let Some(page) = pages.next_page().await.expect("a page") {
+        assert!(page.len() <= 3);
+        seen.extend(page);
+    }
+    assert_eq!(pages.pages_read(), 3, "7 accounts, 3 per page");
+    let mut names: Vec<&str> = seen.iter().map(|u| u.username.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["admin", "alice", "u0", "u1", "u2", "u3", "u4"]);
+    let u2 = seen.iter().find(|u| u.username == "u2").expect("u2");
+    assert_eq!(
+        u2.active,
+        Some(false),
+        "disabled accounts are listed, as disabled"
+    );
+    assert!(seen
+        .iter()
+        .filter(|u| u.username != "u2")
+        .all(|u| u.active == Some(true)));
+
+    let mut members = c.member_pages("confluence-users");
+    let page = members.next_page().await.expect("members").expect("a page");
+    assert_eq!(
+        page.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(),
+        ["alice"]
+    );
+    assert!(members.next_page().await.expect("end").is_none());
+    let (class, _) = class_of(c.member_pages("no such group").next_page().await);
+    assert_eq!(class, ErrorClass::NotFound);
+}
+
+#[tokio::test]
+async fn a_failed_page_is_retried_by_calling_again_and_the_list_needs_confluence_8_4() {
+    let h = Harness::start().await;
+    h.knobs(|k| k.max_page_limit = 1);
+    h.emu.arm_fault(
+        crate::emulator::Fault::status(500)
+            .on("GET", "/rest/api/user/list")
+            .on_page(2),
+    );
+    let c = h.admin();
+    let mut pages = c.user_pages();
+    assert!(pages.next_page().await.expect("page 1").is_some());
+    let (class, _) = class_of(pages.next_page().await);
+    assert_eq!(class, ErrorClass::Transient);
+    let again = pages
+        .next_page()
+        .await
+        .expect("page 2 again")
+        .expect("a page");
+    assert_eq!(again.len(), 1);
+    assert!(pages.next_page().await.expect("the end").is_none());
+    assert_eq!(pages.pages_read(), 2);
+
+    let old = Harness::on(ConfluenceVersion::V8_2).await;
+    let c = old.admin();
+    c.detect_version().await.expect("detected");
+    let (class, _) = class_of(c.user_pages().next_page().await);
+    assert_eq!(class, ErrorClass::Unsupported);
 }
