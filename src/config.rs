@@ -752,6 +752,35 @@ mod tests {
     }
 
     #[test]
+    fn an_unshared_oauth_signing_key_refuses_postgres_unless_single_instance() {
+        let oauth = "[connectors.ping.oauth]\nclient_id = \"c\"\nclient_secret_env = \"S\"\n";
+        let vars = [("S", "client-secret")];
+        let pg = format!("database = \"postgres://db/usersync\"\n{oauth}");
+        let e = load(&pg, &vars).unwrap().check_shared_state().unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("connectors.ping.oauth") && e.contains("signing_key_env"),
+            "{e}"
+        );
+        let single = format!("{pg}[store]\nsingle_instance = true\n");
+        let warnings = load(&single, &vars).unwrap().check_shared_state().unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        // SQLite: one process owns the database, a warning at most.
+        let warnings = load(oauth, &vars).unwrap().check_shared_state().unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let shared = format!("{pg}signing_key_env = \"K\"\n");
+        let vars = [
+            ("S", "client-secret"),
+            ("K", "0123456789abcdef0123456789abcdef"),
+        ];
+        assert!(load(&shared, &vars)
+            .unwrap()
+            .check_shared_state()
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
     fn redacted_output_hides_the_database_password() {
         let s = load("database = \"postgres://app:hunter2@db/usersync\"", &[]).unwrap();
         let out = s.redacted_toml();

@@ -312,6 +312,9 @@ impl TestApp {
         let mut settings = Settings::defaults();
         settings.listen = "127.0.0.1:0".into();
         settings.database = db.url.clone();
+        // One server per test: the multi-instance check of `serve` (OAuth signing keys shared
+        // by every instance) does not apply; tests of that check set it back.
+        settings.store.single_instance = true;
         configure(&mut settings);
         // Stored connectors: their tokens are hashed in the database, as in production.
         let store = usersync::app::open_store(&settings)
