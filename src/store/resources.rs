@@ -278,7 +278,7 @@ fn conflict(kind: ResourceKind, e: StoreError) -> StoreError {
 
 impl Store {
     /// Inserts a new resource with its members (Groups) and marks it for delivery.
-    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = connector, scim.kind = kind.as_str()))]
     pub async fn insert_resource(
         &self,
         connector: &str,
@@ -333,7 +333,7 @@ impl Store {
     /// meanwhile (the single SQLite writer; `FOR UPDATE` on PostgreSQL), so concurrent changes
     /// to one resource apply one after the other and none is lost. Nothing is written when
     /// neither the document nor the membership changes.
-    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = connector, scim.kind = kind.as_str()))]
     pub async fn modify_resource(
         &self,
         connector: &str,
@@ -375,7 +375,7 @@ impl Store {
     /// then only compares and writes: the work of computing the state (a large PATCH) is
     /// done beforehand, without holding up other connectors' writes.
     #[allow(clippy::too_many_arguments)]
-    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = connector, scim.kind = kind.as_str()))]
     pub async fn modify_resource_if(
         &self,
         connector: &str,
@@ -421,7 +421,7 @@ impl Store {
     /// Deletes a resource, its e-mail index rows and memberships, and marks its key (and the
     /// groups it belonged to) for delivery. With `if_match`, only a resource whose version
     /// meets it is deleted; otherwise [`DeleteOutcome::Stale`].
-    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = connector, scim.kind = kind.as_str()))]
     pub async fn delete_resource(
         &self,
         connector: &str,
