@@ -19,6 +19,7 @@ pub mod attempts;
 mod batch;
 pub mod connectors;
 pub mod gate;
+mod key;
 pub mod links;
 mod members;
 pub mod narrow;
@@ -40,6 +41,7 @@ use sqlx::Executor;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+pub use key::ResourceKey;
 pub use members::MemberRow;
 pub use resources::{DeleteOutcome, Inserted, StoredResource, UpdateOutcome};
 
