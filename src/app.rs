@@ -60,6 +60,11 @@ impl Application {
         settings: Settings,
         confluence: Option<ConfluenceConfig>,
     ) -> anyhow::Result<Application> {
+        // The per-connector warning is logged by the authenticator; a refusal stops here.
+        settings
+            .check_shared_state()
+            .map_err(|e| anyhow::anyhow!(e.0))
+            .context("state the instances must share is not shared")?;
         let settings = Arc::new(settings);
         let schemas = settings
             .load_schemas()
@@ -224,11 +229,20 @@ pub async fn ensure_default_connector(runtime: &Runtime) -> anyhow::Result<Optio
     }
     let token = connectors::generate_token();
     let hash = connectors::hash_hex(&connectors::hash_token(&token));
-    runtime
+    match runtime
         .store()
         .create_connector("default", &hash, OffsetDateTime::now_utc())
         .await
-        .context("cannot create the default connector")?;
+    {
+        Ok(_) => {}
+        // Another instance starting on the same database created it first: its token was
+        // printed there.
+        Err(crate::store::StoreError::Conflict(_)) => {
+            runtime.reload().await?;
+            return Ok(None);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot create the default connector")),
+    }
     runtime.reload().await?;
     Ok(Some(token))
 }

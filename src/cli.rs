@@ -1,8 +1,9 @@
 //! The command line: `usersync serve | migrate | check-config | connector … | queue … |
-//! sync-user | reconcile | mapping … | emulator`. One file per group of subcommands in `cli/`.
+//! sync-user | reconcile | mapping … | emulator | healthcheck`. One file per group of subcommands in `cli/`.
 
 mod connector;
 mod delivery;
+pub mod health;
 pub mod mapping;
 mod queue;
 mod reconcile;
@@ -57,6 +58,16 @@ pub enum Command {
     },
     /// Run the Confluence Data Center + Linchpin emulator (for tests and trials).
     Emulator(crate::emulator::EmulatorArgs),
+    /// Ask the running server whether it is up (exit 0) or not (exit 1): a container
+    /// health check for images without curl. Asks `/healthz` on the address `listen` names.
+    Healthcheck {
+        /// The URL to ask instead (e.g. `http://127.0.0.1:8080/readyz`).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
     /// Inspect the sync queue and retry dead keys.
     Queue {
         /// What to do.
@@ -168,6 +179,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         telemetry::init(&crate::config::LogSettings::default());
         return crate::emulator::run(args).await;
     }
+    if let Command::Healthcheck { url, timeout } = &cli.command {
+        // Needs only the listen address: a configuration that does not load (a secret not
+        // set in the health checker's environment) falls back to the default address.
+        let settings = Settings::load(cli.config.as_deref()).ok();
+        let url = health::target(settings.as_ref(), url.as_deref(), health::DEFAULT_PATH);
+        return match health::check(&url, std::time::Duration::from_secs(*timeout)).await {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                eprintln!("usersync healthcheck: {why:#}");
+                Err(Exit(1).into())
+            }
+        };
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.log);
     match cli.command {
@@ -226,7 +250,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             dry_run,
         } => delivery::sync_user(settings, &connector, &user_name, dry_run).await,
         Command::Reconcile(args) => reconcile::run(settings, args).await,
-        Command::Emulator(_) => unreachable!("handled above"),
+        Command::Emulator(_) | Command::Healthcheck { .. } => unreachable!("handled above"),
     }
 }
 

@@ -187,6 +187,10 @@ pub struct StoreSettings {
     pub acquire_timeout: Dur,
     /// SQLite `synchronous`: `full` (every commit survives power loss) or `normal`.
     pub sqlite_synchronous: SqliteSync,
+    /// PostgreSQL: exactly one instance uses the database. State that every instance must
+    /// share (the OAuth signing keys) may then be left to the process, with a warning;
+    /// otherwise `serve` refuses to start without it ([`Settings::check_shared_state`]).
+    pub single_instance: bool,
 }
 
 impl Default for StoreSettings {
@@ -195,6 +199,7 @@ impl Default for StoreSettings {
             max_connections: 8,
             acquire_timeout: Dur(Duration::from_secs(2)),
             sqlite_synchronous: SqliteSync::Full,
+            single_instance: false,
         }
     }
 }
@@ -426,6 +431,47 @@ impl Settings {
             ));
         }
         self.validate_connectors()
+    }
+
+    /// What several instances behind one load balancer must share, checked when `serve`
+    /// starts: an OAuth connector without `signing_key_env` signs its access tokens with a
+    /// random key of the process, so a token issued by one instance fails on the others (and
+    /// after a restart). On PostgreSQL, the multi-instance backend, that refuses the start
+    /// unless `store.single_instance = true` says there is one instance; then, and on SQLite
+    /// (one process owns the database), it is a warning, returned for the caller to log.
+    pub fn check_shared_state(&self) -> Result<Vec<String>, ConfigError> {
+        let unshared: Vec<&str> = self
+            .connectors
+            .iter()
+            .filter(|(_, c)| {
+                c.oauth
+                    .as_ref()
+                    .is_some_and(|o| o.signing_key_env.is_none())
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if unshared.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sqlite = self.database.starts_with("sqlite:");
+        if !sqlite && !self.store.single_instance {
+            return Err(ConfigError(format!(
+                "[connectors.{}.oauth] has no signing_key_env: its access tokens would be signed \
+                 with a random key of each instance and fail on the others. Set signing_key_env \
+                 to a variable holding the same key (32 bytes or more) on every instance, or set \
+                 [store] single_instance = true when only one instance uses this database",
+                unshared.join("/")
+            )));
+        }
+        Ok(unshared
+            .iter()
+            .map(|name| {
+                format!(
+                    "[connectors.{name}.oauth] has no signing_key_env: access tokens stop \
+                     working on restart"
+                )
+            })
+            .collect())
     }
 
     /// Checks the connectors' names and credentials, and that no credential is shared.

@@ -275,11 +275,17 @@ impl<D: Directory + 'static> Worker<D> {
         // failed attempt of this key only.
         let me = self.clone();
         let c = claim.clone();
-        let joined = tokio::spawn(
+        let converging = tokio::spawn(
             async move { me.converge(&c.key, c.generation, true).await }
                 .instrument(tracing::Span::current()),
-        )
-        .await;
+        );
+        // The heartbeat: while the key converges, its lease is renewed every third of it, so
+        // a short lease (a killed instance's keys are taken over within seconds) never lapses
+        // under a slow Confluence.
+        let joined = tokio::select! {
+            joined = converging => joined,
+            never = self.keep_leased(&claim) => match never {},
+        };
         let run = joined.unwrap_or_else(|e| Run {
             outcome: Converged::Failed {
                 class: ErrorClass::Transient,
@@ -312,7 +318,7 @@ impl<D: Directory + 'static> Worker<D> {
             Converged::Done => store
                 .complete_claim(&claim)
                 .await
-                .map(|_| KeyOutcome::Delivered),
+                .map(|held| (KeyOutcome::Delivered, held)),
             Converged::Waiting { target, reason } => {
                 let until = self
                     .inner
@@ -325,7 +331,7 @@ impl<D: Directory + 'static> Worker<D> {
                 store
                     .defer_claim(&claim, at, target, reason)
                     .await
-                    .map(|_| KeyOutcome::Waiting)
+                    .map(|held| (KeyOutcome::Waiting, held))
             }
             Converged::Failed { class, reason } => {
                 let unit: f64 = rand::thread_rng().gen();
@@ -336,17 +342,26 @@ impl<D: Directory + 'static> Worker<D> {
                         store
                             .retry_claim(&claim, at, reason)
                             .await
-                            .map(|_| KeyOutcome::Retrying)
+                            .map(|held| (KeyOutcome::Retrying, held))
                     }
                     Next::Bury => store
                         .bury_claim(&claim, reason)
                         .await
-                        .map(|_| KeyOutcome::Dead),
+                        .map(|held| (KeyOutcome::Dead, held)),
                 }
             }
         };
         let result = match result {
-            Ok(r) => r,
+            Ok((r, true)) => r,
+            Ok((r, false)) => {
+                // This instance stalled past the lease and another claimed the key: the other
+                // instance's claim decides, and nothing of this one was recorded.
+                tracing::warn!(
+                    outcome = ?r,
+                    "the key's lease was lost to another instance; its outcome here is dropped"
+                );
+                KeyOutcome::Retrying
+            }
             Err(e) => {
                 // The lease expires and the key is claimed again; nothing is lost.
                 tracing::warn!(error.message = %e, "could not update the sync queue after delivery");
@@ -386,6 +401,8 @@ impl<D: Directory + 'static> Worker<D> {
                 tracing::warn!(error.message = %e, "could not release stale leases");
             }
         }
+        // PostgreSQL: a change accepted by another instance wakes this worker at once.
+        let _listening = store.listen_to_peers();
         let concurrency = self.inner.settings.concurrency.max(1);
         let poll = self.inner.settings.poll_interval.0;
         let mut tasks: JoinSet<KeyOutcome> = JoinSet::new();
@@ -427,14 +444,51 @@ impl<D: Directory + 'static> Worker<D> {
         tracing::info!("delivery worker stopped");
     }
 
+    /// Renews `claim`'s lease every third of `delivery.lease`, forever (the caller stops it
+    /// when the key is done). A lost claim is logged once; renewing stops then.
+    async fn keep_leased(&self, claim: &Claim) -> std::convert::Infallible {
+        let lease = self.inner.settings.lease.0;
+        let every = (lease / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(every).await;
+            let until = OffsetDateTime::now_utc()
+                + time::Duration::try_from(lease).unwrap_or(time::Duration::ZERO);
+            match self.inner.store.renew_claim(claim, until).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        "the key's lease lapsed and another instance claimed it; \
+                         this instance's outcome will be dropped"
+                    );
+                    return std::future::pending().await;
+                }
+                // The lease runs on; the next beat tries again.
+                Err(e) => tracing::warn!(error.message = %e, "could not renew a key's lease"),
+            }
+        }
+    }
+
     async fn expire_attempts(&self) {
         let before = OffsetDateTime::now_utc()
             - time::Duration::try_from(self.inner.settings.attempt_retention.0)
                 .unwrap_or(time::Duration::ZERO);
-        match self.inner.store.expire_attempts(before).await {
-            Ok(n) if n > 0 => tracing::info!(attempts.expired = n, "expired old delivery attempts"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error.message = %e, "could not expire delivery attempts"),
+        // One instance at a time: the others would only repeat the same DELETE.
+        let store = &self.inner.store;
+        let expired = store
+            .run_alone(
+                "expire-attempts",
+                Duration::from_secs(60),
+                store.expire_attempts(before),
+            )
+            .await;
+        match expired {
+            Some(Ok(n)) if n > 0 => {
+                tracing::info!(attempts.expired = n, "expired old delivery attempts")
+            }
+            Some(Ok(_)) | None => {}
+            Some(Err(e)) => {
+                tracing::warn!(error.message = %e, "could not expire delivery attempts")
+            }
         }
     }
 }

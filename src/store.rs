@@ -20,9 +20,11 @@ mod batch;
 pub mod connectors;
 pub mod gate;
 mod key;
+pub mod leases;
 pub mod links;
 mod members;
 pub mod narrow;
+pub mod peers;
 pub mod profiles;
 pub mod queue;
 pub mod reconcile;
@@ -169,6 +171,13 @@ struct Inner {
     queue_changed: Arc<Notify>,
     /// SQLite: the group-commit batcher that runs SCIM writes on the writer connection.
     batcher: Option<batch::Batcher>,
+    /// PostgreSQL: wakes the task that tells the other instances the queue changed
+    /// (`NOTIFY`, see [`peers`]). A full channel already holds a wake-up: marks coalesce.
+    announce: Option<tokio::sync::mpsc::Sender<()>>,
+    /// PostgreSQL: the URL, for the `LISTEN` connection.
+    url: String,
+    /// This process, in the `NOTIFY` payload (its own notifications are ignored).
+    instance: String,
 }
 
 /// The store. Cheap to clone.
@@ -210,6 +219,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "reconcile",
         include_str!("../migrations/sqlite/0006_reconcile.sql"),
     ),
+    (
+        7,
+        "scale_out",
+        include_str!("../migrations/sqlite/0007_scale_out.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -242,7 +256,15 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "reconcile",
         include_str!("../migrations/postgres/0006_reconcile.sql"),
     ),
+    (
+        7,
+        "scale_out",
+        include_str!("../migrations/postgres/0007_scale_out.sql"),
+    ),
 ];
+
+/// The PostgreSQL advisory lock key held while migrating ("usersync" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7573_6572_7379_6e63;
 
 fn migrator(tree: &'static [(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -344,6 +366,9 @@ impl Store {
         let queue_changed = Arc::new(Notify::new());
         let batcher = (backend == Backend::Sqlite)
             .then(|| batch::Batcher::start(write.clone(), queue_changed.clone()));
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let announce = (backend == Backend::Postgres)
+            .then(|| peers::start_announcer(write.clone(), instance.clone()));
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
@@ -352,18 +377,43 @@ impl Store {
                 read,
                 queue_changed,
                 batcher,
+                announce,
+                url: url.to_owned(),
+                instance,
             }),
         })
     }
 
     /// Applies pending migrations of this backend's tree, then brings comparison columns
     /// written by older versions to the current form (`Store::refold_names`).
+    ///
+    /// On PostgreSQL the whole of it runs under an advisory lock, on a connection of its own
+    /// that waits for the lock without `lock_timeout`: instances starting together migrate
+    /// one after the other, and the later ones find nothing left to do (docs/delivery.md,
+    /// "Several instances"; deploy/README.md, upgrades).
     pub async fn migrate(&self) -> StoreResult<()> {
         match self.inner.backend {
-            Backend::Sqlite => migrator(SQLITE_MIGRATIONS).run(&self.inner.write).await?,
-            Backend::Postgres => migrator(POSTGRES_MIGRATIONS).run(&self.inner.write).await?,
+            Backend::Sqlite => {
+                migrator(SQLITE_MIGRATIONS).run(&self.inner.write).await?;
+                self.refold_names().await
+            }
+            Backend::Postgres => {
+                // Detached: the session's setting and lock end with the connection.
+                let mut conn = self.inner.write.acquire().await?.detach();
+                conn.execute("SET lock_timeout = 0").await?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut conn)
+                    .await?;
+                let result = async {
+                    migrator(POSTGRES_MIGRATIONS).run(&mut conn).await?;
+                    self.refold_names().await
+                }
+                .await;
+                let _ = sqlx::Connection::close(conn).await;
+                result
+            }
         }
-        self.refold_names().await
     }
 
     /// The backend in use.
@@ -371,9 +421,38 @@ impl Store {
         self.inner.backend
     }
 
-    /// Notified after each commit that marked the sync queue.
+    /// Notified after each commit that marked the sync queue (here, or, on PostgreSQL, by
+    /// another instance: [`Store::listen_to_peers`]).
     pub fn queue_changed(&self) -> &Notify {
         &self.inner.queue_changed
+    }
+
+    /// The sync queue has new due keys: wakes this process's worker and, on PostgreSQL, the
+    /// other instances'.
+    pub(crate) fn queue_marked(&self) {
+        self.inner.queue_changed.notify_one();
+        if let Some(tx) = &self.inner.announce {
+            // Full: a wake-up is already on its way, and it will cover this mark too.
+            let _ = tx.try_send(());
+        }
+    }
+
+    /// PostgreSQL: listens for the other instances' marks and wakes this process's worker on
+    /// each (polling stays the fallback for a lost notification). `None` on SQLite, where one
+    /// process owns the database. The task stops when the handle is dropped.
+    pub fn listen_to_peers(&self) -> Option<peers::Listening> {
+        (self.inner.backend == Backend::Postgres).then(|| {
+            peers::listen(
+                self.inner.url.clone(),
+                self.inner.instance.clone(),
+                self.inner.queue_changed.clone(),
+            )
+        })
+    }
+
+    /// A name for this process, unique among the instances sharing a database.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
     }
 
     /// Connections of the write pool: (open, idle). Used for saturation checks and metrics.
@@ -472,7 +551,7 @@ impl Store {
             }
         };
         if result.is_ok() {
-            self.queue_changed().notify_one();
+            self.queue_marked();
         }
         result
     }

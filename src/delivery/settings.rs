@@ -121,7 +121,8 @@ pub struct DeliverySettings {
     pub concurrency: usize,
     /// How often to look for due keys when not woken by a write.
     pub poll_interval: Dur,
-    /// How long a claimed key is reserved; a worker that dies leaves it to expire.
+    /// How long a claimed key is reserved unless its holder renews it (every third of it,
+    /// while the key converges); a killed instance's keys are taken over when it lapses.
     pub lease: Dur,
     /// How long attempt records are kept.
     pub attempt_retention: Dur,
@@ -141,7 +142,7 @@ impl Default for DeliverySettings {
             credentials_probe_interval: Dur(h.credentials_probe_interval),
             concurrency: 4,
             poll_interval: Dur(std::time::Duration::from_secs(1)),
-            lease: Dur(std::time::Duration::from_secs(60)),
+            lease: Dur(std::time::Duration::from_secs(10)),
             attempt_retention: Dur(std::time::Duration::from_secs(30 * 86400)),
         }
     }

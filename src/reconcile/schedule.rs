@@ -2,8 +2,8 @@
 //! is reconciled when its last real run started `every` ago or more (15 minutes, when it
 //! failed). The time is read from
 //! the run records, so a restart does not start the clock again, and with several instances
-//! the lease lets only one of them run a connector while the others find the fresh record
-//! and wait for the next turn.
+//! one instance at a time looks at the schedule (a named lease, `store/leases.rs`), and each
+//! run's connector lease keeps a run started by hand elsewhere from being doubled.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,6 +13,9 @@ use time::OffsetDateTime;
 use super::progress::Silent;
 use super::{ReconcileError, Reconciler, RunRequest, StartedBy};
 
+/// The named lease (`store/leases.rs`) that one instance holds while it looks at the
+/// schedule and runs what is due.
+const SCHEDULE_LEASE: &str = "reconcile-schedule";
 /// Longest pause between two looks at the schedule.
 const MAX_TICK: Duration = Duration::from_secs(60);
 /// A failed run (Confluence down, a read error) is tried again this soon, or at the next
@@ -34,9 +37,17 @@ pub async fn run(reconciler: Reconciler, every: Duration, shutdown: impl Future<
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(tick) => {}
         }
+        // One instance looks at the schedule at a time (each run also takes its connector's
+        // lease, so a run started by hand elsewhere is not doubled either).
+        let store = reconciler.inner.store.clone();
+        let alone = store.run_alone(
+            SCHEDULE_LEASE,
+            Duration::from_secs(60),
+            due_runs(&reconciler, every),
+        );
         tokio::select! {
             _ = &mut shutdown => return,
-            _ = due_runs(&reconciler, every) => {}
+            _ = alone => {}
         }
     }
 }

@@ -371,7 +371,7 @@ impl Store {
         .await?;
         mark_users(&mut tx, connector, &decode(&rows)?, super::to_ms(now)).await?;
         tx.commit().await?;
-        self.queue_changed().notify_one();
+        self.queue_marked();
         Ok(())
     }
 

@@ -6,6 +6,12 @@
 //! the key was marked again while in flight, completing the old generation only releases the
 //! lease, so the newer change is delivered too.
 //!
+//! Several instances share one PostgreSQL queue (docs/delivery.md, "Several instances"): a
+//! lease is short and renewed by its holder while it works ([`Store::renew_claim`]), so a
+//! killed instance's keys are taken over within a lease; and every claim carries a fresh
+//! `claim_token` that renewing and finishing must match, so an instance that stalled past its
+//! lease (a pause, a partition) cannot finish or release a key another instance holds now.
+//!
 //! Two columns serve target health and urgency (`docs/delivery.md`): `priority` (deprovisioning
 //! is claimed first) and `waiting_on` (the paused target a key waits for, without having spent
 //! a retry; the worker leaves such keys alone until the target answers, then releases them).
@@ -47,6 +53,8 @@ pub struct Claim {
     pub generation: i64,
     /// Attempts so far, this one included.
     pub attempts: i64,
+    /// The token of this claim (fencing: see the module documentation).
+    pub token: String,
 }
 
 /// A queue row, for the admin view and tests.
@@ -196,16 +204,6 @@ from_row!(ClaimRow {
     attempts
 });
 
-impl From<ClaimRow> for Claim {
-    fn from(r: ClaimRow) -> Claim {
-        Claim {
-            key: key_of(r.connector, &r.kind, r.resource_id),
-            generation: r.generation,
-            attempts: r.attempts,
-        }
-    }
-}
-
 /// A row of `sync_queue` as the admin view selects it.
 struct QueueRowRow {
     connector: String,
@@ -272,7 +270,7 @@ impl Store {
         let mut conn = self.writer().acquire().await?;
         mark(&mut conn, &key.connector, key.kind, &key.id, to_ms(now)).await?;
         drop(conn);
-        self.queue_changed().notify_one();
+        self.queue_marked();
         Ok(())
     }
 
@@ -349,8 +347,12 @@ impl Store {
     }
 
     /// Claims pending, unleased keys matching `condition` (parameters: `$1` lease end, `$2`
-    /// now, `$3` limit, then the caller's).
+    /// now, `$3` limit, then the caller's; the claim token comes last).
     async fn claim_where(&self, condition: &str, args: &[Arg]) -> StoreResult<Vec<Claim>> {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let mut args = args.to_vec();
+        args.push(Arg::Text(token.clone()));
+        let token_param = args.len();
         // PostgreSQL: several usersync instances claim concurrently; SKIP LOCKED makes them
         // take different rows. SQLite has one writer, so the subquery alone is race-free.
         let lock = match self.backend() {
@@ -358,26 +360,51 @@ impl Store {
             Backend::Sqlite => "",
         };
         let sql = format!(
-            "UPDATE sync_queue SET lease_until = $1, attempts = attempts + 1 \
-             WHERE (connector, kind, resource_id) IN (SELECT connector, kind, resource_id \
+            "UPDATE sync_queue SET lease_until = $1, attempts = attempts + 1, \
+             claim_token = ${token_param} WHERE (connector, kind, resource_id) IN (SELECT connector, kind, resource_id \
              FROM sync_queue WHERE state = 'pending' AND {condition} \
              AND (lease_until IS NULL OR lease_until <= $2) \
              ORDER BY priority, next_attempt_at LIMIT $3{lock}) \
              RETURNING {}",
             ClaimRow::COLUMNS
         );
-        let rows = bind_args(sqlx::query(&sql), args)
+        let rows = bind_args(sqlx::query(&sql), &args)
             .fetch_all(self.writer())
             .await?;
         Ok(decode::<ClaimRow>(&rows)?
             .into_iter()
-            .map(Claim::from)
+            .map(|r| Claim {
+                key: key_of(r.connector, &r.kind, r.resource_id),
+                generation: r.generation,
+                attempts: r.attempts,
+                token: token.clone(),
+            })
             .collect())
     }
 
+    /// Extends the lease of a claim this process still holds to `until` (the holder's
+    /// heartbeat, every third of the lease). `false` when the claim is no longer this one's:
+    /// its lease lapsed and another instance claimed the key, or it was finished.
+    pub async fn renew_claim(&self, claim: &Claim, until: OffsetDateTime) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sync_queue SET lease_until = $1 WHERE connector = $2 AND kind = $3 \
+             AND resource_id = $4 AND claim_token = $5",
+        )
+        .bind(to_ms(until))
+        .bind(claim.key.connector.clone())
+        .bind(claim.key.kind.as_str())
+        .bind(claim.key.id.clone())
+        .bind(claim.token.clone())
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// The claimed generation reached every target: drop the row, unless the key was marked
-    /// again meanwhile, in which case only the lease is released.
-    pub async fn complete_claim(&self, claim: &Claim) -> StoreResult<()> {
+    /// again meanwhile, in which case only the lease is released. Like every way of finishing
+    /// a claim, it returns `false` and changes nothing when the claim is no longer this
+    /// one's (fenced: another instance holds the key now).
+    pub async fn complete_claim(&self, claim: &Claim) -> StoreResult<bool> {
         self.finish_claim(claim, "DELETE FROM sync_queue", &[])
             .await
     }
@@ -388,10 +415,9 @@ impl Store {
         claim: &Claim,
         next: OffsetDateTime,
         error: &str,
-    ) -> StoreResult<()> {
-        let sql =
-            "UPDATE sync_queue SET lease_until = NULL, next_attempt_at = $5, last_error = $6, \
-                   waiting_on = NULL";
+    ) -> StoreResult<bool> {
+        let sql = "UPDATE sync_queue SET lease_until = NULL, claim_token = NULL, \
+                   next_attempt_at = $5, last_error = $6, waiting_on = NULL";
         let args = [Arg::Int(to_ms(next)), Arg::Text(error.to_owned())];
         self.finish_claim(claim, sql, &args).await
     }
@@ -405,8 +431,8 @@ impl Store {
         until: OffsetDateTime,
         target: &str,
         reason: &str,
-    ) -> StoreResult<()> {
-        let sql = "UPDATE sync_queue SET lease_until = NULL, \
+    ) -> StoreResult<bool> {
+        let sql = "UPDATE sync_queue SET lease_until = NULL, claim_token = NULL, \
                    attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
                    next_attempt_at = $5, waiting_on = $6, last_error = $7";
         let args = [
@@ -429,25 +455,33 @@ impl Store {
         .execute(self.writer())
         .await?;
         if done.rows_affected() > 0 {
-            self.queue_changed().notify_one();
+            self.queue_marked();
         }
         Ok(done.rows_affected())
     }
 
     /// Retries are exhausted: park the key as dead, visible and retryable, never dropped.
-    pub async fn bury_claim(&self, claim: &Claim, error: &str) -> StoreResult<()> {
-        let sql = "UPDATE sync_queue SET lease_until = NULL, state = 'dead', last_error = $5, \
-                   waiting_on = NULL";
+    pub async fn bury_claim(&self, claim: &Claim, error: &str) -> StoreResult<bool> {
+        let sql = "UPDATE sync_queue SET lease_until = NULL, claim_token = NULL, state = 'dead', \
+                   last_error = $5, waiting_on = NULL";
         self.finish_claim(claim, sql, &[Arg::Text(error.to_owned())])
             .await
     }
 
     /// Applies `statement` (a DELETE or an UPDATE whose own parameters start at `$5`) to the
-    /// claimed key, but only to the claimed generation; when the key was marked again
-    /// meanwhile, only the lease is released, so the newer change is delivered too.
-    async fn finish_claim(&self, claim: &Claim, statement: &str, args: &[Arg]) -> StoreResult<()> {
+    /// claimed key, but only to the claimed generation and only while the claim holds the key
+    /// (its token); when the key was marked again meanwhile, only the lease is released, so
+    /// the newer change is delivered too. `false`: the claim was no longer this one's.
+    async fn finish_claim(
+        &self,
+        claim: &Claim,
+        statement: &str,
+        args: &[Arg],
+    ) -> StoreResult<bool> {
         let sql = format!(
-            "{statement} WHERE connector = $1 AND kind = $2 AND resource_id = $3 AND generation = $4"
+            "{statement} WHERE connector = $1 AND kind = $2 AND resource_id = $3 \
+             AND generation = $4 AND claim_token = ${}",
+            5 + args.len()
         );
         let mut all = vec![
             Arg::Text(claim.key.connector.clone()),
@@ -456,22 +490,25 @@ impl Store {
             Arg::Int(claim.generation),
         ];
         all.extend_from_slice(args);
+        all.push(Arg::Text(claim.token.clone()));
         let done = bind_args(sqlx::query(&sql), &all)
             .execute(self.writer())
             .await?;
-        if done.rows_affected() == 0 {
-            self.release(claim).await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
         }
-        Ok(())
+        self.release(claim).await
     }
 
     /// Releases every lease (SQLite at start: one process owns the database, so leases left
     /// by a killed predecessor are stale).
     pub async fn release_all_leases(&self) -> StoreResult<u64> {
-        let done =
-            sqlx::query("UPDATE sync_queue SET lease_until = NULL WHERE lease_until IS NOT NULL")
-                .execute(self.writer())
-                .await?;
+        let done = sqlx::query(
+            "UPDATE sync_queue SET lease_until = NULL, claim_token = NULL \
+             WHERE lease_until IS NOT NULL",
+        )
+        .execute(self.writer())
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -490,7 +527,7 @@ impl Store {
         .bind(connector.unwrap_or_default().to_owned())
         .execute(self.writer())
         .await?;
-        self.queue_changed().notify_one();
+        self.queue_marked();
         Ok(done.rows_affected())
     }
 
@@ -508,21 +545,23 @@ impl Store {
         .bind(connector.unwrap_or_default().to_owned())
         .execute(self.writer())
         .await?;
-        self.queue_changed().notify_one();
+        self.queue_marked();
         Ok(done.rows_affected())
     }
 
-    async fn release(&self, claim: &Claim) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE sync_queue SET lease_until = NULL \
-             WHERE connector = $1 AND kind = $2 AND resource_id = $3",
+    /// Releases the lease of a claim that still holds its key; `false` when it no longer did.
+    async fn release(&self, claim: &Claim) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sync_queue SET lease_until = NULL, claim_token = NULL \
+             WHERE connector = $1 AND kind = $2 AND resource_id = $3 AND claim_token = $4",
         )
         .bind(claim.key.connector.clone())
         .bind(claim.key.kind.as_str())
         .bind(claim.key.id.clone())
+        .bind(claim.token.clone())
         .execute(self.writer())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     /// Queue counts (all connectors).

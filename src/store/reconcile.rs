@@ -407,7 +407,7 @@ impl Store {
                 applied.push(ok);
             }
             tx.commit().await?;
-            self.queue_changed().notify_one();
+            self.queue_marked();
         }
         Ok(applied)
     }

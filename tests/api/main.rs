@@ -26,6 +26,7 @@ mod managers;
 mod msref;
 mod patch;
 mod reconcile;
+mod scale_out;
 mod scripts;
 mod server_limits;
 mod snapshots;

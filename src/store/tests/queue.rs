@@ -158,7 +158,81 @@ async fn a_new_change_waits_for_no_paused_target(b: Backend) {
     );
 }
 
+/// Two instances: the first stalls past its lease, the second claims the key. The stale
+/// holder can neither renew, finish nor release the key; the new holder can.
+async fn a_stale_holder_cannot_renew_or_finish_a_key_another_holds(b: Backend) {
+    let (s, _db) = store(b).await;
+    users(&s, 1).await;
+    let short = Duration::from_secs(1);
+    let stale = s.claim_due(now(), short, 10).await.unwrap().pop().unwrap();
+    let later = now() + time::Duration::seconds(2);
+    assert!(
+        s.claim_due(now(), short, 10).await.unwrap().is_empty(),
+        "held while the lease runs"
+    );
+    let fresh = s.claim_due(later, LEASE, 10).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (fresh.key.clone(), fresh.generation),
+        (key("u0"), stale.generation)
+    );
+    assert_ne!(fresh.token, stale.token, "every claim has its own token");
+
+    assert!(!s
+        .renew_claim(&stale, later + time::Duration::minutes(1))
+        .await
+        .unwrap());
+    assert!(!s.complete_claim(&stale).await.unwrap(), "fenced");
+    assert!(
+        !s.retry_claim(&stale, later, "late").await.unwrap(),
+        "fenced"
+    );
+    assert!(!s.bury_claim(&stale, "late").await.unwrap(), "fenced");
+    let rows = s.queue_rows(Some("c")).await.unwrap();
+    assert_eq!(rows.len(), 1, "the stale holder removed nothing");
+    assert_eq!(
+        (rows[0].state.as_str(), rows[0].last_error.as_deref()),
+        ("pending", None)
+    );
+    assert!(
+        s.claim_due(later, LEASE, 10).await.unwrap().is_empty(),
+        "the new holder's lease is intact"
+    );
+
+    assert!(
+        s.renew_claim(&fresh, later + LEASE).await.unwrap(),
+        "the holder's heartbeat"
+    );
+    assert!(s.complete_claim(&fresh).await.unwrap());
+    assert!(s.queue_rows(Some("c")).await.unwrap().is_empty());
+}
+
+/// A renewed lease keeps the key from other claimers past its first expiry.
+async fn a_renewed_lease_keeps_the_key(b: Backend) {
+    let (s, _db) = store(b).await;
+    users(&s, 1).await;
+    let c = s
+        .claim_due(now(), Duration::from_secs(1), 10)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let later = now() + time::Duration::seconds(5);
+    assert!(s.renew_claim(&c, later + LEASE).await.unwrap());
+    assert!(
+        s.claim_due(later, LEASE, 10).await.unwrap().is_empty(),
+        "still held"
+    );
+    // Marked again while in flight: completing releases the lease and the claim's token,
+    // and the newer generation is claimed afresh.
+    s.mark_dirty(&key("u0"), now()).await.unwrap();
+    assert!(s.complete_claim(&c).await.unwrap());
+    let again = s.claim_due(now(), LEASE, 10).await.unwrap().pop().unwrap();
+    assert_eq!(again.generation, c.generation + 1);
+}
+
 contract!(
+    a_stale_holder_cannot_renew_or_finish_a_key_another_holds,
+    a_renewed_lease_keeps_the_key,
     deprovisioning_is_claimed_first_and_keeps_its_priority,
     a_deferred_key_spends_no_attempt_and_waits_for_its_target,
     a_new_change_waits_for_no_paused_target,
