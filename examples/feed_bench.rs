@@ -205,9 +205,7 @@ async fn main() {
         });
         store
             .insert_resource(
-                CONNECTOR,
-                ResourceKind::User,
-                id,
+                &usersync::store::ResourceKey::new(CONNECTOR, ResourceKind::User, id),
                 &user_doc(i, manager),
                 &[],
                 now,

@@ -19,7 +19,6 @@
 //! nothing here asserts it. `--database postgres://…` runs it on PostgreSQL (an empty
 //! database).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
@@ -28,7 +27,6 @@ use time::OffsetDateTime;
 use usersync::config::{ConnectorSettings, Settings};
 use usersync::emulator::{Emulator, EmulatorConfig, SeedUser, UserEdit};
 use usersync::mapping::DesiredUser;
-use usersync::profiles::Profiles;
 use usersync::reconcile::progress::Silent;
 use usersync::reconcile::report::RunReport;
 use usersync::reconcile::{Reconciler, RunRequest, StartedBy};
@@ -153,9 +151,7 @@ async fn main() {
         });
         store
             .insert_resource(
-                CONNECTOR,
-                ResourceKind::User,
-                &id,
+                &usersync::store::ResourceKey::new(CONNECTOR, ResourceKind::User, &id),
                 doc.as_object().expect("object"),
                 &[],
                 now,
@@ -240,12 +236,10 @@ async fn main() {
         ConfluenceAuth::Pat(Secret::new(PAT)),
     ))
     .expect("client");
-    let reconciler = usersync::app::reconciler(
-        store.clone(),
-        client,
-        &settings,
-        Arc::new(Profiles::default()),
-    );
+    let runtime = usersync::runtime::Runtime::build(settings, store.clone())
+        .await
+        .expect("runtime");
+    let reconciler = usersync::app::reconciler(store.clone(), client, &runtime);
 
     let rss_before = status_kib("VmRSS:");
     let (dry_s, dry, dry_peak) = timed(&reconciler, true, false).await;

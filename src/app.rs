@@ -1,4 +1,5 @@
-//! Wiring: settings → store, schemas, connectors → router; start, serve, and stop gracefully.
+//! Wiring: settings → store → the connectors' runtime (`runtime.rs`) → router, delivery
+//! worker and reconcile schedule; start, serve, and stop gracefully.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,11 +9,11 @@ use anyhow::Context;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
-use crate::auth::Authenticator;
 use crate::config::Settings;
-use crate::connectors::{self, Connectors};
+use crate::connectors;
 use crate::delivery::Worker;
 use crate::http::{self, state::AppState};
+use crate::runtime::{ConnectorTable, Runtime};
 use crate::store::{Store, StoreOptions};
 use crate::targets::confluence::{ConfluenceClient, ConfluenceConfig};
 
@@ -46,14 +47,10 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 impl Application {
-    /// Opens the store, loads schemas and connectors, binds the listener, and prepares the
-    /// Confluence client from `[confluence]` (secrets from the environment).
+    /// Builds the connectors' runtime, opens the store, binds the listener, and prepares the
+    /// Confluence client from `[confluence]` (its secret read at load).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let env: Vec<(String, String)> = std::env::vars().collect();
-        let confluence = match &settings.confluence {
-            Some(c) => Some(c.resolve(&env).map_err(anyhow::Error::msg)?),
-            None => None,
-        };
+        let confluence = settings.confluence_config()?;
         Self::build_with_confluence(settings, confluence).await
     }
 
@@ -72,34 +69,19 @@ impl Application {
         let schemas = settings
             .load_schemas()
             .context("cannot load the schema documents (setting `schemas_dir`)")?;
-        let profiles = crate::profiles::Profiles::from_settings(&settings, &schemas)
-            .map_err(anyhow::Error::msg)
-            .context("the connectors' mapping rules are not valid")?;
+        let table = ConnectorTable::build(settings.clone(), Arc::new(schemas), confluence)?;
         let store = open_store(&settings).await?;
-        let connectors = Connectors::load(&settings, store.clone())
-            .await
-            .context("cannot read connectors from the database")?;
-        let auth = Authenticator::build(&settings, connectors.clone())?;
+        let runtime = Runtime::with_table(table, store).await?;
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (setting `listen`)"))?;
-        let state = AppState::new(
-            settings,
-            Arc::new(schemas),
-            store,
-            connectors,
-            auth,
-            Arc::new(profiles),
-        );
-        let confluence = match confluence {
-            Some(c) => Some(
-                ConfluenceClient::new(c)
-                    .map_err(|e| anyhow::anyhow!(e.0))
-                    .context("invalid [confluence] settings")?,
-            ),
-            None => None,
+        let confluence = if runtime.table().confluence().is_some() {
+            Some(runtime.table().confluence_client()?)
+        } else {
+            None
         };
+        let state = AppState::new(runtime);
         Ok(Application {
             listener,
             state,
@@ -190,17 +172,11 @@ impl Application {
             tracing::warn!("no [confluence] configured: changes are queued but not delivered");
             return None;
         };
-        let provisioning = settings
-            .connectors
-            .iter()
-            .map(|(name, c)| (name.clone(), c.provisioning.clone()))
-            .collect();
-        Some(Worker::with_profiles(
+        Some(Worker::with_connectors(
             self.state.store.clone(),
             client,
             settings.delivery.clone(),
-            provisioning,
-            self.state.profiles.clone(),
+            self.state.runtime.lookup(),
         ))
     }
 }
@@ -217,48 +193,44 @@ impl Application {
             tracing::warn!("[reconcile] every is set but no [confluence] is configured: no scheduled reconcile");
             return None;
         };
-        let reconciler = reconciler(
-            self.state.store.clone(),
-            client,
-            settings,
-            self.state.profiles.clone(),
-        );
+        let reconciler = reconciler(self.state.store.clone(), client, &self.state.runtime);
         Some((reconciler, every))
     }
 }
 
-/// A reconciler over `store` and Confluence with the policies `settings` declares
-/// (`[reconcile]`, each connector's provisioning, `delivery.max_retry_after`).
+/// A reconciler over `store` and Confluence with the policies the runtime's settings
+/// declare (`[reconcile]`, `delivery.max_retry_after`) and each connector's provisioning
+/// and mapping from the runtime.
 pub fn reconciler(
     store: Store,
     client: ConfluenceClient,
-    settings: &Settings,
-    profiles: Arc<crate::profiles::Profiles>,
+    runtime: &Runtime,
 ) -> crate::reconcile::Reconciler {
+    let settings = runtime.settings();
     let options = crate::reconcile::Options {
         settings: settings.reconcile.clone(),
-        provisioning: settings
-            .connectors
-            .iter()
-            .map(|(n, c)| (n.clone(), c.provisioning.clone()))
-            .collect(),
         max_retry_after: settings.delivery.max_retry_after.0,
     };
-    crate::reconcile::Reconciler::new(store, client, options, profiles)
+    crate::reconcile::Reconciler::new(store, client, options, runtime.lookup())
+}
+
+/// Opens the store the settings name (migrated) and builds the connectors' runtime over it:
+/// what every command that needs connectors starts from.
+pub async fn runtime(settings: Settings) -> anyhow::Result<Runtime> {
+    let store = open_store(&settings).await?;
+    Runtime::build(settings, store).await
 }
 
 /// The embedded default: when no connector exists at all, create `default` and return its
 /// token, to be printed once.
-pub async fn ensure_default_connector(
-    store: &Store,
-    connectors: &Connectors,
-) -> anyhow::Result<Option<String>> {
-    if !connectors.list().is_empty() {
+pub async fn ensure_default_connector(runtime: &Runtime) -> anyhow::Result<Option<String>> {
+    if !runtime.list().is_empty() {
         return Ok(None);
     }
     let token = connectors::generate_token();
     let hash = connectors::hash_hex(&connectors::hash_token(&token));
-    match store
+    match runtime
+        .store()
         .create_connector("default", &hash, OffsetDateTime::now_utc())
         .await
     {
@@ -266,12 +238,12 @@ pub async fn ensure_default_connector(
         // Another instance starting on the same database created it first: its token was
         // printed there.
         Err(crate::store::StoreError::Conflict(_)) => {
-            connectors.reload().await?;
+            runtime.reload().await?;
             return Ok(None);
         }
         Err(e) => return Err(anyhow::Error::new(e).context("cannot create the default connector")),
     }
-    connectors.reload().await?;
+    runtime.reload().await?;
     Ok(Some(token))
 }
 

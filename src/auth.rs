@@ -24,7 +24,6 @@ pub mod oauth;
 pub mod tokens;
 pub mod wif;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -36,7 +35,7 @@ use self::jwt::EntraJwt;
 use self::oauth::{OAuthClient, OAuthError};
 use self::tokens::{AccessTokens, IssuedToken};
 use self::wif::WifVerifier;
-use crate::config::{ConfigError, OneOrMany, Settings};
+use crate::config::{AuthSettings, ConfigError, ConnectorSettings, OneOrMany, Secrets};
 use crate::connectors::{BearerCheck, Connectors};
 
 /// How a request was authenticated (logged as `auth.method`).
@@ -142,12 +141,101 @@ pub struct Schemes {
     pub oauth2: bool,
 }
 
-/// The modes a configured connector offers beyond static tokens.
-struct ConnectorAuth {
+/// The modes a declared connector offers beyond static tokens: built once per connector by
+/// the runtime (`crate::runtime`), which hands them to the [`Authenticator`] through
+/// [`AuthLookup`].
+pub struct ConnectorAuth {
     static_tokens: bool,
     basic: Option<BasicCredentials>,
     entra_jwt: Option<EntraJwt>,
     oauth: Option<OAuthClient>,
+}
+
+impl fmt::Debug for ConnectorAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorAuth")
+            .field("static_tokens", &self.static_tokens)
+            .field("basic", &self.basic.is_some())
+            .field("entra_jwt", &self.entra_jwt.is_some())
+            .field("oauth", &self.oauth.is_some())
+            .finish()
+    }
+}
+
+fn secret_values<'a>(secrets: &'a Secrets, vars: Option<&'a OneOrMany>) -> Vec<&'a str> {
+    vars.iter()
+        .flat_map(|v| v.values())
+        .filter_map(|var| secrets.get(var))
+        .collect()
+}
+
+/// The signing-key caches of every JWKS URL the connectors name, shared by them (one fetch
+/// per URL), with the refresh policy of `[auth]`.
+pub fn jwks_caches(settings: &AuthSettings) -> Result<JwksCaches, ConfigError> {
+    let client = jwks::http_client()
+        .map_err(|e| ConfigError(format!("cannot build the HTTP client for JWKS: {e}")))?;
+    Ok(JwksCaches::new(
+        client,
+        JwksPolicy {
+            max_age: settings.jwks_max_age.0,
+            min_refresh: settings.jwks_min_refresh.0,
+        },
+    ))
+}
+
+impl ConnectorAuth {
+    /// The verifiers `c` (the connector `name`, already validated) declares, with the secrets
+    /// read at load ([`Secrets`]) and signing keys from `caches`.
+    pub fn new(
+        name: &str,
+        c: &ConnectorSettings,
+        secrets: &Secrets,
+        caches: &mut JwksCaches,
+    ) -> ConnectorAuth {
+        let basic = c.basic.as_ref().map(|b| {
+            BasicCredentials::new(&b.username, secret_values(secrets, Some(&b.password_env)))
+        });
+        let entra_jwt = c
+            .entra_jwt
+            .as_ref()
+            .map(|j| EntraJwt::new(j, caches.get(&j.jwks_url())));
+        let oauth = c.oauth.as_ref().map(|o| {
+            let keys = secret_values(secrets, o.signing_key_env.as_ref());
+            if keys.is_empty() {
+                tracing::warn!(
+                    connector = %name,
+                    "oauth.signing_key_env is unset: access tokens are signed with a random \
+                     key, so they stop working on restart and on other instances"
+                );
+            }
+            let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+            let tokens = AccessTokens::new(name, &o.client_id, o.token_ttl.0.as_secs(), &keys);
+            let wif = o
+                .wif
+                .as_ref()
+                .map(|w| WifVerifier::new(w, caches.get(&w.jwks_url())));
+            OAuthClient::new(
+                &o.client_id,
+                secret_values(secrets, o.client_secret_env.as_ref()),
+                wif,
+                tokens,
+            )
+        });
+        ConnectorAuth {
+            static_tokens: c.token_env.is_some(),
+            basic,
+            entra_jwt,
+            oauth,
+        }
+    }
+}
+
+/// Where the authenticator finds a connector's modes: the runtime's table of connectors
+/// (`crate::runtime`), so the modes are built once, in one place. `None`: a connector the
+/// configuration does not declare (bearer tokens only, if it exists at all).
+pub trait AuthLookup: Send + Sync {
+    /// The modes of the declared connector `connector`.
+    fn auth(&self, connector: &str) -> Option<&ConnectorAuth>;
 }
 
 /// Authenticates requests for every connector. Cheap to clone.
@@ -158,78 +246,19 @@ pub struct Authenticator {
 
 struct Inner {
     connectors: Connectors,
-    configured: HashMap<String, ConnectorAuth>,
-}
-
-fn secret_values<'a>(settings: &'a Settings, vars: Option<&'a OneOrMany>) -> Vec<&'a str> {
-    vars.iter()
-        .flat_map(|v| v.values())
-        .filter_map(|var| settings.secrets.get(var))
-        .collect()
+    configured: Arc<dyn AuthLookup>,
 }
 
 impl Authenticator {
-    /// Builds the verifiers of every configured connector. Fails with a message for the
-    /// operator when the settings are invalid (they are checked again here because settings
-    /// built in code skip [`Settings::load`]).
-    pub fn build(settings: &Settings, connectors: Connectors) -> Result<Self, ConfigError> {
-        settings.validate_connectors()?;
-        let client = jwks::http_client()
-            .map_err(|e| ConfigError(format!("cannot build the HTTP client for JWKS: {e}")))?;
-        let mut caches = JwksCaches::new(
-            client,
-            JwksPolicy {
-                max_age: settings.auth.jwks_max_age.0,
-                min_refresh: settings.auth.jwks_min_refresh.0,
-            },
-        );
-        let mut configured = HashMap::new();
-        for (name, c) in &settings.connectors {
-            let basic = c.basic.as_ref().map(|b| {
-                BasicCredentials::new(&b.username, secret_values(settings, Some(&b.password_env)))
-            });
-            let entra_jwt = c
-                .entra_jwt
-                .as_ref()
-                .map(|j| EntraJwt::new(j, caches.get(&j.jwks_url())));
-            let oauth = c.oauth.as_ref().map(|o| {
-                let keys = secret_values(settings, o.signing_key_env.as_ref());
-                if keys.is_empty() {
-                    tracing::warn!(
-                        connector = %name,
-                        "oauth.signing_key_env is unset: access tokens are signed with a random \
-                         key, so they stop working on restart and on other instances"
-                    );
-                }
-                let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
-                let tokens = AccessTokens::new(name, &o.client_id, o.token_ttl.0.as_secs(), &keys);
-                let wif = o
-                    .wif
-                    .as_ref()
-                    .map(|w| WifVerifier::new(w, caches.get(&w.jwks_url())));
-                OAuthClient::new(
-                    &o.client_id,
-                    secret_values(settings, o.client_secret_env.as_ref()),
-                    wif,
-                    tokens,
-                )
-            });
-            configured.insert(
-                name.clone(),
-                ConnectorAuth {
-                    static_tokens: c.token_env.is_some(),
-                    basic,
-                    entra_jwt,
-                    oauth,
-                },
-            );
-        }
-        Ok(Authenticator {
+    /// An authenticator checking static tokens against `connectors` and the other modes of
+    /// the declared connectors in `configured`.
+    pub fn new(connectors: Connectors, configured: Arc<dyn AuthLookup>) -> Self {
+        Authenticator {
             inner: Arc::new(Inner {
                 connectors,
                 configured,
             }),
-        })
+        }
     }
 
     /// Authenticates a SCIM request to `connector` from its `Authorization` header.
@@ -246,7 +275,7 @@ impl Authenticator {
             .split_once(' ')
             .map(|(s, c)| (s, c.trim()))
             .unwrap_or((header, ""));
-        let configured = self.inner.configured.get(connector);
+        let configured = self.inner.configured.auth(connector);
         if scheme.eq_ignore_ascii_case("bearer") {
             if credentials.is_empty() {
                 return Err(AuthFailure::Missing);
@@ -320,7 +349,7 @@ impl Authenticator {
 
     /// The schemes `connector` offers. Connectors created by the CLI have bearer tokens only.
     pub fn schemes(&self, connector: &str) -> Schemes {
-        match self.inner.configured.get(connector) {
+        match self.inner.configured.auth(connector) {
             Some(c) => Schemes {
                 bearer: c.static_tokens || c.entra_jwt.is_some(),
                 basic: c.basic.is_some(),
@@ -343,7 +372,7 @@ impl Authenticator {
         authorization: Option<&str>,
     ) -> Result<IssuedToken, TokenError> {
         let request = oauth::parse_token_request(form, authorization)?;
-        let client = match self.inner.configured.get(connector) {
+        let client = match self.inner.configured.auth(connector) {
             Some(c) => c
                 .oauth
                 .as_ref()

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{self, Application};
 use crate::config::Settings;
+use crate::runtime::ConnectorTable;
 use crate::telemetry;
 
 /// usersync: SCIM 2.0 provisioning from Entra ID, Okta and others into Confluence Data Center
@@ -186,7 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return match health::check(&url, std::time::Duration::from_secs(*timeout)).await {
             Ok(()) => Ok(()),
             Err(why) => {
-                eprintln!("usersync healthcheck: {why}");
+                eprintln!("usersync healthcheck: {why:#}");
                 Err(Exit(1).into())
             }
         };
@@ -212,10 +213,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // creates or migrates one.
             let store = mapping::existing_store(&settings).await;
             if let Err(why) = &store {
-                println!("# managers not counted: {why}");
+                println!("# managers not counted: {why:#}");
             }
-            let lines =
-                mapping::check(&settings, store.as_ref().ok(), linchpin_url.as_deref()).await;
+            let lines = match ConnectorTable::from_settings(std::sync::Arc::new(settings)) {
+                Ok(table) => {
+                    mapping::check(&table, store.as_ref().ok(), linchpin_url.as_deref()).await
+                }
+                Err(e) => Err(e),
+            };
             if let Ok(store) = store {
                 store.close().await;
             }
@@ -231,9 +236,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     user_name,
                 },
         } => {
-            let store = app::open_store(&settings).await?;
-            let text = mapping::preview(&settings, &store, &connector, &user_name).await;
-            store.close().await;
+            let runtime = app::runtime(settings).await?;
+            let text = mapping::preview(&runtime, &connector, &user_name).await;
+            runtime.store().close().await;
             print!("{}", text?);
             Ok(())
         }
@@ -260,9 +265,7 @@ async fn serve(settings: Settings, emulator: Option<std::net::SocketAddr>) -> an
     };
     let addr = app.local_addr();
     let base = public.unwrap_or_else(|| format!("http://{addr}"));
-    if let Some(token) =
-        app::ensure_default_connector(&app.state().store, &app.state().connectors).await?
-    {
+    if let Some(token) = app::ensure_default_connector(&app.state().runtime).await? {
         // Printed, not logged: the token must never reach log files.
         println!("Created the connector \"default\". Its token is shown this once:");
         println!();

@@ -32,17 +32,9 @@ pub const ENV_PREFIX: &str = "USERSYNC__";
 /// The configuration file read from the working directory when `--config` is not given.
 pub const DEFAULT_FILE: &str = "usersync.toml";
 
-/// A configuration problem, worded for the operator.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(pub String);
-
-impl ConfigError {
-    /// The same problem, prefixed with where it is (`[connectors.okta]`).
-    pub fn at(self, place: impl fmt::Display) -> ConfigError {
-        ConfigError(format!("{place} {}", self.0))
-    }
-}
+/// A configuration problem, worded for the operator (defined in the leaf [`crate::errors`], so
+/// the settings of every module can report it without importing `config`).
+pub use crate::errors::ConfigError;
 
 /// Everything usersync can be told.
 #[derive(Clone, Deserialize, Serialize)]
@@ -334,18 +326,45 @@ impl Settings {
                 "{e} (check {file_name} and any {ENV_PREFIX}* environment variables)"
             ))
         })?;
-        let names: Vec<String> = settings
-            .connectors
-            .values()
-            .flat_map(|c| c.env_names())
-            .map(str::to_owned)
-            .collect();
+        let names: Vec<String> = settings.secret_names().map(str::to_owned).collect();
         settings.secrets = Secrets::capture(names.iter().map(String::as_str), env);
         settings.validate()?;
-        if let Some(c) = &settings.confluence {
-            c.resolve(env).map_err(|e| ConfigError(e.0))?;
-        }
+        settings.confluence_config()?;
         Ok(settings)
+    }
+
+    /// The names of every environment variable the settings read a secret from: the
+    /// connectors' credentials, feed keys and webhook secrets, Confluence's and Linchpin's
+    /// credentials. Their values are read once, at load, into [`Settings::secrets`].
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        self.connectors
+            .values()
+            .flat_map(|c| c.env_names())
+            .chain(self.confluence.iter().flat_map(|c| c.env_names()))
+            .chain(self.linchpin.env_names())
+    }
+
+    /// The value of the secret variable `name`, as read at load.
+    fn secret(&self, name: &str) -> Option<String> {
+        self.secrets.get(name).map(str::to_owned)
+    }
+
+    /// The Confluence client's configuration from `[confluence]`, with its secret; `None`
+    /// without a `[confluence]` section.
+    pub fn confluence_config(
+        &self,
+    ) -> Result<Option<crate::targets::confluence::ConfluenceConfig>, ConfigError> {
+        self.confluence
+            .as_ref()
+            .map(|c| c.resolve(&|v| self.secret(v)).map_err(|e| ConfigError(e.0)))
+            .transpose()
+    }
+
+    /// The credentials `[linchpin]` names for reading Linchpin's field list.
+    pub fn linchpin_credentials(
+        &self,
+    ) -> Result<crate::targets::linchpin::fields::Credentials, ConfigError> {
+        self.linchpin.credentials(&|v| self.secret(v))
     }
 
     /// Checks what serde cannot.
@@ -387,8 +406,8 @@ impl Settings {
                 "limits: default_page_size must be between 1 and max_page_size".to_owned(),
             ));
         }
-        self.delivery.validate().map_err(ConfigError)?;
-        self.reconcile.validate().map_err(ConfigError)?;
+        self.delivery.validate()?;
+        self.reconcile.validate()?;
         if self.backpressure.max_queue_depth < 1 {
             return Err(ConfigError(
                 "backpressure.max_queue_depth must be at least 1".to_owned(),

@@ -19,7 +19,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use crate::config::Settings;
 use crate::store::{Store, StoreResult};
 
 /// Prefix of tokens we issue, so a leaked token is recognisable in secret scanners.
@@ -119,29 +118,32 @@ struct Inner {
 const RELOAD_INTERVAL: Duration = Duration::from_millis(200);
 
 impl Connectors {
-    /// Builds the registry from the settings (whose token variables were checked at load) and
-    /// the store.
-    pub async fn load(settings: &Settings, store: Store) -> StoreResult<Connectors> {
-        let mut config = HashMap::new();
-        for (name, c) in &settings.connectors {
-            let tokens = c
-                .token_env
-                .iter()
-                .flat_map(|t| t.values())
-                .filter_map(|var| settings.secrets.get(var))
-                .map(|tok| Token {
-                    hash: hash_token(tok),
-                    expires_ms: None,
-                })
-                .collect();
-            config.insert(
-                name.clone(),
-                Entry {
-                    source: Source::Config,
-                    tokens,
-                },
-            );
-        }
+    /// Builds the registry from the token hashes of the connectors the configuration
+    /// declares (computed once by the runtime, `crate::runtime`, from the secrets read at
+    /// load) and the connectors stored in `store`.
+    pub async fn load(
+        declared: impl IntoIterator<Item = (String, Vec<TokenHash>)>,
+        store: Store,
+    ) -> StoreResult<Connectors> {
+        let config = declared
+            .into_iter()
+            .map(|(name, hashes)| {
+                let tokens = hashes
+                    .into_iter()
+                    .map(|hash| Token {
+                        hash,
+                        expires_ms: None,
+                    })
+                    .collect();
+                (
+                    name,
+                    Entry {
+                        source: Source::Config,
+                        tokens,
+                    },
+                )
+            })
+            .collect();
         let registry = Connectors {
             inner: Arc::new(Inner {
                 config,

@@ -19,6 +19,7 @@ pub mod desired;
 pub mod directory;
 pub mod dry_run;
 pub mod health;
+pub mod lookup;
 pub mod policy;
 pub mod settings;
 pub mod target;
@@ -38,13 +39,15 @@ use self::confluence::{ConfluenceTarget, CONFLUENCE};
 use self::converge::{Converged, Session};
 use self::directory::Directory;
 use self::health::Health;
+use self::lookup::{ConnectorLookup, Fixed};
 use self::policy::{Next, RetryPolicy};
 use self::settings::{DeliverySettings, Provisioning};
 use self::target::Target;
 use self::webhook::WebhookTarget;
-use crate::profiles::{ConnectorProfiles, Profiles};
+use crate::profiles::ProfileTargets;
 use crate::store::attempts::Attempt;
-use crate::store::queue::{Claim, ClaimFilter, QueueKey};
+use crate::store::queue::{Claim, ClaimFilter};
+use crate::store::ResourceKey;
 use crate::store::{Backend, Store, StoreResult};
 use crate::targets::ErrorClass;
 
@@ -67,9 +70,7 @@ struct Inner<D> {
     dir: D,
     settings: DeliverySettings,
     policy: RetryPolicy,
-    provisioning: HashMap<String, Provisioning>,
-    default_provisioning: Provisioning,
-    profiles: Arc<Profiles>,
+    connectors: Arc<dyn ConnectorLookup>,
     health: Arc<Health>,
 }
 
@@ -100,30 +101,24 @@ struct Run {
 }
 
 impl<D: Directory + 'static> Worker<D> {
-    /// A worker delivering to `dir`, with each connector's provisioning policy (connectors not
-    /// listed get the defaults) and the built-in mapping.
+    /// A worker delivering to `dir`, with each listed connector's provisioning policy (the
+    /// others get the defaults) and the built-in mapping (tests and tools).
     pub fn new(
         store: Store,
         dir: D,
         settings: DeliverySettings,
         provisioning: HashMap<String, Provisioning>,
     ) -> Self {
-        Self::with_profiles(
-            store,
-            dir,
-            settings,
-            provisioning,
-            Arc::new(Profiles::default()),
-        )
+        Self::with_connectors(store, dir, settings, Arc::new(Fixed::new(provisioning)))
     }
 
-    /// [`Worker::new`] with each connector's mapping and profile targets (the webhook).
-    pub fn with_profiles(
+    /// A worker delivering to `dir`, asking `connectors` for each key's provisioning policy
+    /// and profile targets (the runtime, `crate::runtime`, in the service).
+    pub fn with_connectors(
         store: Store,
         dir: D,
         settings: DeliverySettings,
-        provisioning: HashMap<String, Provisioning>,
-        profiles: Arc<Profiles>,
+        connectors: Arc<dyn ConnectorLookup>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -132,18 +127,9 @@ impl<D: Directory + 'static> Worker<D> {
                 policy: settings.policy(),
                 health: Health::new(settings.health()),
                 settings,
-                provisioning,
-                default_provisioning: Provisioning::default(),
-                profiles,
+                connectors,
             }),
         }
-    }
-
-    fn provisioning(&self, connector: &str) -> &Provisioning {
-        self.inner
-            .provisioning
-            .get(connector)
-            .unwrap_or(&self.inner.default_provisioning)
     }
 
     /// The directory (for `sync-user`).
@@ -158,15 +144,16 @@ impl<D: Directory + 'static> Worker<D> {
 
     /// Converges `key` over its targets: Confluence, then (unless this is a dry run) the
     /// connector's profile targets.
-    async fn converge(&self, key: &QueueKey, generation: i64, persist: bool) -> Run {
-        let prov = self.provisioning(&key.connector);
-        let profiles: Arc<ConnectorProfiles> = self.inner.profiles.get(&key.connector);
-        let confluence = ConfluenceTarget::new(&self.inner.dir, prov, &profiles);
-        let webhook = profiles
+    async fn converge(&self, key: &ResourceKey, generation: i64, persist: bool) -> Run {
+        let prov = self.inner.connectors.provisioning(&key.connector);
+        let profile_targets: Arc<ProfileTargets> =
+            self.inner.connectors.profile_targets(&key.connector);
+        let confluence = ConfluenceTarget::new(&self.inner.dir, &prov, &profile_targets);
+        let webhook = profile_targets
             .webhook
             .as_ref()
             .filter(|_| persist)
-            .map(|client| WebhookTarget::new(&key.connector, client, &profiles));
+            .map(|client| WebhookTarget::new(&key.connector, client, &profile_targets));
         let mut targets: Vec<&dyn Target> = vec![&confluence];
         if let Some(w) = &webhook {
             targets.push(w);
@@ -190,7 +177,7 @@ impl<D: Directory + 'static> Worker<D> {
 
     /// Converges one key now, outside the queue (`usersync sync-user`), and returns the
     /// outcome with the calls made. The queue row, if any, stays and converges to nothing.
-    pub async fn sync_now(&self, key: &QueueKey, persist: bool) -> (Converged, Vec<Attempt>) {
+    pub async fn sync_now(&self, key: &ResourceKey, persist: bool) -> (Converged, Vec<Attempt>) {
         let run = self.converge(key, 0, persist).await;
         if persist {
             if let Err(e) = self.inner.store.record_attempts(&run.attempts).await {

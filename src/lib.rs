@@ -29,6 +29,9 @@ pub mod mapping;
 pub mod profiles;
 /// Full sync against Confluence: drift report, dry run, orphans, safety guard, schedule.
 pub mod reconcile;
+/// One runtime per connector (authentication, mapping, feed, webhook, provisioning), built
+/// once from the settings and the store and shared by the server and every command.
+pub mod runtime;
 /// The SCIM protocol, pure.
 pub mod scim;
 /// List and search execution.

@@ -1,7 +1,14 @@
-//! Mapped profiles with their references resolved against the store: one per connector
-//! ([`ConnectorProfiles`](crate::profiles::ConnectorProfiles): compiled mapping, feed settings and key, webhook client), the
-//! resolver that turns stored users into [`Profile`](crate::mapping::Profile)s with their
-//! manager looked up ([`resolve`](crate::profiles::resolve)), and the streamed Linchpin feed ([`feed`](crate::profiles::feed)).
+//! Mapped profiles (a [`Profile`](crate::mapping::Profile): one user's fields as a
+//! connector's mapping computes them) and where they go. Per connector,
+//! [`ProfileTargets`](crate::profiles::ProfileTargets):
+//! the compiled mapping, the Linchpin feed's settings and key, the webhook client, built once
+//! by the runtime (`crate::runtime`); the resolver that turns stored users into profiles with
+//! their manager looked up ([`resolve`](crate::profiles::resolve)); and the streamed Linchpin
+//! feed ([`feed`](crate::profiles::feed)).
+//!
+//! "Profile" means one thing: a mapped user. What used to be called a connector's
+//! "profiles" is its profile *targets*, and the registry of all connectors' targets is the
+//! runtime's table of connectors.
 //!
 //! Used by the feed route, the delivery worker's webhook step and `mapping preview`, so all
 //! three show the same thing.
@@ -10,21 +17,19 @@ pub mod feed;
 pub mod pool;
 pub mod resolve;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use subtle::ConstantTimeEq;
 
-use crate::config::Settings;
-use crate::mapping::{ConnectorMapping, ManagerLookup, MappingSettings};
-use crate::scim::schema::SchemaRegistry;
+use crate::mapping::{ConnectorMapping, ManagerLookup};
 use crate::targets::linchpin::FeedSettings;
 use crate::targets::webhook::WebhookClient;
 
-/// One connector's profile targets.
+/// Where one connector's profiles go, and the mapping that computes them.
 #[derive(Debug)]
-pub struct ConnectorProfiles {
+pub struct ProfileTargets {
     /// The compiled mapping.
     pub mapping: ConnectorMapping,
     /// Feed settings.
@@ -42,8 +47,8 @@ pub struct ConnectorProfiles {
 /// each one is warned about once more).
 const WARNED_MAX: usize = 100_000;
 
-impl ConnectorProfiles {
-    /// Targets from parts (tests and tools).
+impl ProfileTargets {
+    /// Targets from parts (the runtime builds them from a connector's settings).
     pub fn new(
         mapping: ConnectorMapping,
         feed: FeedSettings,
@@ -141,99 +146,5 @@ impl ConnectorProfiles {
             self.mapping.fingerprint(),
             serde_json::to_string(&self.feed).unwrap_or_default()
         )
-    }
-}
-
-/// Every connector's profile targets.
-#[derive(Debug)]
-pub struct Profiles {
-    by_connector: HashMap<String, Arc<ConnectorProfiles>>,
-    fallback: Arc<ConnectorProfiles>,
-}
-
-impl Default for Profiles {
-    fn default() -> Self {
-        Self {
-            by_connector: HashMap::new(),
-            fallback: Arc::new(ConnectorProfiles::builtin()),
-        }
-    }
-}
-
-impl Profiles {
-    /// Compiles the mapping of every connector in `settings` against `reg`, reads feed keys
-    /// and webhook secrets through `env`. Errors name the connector and what to fix.
-    pub fn build(
-        settings: &Settings,
-        reg: &SchemaRegistry,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Profiles, String> {
-        let mut by_connector = HashMap::new();
-        for (name, c) in &settings.connectors {
-            let at = |e: String| format!("[connectors.{name}] {e}");
-            let mapping =
-                ConnectorMapping::compile(&c.mapping, reg).map_err(|e| at(e.to_string()))?;
-            let feed_key = match &c.linchpin.feed_key_env {
-                Some(var) => Some(
-                    env(var)
-                        .map(|v| v.trim().as_bytes().to_vec())
-                        .ok_or_else(|| at(format!("linchpin.feed_key_env: {var} is not set")))?,
-                ),
-                None => None,
-            };
-            let webhook = match &c.webhook {
-                Some(w) => {
-                    let secret = env(&w.secret_env).ok_or_else(|| {
-                        at(format!("webhook.secret_env: {} is not set", w.secret_env))
-                    })?;
-                    Some(WebhookClient::new(w, secret.into_bytes()).map_err(at)?)
-                }
-                None => None,
-            };
-            by_connector.insert(
-                name.clone(),
-                Arc::new(ConnectorProfiles {
-                    mapping,
-                    feed: c.linchpin.clone(),
-                    feed_key,
-                    webhook,
-                    warned: Mutex::default(),
-                }),
-            );
-        }
-        let fallback = Arc::new(ConnectorProfiles {
-            mapping: ConnectorMapping::compile(&MappingSettings::default(), reg)
-                .map_err(|e| e.to_string())?,
-            ..ConnectorProfiles::builtin()
-        });
-        Ok(Profiles {
-            by_connector,
-            fallback,
-        })
-    }
-
-    /// From the process environment.
-    pub fn from_settings(settings: &Settings, reg: &SchemaRegistry) -> Result<Profiles, String> {
-        Self::build(settings, reg, &|var| {
-            settings
-                .secrets
-                .get(var)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        })
-    }
-
-    /// A connector's targets (the built-in ones for connectors the file does not declare).
-    pub fn get(&self, connector: &str) -> Arc<ConnectorProfiles> {
-        self.by_connector
-            .get(connector)
-            .cloned()
-            .unwrap_or_else(|| self.fallback.clone())
-    }
-
-    /// Adds or replaces one connector's targets (tests and tools).
-    pub fn insert(&mut self, connector: &str, profiles: ConnectorProfiles) {
-        self.by_connector
-            .insert(connector.to_owned(), Arc::new(profiles));
     }
 }

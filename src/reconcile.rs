@@ -44,8 +44,8 @@ use self::observe::Retry;
 use self::progress::{Phase, Progress};
 use self::report::{DriftClass, GuardReport, Outcome, RunReport, RunStatus};
 use self::settings::ReconcileSettings;
+use crate::delivery::lookup::ConnectorLookup;
 use crate::delivery::settings::{Orphans, Provisioning};
-use crate::profiles::Profiles;
 use crate::store::reconcile::{ItemRecord, LeaseHolder, RunRecord};
 use crate::store::{Store, StoreError};
 use crate::targets::confluence::ConfluenceClient;
@@ -139,9 +139,7 @@ struct Inner {
     store: Store,
     client: ConfluenceClient,
     settings: ReconcileSettings,
-    provisioning: HashMap<String, Provisioning>,
-    configured: Vec<String>,
-    profiles: Arc<Profiles>,
+    connectors: Arc<dyn ConnectorLookup>,
     retry: Retry,
     instance: String,
 }
@@ -152,21 +150,18 @@ struct Inner {
 pub struct Options {
     /// `[reconcile]`.
     pub settings: ReconcileSettings,
-    /// The provisioning policy of each connector declared in the file (the others have the
-    /// defaults).
-    pub provisioning: HashMap<String, Provisioning>,
     /// `delivery.max_retry_after`: the longest `Retry-After` honoured.
     pub max_retry_after: Duration,
 }
 
 impl Reconciler {
-    /// A reconciler over `store` and Confluence (`client`), with the connectors' policies in
-    /// `options` and their mappings in `profiles`.
+    /// A reconciler over `store` and Confluence (`client`) with `options`, asking
+    /// `connectors` for each connector's provisioning policy and mapping.
     pub fn new(
         store: Store,
         client: ConfluenceClient,
         options: Options,
-        profiles: Arc<Profiles>,
+        connectors: Arc<dyn ConnectorLookup>,
     ) -> Self {
         let r = options.settings;
         Self {
@@ -179,9 +174,7 @@ impl Reconciler {
                     max_retry_after: options.max_retry_after,
                 },
                 settings: r,
-                configured: options.provisioning.keys().cloned().collect(),
-                provisioning: options.provisioning,
-                profiles,
+                connectors,
                 instance: format!(
                     "pid {} ({})",
                     std::process::id(),
@@ -193,7 +186,7 @@ impl Reconciler {
 
     /// Every connector: declared in the file or stored in the database.
     pub async fn connectors(&self) -> Result<Vec<String>, StoreError> {
-        let mut all: BTreeSet<String> = self.inner.configured.iter().cloned().collect();
+        let mut all: BTreeSet<String> = self.inner.connectors.declared().into_iter().collect();
         all.extend(
             self.inner
                 .store
@@ -206,11 +199,7 @@ impl Reconciler {
     }
 
     fn provisioning(&self, connector: &str) -> Provisioning {
-        self.inner
-            .provisioning
-            .get(connector)
-            .cloned()
-            .unwrap_or_default()
+        Provisioning::clone(&self.inner.connectors.provisioning(connector))
     }
 
     /// Runs one reconcile of one connector and returns its report. A guard that stops the run
@@ -432,12 +421,12 @@ impl Reconciler {
             .count_resources(c, crate::scim::schema::ResourceKind::User)
             .await?;
         progress.phase(Phase::Compare, Some(total.max(0) as u64));
-        let profiles = inner.profiles.get(c);
+        let targets = inner.connectors.profile_targets(c);
         let scan = stored::scan_users(
             store,
             c,
             &prov,
-            &profiles,
+            &targets,
             |u| classifier.user(u),
             |n| progress.advance(n),
         )
@@ -528,14 +517,16 @@ impl Reconciler {
                 return Ok(());
             };
             after = *last;
-            let profiles = self.inner.profiles.clone();
+            let connectors = self.inner.connectors.clone();
             let scripted = chunk
                 .iter()
-                .any(|(_, other, _)| profiles.get(other).mapping.uses_scripts());
+                .any(|(_, other, _)| connectors.profile_targets(other).mapping.uses_scripts());
             let names = crate::profiles::pool::map(scripted, move || {
                 chunk
                     .iter()
-                    .filter_map(|(_, other, doc)| profiles.get(other).mapping.username(doc).ok())
+                    .filter_map(|(_, other, doc)| {
+                        connectors.profile_targets(other).mapping.username(doc).ok()
+                    })
                     .collect::<Vec<String>>()
             })
             .await

@@ -259,17 +259,10 @@ pub async fn search_into(
             }
         }
         if !on_page.is_empty() {
-            emit(
-                scope,
-                on_page,
-                groups,
-                with_members,
-                need_members,
-                sink,
-                &mut emitted,
-                &mut full,
-            )
-            .await?;
+            // Groups rendered for the filter are rendered again when the page wants their
+            // members the other way.
+            let rerender = (groups && with_members != need_members).then_some(with_members);
+            emit(scope, on_page, rerender, sink, &mut emitted, &mut full).await?;
         }
         if done {
             break;
@@ -317,20 +310,18 @@ pub async fn search_into(
     })
 }
 
-/// Hands matches on the page to the sink, rendered as the page wants them: Groups again,
-/// with or without members (the scan rendered them as the filter needed).
-#[allow(clippy::too_many_arguments)]
+/// Hands matches on the page to the sink, rendered as the page wants them: with
+/// `rerender = Some(with_members)`, rendered again with or without members (the scan
+/// rendered them as the filter needed).
 async fn emit(
     scope: Scope<'_>,
     on_page: Vec<(StoredResource, Document)>,
-    groups: bool,
-    with_members: bool,
-    need_members: bool,
+    rerender: Option<bool>,
     sink: &mut (dyn FnMut(Document) -> bool + Send),
     emitted: &mut usize,
     full: &mut bool,
 ) -> StoreResult<()> {
-    let docs: Vec<Document> = if groups && with_members != need_members {
+    let docs: Vec<Document> = if let Some(with_members) = rerender {
         let rows: Vec<StoredResource> = on_page.into_iter().map(|(r, _)| r).collect();
         render_all(scope, &rows, with_members).await?
     } else {

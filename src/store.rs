@@ -19,6 +19,7 @@ pub mod attempts;
 mod batch;
 pub mod connectors;
 pub mod gate;
+mod key;
 pub mod leases;
 pub mod links;
 mod members;
@@ -42,6 +43,7 @@ use sqlx::Executor;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+pub use key::ResourceKey;
 pub use members::MemberRow;
 pub use resources::{DeleteOutcome, Inserted, StoredResource, UpdateOutcome};
 

@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 use super::ConnectorAction;
 use crate::app;
 use crate::config::{connector_name_warning, validate_new_connector_name, Settings};
-use crate::connectors::{self, Connectors, Source};
+use crate::connectors::{self, Source};
+use crate::runtime::Runtime;
 
 /// Runs a connector subcommand.
 pub async fn run(settings: Settings, action: ConnectorAction) -> anyhow::Result<()> {
@@ -37,9 +38,9 @@ pub async fn run(settings: Settings, action: ConnectorAction) -> anyhow::Result<
             println!("  Bearer token:  {token}");
         }
         ConnectorAction::List => {
-            let registry = Connectors::load(&settings, store.clone()).await?;
+            let runtime = Runtime::build(settings.clone(), store.clone()).await?;
             println!("{:<24} {:<8} ACTIVE TOKENS", "NAME", "SOURCE");
-            let list = registry.list();
+            let list = runtime.list();
             for c in &list {
                 let source = match c.source {
                     Source::Config => "config",

@@ -43,9 +43,9 @@ pub async fn sync_user(
     use crate::delivery::converge::Converged;
     use crate::delivery::dry_run::DryRun;
     use crate::delivery::Worker;
-    use crate::targets::confluence::ConfluenceClient;
 
-    let store = app::open_store(&settings).await?;
+    let runtime = app::runtime(settings).await?;
+    let store = runtime.store().clone();
     let user = store
         .find_by_name(
             connector,
@@ -56,39 +56,20 @@ pub async fn sync_user(
         .ok_or_else(|| {
             anyhow::anyhow!("connector {connector} has no user with userName {user_name:?}")
         })?;
-    let confluence = settings.confluence.as_ref().ok_or_else(|| {
-        anyhow::anyhow!("no [confluence] section: set base_url and token_env first")
-    })?;
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let client = ConfluenceClient::new(confluence.resolve(&env).map_err(anyhow::Error::msg)?)
-        .map_err(|e| anyhow::anyhow!(e.0))?;
-    let provisioning: std::collections::HashMap<_, _> = settings
-        .connectors
-        .iter()
-        .map(|(n, c)| (n.clone(), c.provisioning.clone()))
-        .collect();
-    let key = crate::store::queue::QueueKey {
-        connector: connector.to_owned(),
-        kind: crate::scim::schema::ResourceKind::User,
-        id: user.id.clone(),
-    };
-    let reg = settings.load_schemas()?;
-    let profiles = std::sync::Arc::new(
-        crate::profiles::Profiles::from_settings(&settings, &reg).map_err(anyhow::Error::msg)?,
-    );
-    let delivery = settings.delivery.clone();
+    let client = runtime.table().confluence_client()?;
+    let key = crate::store::ResourceKey::user(connector, user.id.clone());
+    let delivery = runtime.settings().delivery.clone();
     let (outcome, attempts, writes) = if dry_run {
-        let worker = Worker::with_profiles(
+        let worker = Worker::with_connectors(
             store.clone(),
             DryRun::new(client),
             delivery,
-            provisioning,
-            profiles,
+            runtime.lookup(),
         );
         let (o, a) = worker.sync_now(&key, false).await;
         (o, a, Some(worker.directory().writes()))
     } else {
-        let worker = Worker::with_profiles(store.clone(), client, delivery, provisioning, profiles);
+        let worker = Worker::with_connectors(store.clone(), client, delivery, runtime.lookup());
         let (o, a) = worker.sync_now(&key, true).await;
         (o, a, None)
     };

@@ -27,15 +27,12 @@ pub fn target(settings: Option<&Settings>, url: Option<&str>, path: &str) -> Str
 }
 
 /// GETs `url`; `Ok(())` on a 2xx answer within `timeout`, else what went wrong.
-pub async fn check(url: &str, timeout: Duration) -> Result<(), String> {
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| e.to_string())?;
+pub async fn check(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(timeout).build()?;
     match client.get(url).send().await {
         Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("{url} answered {}", r.status())),
-        Err(e) => Err(format!("{url}: {}", crate::errors::error_chain(&e))),
+        Ok(r) => anyhow::bail!("{url} answered {}", r.status()),
+        Err(e) => anyhow::bail!("{url}: {}", crate::errors::error_chain(&e)),
     }
 }
 

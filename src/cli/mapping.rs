@@ -11,51 +11,30 @@ use crate::config::Settings;
 use crate::mapping::rules::ManagerSettings;
 use crate::mapping::{FieldValue, ManagerLookup, MappingError};
 use crate::profiles::resolve::{ManagerStats, Resolved, Resolver};
-use crate::profiles::Profiles;
-use crate::scim::schema::SchemaRegistry;
+use crate::profiles::ProfileTargets;
+use crate::runtime::{ConnectorTable, Runtime};
 use crate::store::Store;
 use crate::targets::linchpin::fields::{self, Credentials};
 use crate::targets::linchpin::xml;
 use crate::targets::webhook;
 
-/// The warnings of comparing every connector's mapped fields with the field list of the
-/// Linchpin at `base_url`. Errors when the list cannot be read.
+/// The warnings of comparing every declared connector's mapped fields with the field list
+/// of the Linchpin at `base_url`. Errors when the list cannot be read.
 pub async fn linchpin_field_warnings(
-    settings: &Settings,
-    reg: &SchemaRegistry,
+    table: &ConnectorTable,
     base_url: &str,
     credentials: &Credentials,
 ) -> anyhow::Result<Vec<String>> {
-    let remote = fields::fetch(base_url, credentials, settings.linchpin.timeout.0)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let profiles = Profiles::from_settings(settings, reg).map_err(anyhow::Error::msg)?;
+    let timeout = table.settings().linchpin.timeout.0;
+    let remote = fields::fetch(base_url, credentials, timeout).await?;
     let mut warnings = Vec::new();
-    for name in settings.connectors.keys() {
-        let p = profiles.get(name);
+    for rt in table.declared() {
+        let p = &rt.profile_targets;
         if p.has_feed() {
-            warnings.extend(fields::compare(name, &p.mapping, &remote));
+            warnings.extend(fields::compare(&rt.name, &p.mapping, &remote));
         }
     }
     Ok(warnings)
-}
-
-/// The Linchpin credentials `[linchpin]` names, read from the environment.
-pub fn linchpin_credentials(settings: &Settings) -> anyhow::Result<Credentials> {
-    let l = &settings.linchpin;
-    let var = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .with_context(|| {
-                format!("[linchpin] names the environment variable {name}, which is not set")
-            })
-    };
-    Ok(match (&l.token_env, &l.username, &l.password_env) {
-        (Some(t), _, _) => Credentials::Bearer(var(t)?),
-        (None, Some(u), Some(p)) => Credentials::Basic(u.clone(), var(p)?),
-        _ => Credentials::Anonymous,
-    })
 }
 
 /// `check-config`'s mapping part: compiles every connector's rules; with a `store`, counts
@@ -64,17 +43,14 @@ pub fn linchpin_credentials(settings: &Settings) -> anyhow::Result<Credentials> 
 /// `--linchpin-url`), compares the mapped fields with its field list. Returns the lines to
 /// print; compile errors are errors.
 pub async fn check(
-    settings: &Settings,
+    table: &ConnectorTable,
     store: Option<&Store>,
     linchpin_url: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
-    let reg = settings
-        .load_schemas()
-        .context("cannot load the schema documents (setting `schemas_dir`)")?;
-    let profiles = Profiles::from_settings(settings, &reg).map_err(anyhow::Error::msg)?;
+    let settings = table.settings();
     let mut lines = Vec::new();
-    for name in settings.connectors.keys() {
-        let p = profiles.get(name);
+    for rt in table.declared() {
+        let (name, p) = (&rt.name, &rt.profile_targets);
         lines.push(format!(
             "# [connectors.{name}] mapping compiles: {} profile fields, manager refers to {}, feed {}, webhook {}",
             p.mapping.fields().len(),
@@ -92,7 +68,8 @@ pub async fn check(
         names.sort();
         names.dedup();
         for name in &names {
-            match manager_stats(store, name, profiles.get(name)).await {
+            let targets = table.connector(name).profile_targets.clone();
+            match manager_stats(store, name, targets).await {
                 Ok(stats) if stats.users == 0 => {}
                 Ok(stats) => lines.push(format!(
                     "# connector {name}: managers: {}{}",
@@ -121,8 +98,8 @@ pub async fn check(
     let Some(url) = linchpin_url.or(settings.linchpin.base_url.as_deref()) else {
         return Ok(lines);
     };
-    let credentials = linchpin_credentials(settings)?;
-    let warnings = linchpin_field_warnings(settings, &reg, url, &credentials)
+    let credentials = settings.linchpin_credentials()?;
+    let warnings = linchpin_field_warnings(table, url, &credentials)
         .await
         .with_context(|| {
             format!(
@@ -145,9 +122,9 @@ pub async fn check(
 pub async fn manager_stats(
     store: &Store,
     connector: &str,
-    profiles: std::sync::Arc<crate::profiles::ConnectorProfiles>,
+    targets: std::sync::Arc<ProfileTargets>,
 ) -> anyhow::Result<ManagerStats> {
-    let mut resolver = Resolver::new(store.clone(), connector, profiles);
+    let mut resolver = Resolver::new(store.clone(), connector, targets);
     let mut after = 0;
     loop {
         let rows = store
@@ -162,13 +139,13 @@ pub async fn manager_stats(
 
 /// The store `check-config` counts managers in: the configured database as it is, never
 /// created or migrated by a check. `Err` says why there is none to read.
-pub async fn existing_store(settings: &Settings) -> Result<Store, String> {
+pub async fn existing_store(settings: &Settings) -> anyhow::Result<Store> {
     let url = &settings.database;
     if let Some(rest) = url.strip_prefix("sqlite:") {
         let path = rest.trim_start_matches("//");
         let path = path.split('?').next().unwrap_or_default();
         if !path.contains(":memory:") && !std::path::Path::new(path).exists() {
-            return Err(format!("no database at {path} yet"));
+            anyhow::bail!("no database at {path} yet");
         }
     }
     let opts = crate::store::StoreOptions {
@@ -178,7 +155,7 @@ pub async fn existing_store(settings: &Settings) -> Result<Store, String> {
     };
     Store::connect(url, &opts)
         .await
-        .map_err(|e| format!("cannot open the database: {e}"))
+        .context("cannot open the database")
 }
 
 fn show(values: &[String]) -> String {
@@ -241,16 +218,12 @@ fn describe_manager(m: &ManagerLookup, connector: &str, settings: &ManagerSettin
 /// value, how the manager reference resolved (or why not), and what the feed and the webhook
 /// would carry. `USERNAME` may also be the user's SCIM id.
 pub async fn preview(
-    settings: &Settings,
-    store: &Store,
+    runtime: &Runtime,
     connector: &str,
     user_name: &str,
 ) -> anyhow::Result<String> {
-    let reg = settings
-        .load_schemas()
-        .context("cannot load the schema documents (setting `schemas_dir`)")?;
-    let profiles = Profiles::from_settings(settings, &reg).map_err(anyhow::Error::msg)?;
-    let p = profiles.get(connector);
+    let store = runtime.store();
+    let p = runtime.connector(connector).profile_targets.clone();
     // A userName, or the SCIM id the log's manager warnings name.
     let row = match store.profile_row_by_user_name(connector, user_name).await? {
         Some(row) => row,

@@ -46,7 +46,7 @@ pub async fn run(settings: Settings, action: QueueAction) -> anyhow::Result<()> 
         } => {
             let kind = crate::scim::schema::ResourceKind::parse(&kind)
                 .ok_or_else(|| anyhow::anyhow!("--kind must be User or Group"))?;
-            let key = crate::store::queue::QueueKey {
+            let key = crate::store::ResourceKey {
                 connector,
                 kind,
                 id,

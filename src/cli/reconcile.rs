@@ -107,20 +107,13 @@ async fn records(store: &crate::store::Store, args: &Args) -> anyhow::Result<()>
 }
 
 async fn reconcile(settings: Settings, args: &Args) -> anyhow::Result<u8> {
-    let confluence = settings.confluence.as_ref().ok_or_else(|| {
-        anyhow::anyhow!("no [confluence] section: set base_url and token_env first")
-    })?;
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let client = crate::targets::confluence::ConfluenceClient::new(
-        confluence.resolve(&env).map_err(anyhow::Error::msg)?,
-    )
-    .map_err(|e| anyhow::anyhow!(e.0))?;
-    let reg = settings.load_schemas()?;
-    let profiles = std::sync::Arc::new(
-        crate::profiles::Profiles::from_settings(&settings, &reg).map_err(anyhow::Error::msg)?,
-    );
-    let store = app::open_store(&settings).await?;
-    let reconciler = app::reconciler(store.clone(), client, &settings, profiles);
+    if settings.confluence.is_none() {
+        anyhow::bail!("no [confluence] section: set base_url and token_env first");
+    }
+    let runtime = app::runtime(settings).await?;
+    let client = runtime.table().confluence_client()?;
+    let store = runtime.store().clone();
+    let reconciler = app::reconciler(store.clone(), client, &runtime);
     let connectors = match &args.connector {
         Some(c) => vec![c.clone()],
         None => reconciler.connectors().await?,

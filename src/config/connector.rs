@@ -244,9 +244,9 @@ impl ConnectorSettings {
         }
         let lookup = |var: &str| secrets.get(var).map(str::to_owned);
         // The targets' settings still report a String (their module is not converted yet).
-        self.linchpin.validate(&lookup).map_err(ConfigError)?;
+        self.linchpin.validate(&lookup)?;
         if let Some(w) = &self.webhook {
-            w.validate(&lookup).map_err(ConfigError)?;
+            w.validate(&lookup)?;
         }
         Ok(())
     }

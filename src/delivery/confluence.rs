@@ -17,7 +17,7 @@ use super::directory::Directory;
 use super::settings::{OnConflict, OnDelete, OnGroupDelete, Provisioning};
 use super::target::{Probe, Target};
 use crate::mapping::{self, DesiredUser};
-use crate::profiles::{pool, ConnectorProfiles};
+use crate::profiles::{pool, ProfileTargets};
 use crate::scim::schema::ResourceKind;
 use crate::store::links::{Link, LinkStatus};
 use crate::store::StoreError;
@@ -31,18 +31,14 @@ pub const CONFLUENCE: &str = "confluence";
 pub struct ConfluenceTarget<'a, D> {
     dir: &'a D,
     prov: &'a Provisioning,
-    profiles: &'a Arc<ConnectorProfiles>,
+    targets: &'a Arc<ProfileTargets>,
 }
 
 impl<'a, D: Directory> ConfluenceTarget<'a, D> {
     /// The target for a key of a connector with `prov` and the connector's mapping (in
-    /// `profiles`, shared so scripted rules can run on the script threads).
-    pub fn new(dir: &'a D, prov: &'a Provisioning, profiles: &'a Arc<ConnectorProfiles>) -> Self {
-        Self {
-            dir,
-            prov,
-            profiles,
-        }
+    /// `targets`, shared so scripted rules can run on the script threads).
+    pub fn new(dir: &'a D, prov: &'a Provisioning, targets: &'a Arc<ProfileTargets>) -> Self {
+        Self { dir, prov, targets }
     }
 }
 
@@ -79,11 +75,8 @@ impl<D: Directory> ConfluenceTarget<'_, D> {
     async fn user(&self, s: &mut Session<'_>) -> Result<Converged, StoreError> {
         let prov = self.prov;
         let (connector, id) = (s.key.connector.as_str(), s.key.id.as_str());
-        let resource = s
-            .store
-            .get_resource(connector, ResourceKind::User, id)
-            .await?;
-        let link = s.store.link(connector, ResourceKind::User, id).await?;
+        let resource = s.store.get_resource(s.key).await?;
+        let link = s.store.link(s.key).await?;
         let Some(resource) = resource else {
             return self.deprovision_deleted(s, link).await;
         };
@@ -105,7 +98,7 @@ impl<D: Directory> ConfluenceTarget<'_, D> {
         } else {
             Vec::new()
         };
-        let (rules, doc, policy) = (self.profiles.clone(), resource.doc.clone(), prov.clone());
+        let (rules, doc, policy) = (self.targets.clone(), resource.doc.clone(), prov.clone());
         let computed = pool::map(rules.mapping.uses_scripts(), move || {
             desired::user(
                 &policy,
@@ -397,13 +390,10 @@ impl<D: Directory> ConfluenceTarget<'_, D> {
     async fn group(&self, s: &mut Session<'_>) -> Result<Converged, StoreError> {
         let prov = self.prov;
         let (connector, id) = (s.key.connector.as_str(), s.key.id.as_str());
-        let resource = s
-            .store
-            .get_resource(connector, ResourceKind::Group, id)
-            .await?;
+        let resource = s.store.get_resource(s.key).await?;
         let link = s
             .store
-            .link(connector, ResourceKind::Group, id)
+            .link(s.key)
             .await?
             .filter(|l| l.status == LinkStatus::Active);
         let desired = resource

@@ -18,7 +18,7 @@ use super::policy::{blame, Blame};
 use super::target::Target;
 use crate::store::attempts::Attempt;
 use crate::store::links::Link;
-use crate::store::queue::QueueKey;
+use crate::store::ResourceKey;
 use crate::store::{Store, StoreError};
 use crate::targets::{Call, ErrorClass, Failure, TargetError, TargetResult};
 
@@ -65,7 +65,7 @@ pub(super) fn permanent(reason: impl Into<String>) -> Converged {
 /// One convergence: the key, the store, target health, and the calls made.
 pub struct Session<'a> {
     pub(super) store: &'a Store,
-    pub(super) key: &'a QueueKey,
+    pub(super) key: &'a ResourceKey,
     pub(super) generation: i64,
     /// When false (`sync-user --dry-run`), nothing is written to the store.
     pub(super) persist: bool,
@@ -80,7 +80,12 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     /// A session for one key.
-    pub fn new(store: &'a Store, key: &'a QueueKey, generation: i64, health: Arc<Health>) -> Self {
+    pub fn new(
+        store: &'a Store,
+        key: &'a ResourceKey,
+        generation: i64,
+        health: Arc<Health>,
+    ) -> Self {
         Self {
             store,
             key,

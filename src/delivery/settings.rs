@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::health::HealthSettings;
 use super::policy::RetryPolicy;
+use crate::errors::ConfigError;
 use crate::mapping::GroupRules;
 use crate::values::Dur;
 
@@ -167,27 +168,29 @@ impl DeliverySettings {
     }
 
     /// Checks the settings (called at start, with the rest of the configuration).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.retry_schedule.is_empty() {
-            return Err(
+            return Err(ConfigError(
                 "delivery.retry_schedule must list at least one delay, such as [\"5s\", \"1m\"]"
                     .to_owned(),
-            );
+            ));
         }
         if !(0.0..=1.0).contains(&self.jitter) || self.concurrency == 0 {
-            return Err(
+            return Err(ConfigError(
                 "delivery.jitter must be between 0 and 1 and delivery.concurrency at least 1"
                     .to_owned(),
-            );
+            ));
         }
         if self.probe_interval.0.is_zero() || self.probe_interval_max.0 < self.probe_interval.0 {
-            return Err(
+            return Err(ConfigError(
                 "delivery.probe_interval must be above 0 and at most delivery.probe_interval_max"
                     .to_owned(),
-            );
+            ));
         }
         if self.credentials_probe_interval.0.is_zero() {
-            return Err("delivery.credentials_probe_interval must be above 0".to_owned());
+            return Err(ConfigError(
+                "delivery.credentials_probe_interval must be above 0".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -220,7 +223,7 @@ mod tests {
         ];
         for s in bad {
             let e = s.validate().expect_err("refused");
-            assert!(e.contains("probe_interval"), "{e}");
+            assert!(e.0.contains("probe_interval"), "{e}");
         }
     }
 }

@@ -249,14 +249,24 @@ fn now() -> OffsetDateTime {
 impl Rig {
     async fn create(&self, id: &str, v: serde_json::Value) {
         self.store
-            .insert_resource("c", User, id, &doc(v), &[], now())
+            .insert_resource(
+                &crate::store::ResourceKey::new("c", User, id),
+                &doc(v),
+                &[],
+                now(),
+            )
             .await
             .unwrap();
     }
     async fn set(&self, id: &str, v: serde_json::Value) {
         let d = doc(v);
         self.store
-            .modify_resource("c", User, id, None, now(), move |_| Ok((d, vec![])))
+            .modify_resource(
+                &crate::store::ResourceKey::new("c", User, id),
+                None,
+                now(),
+                move |_| Ok((d, vec![])),
+            )
             .await
             .unwrap();
     }
@@ -289,7 +299,7 @@ async fn a_new_user_is_created_with_default_groups_and_a_resend_makes_no_call() 
     // The same state marked again converges with zero calls.
     r.store
         .mark_dirty(
-            &crate::store::queue::QueueKey {
+            &crate::store::ResourceKey {
                 connector: "c".into(),
                 kind: User,
                 id: "u1".into(),
@@ -342,7 +352,11 @@ async fn delete_disables_by_default_and_deletes_when_configured() {
     r.create("u1", json!({"userName": "d@x.org"})).await;
     r.deliver().await;
     r.store
-        .delete_resource("c", User, "u1", None, now())
+        .delete_resource(
+            &crate::store::ResourceKey::new("c", User, "u1"),
+            None,
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!(r.deliver().await, ["disable d@x.org"]);
@@ -356,7 +370,11 @@ async fn delete_disables_by_default_and_deletes_when_configured() {
     r.create("u1", json!({"userName": "d@x.org"})).await;
     r.deliver().await;
     r.store
-        .delete_resource("c", User, "u1", None, now())
+        .delete_resource(
+            &crate::store::ResourceKey::new("c", User, "u1"),
+            None,
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!(r.deliver().await, ["delete d@x.org"]);
@@ -373,9 +391,7 @@ async fn deprovisioning_can_remove_group_memberships_and_reactivation_restores_t
     r.create("u1", json!({"userName": "g@x.org"})).await;
     r.store
         .insert_resource(
-            "c",
-            Group,
-            "g1",
+            &crate::store::ResourceKey::new("c", Group, "g1"),
             &doc(json!({"displayName": "Editors"})),
             &[MemberRef {
                 value: "u1".into(),
@@ -489,7 +505,7 @@ async fn transient_failures_retry_and_permanent_ones_park_the_key_as_dead() {
     // Retryable after a fix: revive and deliver.
     r.store.revive_dead(Some("c"), now()).await.unwrap();
     assert_eq!(r.deliver().await, ["update t@x.org"]);
-    let key = crate::store::queue::QueueKey {
+    let key = crate::store::ResourceKey {
         connector: "c".into(),
         kind: User,
         id: "u1".into(),
@@ -521,9 +537,7 @@ async fn group_rename_moves_members_to_the_new_group() {
     }];
     r.store
         .insert_resource(
-            "c",
-            Group,
-            "g1",
+            &crate::store::ResourceKey::new("c", Group, "g1"),
             &doc(json!({"displayName": "Old Name"})),
             &member,
             now(),
@@ -534,9 +548,12 @@ async fn group_rename_moves_members_to_the_new_group() {
     assert_eq!(r.dir.members("old name"), ["m@x.org"]);
     let renamed = doc(json!({"displayName": "New Name"}));
     r.store
-        .modify_resource("c", Group, "g1", None, now(), move |_| {
-            Ok((renamed, vec![]))
-        })
+        .modify_resource(
+            &crate::store::ResourceKey::new("c", Group, "g1"),
+            None,
+            now(),
+            move |_| Ok((renamed, vec![])),
+        )
         .await
         .unwrap();
     r.deliver().await;
@@ -575,13 +592,18 @@ async fn a_create_cut_short_by_a_crash_is_adopted_not_reported_as_a_conflict() {
         r.store.queue_rows(None).await.unwrap().is_empty(),
         "delivered, not dead"
     );
-    let link = r.store.link("c", User, "u1").await.unwrap().unwrap();
+    let link = r
+        .store
+        .link(&crate::store::ResourceKey::new("c", User, "u1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(link.target_key.as_deref(), Some("k9"));
     assert_eq!(r.dir.members("confluence-users"), ["crash@x.org"]);
 }
 
-fn key(id: &str) -> crate::store::queue::QueueKey {
-    crate::store::queue::QueueKey {
+fn key(id: &str) -> crate::store::ResourceKey {
+    crate::store::ResourceKey {
         connector: "c".into(),
         kind: User,
         id: id.into(),
@@ -735,7 +757,11 @@ async fn deprovisioning_is_claimed_ahead_of_other_work() {
     r.set("u3", json!({"userName": "u3@x.org", "active": false}))
         .await;
     r.store
-        .delete_resource("c", User, "u4", None, now())
+        .delete_resource(
+            &crate::store::ResourceKey::new("c", User, "u4"),
+            None,
+            now(),
+        )
         .await
         .unwrap();
     let claims = r

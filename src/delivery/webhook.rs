@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::converge::{permanent, Converged, Session};
 use super::target::{Probe, Target};
 use crate::profiles::resolve::{Resolved, Resolver};
-use crate::profiles::ConnectorProfiles;
+use crate::profiles::ProfileTargets;
 use crate::scim::schema::ResourceKind;
 use crate::store::StoreError;
 use crate::targets::webhook::{self, WebhookClient};
@@ -26,7 +26,7 @@ const TARGET: &str = "webhook";
 pub struct WebhookTarget<'a> {
     id: String,
     client: &'a WebhookClient,
-    profiles: &'a Arc<ConnectorProfiles>,
+    targets: &'a Arc<ProfileTargets>,
 }
 
 impl<'a> WebhookTarget<'a> {
@@ -34,12 +34,12 @@ impl<'a> WebhookTarget<'a> {
     pub fn new(
         connector: &str,
         client: &'a WebhookClient,
-        profiles: &'a Arc<ConnectorProfiles>,
+        targets: &'a Arc<ProfileTargets>,
     ) -> Self {
         Self {
             id: format!("{TARGET}/{connector}"),
             client,
-            profiles,
+            targets,
         }
     }
 }
@@ -82,7 +82,7 @@ impl WebhookTarget<'_> {
             if last.is_none() {
                 return Ok(Converged::Done);
             }
-            let link = s.store.link(connector, ResourceKind::User, id).await?;
+            let link = s.store.link(s.key).await?;
             let username = link.as_ref().map(|l| l.target_name.as_str());
             let body = webhook::deleted_payload(connector, id, username);
             return Ok(match self.send(s, &body).await {
@@ -93,7 +93,7 @@ impl WebhookTarget<'_> {
                 Some(failed) => failed,
             });
         };
-        let mut resolver = Resolver::new(s.store.clone(), connector, self.profiles.clone());
+        let mut resolver = Resolver::new(s.store.clone(), connector, self.targets.clone());
         let profile = match resolver.resolve(std::slice::from_ref(&row)).await?.pop() {
             Some(Resolved::Profile(p)) => p,
             Some(Resolved::Skipped { .. }) | None => return Ok(Converged::Done),

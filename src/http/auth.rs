@@ -60,7 +60,7 @@ impl FromRequestParts<AppState> for ScimCtx {
         let authorization = raw.and_then(|v| v.to_str().ok());
         let Some(connector) = connector_of(parts.uri.path()).map(str::to_owned) else {
             return Err(AppError::Unauthorized {
-                challenge: state.auth.challenge(authorization),
+                challenge: state.auth().challenge(authorization),
             });
         };
         let span = tracing::Span::current();
@@ -69,14 +69,14 @@ impl FromRequestParts<AppState> for ScimCtx {
             // Not visible ASCII: it cannot hold any credential of ours.
             Err(AuthFailure::Malformed)
         } else {
-            state.auth.authenticate(&connector, authorization).await
+            state.auth().authenticate(&connector, authorization).await
         };
         let method = match result {
             Ok(m) => m,
             Err(why) => {
                 log_failure(why);
                 return Err(AppError::Unauthorized {
-                    challenge: state.auth.challenge(authorization),
+                    challenge: state.auth().challenge(authorization),
                 });
             }
         };

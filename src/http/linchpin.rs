@@ -72,13 +72,13 @@ async fn get_feed(
     headers: HeaderMap,
 ) -> Response {
     tracing::Span::current().record("connector", connector.as_str());
-    let profiles = state.profiles.get(&connector);
+    let targets = state.runtime.connector(&connector).profile_targets.clone();
     // No such connector, a connector without a feed, and a missing or wrong key all get one
     // answer, byte for byte: the URL reveals neither which connectors exist nor which have
     // a feed. The log says which it was.
-    let refused = if !profiles.has_feed() {
+    let refused = if !targets.has_feed() {
         Some("no feed")
-    } else if !key_param(query.as_deref()).is_some_and(|k| profiles.feed_key_matches(&k)) {
+    } else if !key_param(query.as_deref()).is_some_and(|k| targets.feed_key_matches(&k)) {
         Some("feed key")
     } else {
         None
@@ -106,7 +106,7 @@ async fn get_feed(
             stamp.users,
             stamp.links,
             stamp.changed_ms,
-            profiles.feed_fingerprint()
+            targets.feed_fingerprint()
         );
         let digest = Sha256::digest(text.as_bytes());
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
@@ -119,7 +119,7 @@ async fn get_feed(
         let body = Body::from_stream(feed::stream(
             state.store.clone(),
             connector.clone(),
-            profiles.clone(),
+            targets.clone(),
         ));
         let mut r = Response::new(body);
         r.headers_mut().insert(

@@ -43,7 +43,7 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.auth.token(&connector, &form, authorization).await {
+    match state.auth().token(&connector, &form, authorization).await {
         Ok(issued) => {
             tracing::Span::current().record("auth.method", "oauth_client");
             success(&issued)

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
-use crate::connectors::Connectors;
-use crate::profiles::Profiles;
+use crate::runtime::Runtime;
 use crate::scim::filter;
 use crate::scim::schema::SchemaRegistry;
 use crate::search::Paging;
@@ -25,14 +24,11 @@ pub struct StateInner {
     pub schemas: Arc<SchemaRegistry>,
     /// The store.
     pub store: Store,
-    /// Connectors and their stored or configured bearer tokens.
-    pub connectors: Connectors,
+    /// Every connector: its authentication, mapping, Linchpin feed, webhook and
+    /// provisioning, and the token registry.
+    pub runtime: Runtime,
     /// Set while the sync queue is deeper than `backpressure.max_queue_depth`.
     pub queue_saturated: AtomicBool,
-    /// Every authentication mode of every connector.
-    pub auth: Authenticator,
-    /// Each connector's compiled mapping, Linchpin feed and webhook.
-    pub profiles: Arc<Profiles>,
     /// Permits to run heavy request work (a large PATCH) on the blocking pool: half the
     /// cores, at least one, so a flood of costly requests from one connector can never
     /// occupy every core and starve the others' small requests.
@@ -40,25 +36,21 @@ pub struct StateInner {
 }
 
 impl AppState {
-    /// Bundles the state.
-    pub fn new(
-        settings: Arc<Settings>,
-        schemas: Arc<SchemaRegistry>,
-        store: Store,
-        connectors: Connectors,
-        auth: Authenticator,
-        profiles: Arc<Profiles>,
-    ) -> Self {
+    /// The state of a server over `runtime`.
+    pub fn new(runtime: Runtime) -> Self {
         AppState(Arc::new(StateInner {
-            profiles,
-            settings,
-            schemas,
-            store,
-            connectors,
+            settings: runtime.settings().clone(),
+            schemas: runtime.table().schemas().clone(),
+            store: runtime.store().clone(),
+            runtime,
             queue_saturated: AtomicBool::new(false),
-            auth,
             heavy_work: tokio::sync::Semaphore::new(heavy_permits()),
         }))
+    }
+
+    /// Authenticates requests of every connector.
+    pub fn auth(&self) -> &Authenticator {
+        self.runtime.authenticator()
     }
 
     /// Refuses a SCIM write with 429 while the sync queue is saturated.

@@ -97,6 +97,24 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
+/// Why a script did not compile or run. Worded without the values it ran on (personal
+/// data): the reason reaches logs, the sync queue and `mapping preview`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptError {
+    /// A syntax error, found at start.
+    #[error("script does not compile: {0}")]
+    Compile(String),
+    /// The user's document could not be handed to the script.
+    #[error("the user cannot be handed to the script: {0}")]
+    Input(String),
+    /// The script threw, or hit a bound (operations, time, size, depth).
+    #[error("script failed: {0}")]
+    Failed(String),
+    /// The script returned a value of a type it may not return.
+    #[error("the script returned a {0} where a string, an array of strings or () was expected")]
+    Returned(&'static str),
+}
+
 impl Default for Sandbox {
     fn default() -> Self {
         Self::new(ScriptLimits::default())
@@ -135,11 +153,11 @@ impl Sandbox {
     }
 
     /// Compiles a script; syntax errors are reported at start.
-    pub fn compile(&self, code: &str) -> Result<Script, String> {
+    pub fn compile(&self, code: &str) -> Result<Script, ScriptError> {
         self.engine
             .compile(code)
             .map(|ast| Script { ast })
-            .map_err(|e| format!("script does not compile: {e}"))
+            .map_err(|e| ScriptError::Compile(e.to_string()))
     }
 
     /// Runs a script with `value` (the first value or `()`), `values` (all) and `user` (the
@@ -150,7 +168,7 @@ impl Sandbox {
         script: &Script,
         values: &[String],
         user: &Document,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, ScriptError> {
         let mut scope = Scope::new();
         scope.push(
             "value",
@@ -163,8 +181,7 @@ impl Sandbox {
             "values",
             Dynamic::from_array(values.iter().cloned().map(Dynamic::from).collect()),
         );
-        let user = rhai::serde::to_dynamic(user)
-            .map_err(|e| format!("the user cannot be handed to the script: {}", describe(&e)))?;
+        let user = rhai::serde::to_dynamic(user).map_err(|e| ScriptError::Input(describe(&e)))?;
         // A constant: scripts read the user, and could otherwise grow it in place.
         scope.push_constant_dynamic("user", user);
         let deadline = Instant::now() + Duration::from_millis(self.limits.timeout_ms.max(1));
@@ -174,7 +191,7 @@ impl Sandbox {
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
         DEADLINE.with(|d| d.set(None));
-        let out = result.map_err(|e| format!("script failed: {}", self.why(&e)))?;
+        let out = result.map_err(|e| ScriptError::Failed(self.why(&e)))?;
         to_values(out)
     }
 
@@ -317,7 +334,7 @@ fn describe(e: &EvalAltResult) -> String {
     }
 }
 
-fn to_values(d: Dynamic) -> Result<Vec<String>, String> {
+fn to_values(d: Dynamic) -> Result<Vec<String>, ScriptError> {
     if d.is_unit() {
         return Ok(Vec::new());
     }
@@ -335,14 +352,11 @@ fn to_values(d: Dynamic) -> Result<Vec<String>, String> {
     Ok(vec![scalar(d)?])
 }
 
-fn scalar(d: Dynamic) -> Result<String, String> {
+fn scalar(d: Dynamic) -> Result<String, ScriptError> {
     if d.is_string() || d.is_char() || d.is_int() || d.is_bool() || d.is_float() {
         Ok(d.to_string())
     } else {
-        Err(format!(
-            "the script returned a {} where a string, an array of strings or () was expected",
-            d.type_name()
-        ))
+        Err(ScriptError::Returned(d.type_name()))
     }
 }
 
@@ -360,9 +374,11 @@ mod tests {
     }
 
     fn run_with(sandbox: &Sandbox, code: &str, values: &[&str]) -> Result<Vec<String>, String> {
-        let script = sandbox.compile(code)?;
+        let script = sandbox.compile(code).map_err(|e| e.to_string())?;
         let values: Vec<String> = values.iter().map(|s| s.to_string()).collect();
-        sandbox.run(&script, &values, &user())
+        sandbox
+            .run(&script, &values, &user())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -439,6 +455,10 @@ mod tests {
         assert!(s.compile("eval(\"1\")").is_err());
         let e = run_with(&s, "throw value", &["secret-name"]).unwrap_err();
         assert!(!e.contains("secret-name"), "{e}");
-        assert!(s.compile("let = ;").unwrap_err().contains("compile"));
+        assert!(s
+            .compile("let = ;")
+            .unwrap_err()
+            .to_string()
+            .contains("compile"));
     }
 }

@@ -14,7 +14,7 @@ use futures_util::stream::{self, Stream};
 use tokio::task::JoinHandle;
 
 use super::resolve::{Resolved, Resolver};
-use super::ConnectorProfiles;
+use super::ProfileTargets;
 use crate::scim::identifier;
 use crate::store::profiles::ProfileRow;
 use crate::store::{Store, StoreResult};
@@ -103,7 +103,7 @@ impl Cursor {
                 .resolve(&rows)
                 .await
                 .map_err(std::io::Error::other)?;
-            let profiles = self.resolver.profiles().clone();
+            let targets = self.resolver.targets().clone();
             let mut out = String::with_capacity(rows.len() * 512);
             for (row, r) in rows.iter().zip(resolved) {
                 let p = match r {
@@ -117,7 +117,7 @@ impl Cursor {
                         continue;
                     }
                 };
-                if !p.active && profiles.feed.deprovisioned == Deprovisioned::Omit {
+                if !p.active && targets.feed.deprovisioned == Deprovisioned::Omit {
                     self.stats.inactive += 1;
                     continue;
                 }
@@ -136,7 +136,7 @@ impl Cursor {
                     .iter()
                     .filter(|f| matches!(f.value, crate::mapping::FieldValue::Failed(_)))
                     .count();
-                xml::user(&mut out, &profiles.feed, &p);
+                xml::user(&mut out, &targets.feed, &p);
                 self.stats.written += 1;
             }
             if !out.is_empty() {
@@ -153,10 +153,10 @@ impl Cursor {
 pub fn stream(
     store: Store,
     connector: String,
-    profiles: Arc<ConnectorProfiles>,
+    targets: Arc<ProfileTargets>,
 ) -> impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
     let cursor = Cursor {
-        resolver: Resolver::new(store, &connector, profiles),
+        resolver: Resolver::new(store, &connector, targets),
         after: 0,
         state: State::Head,
         seen: HashSet::new(),
@@ -168,7 +168,7 @@ pub fn stream(
             State::Done => None,
             State::Head => {
                 c.state = State::Body;
-                let head = xml::head(&c.resolver.profiles().feed);
+                let head = xml::head(&c.resolver.targets().feed);
                 Some((Ok(head.into_bytes()), c))
             }
             State::Body => match c.next_users().await {
@@ -188,7 +188,7 @@ pub fn stream(
                         feed.manager_unresolved = c.resolver.stats().unresolved(),
                         "Linchpin feed served"
                     );
-                    let tail = xml::tail(&c.resolver.profiles().feed);
+                    let tail = xml::tail(&c.resolver.targets().feed);
                     Some((Ok(tail.into_bytes()), c))
                 }
                 Err(e) => {

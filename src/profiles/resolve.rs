@@ -12,13 +12,13 @@
 //! Either way a reference is used only when exactly one user matches; two users sharing the
 //! value leave it unresolved ([`ManagerLookup::Ambiguous`]), never guessed. Unresolved
 //! references are counted ([`ManagerStats`]) and warned about once per user and reference
-//! ([`ConnectorProfiles::note_unresolved`]).
+//! ([`ProfileTargets::note_unresolved`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{pool, ConnectorProfiles};
+use super::{pool, ProfileTargets};
 use crate::mapping::{ManagerKey, ManagerLookup, MappingError, Profile};
 use crate::scim::enterprise::manager_ref;
 use crate::store::profiles::ProfileRow;
@@ -149,16 +149,16 @@ enum Entry {
 }
 
 /// The Confluence username of a stored user: its identity link's, else the username rule's.
-fn username_of(profiles: &ConnectorProfiles, row: &ProfileRow) -> Result<String, MappingError> {
+fn username_of(targets: &ProfileTargets, row: &ProfileRow) -> Result<String, MappingError> {
     match &row.linked_username {
         Some(u) => Ok(u.clone()),
-        None => profiles.mapping.username(&row.doc),
+        None => targets.mapping.username(&row.doc),
     }
 }
 
 /// The pure part of [`Resolver::resolve`]: the mapping of each row.
 fn map_rows(
-    profiles: &ConnectorProfiles,
+    targets: &ProfileTargets,
     rows: &[ProfileRow],
     lookups: Vec<ManagerLookup>,
     trace: bool,
@@ -166,11 +166,11 @@ fn map_rows(
     rows.iter()
         .zip(lookups)
         .map(|(row, manager)| {
-            let username = match username_of(profiles, row) {
+            let username = match username_of(targets, row) {
                 Ok(u) => u,
                 Err(e) => return Resolved::Unmapped(e),
             };
-            match profiles
+            match targets
                 .mapping
                 .profile(&row.doc, &username, &manager, trace)
             {
@@ -193,7 +193,7 @@ fn pool_failure(e: pool::PoolError) -> MappingError {
 pub struct Resolver {
     store: Store,
     connector: String,
-    profiles: Arc<ConnectorProfiles>,
+    targets: Arc<ProfileTargets>,
     cache: HashMap<String, Entry>,
     trace: bool,
     stats: ManagerStats,
@@ -201,11 +201,11 @@ pub struct Resolver {
 
 impl Resolver {
     /// A resolver for `connector` with its compiled mapping.
-    pub fn new(store: Store, connector: &str, profiles: Arc<ConnectorProfiles>) -> Self {
+    pub fn new(store: Store, connector: &str, targets: Arc<ProfileTargets>) -> Self {
         Self {
             store,
             connector: connector.to_owned(),
-            profiles,
+            targets,
             cache: HashMap::new(),
             trace: false,
             stats: ManagerStats::default(),
@@ -223,8 +223,8 @@ impl Resolver {
     }
 
     /// The connector's profile targets.
-    pub fn profiles(&self) -> &Arc<ConnectorProfiles> {
-        &self.profiles
+    pub fn targets(&self) -> &Arc<ProfileTargets> {
+        &self.targets
     }
 
     /// Keeps each field's source values (`mapping preview`). A tracing resolver does not
@@ -241,7 +241,7 @@ impl Resolver {
 
     /// The Confluence username of a stored user.
     pub fn username(&self, row: &ProfileRow) -> Result<String, MappingError> {
-        username_of(&self.profiles, row)
+        username_of(&self.targets, row)
     }
 
     /// What the user's manager reference resolves to (not counted in [`Resolver::stats`]).
@@ -272,20 +272,20 @@ impl Resolver {
             self.stats.add(&manager);
             if !self.trace && manager.is_unresolved() {
                 if let Some(reference) = manager_ref(&row.doc) {
-                    self.profiles
+                    self.targets
                         .note_unresolved(&self.connector, &row.id, &reference, &manager);
                 }
             }
             lookups.push(manager);
         }
-        let (profiles, trace) = (self.profiles.clone(), self.trace);
-        if !profiles.mapping.uses_scripts() {
-            return Ok(map_rows(&profiles, rows, lookups, trace));
+        let (targets, trace) = (self.targets.clone(), self.trace);
+        if !targets.mapping.uses_scripts() {
+            return Ok(map_rows(&targets, rows, lookups, trace));
         }
         let owned = rows.to_vec();
         let n = owned.len();
         Ok(
-            pool::map(true, move || map_rows(&profiles, &owned, lookups, trace))
+            pool::map(true, move || map_rows(&targets, &owned, lookups, trace))
                 .await
                 .unwrap_or_else(|e| vec![Resolved::Unmapped(pool_failure(e)); n]),
         )
@@ -326,7 +326,7 @@ impl Resolver {
         if self.cache.len() + wanted.len() > CACHE_MAX {
             self.cache.clear();
         }
-        let keys = self.profiles.mapping.manager().keys();
+        let keys = self.targets.mapping.manager().keys();
         // Reference → the users it matched, each with the keys that matched them.
         let mut matches: HashMap<String, Vec<(ProfileRow, Vec<ManagerKey>)>> = HashMap::new();
         let mut open: Vec<String> = wanted.clone();
@@ -368,12 +368,12 @@ impl Resolver {
                 _ => None,
             })
             .collect();
-        let profiles = self.profiles.clone();
+        let targets = self.targets.clone();
         let names: HashMap<String, Result<String, MappingError>> =
-            pool::map(profiles.mapping.uses_scripts(), move || {
+            pool::map(targets.mapping.uses_scripts(), move || {
                 single
                     .iter()
-                    .map(|u| (u.id.clone(), username_of(&profiles, u)))
+                    .map(|u| (u.id.clone(), username_of(&targets, u)))
                     .collect()
             })
             .await

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::errors::ConfigError;
 use crate::mapping::glob;
 use crate::values::Dur;
 
@@ -56,7 +57,7 @@ impl<'de> Deserialize<'de> for MaxChanges {
         }
         match Raw::deserialize(d)? {
             Raw::Count(n) => Ok(MaxChanges::Count(n)),
-            Raw::Text(t) => MaxChanges::parse(&t).map_err(serde::de::Error::custom),
+            Raw::Text(t) => MaxChanges::parse(&t).map_err(|e| serde::de::Error::custom(e.0)),
         }
     }
 }
@@ -72,20 +73,20 @@ impl Serialize for MaxChanges {
 
 impl MaxChanges {
     /// `"50"` or `"5%"`.
-    pub fn parse(text: &str) -> Result<MaxChanges, String> {
+    pub fn parse(text: &str) -> Result<MaxChanges, ConfigError> {
         let t = text.trim();
         let bad = || {
-            format!(
+            ConfigError(format!(
                 "max_changes = {text:?}: use a number of accounts (50) or a share such as \"5%\""
-            )
+            ))
         };
         match t.strip_suffix('%') {
             Some(p) => {
                 let p: f64 = p.trim().parse().map_err(|_| bad())?;
                 if !(p > 0.0 && p <= 100.0) {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "max_changes = {text:?}: a share must be above 0 % and at most 100 %"
-                    ));
+                    )));
                 }
                 Ok(MaxChanges::Percent(p))
             }
@@ -158,24 +159,28 @@ impl ReconcileSettings {
     }
 
     /// Checks the settings (at start, with the rest of the configuration).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.every.is_some_and(|d| d.0 < Duration::from_secs(1)) {
-            return Err(
+            return Err(ConfigError(
                 "reconcile.every must be at least 1s (leave it out to turn the schedule off)"
                     .to_owned(),
-            );
+            ));
         }
         if self.retention.0.is_zero() {
-            return Err("reconcile.retention must be above 0".to_owned());
+            return Err(ConfigError(
+                "reconcile.retention must be above 0".to_owned(),
+            ));
         }
         if self.read_attempts == 0 {
-            return Err("reconcile.read_attempts must be at least 1".to_owned());
+            return Err(ConfigError(
+                "reconcile.read_attempts must be at least 1".to_owned(),
+            ));
         }
         if let Some(MaxChanges::Percent(p)) = self.max_changes {
             if !(p > 0.0 && p <= 100.0) {
-                return Err(
+                return Err(ConfigError(
                     "reconcile.max_changes: a share must be above 0 % and at most 100 %".to_owned(),
-                );
+                ));
             }
         }
         Ok(())

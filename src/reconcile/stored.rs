@@ -9,7 +9,7 @@ use super::classify::StoredUser;
 use crate::delivery::desired;
 use crate::delivery::settings::Provisioning;
 use crate::profiles::pool::{self, PoolError};
-use crate::profiles::ConnectorProfiles;
+use crate::profiles::ProfileTargets;
 use crate::scim::schema::ResourceKind;
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -42,7 +42,7 @@ pub async fn scan_users(
     store: &Store,
     connector: &str,
     prov: &Provisioning,
-    profiles: &Arc<ConnectorProfiles>,
+    targets: &Arc<ProfileTargets>,
     mut each: impl FnMut(StoredUser),
     mut progress: impl FnMut(u64),
 ) -> Result<ScanStats, ScanError> {
@@ -69,7 +69,7 @@ pub async fn scan_users(
             })
             .collect();
         seen += work.len() as u64;
-        let (policy, rules) = (prov.clone(), profiles.clone());
+        let (policy, rules) = (prov.clone(), targets.clone());
         let computed = pool::map(rules.mapping.uses_scripts(), move || {
             work.into_iter()
                 .map(|(id, doc, link, scim_groups)| {

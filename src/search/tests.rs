@@ -44,7 +44,12 @@ async fn load(store: &Store, reg: &SchemaRegistry, docs: &[Value]) -> usize {
             .unwrap_or_else(|| format!("id-{i}"));
         let now = OffsetDateTime::now_utc();
         if store
-            .insert_resource("c", ResourceKind::User, &id, &doc, &[], now)
+            .insert_resource(
+                &crate::store::ResourceKey::new("c", ResourceKind::User, &id),
+                &doc,
+                &[],
+                now,
+            )
             .await
             .is_ok()
         {

@@ -1,16 +1,16 @@
 //! Delivery attempt records: every call delivery made, for the admin and for debugging.
 
-use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::queue::QueueKey;
+use super::rows::{decode, from_row};
+use super::ResourceKey;
 use super::{from_ms, to_ms, Store, StoreResult};
 
 /// One call made while delivering a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     /// The key delivered.
-    pub key: QueueKey,
+    pub key: ResourceKey,
     /// Its generation at the time.
     pub generation: i64,
     /// `confluence`, `webhook`, …
@@ -28,6 +28,30 @@ pub struct Attempt {
     /// The start of the response body (at most 2 KiB), for failures.
     pub response: Option<String>,
 }
+
+/// A row of `delivery_attempts` as [`Store::attempts`] selects it (the key is the one asked
+/// for).
+struct AttemptRow {
+    generation: i64,
+    target: String,
+    started_at: i64,
+    duration_ms: i64,
+    call: String,
+    status: Option<i64>,
+    error_class: Option<String>,
+    response: Option<String>,
+}
+
+from_row!(AttemptRow {
+    generation,
+    target,
+    started_at,
+    duration_ms,
+    call,
+    status,
+    error_class,
+    response
+});
 
 impl Store {
     /// Records attempts.
@@ -61,33 +85,33 @@ impl Store {
     }
 
     /// The most recent attempts for a key, newest first.
-    pub async fn attempts(&self, key: &QueueKey, limit: i64) -> StoreResult<Vec<Attempt>> {
-        let rows = sqlx::query(
-            "SELECT generation, target, started_at, duration_ms, call, status, error_class, response \
-             FROM delivery_attempts WHERE connector = $1 AND kind = $2 AND resource_id = $3 \
-             ORDER BY id DESC LIMIT $4",
-        )
-        .bind(key.connector.clone())
-        .bind(key.kind.as_str())
-        .bind(key.id.clone())
-        .bind(limit)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Attempt {
-                    key: key.clone(),
-                    generation: r.try_get(0)?,
-                    target: r.try_get(1)?,
-                    started: from_ms(r.try_get(2)?),
-                    duration_ms: r.try_get(3)?,
-                    call: r.try_get(4)?,
-                    status: r.try_get(5)?,
-                    error_class: r.try_get(6)?,
-                    response: r.try_get(7)?,
-                })
+    pub async fn attempts(&self, key: &ResourceKey, limit: i64) -> StoreResult<Vec<Attempt>> {
+        let sql = format!(
+            "SELECT {} FROM delivery_attempts \
+             WHERE connector = $1 AND kind = $2 AND resource_id = $3 ORDER BY id DESC LIMIT $4",
+            AttemptRow::COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(key.connector.clone())
+            .bind(key.kind.as_str())
+            .bind(key.id.clone())
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        Ok(decode::<AttemptRow>(&rows)?
+            .into_iter()
+            .map(|r| Attempt {
+                key: key.clone(),
+                generation: r.generation,
+                target: r.target,
+                started: from_ms(r.started_at),
+                duration_ms: r.duration_ms,
+                call: r.call,
+                status: r.status,
+                error_class: r.error_class,
+                response: r.response,
             })
-            .collect()
+            .collect())
     }
 
     /// Deletes attempts older than `before`; returns how many.

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use time::OffsetDateTime;
 
 use super::rows::{decode, from_row};
-use super::{to_ms, Store, StoreError, StoreResult};
+use super::{to_ms, ResourceKey, Store, StoreError, StoreResult};
 use crate::scim::schema::ResourceKind;
 
 /// Where a link stands.
@@ -102,20 +102,15 @@ impl From<LinkRow> for Link {
 
 impl Store {
     /// The link of a resource, if delivery ever made one.
-    pub async fn link(
-        &self,
-        connector: &str,
-        kind: ResourceKind,
-        scim_id: &str,
-    ) -> StoreResult<Option<Link>> {
+    pub async fn link(&self, key: &ResourceKey) -> StoreResult<Option<Link>> {
         let sql = format!(
             "SELECT {} FROM identity_links WHERE connector = $1 AND kind = $2 AND scim_id = $3",
             LinkRow::COLUMNS
         );
         let row = sqlx::query(&sql)
-            .bind(connector.to_owned())
-            .bind(kind.as_str())
-            .bind(scim_id.to_owned())
+            .bind(key.connector.clone())
+            .bind(key.kind.as_str())
+            .bind(key.id.clone())
             .fetch_optional(self.reader())
             .await?;
         Ok(row

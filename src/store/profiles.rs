@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 use time::OffsetDateTime;
 
-use super::{bind_args, from_ms, Arg, Backend, Store, StoreResult};
+use super::rows::{decode, from_row};
+use super::{bind_args, from_ms, Arg, Backend, Store, StoreError, StoreResult};
 use crate::mapping::ManagerKey;
 use crate::scim::resource::Document;
 
@@ -61,31 +63,87 @@ impl FeedStamp {
     }
 }
 
-const PROFILE_COLUMNS: &str = "r.seq, r.id, r.doc, l.target_name, r.external_id, \
-     r.employee_number, r.name";
+/// The columns of a [`ProfileRow`], named as [`UserRow`] reads them.
+const PROFILE_COLUMNS: &str = "r.seq AS seq, r.id AS id, r.doc AS doc, \
+     l.target_name AS linked_username, r.external_id AS external_id, \
+     r.employee_number AS employee_number, r.name AS user_name";
 
 /// Joins each user with its usable identity link.
 const LINK_JOIN: &str = "LEFT JOIN identity_links l ON l.connector = r.connector \
      AND l.kind = r.kind AND l.scim_id = r.id AND l.status <> 'conflict'";
 
-fn profile_row(row: &sqlx::any::AnyRow) -> StoreResult<ProfileRow> {
-    let text: String = row.try_get(2)?;
-    let id: String = row.try_get(1)?;
-    let doc = match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => Document::new(),
-        Err(e) => return Err(super::StoreError::Corrupt(id, e)),
-    };
-    Ok(ProfileRow {
-        seq: row.try_get(0)?,
-        id,
-        doc,
-        linked_username: row.try_get(3)?,
-        external_id: row.try_get(4)?,
-        employee_number: row.try_get(5)?,
-        user_name: row.try_get(6)?,
-    })
+/// A user as [`PROFILE_COLUMNS`] selects it, the document still JSON text.
+struct UserRow {
+    seq: i64,
+    id: String,
+    doc: String,
+    linked_username: Option<String>,
+    external_id: Option<String>,
+    employee_number: Option<String>,
+    user_name: String,
 }
+
+from_row!(UserRow {
+    seq,
+    id,
+    doc,
+    linked_username,
+    external_id,
+    employee_number,
+    user_name
+});
+
+impl TryFrom<UserRow> for ProfileRow {
+    type Error = StoreError;
+
+    fn try_from(r: UserRow) -> StoreResult<ProfileRow> {
+        let doc = match serde_json::from_str::<Value>(&r.doc) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => Document::new(),
+            Err(e) => return Err(StoreError::Corrupt(r.id, e)),
+        };
+        Ok(ProfileRow {
+            seq: r.seq,
+            id: r.id,
+            doc,
+            linked_username: r.linked_username,
+            external_id: r.external_id,
+            employee_number: r.employee_number,
+            user_name: r.user_name,
+        })
+    }
+}
+
+/// A user found by a key: the user's columns and, as `matched`, the key value that matched.
+struct MatchRow {
+    user: UserRow,
+    matched: String,
+}
+
+impl<'r> FromRow<'r, AnyRow> for MatchRow {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(MatchRow {
+            user: UserRow::from_row(row)?,
+            matched: row.try_get("matched")?,
+        })
+    }
+}
+
+/// A SCIM id and a name that goes with it.
+struct IdName {
+    id: String,
+    name: String,
+}
+
+from_row!(IdName { id, name });
+
+/// A count and the latest of some timestamp (0 when there is none).
+struct CountLatest {
+    n: i64,
+    latest: i64,
+}
+
+from_row!(CountLatest { n, latest });
 
 /// Largest `IN (…)` list per query: far below SQLite's 32766 bound variables and
 /// PostgreSQL's 65535, and small enough for the planner to use the index. These queries are
@@ -112,7 +170,10 @@ impl Store {
             .bind(limit)
             .fetch_all(self.reader())
             .await?;
-        rows.iter().map(profile_row).collect()
+        decode::<UserRow>(&rows)?
+            .into_iter()
+            .map(ProfileRow::try_from)
+            .collect()
     }
 
     /// One user by SCIM id, with its linked username.
@@ -203,17 +264,17 @@ impl Store {
             // No ORDER BY: with one, SQLite prefers the (connector, kind, seq) index, which
             // returns rows in order but scans every user of the connector. Sorted below.
             let sql = format!(
-                "SELECT {PROFILE_COLUMNS}, {column} FROM {from} {LINK_JOIN} \
+                "SELECT {PROFILE_COLUMNS}, {column} AS matched FROM {from} {LINK_JOIN} \
                  WHERE r.connector = $1 AND r.kind = 'User' AND {column} IN ({})",
                 marks.join(", ")
             );
             let rows = bind_args(sqlx::query(&sql).persistent(false), &args)
                 .fetch_all(self.reader())
                 .await?;
-            for r in &rows {
+            for r in decode::<MatchRow>(&rows)? {
                 out.push(KeyMatch {
-                    value: r.try_get(7)?,
-                    row: profile_row(r)?,
+                    value: r.matched,
+                    row: r.user.try_into()?,
                 });
             }
         }
@@ -246,16 +307,14 @@ impl Store {
             }
             // `kind IN (…)` lets both databases use the (connector, kind, id) index.
             let sql = format!(
-                "SELECT id, COALESCE(NULLIF(TRIM({display}), ''), name) FROM resources \
+                "SELECT id, COALESCE(NULLIF(TRIM({display}), ''), name) AS name FROM resources \
                  WHERE connector = $1 AND kind IN ('User', 'Group') AND id IN ({})",
                 marks.join(", ")
             );
             let rows = bind_args(sqlx::query(&sql).persistent(false), &args)
                 .fetch_all(self.reader())
                 .await?;
-            for r in &rows {
-                out.insert(r.try_get(0)?, r.try_get(1)?);
-            }
+            out.extend(decode::<IdName>(&rows)?.into_iter().map(|r| (r.id, r.name)));
         }
         Ok(out)
     }
@@ -276,16 +335,14 @@ impl Store {
                 marks.push(format!("${}", args.len()));
             }
             let sql = format!(
-                "SELECT scim_id, target_name FROM identity_links WHERE connector = $1 \
+                "SELECT scim_id AS id, target_name AS name FROM identity_links WHERE connector = $1 \
                  AND kind = 'User' AND status <> 'conflict' AND scim_id IN ({})",
                 marks.join(", ")
             );
             let rows = bind_args(sqlx::query(&sql).persistent(false), &args)
                 .fetch_all(self.reader())
                 .await?;
-            for r in &rows {
-                out.push((r.try_get(0)?, r.try_get(1)?));
-            }
+            out.extend(decode::<IdName>(&rows)?.into_iter().map(|r| (r.id, r.name)));
         }
         Ok(out)
     }
@@ -296,27 +353,24 @@ impl Store {
     /// used). Deletions change the counts. Every part is read on an index.
     pub async fn feed_stamp(&self, connector: &str) -> StoreResult<FeedStamp> {
         let row = sqlx::query(
-            "SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM resources \
+            "SELECT COUNT(*) AS n, COALESCE(MAX(updated_at), 0) AS latest FROM resources \
              WHERE connector = $1 AND kind = 'User'",
         )
         .bind(connector.to_owned())
         .fetch_one(self.reader())
         .await?;
         let links = sqlx::query(
-            "SELECT COUNT(*), COALESCE(MAX(created_at), 0) FROM identity_links \
+            "SELECT COUNT(*) AS n, COALESCE(MAX(created_at), 0) AS latest FROM identity_links \
              WHERE connector = $1",
         )
         .bind(connector.to_owned())
         .fetch_one(self.reader())
         .await?;
-        let users: i64 = row.try_get(0)?;
-        let changed: i64 = row.try_get(1)?;
-        let link_count: i64 = links.try_get(0)?;
-        let linked: i64 = links.try_get(1)?;
+        let (users, links) = (CountLatest::from_row(&row)?, CountLatest::from_row(&links)?);
         Ok(FeedStamp {
-            users,
-            links: link_count,
-            changed_ms: changed.max(linked),
+            users: users.n,
+            links: links.n,
+            changed_ms: users.latest.max(links.latest),
         })
     }
 }

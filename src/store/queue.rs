@@ -18,23 +18,12 @@
 
 use std::time::Duration;
 
-use sqlx::AnyConnection;
-use sqlx::Row;
+use sqlx::{AnyConnection, FromRow};
 use time::OffsetDateTime;
 
-use super::{bind_args, from_ms, to_ms, Arg, Backend, Store, StoreResult};
+use super::rows::{decode, from_row};
+use super::{bind_args, from_ms, to_ms, Arg, Backend, ResourceKey, Store, StoreResult};
 use crate::scim::schema::ResourceKind;
-
-/// A resource key in the queue.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct QueueKey {
-    /// Connector name.
-    pub connector: String,
-    /// User or Group.
-    pub kind: ResourceKind,
-    /// SCIM id.
-    pub id: String,
-}
 
 /// How urgent a marked key is: deprovisioning is claimed ahead of other work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,7 +48,7 @@ pub struct ClaimFilter<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     /// The key.
-    pub key: QueueKey,
+    pub key: ResourceKey,
     /// The generation that was claimed.
     pub generation: i64,
     /// Attempts so far, this one included.
@@ -72,7 +61,7 @@ pub struct Claim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueRow {
     /// The key.
-    pub key: QueueKey,
+    pub key: ResourceKey,
     /// Times marked.
     pub generation: i64,
     /// `pending` or `dead`.
@@ -190,18 +179,94 @@ pub(crate) async fn mark_reports(
     Ok(())
 }
 
-fn key_from(row: &sqlx::any::AnyRow) -> StoreResult<QueueKey> {
-    let kind: String = row.try_get(1)?;
-    Ok(QueueKey {
-        connector: row.try_get(0)?,
-        kind: ResourceKind::parse(&kind).unwrap_or(ResourceKind::User),
-        id: row.try_get(2)?,
-    })
+fn key_of(connector: String, kind: &str, id: String) -> ResourceKey {
+    ResourceKey {
+        connector,
+        kind: ResourceKind::parse(kind).unwrap_or(ResourceKind::User),
+        id,
+    }
 }
+
+/// A claimed row, as `RETURNING` gives it.
+struct ClaimRow {
+    connector: String,
+    kind: String,
+    resource_id: String,
+    generation: i64,
+    attempts: i64,
+}
+
+from_row!(ClaimRow {
+    connector,
+    kind,
+    resource_id,
+    generation,
+    attempts
+});
+
+/// A row of `sync_queue` as the admin view selects it.
+struct QueueRowRow {
+    connector: String,
+    kind: String,
+    resource_id: String,
+    generation: i64,
+    state: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    enqueued_at: i64,
+    priority: i64,
+    waiting_on: Option<String>,
+}
+
+from_row!(QueueRowRow {
+    connector,
+    kind,
+    resource_id,
+    generation,
+    state,
+    attempts,
+    next_attempt_at,
+    last_error,
+    enqueued_at,
+    priority,
+    waiting_on
+});
+
+impl From<QueueRowRow> for QueueRow {
+    fn from(r: QueueRowRow) -> QueueRow {
+        QueueRow {
+            key: key_of(r.connector, &r.kind, r.resource_id),
+            generation: r.generation,
+            state: r.state,
+            attempts: r.attempts,
+            next_attempt_at: from_ms(r.next_attempt_at),
+            last_error: r.last_error,
+            enqueued_at: from_ms(r.enqueued_at),
+            priority: r.priority,
+            waiting_on: r.waiting_on,
+        }
+    }
+}
+
+/// The counts of [`Store::queue_stats`], by the aliases its query gives them.
+struct QueueStatsRow {
+    pending: i64,
+    dead: i64,
+    oldest_pending_ms: Option<i64>,
+    waiting: i64,
+}
+
+from_row!(QueueStatsRow {
+    pending,
+    dead,
+    oldest_pending_ms,
+    waiting
+});
 
 impl Store {
     /// Marks a key dirty on its own (`sync-user`, `reconcile`, a manager arriving).
-    pub async fn mark_dirty(&self, key: &QueueKey, now: OffsetDateTime) -> StoreResult<()> {
+    pub async fn mark_dirty(&self, key: &ResourceKey, now: OffsetDateTime) -> StoreResult<()> {
         let mut conn = self.writer().acquire().await?;
         mark(&mut conn, &key.connector, key.kind, &key.id, to_ms(now)).await?;
         drop(conn);
@@ -300,21 +365,21 @@ impl Store {
              FROM sync_queue WHERE state = 'pending' AND {condition} \
              AND (lease_until IS NULL OR lease_until <= $2) \
              ORDER BY priority, next_attempt_at LIMIT $3{lock}) \
-             RETURNING connector, kind, resource_id, generation, attempts"
+             RETURNING {}",
+            ClaimRow::COLUMNS
         );
         let rows = bind_args(sqlx::query(&sql), &args)
             .fetch_all(self.writer())
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Claim {
-                    key: key_from(r)?,
-                    generation: r.try_get(3)?,
-                    attempts: r.try_get(4)?,
-                    token: token.clone(),
-                })
+        Ok(decode::<ClaimRow>(&rows)?
+            .into_iter()
+            .map(|r| Claim {
+                key: key_of(r.connector, &r.kind, r.resource_id),
+                generation: r.generation,
+                attempts: r.attempts,
+                token: token.clone(),
             })
-            .collect()
+            .collect())
     }
 
     /// Extends the lease of a claim this process still holds to `until` (the holder's
@@ -503,47 +568,37 @@ impl Store {
     pub async fn queue_stats(&self) -> StoreResult<QueueStats> {
         let row = sqlx::query(
             "SELECT \
-             COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0), \
-             MIN(CASE WHEN state = 'pending' THEN enqueued_at END), \
+             COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+             COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) AS dead, \
+             MIN(CASE WHEN state = 'pending' THEN enqueued_at END) AS oldest_pending_ms, \
              COALESCE(SUM(CASE WHEN state = 'pending' AND waiting_on IS NOT NULL \
-             THEN 1 ELSE 0 END), 0) FROM sync_queue",
+             THEN 1 ELSE 0 END), 0) AS waiting FROM sync_queue",
         )
         .fetch_one(self.reader())
         .await?;
+        let r = QueueStatsRow::from_row(&row)?;
         Ok(QueueStats {
-            pending: row.try_get(0)?,
-            dead: row.try_get(1)?,
-            oldest_pending_ms: row.try_get(2)?,
-            waiting: row.try_get(3)?,
+            pending: r.pending,
+            dead: r.dead,
+            oldest_pending_ms: r.oldest_pending_ms,
+            waiting: r.waiting,
         })
     }
 
     /// The queue rows of a connector (or all), oldest first.
     pub async fn queue_rows(&self, connector: Option<&str>) -> StoreResult<Vec<QueueRow>> {
-        let rows = sqlx::query(
-            "SELECT connector, kind, resource_id, generation, state, attempts, next_attempt_at, \
-             last_error, enqueued_at, priority, waiting_on FROM sync_queue \
-             WHERE ($1 = '' OR connector = $1) \
+        let sql = format!(
+            "SELECT {} FROM sync_queue WHERE ($1 = '' OR connector = $1) \
              ORDER BY enqueued_at, connector, kind, resource_id",
-        )
-        .bind(connector.unwrap_or_default().to_owned())
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(QueueRow {
-                    key: key_from(r)?,
-                    generation: r.try_get(3)?,
-                    state: r.try_get(4)?,
-                    attempts: r.try_get(5)?,
-                    next_attempt_at: from_ms(r.try_get(6)?),
-                    last_error: r.try_get(7)?,
-                    enqueued_at: from_ms(r.try_get(8)?),
-                    priority: r.try_get(9)?,
-                    waiting_on: r.try_get(10)?,
-                })
-            })
-            .collect()
+            QueueRowRow::COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(connector.unwrap_or_default().to_owned())
+            .fetch_all(self.reader())
+            .await?;
+        Ok(decode::<QueueRowRow>(&rows)?
+            .into_iter()
+            .map(QueueRow::from)
+            .collect())
     }
 }

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::FromRow;
 use time::OffsetDateTime;
 
 use super::queue::{mark_with, Priority};
+use super::rows::{decode, from_row};
 use super::{bind_args, from_ms, to_ms, Arg, Store, StoreResult};
 use crate::scim::resource::Document;
 use crate::scim::schema::ResourceKind;
@@ -34,17 +35,15 @@ pub struct LinkSnapshot {
     pub applied: Option<String>,
 }
 
-fn snapshot(r: &sqlx::any::AnyRow) -> StoreResult<LinkSnapshot> {
-    Ok(LinkSnapshot {
-        scim_id: r.try_get(0)?,
-        target_name: r.try_get(1)?,
-        target_key: r.try_get(2)?,
-        status: r.try_get(3)?,
-        applied: r.try_get(4)?,
-    })
-}
+from_row!(LinkSnapshot {
+    scim_id,
+    target_name,
+    target_key,
+    status,
+    applied
+});
 
-const SNAPSHOT: &str = "scim_id, target_name, target_key, status, applied";
+const SNAPSHOT: &str = LinkSnapshot::COLUMNS;
 
 /// A user link of another connector that holds a Confluence name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +55,12 @@ pub struct NameClaim {
     /// `active` or `conflict`.
     pub status: String,
 }
+
+from_row!(NameClaim {
+    connector,
+    name = "target_name",
+    status
+});
 
 /// What a real run changes for one user: the link's applied state (only if the link is still
 /// as it was read) and the mark that sends the key to the worker.
@@ -139,26 +144,108 @@ pub struct ItemRecord {
     pub detail: String,
 }
 
-const RUN_COLUMNS: &str =
-    "id, connector, started_at, ended_at, started_by, mode, forced, status, summary, error";
-
-fn run_from(r: &sqlx::any::AnyRow) -> StoreResult<RunRecord> {
-    let mode: String = r.try_get(5)?;
-    let forced: i64 = r.try_get(6)?;
-    let summary: Option<String> = r.try_get(8)?;
-    Ok(RunRecord {
-        id: r.try_get(0)?,
-        connector: r.try_get(1)?,
-        started_at: from_ms(r.try_get(2)?),
-        ended_at: r.try_get::<Option<i64>, _>(3)?.map(from_ms),
-        started_by: r.try_get(4)?,
-        dry_run: mode == "dry_run",
-        forced: forced != 0,
-        status: r.try_get(7)?,
-        summary: summary.and_then(|s| serde_json::from_str(&s).ok()),
-        error: r.try_get(9)?,
-    })
+/// A row of `reconcile_runs`.
+struct RunRow {
+    id: String,
+    connector: String,
+    started_at: i64,
+    ended_at: Option<i64>,
+    started_by: String,
+    mode: String,
+    forced: i64,
+    status: String,
+    /// JSON text.
+    summary: Option<String>,
+    error: Option<String>,
 }
+
+from_row!(RunRow {
+    id,
+    connector,
+    started_at,
+    ended_at,
+    started_by,
+    mode,
+    forced,
+    status,
+    summary,
+    error
+});
+
+const RUN_COLUMNS: &str = RunRow::COLUMNS;
+
+impl From<RunRow> for RunRecord {
+    fn from(r: RunRow) -> RunRecord {
+        RunRecord {
+            id: r.id,
+            connector: r.connector,
+            started_at: from_ms(r.started_at),
+            ended_at: r.ended_at.map(from_ms),
+            started_by: r.started_by,
+            dry_run: r.mode == "dry_run",
+            forced: r.forced != 0,
+            status: r.status,
+            summary: r.summary.and_then(|s| serde_json::from_str(&s).ok()),
+            error: r.error,
+        }
+    }
+}
+
+/// A row of `reconcile_items` (`scim_id` is empty when nothing accounts for the account).
+struct ItemRow {
+    seq: i64,
+    class: String,
+    username: String,
+    scim_id: String,
+    action: String,
+    outcome: String,
+    detail: String,
+}
+
+from_row!(ItemRow {
+    seq,
+    class,
+    username,
+    scim_id,
+    action,
+    outcome,
+    detail
+});
+
+/// A user of another connector without an identity link.
+struct UnlinkedRow {
+    seq: i64,
+    connector: String,
+    /// JSON text.
+    doc: String,
+}
+
+from_row!(UnlinkedRow {
+    seq,
+    connector,
+    doc
+});
+
+/// A row of `reconcile_leases`.
+struct LeaseRow {
+    holder: String,
+    run_id: String,
+    expires_at: i64,
+}
+
+from_row!(LeaseRow {
+    holder,
+    run_id,
+    expires_at
+});
+
+/// The start and status of a run.
+struct LastRunRow {
+    started_at: i64,
+    status: String,
+}
+
+from_row!(LastRunRow { started_at, status });
 
 fn in_list(from: usize, n: usize) -> String {
     (from..from + n)
@@ -189,7 +276,7 @@ impl Store {
                 .fetch_all(self.reader())
                 .await?
             {
-                let s = snapshot(&r)?;
+                let s = LinkSnapshot::from_row(&r)?;
                 out.insert(s.scim_id.clone(), s);
             }
         }
@@ -209,7 +296,7 @@ impl Store {
             .bind(connector.to_owned())
             .fetch_all(self.reader())
             .await?;
-        rows.iter().map(snapshot).collect()
+        decode(&rows)
     }
 
     /// The Confluence usernames other connectors hold (live or refused-conflict links).
@@ -217,34 +304,27 @@ impl Store {
         &self,
         connector: &str,
     ) -> StoreResult<Vec<NameClaim>> {
-        let rows = sqlx::query(
-            "SELECT connector, target_name, status FROM identity_links WHERE kind = 'User' \
+        let sql = format!(
+            "SELECT {} FROM identity_links WHERE kind = 'User' \
              AND connector <> $1 AND status <> 'removed'",
-        )
-        .bind(connector.to_owned())
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(NameClaim {
-                    connector: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    status: r.try_get(2)?,
-                })
-            })
-            .collect()
+            NameClaim::COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(connector.to_owned())
+            .fetch_all(self.reader())
+            .await?;
+        decode(&rows)
     }
 
     /// The Confluence names of the connector's live group links.
     pub async fn linked_group_names(&self, connector: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT target_name FROM identity_links WHERE connector = $1 AND kind = 'Group' \
              AND status = 'active' ORDER BY target_name",
         )
         .bind(connector.to_owned())
         .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        .await?)
     }
 
     /// Users of other connectors that have no identity link yet (delivery has not reached
@@ -257,7 +337,8 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<(i64, String, Document)>> {
         let rows = sqlx::query(
-            "SELECT r.seq, r.connector, r.doc FROM resources r WHERE r.kind = 'User' \
+            "SELECT r.seq AS seq, r.connector AS connector, r.doc AS doc FROM resources r \
+             WHERE r.kind = 'User' \
              AND r.connector <> $1 AND r.seq > $2 AND NOT EXISTS (SELECT 1 FROM identity_links l \
              WHERE l.connector = r.connector AND l.kind = 'User' AND l.scim_id = r.id) \
              ORDER BY r.seq LIMIT $3",
@@ -267,16 +348,16 @@ impl Store {
         .bind(limit)
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
+        Ok(decode::<UnlinkedRow>(&rows)?
+            .into_iter()
             .map(|r| {
-                let doc: String = r.try_get(2)?;
-                let doc = serde_json::from_str::<Value>(&doc)
+                let doc = serde_json::from_str::<Value>(&r.doc)
                     .ok()
                     .and_then(|v| v.as_object().cloned())
                     .unwrap_or_default();
-                Ok((r.try_get(0)?, r.try_get(1)?, doc))
+                (r.seq, r.connector, doc)
             })
-            .collect()
+            .collect())
     }
 
     // ---- what a real run changes -----------------------------------------------------------
@@ -362,26 +443,30 @@ impl Store {
         if taken.is_some() {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT holder, run_id, expires_at FROM reconcile_leases WHERE connector = $1",
-        )
-        .bind(connector.to_owned())
-        .fetch_optional(self.reader())
-        .await?;
-        Ok(Some(match row {
-            Some(r) => LeaseHolder {
-                holder: r.try_get(0)?,
-                run_id: r.try_get(1)?,
-                expires_at: from_ms(r.try_get(2)?),
+        let sql = format!(
+            "SELECT {} FROM reconcile_leases WHERE connector = $1",
+            LeaseRow::COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(connector.to_owned())
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(Some(
+            match row.as_ref().map(LeaseRow::from_row).transpose()? {
+                Some(r) => LeaseHolder {
+                    holder: r.holder,
+                    run_id: r.run_id,
+                    expires_at: from_ms(r.expires_at),
+                },
+                // Released between the two statements: report it as held for an instant rather
+                // than loop; the caller says "try again".
+                None => LeaseHolder {
+                    holder: String::new(),
+                    run_id: String::new(),
+                    expires_at: now,
+                },
             },
-            // Released between the two statements: report it as held for an instant rather
-            // than loop; the caller says "try again".
-            None => LeaseHolder {
-                holder: String::new(),
-                run_id: String::new(),
-                expires_at: now,
-            },
-        }))
+        ))
     }
 
     /// Extends a lease this holder has; `false` when it lost it (it lapsed and another holder
@@ -514,7 +599,10 @@ impl Store {
         .bind(limit)
         .fetch_all(self.reader())
         .await?;
-        rows.iter().map(run_from).collect()
+        Ok(decode::<RunRow>(&rows)?
+            .into_iter()
+            .map(RunRecord::from)
+            .collect())
     }
 
     /// One run, by id.
@@ -525,32 +613,35 @@ impl Store {
         .bind(id.to_owned())
         .fetch_optional(self.reader())
         .await?;
-        row.as_ref().map(run_from).transpose()
+        Ok(row
+            .as_ref()
+            .map(RunRow::from_row)
+            .transpose()?
+            .map(RunRecord::from))
     }
 
     /// The items of a run, in order.
     pub async fn reconcile_items(&self, run_id: &str) -> StoreResult<Vec<ItemRecord>> {
-        let rows = sqlx::query(
-            "SELECT seq, class, username, scim_id, action, outcome, detail FROM reconcile_items \
-             WHERE run_id = $1 ORDER BY seq",
-        )
-        .bind(run_id.to_owned())
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let scim_id: String = r.try_get(3)?;
-                Ok(ItemRecord {
-                    seq: r.try_get(0)?,
-                    class: r.try_get(1)?,
-                    username: r.try_get(2)?,
-                    scim_id: (!scim_id.is_empty()).then_some(scim_id),
-                    action: r.try_get(4)?,
-                    outcome: r.try_get(5)?,
-                    detail: r.try_get(6)?,
-                })
+        let sql = format!(
+            "SELECT {} FROM reconcile_items WHERE run_id = $1 ORDER BY seq",
+            ItemRow::COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(run_id.to_owned())
+            .fetch_all(self.reader())
+            .await?;
+        Ok(decode::<ItemRow>(&rows)?
+            .into_iter()
+            .map(|r| ItemRecord {
+                seq: r.seq,
+                class: r.class,
+                username: r.username,
+                scim_id: (!r.scim_id.is_empty()).then_some(r.scim_id),
+                action: r.action,
+                outcome: r.outcome,
+                detail: r.detail,
             })
-            .collect()
+            .collect())
     }
 
     /// The start and status of the connector's last real run that ended (for the schedule:
@@ -566,8 +657,11 @@ impl Store {
         .bind(connector.to_owned())
         .fetch_optional(self.reader())
         .await?;
-        row.map(|r| Ok((from_ms(r.try_get(0)?), r.try_get(1)?)))
-            .transpose()
+        Ok(row
+            .as_ref()
+            .map(LastRunRow::from_row)
+            .transpose()?
+            .map(|r| (from_ms(r.started_at), r.status)))
     }
 
     /// Deletes the runs (and their items) that started before `before`; returns how many runs.

@@ -9,7 +9,8 @@ use super::batch::Lane;
 use super::narrow::Narrowing;
 use super::rows::{self, ResourceRow};
 use super::{
-    bind_args, from_ms, members, queue, to_ms, Arg, Backend, Store, StoreError, StoreResult,
+    bind_args, from_ms, members, queue, to_ms, Arg, Backend, ResourceKey, Store, StoreError,
+    StoreResult,
 };
 use crate::scim::enterprise::manager_ref;
 use crate::scim::identifier;
@@ -278,24 +279,20 @@ fn conflict(kind: ResourceKind, e: StoreError) -> StoreError {
 
 impl Store {
     /// Inserts a new resource with its members (Groups) and marks it for delivery.
-    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = key.connector, scim.kind = key.kind.as_str()))]
     pub async fn insert_resource(
         &self,
-        connector: &str,
-        kind: ResourceKind,
-        id: &str,
+        key: &ResourceKey,
         doc: &Document,
         new_members: &[MemberRef],
         now: OffsetDateTime,
     ) -> StoreResult<Inserted> {
-        let lane = lane(connector, doc, new_members.len());
-        let (connector, id, doc) = (connector.to_owned(), id.to_owned(), doc.clone());
+        let lane = lane(&key.connector, doc, new_members.len());
+        let (key, doc) = (key.clone(), doc.clone());
         let new_members = new_members.to_vec();
         let now_ms = to_ms(now);
         self.write_in(lane, move |conn| {
-            Box::pin(async move {
-                insert_in(conn, &connector, kind, &id, doc, &new_members, now_ms).await
-            })
+            Box::pin(async move { insert_in(conn, &key, doc, &new_members, now_ms).await })
         })
         .await
     }
@@ -315,15 +312,10 @@ impl Store {
     }
 
     /// Reads one resource.
-    pub async fn get_resource(
-        &self,
-        connector: &str,
-        kind: ResourceKind,
-        id: &str,
-    ) -> StoreResult<Option<StoredResource>> {
-        let args = [Arg::Text(id.to_owned())];
+    pub async fn get_resource(&self, key: &ResourceKey) -> StoreResult<Option<StoredResource>> {
+        let args = [Arg::Text(key.id.clone())];
         Ok(self
-            .select(connector, kind, "AND id = $3", &args)
+            .select(&key.connector, key.kind, "AND id = $3", &args)
             .await?
             .pop())
     }
@@ -333,12 +325,10 @@ impl Store {
     /// meanwhile (the single SQLite writer; `FOR UPDATE` on PostgreSQL), so concurrent changes
     /// to one resource apply one after the other and none is lost. Nothing is written when
     /// neither the document nor the membership changes.
-    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = key.connector, scim.kind = key.kind.as_str()))]
     pub async fn modify_resource(
         &self,
-        connector: &str,
-        kind: ResourceKind,
-        id: &str,
+        key: &ResourceKey,
         members_attr: Option<&Attribute>,
         now: OffsetDateTime,
         change: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>
@@ -346,23 +336,17 @@ impl Store {
             + 'static,
     ) -> StoreResult<UpdateOutcome> {
         let lane = Lane {
-            name: connector.to_owned(),
+            name: key.connector.clone(),
             weight: 1,
         };
-        let (connector, id) = (connector.to_owned(), id.to_owned());
+        let key = key.clone();
         let members_attr = members_attr.cloned();
         let now_ms = to_ms(now);
         self.write_in(lane, move |conn| {
             Box::pin(async move {
-                modify_in(
-                    conn,
-                    &connector,
-                    kind,
-                    &id,
-                    members_attr.as_ref(),
-                    now_ms,
-                    move |current| change(current).map(Some),
-                )
+                modify_in(conn, &key, members_attr.as_ref(), now_ms, move |current| {
+                    change(current).map(Some)
+                })
                 .await
             })
         })
@@ -374,13 +358,10 @@ impl Store {
     /// ([`UpdateOutcome::Moved`] otherwise, with nothing written). The single SQLite writer
     /// then only compares and writes: the work of computing the state (a large PATCH) is
     /// done beforehand, without holding up other connectors' writes.
-    #[allow(clippy::too_many_arguments)]
-    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = key.connector, scim.kind = key.kind.as_str()))]
     pub async fn modify_resource_if(
         &self,
-        connector: &str,
-        kind: ResourceKind,
-        id: &str,
+        key: &ResourceKey,
         members_attr: Option<&Attribute>,
         now: OffsetDateTime,
         computed_from: i64,
@@ -395,23 +376,15 @@ impl Store {
                 MemberOp::RemoveWhere(_) | MemberOp::RemoveAll => 16,
             })
             .sum();
-        let lane = lane(connector, &doc, members);
-        let (connector, id) = (connector.to_owned(), id.to_owned());
+        let lane = lane(&key.connector, &doc, members);
+        let key = key.clone();
         let members_attr = members_attr.cloned();
         let now_ms = to_ms(now);
         self.write_in(lane, move |conn| {
             Box::pin(async move {
-                modify_in(
-                    conn,
-                    &connector,
-                    kind,
-                    &id,
-                    members_attr.as_ref(),
-                    now_ms,
-                    move |current| {
-                        Ok((current.version == computed_from).then_some((doc, member_ops)))
-                    },
-                )
+                modify_in(conn, &key, members_attr.as_ref(), now_ms, move |current| {
+                    Ok((current.version == computed_from).then_some((doc, member_ops)))
+                })
                 .await
             })
         })
@@ -421,25 +394,21 @@ impl Store {
     /// Deletes a resource, its e-mail index rows and memberships, and marks its key (and the
     /// groups it belonged to) for delivery. With `if_match`, only a resource whose version
     /// meets it is deleted; otherwise [`DeleteOutcome::Stale`].
-    #[tracing::instrument(level = "debug", skip_all, err, fields(scim.connector = connector, scim.kind = kind.as_str()))]
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = key.connector, scim.kind = key.kind.as_str()))]
     pub async fn delete_resource(
         &self,
-        connector: &str,
-        kind: ResourceKind,
-        id: &str,
+        key: &ResourceKey,
         if_match: Option<IfMatch>,
         now: OffsetDateTime,
     ) -> StoreResult<DeleteOutcome> {
         let lane = Lane {
-            name: connector.to_owned(),
+            name: key.connector.clone(),
             weight: 1,
         };
-        let (connector, id) = (connector.to_owned(), id.to_owned());
+        let key = key.clone();
         let now_ms = to_ms(now);
         self.write_in(lane, move |conn| {
-            Box::pin(async move {
-                delete_in(conn, &connector, kind, &id, if_match.as_ref(), now_ms).await
-            })
+            Box::pin(async move { delete_in(conn, &key, if_match.as_ref(), now_ms).await })
         })
         .await
     }
@@ -684,13 +653,12 @@ impl Store {
 /// The body of [`Store::insert_resource`], on the write connection inside a transaction.
 async fn insert_in(
     conn: &mut AnyConnection,
-    connector: &str,
-    kind: ResourceKind,
-    id: &str,
+    key: &ResourceKey,
     doc: Document,
     new_members: &[MemberRef],
     now_ms: i64,
 ) -> StoreResult<Inserted> {
+    let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
     let cols = index_columns(kind, &doc);
     let doc_text = Value::Object(doc.clone()).to_string();
     let doc_bytes = doc_text.len();
@@ -745,13 +713,12 @@ async fn insert_in(
 /// rollback of their own.
 async fn modify_in(
     conn: &mut AnyConnection,
-    connector: &str,
-    kind: ResourceKind,
-    id: &str,
+    key: &ResourceKey,
     members_attr: Option<&Attribute>,
     now_ms: i64,
     change: impl FnOnce(&StoredResource) -> Result<Option<(Document, Vec<MemberOp>)>, ScimError>,
 ) -> StoreResult<UpdateOutcome> {
+    let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
     let lock = match Backend::of(conn) {
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
@@ -842,12 +809,11 @@ async fn modify_in(
 /// The body of [`Store::delete_resource`].
 async fn delete_in(
     conn: &mut AnyConnection,
-    connector: &str,
-    kind: ResourceKind,
-    id: &str,
+    key: &ResourceKey,
     if_match: Option<&IfMatch>,
     now_ms: i64,
 ) -> StoreResult<DeleteOutcome> {
+    let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
     let row: Option<(i64, String)> = sqlx::query_as(
         "SELECT version, doc FROM resources WHERE connector = $1 AND kind = $2 AND id = $3",
     )

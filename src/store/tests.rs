@@ -3,8 +3,8 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::queue::QueueKey;
 use super::testdb::TestDb;
+use super::ResourceKey;
 use super::*;
 use crate::scim::members::{MemberOp, MemberRef};
 use crate::scim::resource::{Document, IfMatch};
@@ -50,15 +50,27 @@ async fn insert_and_read_back_round_trips_the_document(b: Backend) {
         json!({"userName": "Alice@Example.com", "emails": [{"value": "A@x.org"}], "active": true}),
     );
     let ins = s
-        .insert_resource("c1", User, "u1", &d, &[], now())
+        .insert_resource(
+            &crate::store::ResourceKey::new("c1", User, "u1"),
+            &d,
+            &[],
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!(ins.resource.version, 1);
-    let got = s.get_resource("c1", User, "u1").await.unwrap().unwrap();
+    let got = s
+        .get_resource(&crate::store::ResourceKey::new("c1", User, "u1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.doc, d);
     assert_eq!(got.name, "Alice@Example.com");
     assert!(
-        s.get_resource("c2", User, "u1").await.unwrap().is_none(),
+        s.get_resource(&crate::store::ResourceKey::new("c2", User, "u1"))
+            .await
+            .unwrap()
+            .is_none(),
         "connectors are isolated"
     );
 }
@@ -66,9 +78,7 @@ async fn insert_and_read_back_round_trips_the_document(b: Backend) {
 async fn user_names_are_unique_per_connector_ignoring_case(b: Backend) {
     let (s, _db) = store(b).await;
     s.insert_resource(
-        "c1",
-        User,
-        "u1",
+        &crate::store::ResourceKey::new("c1", User, "u1"),
         &doc(json!({"userName": "alice"})),
         &[],
         now(),
@@ -77,9 +87,7 @@ async fn user_names_are_unique_per_connector_ignoring_case(b: Backend) {
     .unwrap();
     let err = s
         .insert_resource(
-            "c1",
-            User,
-            "u2",
+            &crate::store::ResourceKey::new("c1", User, "u2"),
             &doc(json!({"userName": "ALICE"})),
             &[],
             now(),
@@ -92,9 +100,7 @@ async fn user_names_are_unique_per_connector_ignoring_case(b: Backend) {
     );
     // Another connector may use the same name.
     s.insert_resource(
-        "c2",
-        User,
-        "u3",
+        &crate::store::ResourceKey::new("c2", User, "u3"),
         &doc(json!({"userName": "alice"})),
         &[],
         now(),
@@ -116,14 +122,23 @@ async fn a_failed_write_leaves_neither_resource_nor_queue_row(b: Backend) {
         .await
         .unwrap();
     let res = s
-        .insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
+        .insert_resource(
+            &crate::store::ResourceKey::new("c1", User, "u1"),
+            &doc(json!({"userName": "a"})),
+            &[],
+            now(),
+        )
         .await;
     assert!(res.is_err());
     sqlx::query("ALTER TABLE sync_queue_broken RENAME TO sync_queue")
         .execute(s.writer())
         .await
         .unwrap();
-    assert!(s.get_resource("c1", User, "u1").await.unwrap().is_none());
+    assert!(s
+        .get_resource(&crate::store::ResourceKey::new("c1", User, "u1"))
+        .await
+        .unwrap()
+        .is_none());
     assert!(queue_ids(&s).await.is_empty());
 }
 
@@ -136,17 +151,27 @@ async fn set(
     ops: &[MemberOp],
 ) -> UpdateOutcome {
     let (d, ops) = (d.clone(), ops.to_vec());
-    s.modify_resource("c1", kind, id, None, now(), move |_| Ok((d, ops)))
-        .await
-        .unwrap()
+    s.modify_resource(
+        &crate::store::ResourceKey::new("c1", kind, id),
+        None,
+        now(),
+        move |_| Ok((d, ops)),
+    )
+    .await
+    .unwrap()
 }
 
 async fn updates_skip_unchanged_documents_and_can_be_refused(b: Backend) {
     let (s, _db) = store(b).await;
     let d = doc(json!({"userName": "a"}));
-    s.insert_resource("c1", User, "u1", &d, &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c1", User, "u1"),
+        &d,
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     let out = set(&s, User, "u1", &d, &[]).await;
     assert!(matches!(out, UpdateOutcome::Unchanged(ref r) if r.version == 1));
     let d2 = doc(json!({"userName": "a", "title": "Eng"}));
@@ -154,7 +179,12 @@ async fn updates_skip_unchanged_documents_and_can_be_refused(b: Backend) {
     assert!(matches!(out, UpdateOutcome::Updated { ref resource, .. } if resource.version == 2));
     let refuse = |_: &StoredResource| Err(crate::scim::ScimError::precondition_failed("stale"));
     let out = s
-        .modify_resource("c1", User, "u1", None, now(), refuse)
+        .modify_resource(
+            &crate::store::ResourceKey::new("c1", User, "u1"),
+            None,
+            now(),
+            refuse,
+        )
         .await
         .unwrap();
     assert!(matches!(out, UpdateOutcome::Rejected(ref e) if e.status == 412));
@@ -163,7 +193,11 @@ async fn updates_skip_unchanged_documents_and_can_be_refused(b: Backend) {
         UpdateOutcome::NotFound
     ));
     assert_eq!(
-        s.get_resource("c1", User, "u1").await.unwrap().unwrap().doc,
+        s.get_resource(&crate::store::ResourceKey::new("c1", User, "u1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .doc,
         d2
     );
 }
@@ -171,15 +205,18 @@ async fn updates_skip_unchanged_documents_and_can_be_refused(b: Backend) {
 async fn membership_adds_skip_unknown_ids_and_follow_deletes(b: Backend) {
     let (s, _db) = store(b).await;
     for u in ["u1", "u2", "u3"] {
-        s.insert_resource("c1", User, u, &doc(json!({"userName": u})), &[], now())
-            .await
-            .unwrap();
+        s.insert_resource(
+            &crate::store::ResourceKey::new("c1", User, u),
+            &doc(json!({"userName": u})),
+            &[],
+            now(),
+        )
+        .await
+        .unwrap();
     }
     let ins = s
         .insert_resource(
-            "c1",
-            Group,
-            "g1",
+            &crate::store::ResourceKey::new("c1", Group, "g1"),
             &doc(json!({"displayName": "G"})),
             &[member("u1"), member("ghost")],
             now(),
@@ -221,9 +258,13 @@ async fn membership_adds_skip_unknown_ids_and_follow_deletes(b: Backend) {
     );
     // Deleting a member removes it from its groups and marks the group.
     assert_eq!(
-        s.delete_resource("c1", User, "u1", None, now())
-            .await
-            .unwrap(),
+        s.delete_resource(
+            &crate::store::ResourceKey::new("c1", User, "u1"),
+            None,
+            now()
+        )
+        .await
+        .unwrap(),
         DeleteOutcome::Deleted
     );
     assert!(ids(&s.members_of("c1", &["g1".into()]).await.unwrap()).is_empty());
@@ -233,27 +274,44 @@ async fn membership_adds_skip_unknown_ids_and_follow_deletes(b: Backend) {
 
 async fn deletes_honour_the_version_and_report_missing(b: Backend) {
     let (s, _db) = store(b).await;
-    s.insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c1", User, "u1"),
+        &doc(json!({"userName": "a"})),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     for stale in [IfMatch::Versions(vec![7]), IfMatch::Versions(vec![])] {
         assert_eq!(
-            s.delete_resource("c1", User, "u1", Some(stale), now())
-                .await
-                .unwrap(),
+            s.delete_resource(
+                &crate::store::ResourceKey::new("c1", User, "u1"),
+                Some(stale),
+                now()
+            )
+            .await
+            .unwrap(),
             DeleteOutcome::Stale
         );
     }
     assert_eq!(
-        s.delete_resource("c1", User, "u1", Some(IfMatch::Versions(vec![7, 1])), now())
-            .await
-            .unwrap(),
+        s.delete_resource(
+            &crate::store::ResourceKey::new("c1", User, "u1"),
+            Some(IfMatch::Versions(vec![7, 1])),
+            now()
+        )
+        .await
+        .unwrap(),
         DeleteOutcome::Deleted
     );
     assert_eq!(
-        s.delete_resource("c1", User, "u1", None, now())
-            .await
-            .unwrap(),
+        s.delete_resource(
+            &crate::store::ResourceKey::new("c1", User, "u1"),
+            None,
+            now()
+        )
+        .await
+        .unwrap(),
         DeleteOutcome::NotFound
     );
     // The key stays marked so delivery can deprovision.
@@ -262,9 +320,14 @@ async fn deletes_honour_the_version_and_report_missing(b: Backend) {
 
 async fn a_claim_completes_only_its_generation(b: Backend) {
     let (s, _db) = store(b).await;
-    s.insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c1", User, "u1"),
+        &doc(json!({"userName": "a"})),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     let lease = std::time::Duration::from_secs(30);
     let claims = s.claim_due(now(), lease, 10).await.unwrap();
     assert_eq!(claims.len(), 1);
@@ -273,7 +336,7 @@ async fn a_claim_completes_only_its_generation(b: Backend) {
         "one in flight per key"
     );
     // A change arrives while the key is in flight.
-    let key = QueueKey {
+    let key = ResourceKey {
         connector: "c1".into(),
         kind: User,
         id: "u1".into(),
@@ -333,9 +396,14 @@ async fn narrowed_queries_use_the_indexed_columns(b: Backend) {
         let d = doc(
             json!({"userName": name, "externalId": ext, "active": active, "emails": [{"value": email}]}),
         );
-        s.insert_resource("c1", User, id, &d, &[], now())
-            .await
-            .unwrap();
+        s.insert_resource(
+            &crate::store::ResourceKey::new("c1", User, id),
+            &d,
+            &[],
+            now(),
+        )
+        .await
+        .unwrap();
     }
     let ids = |f: &str| {
         let f = crate::scim::filter::parse(f).unwrap();
@@ -377,11 +445,21 @@ async fn names_are_unique_in_nfc_and_old_rows_are_refolded_at_start(b: Backend) 
     let (s, _db) = store(b).await;
     let nfd = "Jose\u{301}@x.org";
     let nfc = "Jos\u{E9}@x.org";
-    s.insert_resource("c1", User, "u1", &doc(json!({"userName": nfd})), &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c1", User, "u1"),
+        &doc(json!({"userName": nfd})),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     let again = s
-        .insert_resource("c1", User, "u2", &doc(json!({"userName": nfc})), &[], now())
+        .insert_resource(
+            &crate::store::ResourceKey::new("c1", User, "u2"),
+            &doc(json!({"userName": nfc})),
+            &[],
+            now(),
+        )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     let found = s.find_by_name("c1", User, nfc).await.unwrap().unwrap();
@@ -390,13 +468,16 @@ async fn names_are_unique_in_nfc_and_old_rows_are_refolded_at_start(b: Backend) 
     // Rows written before names were compared in NFC: two spellings of one name, each
     // with its lower-cased spelling as key, and a third row whose old key is now wrong.
     unfold(&s, "u1", "jose\u{301}@x.org").await;
-    s.insert_resource("c1", User, "u2", &doc(json!({"userName": nfc})), &[], now())
-        .await
-        .unwrap();
     s.insert_resource(
-        "c1",
-        User,
-        "u3",
+        &crate::store::ResourceKey::new("c1", User, "u2"),
+        &doc(json!({"userName": nfc})),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c1", User, "u3"),
         &doc(json!({"userName": "\u{C5}SA"})),
         &[],
         now(),
@@ -419,11 +500,19 @@ async fn names_are_unique_in_nfc_and_old_rows_are_refolded_at_start(b: Backend) 
     // u1 cannot take the key u2 holds: it keeps its old one and stays readable and
     // deletable.
     assert_eq!(key("u1").await, "jose\u{301}@x.org");
-    assert!(s.get_resource("c1", User, "u1").await.unwrap().is_some());
+    assert!(s
+        .get_resource(&crate::store::ResourceKey::new("c1", User, "u1"))
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(
-        s.delete_resource("c1", User, "u1", None, now())
-            .await
-            .unwrap(),
+        s.delete_resource(
+            &crate::store::ResourceKey::new("c1", User, "u1"),
+            None,
+            now()
+        )
+        .await
+        .unwrap(),
         DeleteOutcome::Deleted
     );
 }
@@ -437,9 +526,14 @@ async fn sqlite_files_are_created_readable_by_their_owner_only() {
         .await
         .unwrap();
     s.migrate().await.unwrap();
-    s.insert_resource("c1", User, "u1", &doc(json!({"userName": "a"})), &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c1", User, "u1"),
+        &doc(json!({"userName": "a"})),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     let path = db.url.trim_start_matches("sqlite://").to_owned();
     for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;

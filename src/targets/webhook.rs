@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::errors::ConfigError;
 use crate::mapping::{FieldValue, Profile};
 use crate::targets::retry_after::parse_retry_after;
 use crate::targets::{truncate_body, Call, Failure, TargetError, TargetResult, BODY_LIMIT};
@@ -48,11 +49,11 @@ impl std::fmt::Debug for WebhookClient {
 
 impl WebhookClient {
     /// A client for `settings` signing with `secret`.
-    pub fn new(settings: &WebhookSettings, secret: Vec<u8>) -> Result<Self, String> {
+    pub fn new(settings: &WebhookSettings, secret: Vec<u8>) -> Result<Self, ConfigError> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout.0)
             .build()
-            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
+            .map_err(|e| ConfigError(format!("cannot build the webhook HTTP client: {e}")))?;
         Ok(Self {
             url: settings.url.clone(),
             secret,

@@ -163,7 +163,7 @@ pub fn assert_list(r: &TestResponse, total: usize, want: &[&str]) {
 pub async fn stored(app: &TestApp, kind: ResourceKind, id: &str) -> Value {
     let r = app
         .store
-        .get_resource(CONNECTOR, kind, id)
+        .get_resource(&usersync::store::ResourceKey::new(CONNECTOR, kind, id))
         .await
         .unwrap()
         .expect("resource is stored");

@@ -214,7 +214,7 @@ async fn a_new_connector_name_with_an_underscore_is_refused_and_an_old_one_keeps
         )
         .await;
     r.assert_status(200);
-    let lines = usersync::cli::mapping::check(&app.state.settings, Some(&app.store), None)
+    let lines = usersync::cli::mapping::check(app.state.runtime.table(), Some(&app.store), None)
         .await
         .unwrap();
     assert!(

@@ -171,7 +171,7 @@ async fn an_unchanged_resend_makes_no_confluence_call() {
     // Even a forced re-delivery of the same state makes no call.
     app.store
         .mark_dirty(
-            &usersync::store::queue::QueueKey {
+            &usersync::store::ResourceKey {
                 connector: CONNECTOR.into(),
                 kind: usersync::scim::schema::ResourceKind::User,
                 id,
@@ -210,7 +210,7 @@ async fn confluence_8_4_creates_users_but_cannot_update_them_over_rest() {
     let attempts = app
         .store
         .attempts(
-            &usersync::store::queue::QueueKey {
+            &usersync::store::ResourceKey {
                 connector: CONNECTOR.into(),
                 kind: usersync::scim::schema::ResourceKind::User,
                 id,
@@ -344,7 +344,7 @@ async fn a_rate_limit_storm_is_retried_after_the_retry_after_it_announced() {
         app.confluence().user(ADA).is_some(),
         "converged after the storm"
     );
-    let key = usersync::store::queue::QueueKey {
+    let key = usersync::store::ResourceKey {
         connector: CONNECTOR.into(),
         kind: usersync::scim::schema::ResourceKind::User,
         id,

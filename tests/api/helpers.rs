@@ -351,18 +351,11 @@ impl TestApp {
             .expect("build app");
         let confluence_url = confluence.as_ref().map(|c| c.base_url.clone());
         let worker = confluence.map(|c| {
-            let s = &app.state().settings;
-            let provisioning = s
-                .connectors
-                .iter()
-                .map(|(n, c)| (n.clone(), c.provisioning.clone()))
-                .collect();
-            Worker::with_profiles(
+            Worker::with_connectors(
                 app.state().store.clone(),
                 ConfluenceClient::new(c).expect("client"),
-                s.delivery.clone(),
-                provisioning,
-                app.state().profiles.clone(),
+                app.state().settings.delivery.clone(),
+                app.state().runtime.lookup(),
             )
         });
         let address = format!("http://{}", app.local_addr());

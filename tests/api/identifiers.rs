@@ -32,9 +32,7 @@ async fn stored_before_the_rule(app: &TestApp, user_name: &str) -> String {
     let doc = json!({"userName": user_name, "active": true});
     app.store
         .insert_resource(
-            CONNECTOR,
-            ResourceKind::User,
-            &id,
+            &usersync::store::ResourceKey::new(CONNECTOR, ResourceKind::User, &id),
             doc.as_object().unwrap(),
             &[],
             time::OffsetDateTime::now_utc(),

@@ -309,8 +309,7 @@ transforms = [{ op = "replace", pattern = "\\s+", with = "" }]
     tokio::spawn(emu.clone().serve(listener, std::future::pending()));
     let credentials = Credentials::Bearer("admin-pat-for-tests".into());
     let warnings = usersync::cli::mapping::linchpin_field_warnings(
-        &app.state.settings,
-        &app.state.schemas,
+        app.state.runtime.table(),
         &base,
         &credentials,
     )
@@ -329,8 +328,7 @@ transforms = [{ op = "replace", pattern = "\\s+", with = "" }]
         assert!(about(unmatched), "{unmatched}: {warnings:?}");
     }
     let refused = usersync::cli::mapping::linchpin_field_warnings(
-        &app.state.settings,
-        &app.state.schemas,
+        app.state.runtime.table(),
         &base,
         &Credentials::Anonymous,
     )
@@ -429,14 +427,10 @@ async fn mapping_preview_shows_sources_mapped_values_and_what_the_feed_carries()
         ENT: {"manager": {"value": "nobody-yet"}}}),
     )
     .await;
-    let out = usersync::cli::mapping::preview(
-        &app.state.settings,
-        &app.store,
-        CONNECTOR,
-        "prev.iew@example.com",
-    )
-    .await
-    .unwrap();
+    let out =
+        usersync::cli::mapping::preview(&app.state.runtime, CONNECTOR, "prev.iew@example.com")
+            .await
+            .unwrap();
     assert!(out.contains("[\"Prev.Iew@Example.com\"]"), "{out}");
     assert!(out.contains("-> \"prev.iew\""), "{out}");
     assert!(

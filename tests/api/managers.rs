@@ -102,7 +102,7 @@ fn manager_in_linchpin(emu: &Emulator, username: &str) -> Option<LupValue> {
 }
 
 async fn preview(app: &TestApp, user: &str) -> String {
-    usersync::cli::mapping::preview(&app.state.settings, &app.store, CONNECTOR, user)
+    usersync::cli::mapping::preview(&app.state.runtime, CONNECTOR, user)
         .await
         .unwrap()
 }
@@ -119,7 +119,7 @@ async fn generation(app: &TestApp, id: &str) -> i64 {
 }
 
 async fn check_config(app: &TestApp) -> Vec<String> {
-    usersync::cli::mapping::check(&app.state.settings, Some(&app.store), None)
+    usersync::cli::mapping::check(app.state.runtime.table(), Some(&app.store), None)
         .await
         .unwrap()
 }

@@ -14,7 +14,8 @@ use usersync::reconcile::progress::Silent;
 use usersync::reconcile::report::{Action, DriftClass, Outcome, RunReport, RunStatus};
 use usersync::reconcile::{ReconcileError, Reconciler, RunRequest, StartedBy};
 use usersync::scim::schema::ResourceKind;
-use usersync::store::queue::{Priority, QueueKey};
+use usersync::store::queue::Priority;
+use usersync::store::ResourceKey;
 use usersync::store::{Store, StoreOptions};
 use usersync::targets::confluence::{ConfluenceAuth, ConfluenceClient, ConfluenceConfig, Secret};
 
@@ -53,12 +54,7 @@ fn reconciler(app: &TestApp) -> Reconciler {
 }
 
 fn reconciler_on(app: &TestApp, store: Store) -> Reconciler {
-    usersync::app::reconciler(
-        store,
-        client(app),
-        &app.state.settings,
-        app.state.profiles.clone(),
-    )
+    usersync::app::reconciler(store, client(app), &app.state.runtime)
 }
 
 fn request(dry_run: bool, force: bool) -> RunRequest {
@@ -142,8 +138,8 @@ fn writes(calls: &[CallRecord]) -> Vec<String> {
         .collect()
 }
 
-fn key(id: &str) -> QueueKey {
-    QueueKey {
+fn key(id: &str) -> ResourceKey {
+    ResourceKey {
         connector: CONNECTOR.to_owned(),
         kind: ResourceKind::User,
         id: id.to_owned(),

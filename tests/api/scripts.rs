@@ -81,13 +81,15 @@ transforms = [{{ op = "script", code = 'let v = value; v.replace("", v); v.repla
 use usersync::mapping::script::{Sandbox, ScriptLimits};
 
 fn run_with(sandbox: &Sandbox, code: &str, values: &[&str]) -> Result<Vec<String>, String> {
-    let script = sandbox.compile(code)?;
+    let script = sandbox.compile(code).map_err(|e| e.to_string())?;
     let values: Vec<String> = values.iter().map(|s| s.to_string()).collect();
     let user = json!({"userName": "ada@example.com"})
         .as_object()
         .cloned()
         .unwrap_or_default();
-    sandbox.run(&script, &values, &user)
+    sandbox
+        .run(&script, &values, &user)
+        .map_err(|e| e.to_string())
 }
 
 /// Peak resident memory of this process (`VmHWM`), in KiB. nextest runs each test in a

@@ -57,7 +57,11 @@ async fn password_is_neither_stored_nor_returned() {
     assert!(r.body.get("password").is_none());
     let stored = app
         .store
-        .get_resource("idp", usersync::scim::schema::ResourceKind::User, &r.id())
+        .get_resource(&usersync::store::ResourceKey::new(
+            "idp",
+            usersync::scim::schema::ResourceKind::User,
+            r.id(),
+        ))
         .await
         .unwrap()
         .unwrap();

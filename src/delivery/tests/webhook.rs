@@ -13,10 +13,11 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::{now, FakeDir, Rig};
+use crate::delivery::lookup::Fixed;
 use crate::delivery::settings::{DeliverySettings, Provisioning};
 use crate::delivery::{KeyOutcome, Worker};
 use crate::mapping::{ConnectorMapping, MappingSettings};
-use crate::profiles::{ConnectorProfiles, Profiles};
+use crate::profiles::ProfileTargets;
 use crate::scim::schema::ResourceKind::User;
 use crate::scim::schema::SchemaRegistry;
 use crate::store::{Store, StoreOptions};
@@ -101,11 +102,6 @@ async fn rig_with_hook(mapping: &str, url: &str, timeout: Duration) -> Rig {
         timeout: Dur(timeout),
     };
     let client = WebhookClient::new(&hook, SECRET.as_bytes().to_vec()).unwrap();
-    let mut profiles = Profiles::default();
-    profiles.insert(
-        "c",
-        ConnectorProfiles::new(mapping, FeedSettings::default(), None, Some(client)),
-    );
     let delivery = DeliverySettings {
         retry_schedule: vec![Dur(Duration::from_millis(0)); 3],
         jitter: 0.0,
@@ -116,13 +112,12 @@ async fn rig_with_hook(mapping: &str, url: &str, timeout: Duration) -> Rig {
     let provisioning = [("c".to_owned(), Provisioning::default())]
         .into_iter()
         .collect();
-    let worker = Worker::with_profiles(
-        store.clone(),
-        dir.clone(),
-        delivery,
-        provisioning,
-        Arc::new(profiles),
+    let connectors = Fixed::new(provisioning).with_targets(
+        "c",
+        ProfileTargets::new(mapping, FeedSettings::default(), None, Some(client)),
     );
+    let worker =
+        Worker::with_connectors(store.clone(), dir.clone(), delivery, Arc::new(connectors));
     Rig { store, worker, dir }
 }
 
@@ -149,7 +144,7 @@ async fn a_changed_profile_is_posted_signed_and_an_unchanged_one_sends_nothing()
     // Marked again without a change: nothing sent. A change of a mapped field: sent.
     rig.store
         .mark_dirty(
-            &crate::store::queue::QueueKey {
+            &crate::store::ResourceKey {
                 connector: "c".into(),
                 kind: User,
                 id: "u1".into(),
@@ -170,7 +165,11 @@ async fn a_changed_profile_is_posted_signed_and_an_unchanged_one_sends_nothing()
     assert_eq!(r.lock().unwrap().refused_signatures, 0);
     // Deleted in SCIM: announced once, then forgotten.
     rig.store
-        .delete_resource("c", User, "u1", None, now())
+        .delete_resource(
+            &crate::store::ResourceKey::new("c", User, "u1"),
+            None,
+            now(),
+        )
         .await
         .unwrap();
     rig.deliver().await;
@@ -192,7 +191,7 @@ async fn a_webhook_rate_limit_pauses_it_and_one_profiles_failures_are_retried_or
         .answers
         .extend([(429, Some("0")), (503, None), (500, None)]);
     rig.create("u1", json!({"userName": "b@x.org"})).await;
-    let key = crate::store::queue::QueueKey {
+    let key = crate::store::ResourceKey {
         connector: "c".into(),
         kind: User,
         id: "u1".into(),

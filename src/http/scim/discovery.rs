@@ -16,7 +16,7 @@ use crate::scim::ScimError;
 
 fn capabilities(state: &AppState, ctx: &ScimCtx) -> Capabilities {
     let l = &state.settings.limits;
-    let schemes = state.auth.schemes(&ctx.connector);
+    let schemes = state.auth().schemes(&ctx.connector);
     let mut auth_schemes = Vec::new();
     if schemes.bearer {
         auth_schemes.push(bearer_scheme(auth_schemes.is_empty()));

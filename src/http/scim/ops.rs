@@ -18,7 +18,7 @@ use crate::scim::resource::{self, Document, IfMatch};
 use crate::scim::schema::{Attribute, ResourceKind, ResourceType, SchemaRegistry};
 use crate::scim::ScimError;
 use crate::search::{self, Scope};
-use crate::store::{DeleteOutcome, StoredResource, UpdateOutcome};
+use crate::store::{DeleteOutcome, ResourceKey, StoredResource, UpdateOutcome};
 
 /// A rendered resource and its version.
 #[derive(Debug)]
@@ -68,6 +68,11 @@ impl<'a> Ops<'a> {
             ctx,
             patch_spent: AtomicU64::new(0),
         }
+    }
+
+    /// The key of a resource of this request's connector.
+    fn key(&self, kind: ResourceKind, id: &str) -> ResourceKey {
+        ResourceKey::new(self.ctx.connector.as_str(), kind, id)
     }
 
     fn rt(&self, kind: ResourceKind) -> &'a ResourceType {
@@ -138,7 +143,7 @@ impl<'a> Ops<'a> {
     async fn load(&self, kind: ResourceKind, id: &str) -> Result<StoredResource, AppError> {
         self.state
             .store
-            .get_resource(&self.ctx.connector, kind, id)
+            .get_resource(&self.key(kind, id))
             .await?
             .ok_or_else(|| not_found(kind, id))
     }
@@ -168,9 +173,7 @@ impl<'a> Ops<'a> {
             .state
             .store
             .insert_resource(
-                &self.ctx.connector,
-                kind,
-                &id,
+                &self.key(kind, &id),
                 &doc,
                 &members,
                 OffsetDateTime::now_utc(),
@@ -303,9 +306,7 @@ impl<'a> Ops<'a> {
                 .state
                 .store
                 .modify_resource_if(
-                    &self.ctx.connector,
-                    kind,
-                    id,
+                    &self.key(kind, id),
                     self.members_attr(kind),
                     OffsetDateTime::now_utc(),
                     from,
@@ -372,13 +373,7 @@ impl<'a> Ops<'a> {
         match self
             .state
             .store
-            .delete_resource(
-                &self.ctx.connector,
-                kind,
-                id,
-                if_match,
-                OffsetDateTime::now_utc(),
-            )
+            .delete_resource(&self.key(kind, id), if_match, OffsetDateTime::now_utc())
             .await?
         {
             DeleteOutcome::Deleted => {

@@ -67,9 +67,14 @@ async fn seed(s: &Store) {
             json!({"userName": format!("small{i}"), "externalId": format!("x{i}"),
             "emails": [{"value": format!("small{i}@example.com")}], "active": true}),
         );
-        s.insert_resource("c", User, &format!("u{i}"), &d, &[], now())
-            .await
-            .unwrap();
+        s.insert_resource(
+            &crate::store::ResourceKey::new("c", User, format!("u{i}")),
+            &d,
+            &[],
+            now(),
+        )
+        .await
+        .unwrap();
     }
     for k in 0..20 {
         let refs = [
@@ -77,9 +82,14 @@ async fn seed(s: &Store) {
             member(&format!("u{}", 2 * k + 1)),
         ];
         let d = doc(json!({"displayName": format!("g{k}")}));
-        s.insert_resource("c", Group, &format!("g{k}"), &d, &refs, now())
-            .await
-            .unwrap();
+        s.insert_resource(
+            &crate::store::ResourceKey::new("c", Group, format!("g{k}")),
+            &d,
+            &refs,
+            now(),
+        )
+        .await
+        .unwrap();
     }
 }
 

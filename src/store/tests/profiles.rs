@@ -22,31 +22,54 @@ async fn generation(s: &crate::store::Store, id: &str) -> i64 {
 async fn a_manager_written_after_a_report_marks_the_report(b: Backend) {
     let (s, _db) = store(b).await;
     let report = doc(json!({"userName": "emp", ENT: {"manager": {"value": " E-42 "}}}));
-    s.insert_resource("c", User, "u-emp", &report, &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c", User, "u-emp"),
+        &report,
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     let other = doc(json!({"userName": "bystander"}));
-    s.insert_resource("c", User, "u-by", &other, &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c", User, "u-by"),
+        &other,
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     let before = (generation(&s, "u-emp").await, generation(&s, "u-by").await);
     // The manager arrives with the employee number the report names (case and blanks aside).
     let boss = doc(json!({"userName": "boss", ENT: {"employeeNumber": "e-42"}}));
-    s.insert_resource("c", User, "u-boss", &boss, &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c", User, "u-boss"),
+        &boss,
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(generation(&s, "u-emp").await, before.0 + 1, "report marked");
     assert_eq!(generation(&s, "u-by").await, before.1, "others untouched");
     // Another connector's users are never marked.
-    s.insert_resource("other", User, "x", &boss, &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("other", User, "x"),
+        &boss,
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(generation(&s, "u-emp").await, before.0 + 1);
     // A change of the manager marks the report again; so does the manager's deletion.
     let renamed = doc(json!({"userName": "boss", ENT: {"employeeNumber": "E-43"}}));
-    s.modify_resource("c", User, "u-boss", None, now(), move |_| {
-        Ok((renamed, vec![]))
-    })
+    s.modify_resource(
+        &crate::store::ResourceKey::new("c", User, "u-boss"),
+        None,
+        now(),
+        move |_| Ok((renamed, vec![])),
+    )
     .await
     .unwrap();
     assert_eq!(
@@ -55,9 +78,12 @@ async fn a_manager_written_after_a_report_marks_the_report(b: Backend) {
         "old key matched"
     );
     let back = doc(json!({"userName": "boss", ENT: {"employeeNumber": "E-42"}}));
-    s.modify_resource("c", User, "u-boss", None, now(), move |_| {
-        Ok((back, vec![]))
-    })
+    s.modify_resource(
+        &crate::store::ResourceKey::new("c", User, "u-boss"),
+        None,
+        now(),
+        move |_| Ok((back, vec![])),
+    )
     .await
     .unwrap();
     assert_eq!(
@@ -65,9 +91,13 @@ async fn a_manager_written_after_a_report_marks_the_report(b: Backend) {
         before.0 + 3,
         "new key matched"
     );
-    s.delete_resource("c", User, "u-boss", None, now())
-        .await
-        .unwrap();
+    s.delete_resource(
+        &crate::store::ResourceKey::new("c", User, "u-boss"),
+        None,
+        now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         generation(&s, "u-emp").await,
         before.0 + 4,
@@ -80,9 +110,14 @@ async fn users_are_found_by_each_manager_key(b: Backend) {
     let (s, _db) = store(b).await;
     let d = doc(json!({"userName": "Mia.Boss@X.org", "externalId": "ext-1",
         ENT: {"employeeNumber": " 007 ", "manager": {"value": "self"}}}));
-    s.insert_resource("c", User, "id-1", &d, &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c", User, "id-1"),
+        &d,
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     for (key, value) in [
         (ManagerKey::Id, "id-1"),
         (ManagerKey::ExternalId, "ext-1"),
@@ -113,9 +148,14 @@ async fn the_feed_stamp_moves_with_users_and_links(b: Backend) {
     let (s, _db) = store(b).await;
     let empty = s.feed_stamp("c").await.unwrap();
     assert_eq!((empty.users, empty.changed_ms), (0, 0));
-    s.insert_resource("c", User, "u1", &doc(json!({"userName": "a"})), &[], now())
-        .await
-        .unwrap();
+    s.insert_resource(
+        &crate::store::ResourceKey::new("c", User, "u1"),
+        &doc(json!({"userName": "a"})),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
     let one = s.feed_stamp("c").await.unwrap();
     assert_eq!(one.users, 1);
     assert!(one.changed_ms > 0);
@@ -139,9 +179,13 @@ async fn the_feed_stamp_moves_with_users_and_links(b: Backend) {
         .await
         .unwrap();
     assert_eq!(s.feed_stamp("c").await.unwrap(), linked);
-    s.delete_resource("c", User, "u1", None, now())
-        .await
-        .unwrap();
+    s.delete_resource(
+        &crate::store::ResourceKey::new("c", User, "u1"),
+        None,
+        now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.feed_stamp("c").await.unwrap().users, 0);
 }
 

@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::{doc, now, store};
 use crate::scim::schema::ResourceKind::User;
-use crate::store::queue::{ClaimFilter, QueueKey};
+use crate::store::queue::ClaimFilter;
+use crate::store::ResourceKey;
 use crate::store::{Backend, Store};
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -14,9 +15,7 @@ const LEASE: Duration = Duration::from_secs(30);
 async fn users(s: &Store, n: usize) {
     for i in 0..n {
         s.insert_resource(
-            "c",
-            User,
-            &format!("u{i}"),
+            &crate::store::ResourceKey::new("c", User, format!("u{i}")),
             &doc(json!({"userName": format!("u{i}")})),
             &[],
             now(),
@@ -26,8 +25,8 @@ async fn users(s: &Store, n: usize) {
     }
 }
 
-fn key(id: &str) -> QueueKey {
-    QueueKey {
+fn key(id: &str) -> ResourceKey {
+    ResourceKey {
         connector: "c".into(),
         kind: User,
         id: id.into(),
@@ -45,14 +44,21 @@ async fn deprovisioning_is_claimed_first_and_keeps_its_priority(b: Backend) {
     let (s, _db) = store(b).await;
     users(&s, 4).await;
     // u2 is deactivated after the others were marked; u3 deleted.
-    s.modify_resource("c", User, "u2", None, now(), |_| {
-        Ok((doc(json!({"userName": "u2", "active": false})), vec![]))
-    })
+    s.modify_resource(
+        &crate::store::ResourceKey::new("c", User, "u2"),
+        None,
+        now(),
+        |_| Ok((doc(json!({"userName": "u2", "active": false})), vec![])),
+    )
     .await
     .unwrap();
-    s.delete_resource("c", User, "u3", None, now())
-        .await
-        .unwrap();
+    s.delete_resource(
+        &crate::store::ResourceKey::new("c", User, "u3"),
+        None,
+        now(),
+    )
+    .await
+    .unwrap();
     // A later ordinary mark (a reconcile) does not make the deactivation wait.
     s.mark_dirty(&key("u2"), now()).await.unwrap();
     let claims = s.claim_due(now(), LEASE, 2).await.unwrap();

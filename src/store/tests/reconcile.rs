@@ -122,9 +122,14 @@ async fn racing_instances_never_both_take_the_lease(b: Backend) {
 async fn a_correction_applies_only_to_the_link_as_it_was_read_and_marks_the_key(b: Backend) {
     let (s, _db) = store(b).await;
     for id in ["u1", "u2"] {
-        s.insert_resource("c", User, id, &doc(json!({"userName": id})), &[], now())
-            .await
-            .unwrap();
+        s.insert_resource(
+            &crate::store::ResourceKey::new("c", User, id),
+            &doc(json!({"userName": id})),
+            &[],
+            now(),
+        )
+        .await
+        .unwrap();
         s.save_link(
             &Link {
                 connector: "c".into(),
@@ -168,9 +173,17 @@ async fn a_correction_applies_only_to_the_link_as_it_was_read_and_marks_the_key(
         .await
         .unwrap();
     assert_eq!(done, [true, false], "u2's link changed since it was read");
-    let u1 = s.link("c", User, "u1").await.unwrap().unwrap();
+    let u1 = s
+        .link(&crate::store::ResourceKey::new("c", User, "u1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(u1.applied, Some(json!({"active": false})));
-    let u2 = s.link("c", User, "u2").await.unwrap().unwrap();
+    let u2 = s
+        .link(&crate::store::ResourceKey::new("c", User, "u2"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(u2.applied, Some(json!({"active": true})), "left alone");
     let rows = s.queue_rows(None).await.unwrap();
     assert_eq!(rows.len(), 2, "both keys marked");
@@ -179,9 +192,13 @@ async fn a_correction_applies_only_to_the_link_as_it_was_read_and_marks_the_key(
         assert_eq!(r.priority, Priority::Deprovision as i64);
     }
     // A link whose resource is gone is an orphan of the connector.
-    s.delete_resource("c", User, "u2", None, now())
-        .await
-        .unwrap();
+    s.delete_resource(
+        &crate::store::ResourceKey::new("c", User, "u2"),
+        None,
+        now(),
+    )
+    .await
+    .unwrap();
     let orphans = s.orphaned_user_links("c").await.unwrap();
     assert_eq!(
         orphans

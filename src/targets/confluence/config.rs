@@ -152,15 +152,26 @@ pub struct ConfluenceSettings {
 }
 
 impl ConfluenceSettings {
-    /// Checks the settings and reads the secret from `env` (name, value pairs; pass
-    /// `std::env::vars().collect::<Vec<_>>()` in production). The error says what to fix
-    /// and names variables, never their values.
-    pub fn resolve(&self, env: &[(String, String)]) -> Result<ConfluenceConfig, InvalidConfig> {
+    /// The environment variables holding secrets, read once at load (`config/secrets.rs`).
+    pub fn env_names(&self) -> Vec<&str> {
+        self.token_env
+            .iter()
+            .chain(&self.password_env)
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Checks the settings and takes the secret from `secret` (a variable's value, as read
+    /// at load). The error says what to fix and names variables, never their values.
+    pub fn resolve(
+        &self,
+        secret: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ConfluenceConfig, InvalidConfig> {
         let base_url = check_base_url(&self.base_url)?;
         let invalid = |text: &str| Err(InvalidConfig(text.to_owned()));
         let lookup = |var: &str, what: &str| -> Result<Secret, InvalidConfig> {
-            match env.iter().find(|(k, _)| k == var) {
-                Some((_, v)) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+            match secret(var) {
+                Some(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
                 _ => Err(InvalidConfig(format!(
                     "[confluence] names the environment variable {var}, which is not set or \
                      empty; export it with {what}"
@@ -286,11 +297,12 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+            .collect();
+        move |var| pairs.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone())
     }
 
     #[test]
@@ -356,7 +368,7 @@ mod tests {
             .expect("parses")
         };
         let e = with("token_env = \"T\"")
-            .resolve(&[])
+            .resolve(&|_| None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("T, which is not set"), "{e}");
@@ -365,7 +377,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not set or empty"), "{e}");
-        let e = with("").resolve(&[]).unwrap_err().to_string();
+        let e = with("").resolve(&|_| None).unwrap_err().to_string();
         assert!(e.contains("token_env"), "{e}");
         let e = with("token_env = \"T\"\nusername = \"u\"\npassword_env = \"P\"")
             .resolve(&env(&[("T", "x"), ("P", "y")]))
@@ -373,7 +385,7 @@ mod tests {
             .to_string();
         assert!(e.contains("not both"), "{e}");
         let e = with("username = \"u\"")
-            .resolve(&[])
+            .resolve(&|_| None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("password_env is missing"), "{e}");

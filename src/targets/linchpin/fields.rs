@@ -35,42 +35,82 @@ pub enum Credentials {
     Basic(String, String),
 }
 
+/// Why the field list could not be read. Messages name the URL without any password.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The HTTP client could not be built.
+    #[error("cannot build an HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// No answer.
+    #[error("GET {url} failed")]
+    Request {
+        /// The URL, redacted.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An answer other than 2xx.
+    #[error(
+        "GET {url} answered HTTP {status}; check [linchpin] credentials (an administrator's \
+         token) and that Linchpin User Profiles is installed"
+    )]
+    Status {
+        /// The URL, redacted.
+        url: String,
+        /// The status.
+        status: reqwest::StatusCode,
+    },
+    /// The body is not JSON.
+    #[error("GET {url} did not return JSON")]
+    NotJson {
+        /// The URL, redacted.
+        url: String,
+        /// The decoding error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// JSON, but not an array of fields.
+    #[error("GET {url} did not return a JSON array of fields")]
+    NotAList {
+        /// The URL, redacted.
+        url: String,
+    },
+}
+
 /// Reads the field list of the Linchpin at `base_url` (Confluence base URL with context path).
 pub async fn fetch(
     base_url: &str,
     credentials: &Credentials,
     timeout: Duration,
-) -> Result<Vec<RemoteField>, String> {
+) -> Result<Vec<RemoteField>, FetchError> {
     let url = format!("{}/rest/cup/1.0/fields", base_url.trim_end_matches('/'));
     // For messages: the URL as an operator may see it (no userinfo password).
     let shown = crate::store::redact_url(&url);
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        .map_err(FetchError::Client)?;
     let mut req = client.get(&url).header("Accept", "application/json");
     req = match credentials {
         Credentials::Anonymous => req,
         Credentials::Bearer(t) => req.bearer_auth(t),
         Credentials::Basic(u, p) => req.basic_auth(u, Some(p)),
     };
-    let res = req
-        .send()
-        .await
-        .map_err(|e| format!("GET {shown} failed: {e}"))?;
+    let res = req.send().await.map_err(|source| FetchError::Request {
+        url: shown.clone(),
+        source,
+    })?;
     let status = res.status();
     if !status.is_success() {
-        return Err(format!(
-            "GET {shown} answered HTTP {status}; check [linchpin] credentials (an administrator's \
-             token) and that Linchpin User Profiles is installed"
-        ));
+        return Err(FetchError::Status { url: shown, status });
     }
-    let body: Value = res
-        .json()
-        .await
-        .map_err(|e| format!("GET {shown} did not return JSON: {e}"))?;
+    let body: Value = res.json().await.map_err(|source| FetchError::NotJson {
+        url: shown.clone(),
+        source,
+    })?;
     let Value::Array(items) = body else {
-        return Err(format!("GET {shown} did not return a JSON array of fields"));
+        return Err(FetchError::NotAList { url: shown });
     };
     let text = |v: &Value, keys: &[&str]| {
         keys.iter()

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fields::Credentials;
+use crate::errors::ConfigError;
 use crate::mapping::engine::is_xml_name;
 use crate::values::Dur;
 
@@ -56,36 +58,38 @@ impl Default for FeedSettings {
 
 impl FeedSettings {
     /// Checks tags and the key variable; `env` reads an environment variable.
-    pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         for (key, tag) in [
             ("root_tag", &self.root_tag),
             ("user_tag", &self.user_tag),
             ("username_tag", &self.username_tag),
         ] {
             if !is_xml_name(tag) {
-                return Err(format!(
+                return Err(ConfigError(format!(
                     "linchpin.{key} = {tag:?} is not a usable XML element name"
-                ));
+                )));
             }
         }
         if self.multi_value_delimiter.is_empty() {
-            return Err("linchpin.multi_value_delimiter must not be empty".to_owned());
+            return Err(ConfigError(
+                "linchpin.multi_value_delimiter must not be empty".to_owned(),
+            ));
         }
         if let Some(var) = &self.feed_key_env {
             match env(var) {
                 Some(v) if v.trim().len() >= MIN_FEED_KEY_LEN => {}
                 Some(_) => {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "linchpin.feed_key_env names {var}, whose value is shorter than \
                          {MIN_FEED_KEY_LEN} characters; use a long random key (e.g. \
                          `openssl rand -hex 32`)"
-                    ))
+                    )))
                 }
                 None => {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "linchpin.feed_key_env names the environment variable {var}, which is \
                          not set; export it with the feed key"
-                    ))
+                    )))
                 }
             }
         }
@@ -123,5 +127,38 @@ impl Default for LinchpinSettings {
             password_env: None,
             timeout: Dur(std::time::Duration::from_secs(10)),
         }
+    }
+}
+
+impl LinchpinSettings {
+    /// The environment variables holding secrets, read once at load (`config/secrets.rs`).
+    pub fn env_names(&self) -> Vec<&str> {
+        self.token_env
+            .iter()
+            .chain(&self.password_env)
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The credentials of the field-list read: a token, a Basic pair, or none; `secret`
+    /// gives a variable's value (read at load).
+    pub fn credentials(
+        &self,
+        secret: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Credentials, ConfigError> {
+        let var = |name: &str| {
+            secret(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+                ConfigError(format!(
+                    "[linchpin] names the environment variable {name}, which is not set"
+                ))
+            })
+        };
+        Ok(
+            match (&self.token_env, &self.username, &self.password_env) {
+                (Some(t), _, _) => Credentials::Bearer(var(t)?),
+                (None, Some(u), Some(p)) => Credentials::Basic(u.clone(), var(p)?),
+                _ => Credentials::Anonymous,
+            },
+        )
     }
 }

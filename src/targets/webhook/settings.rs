@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::errors::ConfigError;
 use crate::values::Dur;
 
 /// Shortest signing secret accepted (HMAC-SHA256 keys shorter than the hash add no safety
@@ -29,25 +30,25 @@ fn default_timeout() -> Dur {
 
 impl WebhookSettings {
     /// Checks the URL and the secret variable; `env` reads an environment variable.
-    pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "webhook.url = {:?} must start with https:// or http://",
                 self.url
-            ));
+            )));
         }
         match env(&self.secret_env) {
             Some(v) if v.len() >= MIN_SECRET_LEN => Ok(()),
-            Some(_) => Err(format!(
+            Some(_) => Err(ConfigError(format!(
                 "webhook.secret_env names {}, whose value is shorter than {MIN_SECRET_LEN} \
                  bytes; use a long random secret (e.g. `openssl rand -hex 32`)",
                 self.secret_env
-            )),
-            None => Err(format!(
+            ))),
+            None => Err(ConfigError(format!(
                 "webhook.secret_env names the environment variable {}, which is not set; \
                  export it with the signing secret",
                 self.secret_env
-            )),
+            ))),
         }
     }
 }
