@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::batch::Lane;
 use super::narrow::Narrowing;
-use super::rows::{self, ResourceRow};
+use super::rows::{self, from_row, ResourceRow};
 use super::{
     bind_args, from_ms, members, queue, to_ms, Arg, Backend, ResourceKey, Store, StoreError,
     StoreResult,
@@ -567,6 +567,44 @@ pub(crate) async fn narrowed_in(
     from_rows(&bind_args(sqlx::query(&sql), &args).fetch_all(conn).await?)
 }
 
+/// A resource's name and its comparison key, as stored.
+struct NameRow {
+    connector: String,
+    kind: String,
+    id: String,
+    name: String,
+    name_lower: String,
+}
+
+from_row!(NameRow {
+    connector,
+    kind,
+    id,
+    name,
+    name_lower
+});
+
+/// An e-mail index row's comparison key.
+struct EmailRow {
+    connector: String,
+    id: String,
+    value: String,
+}
+
+from_row!(EmailRow {
+    connector,
+    id = "resource_id",
+    value = "value_lower"
+});
+
+/// A resource's version and document (JSON text), as a delete reads them.
+struct VersionDoc {
+    version: i64,
+    doc: String,
+}
+
+from_row!(VersionDoc { version, doc });
+
 impl Store {
     /// Brings the comparison columns of rows stored before names were compared in NFC
     /// (`scim/identifier.rs`) to the current form: `name_lower` and the e-mail index. Run
@@ -581,13 +619,21 @@ impl Store {
             Backend::Sqlite => "GLOB '*[^ -~]*'",
             Backend::Postgres => "~ '[^ -~]'",
         };
-        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(&format!(
-            "SELECT connector, kind, id, name, name_lower FROM resources WHERE name {non_ascii}"
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM resources WHERE name {non_ascii}",
+            NameRow::COLUMNS
         ))
         .fetch_all(self.reader())
         .await?;
         let (mut refolded, mut kept) = (0usize, 0usize);
-        for (connector, kind, id, name, name_lower) in rows {
+        for NameRow {
+            connector,
+            kind,
+            id,
+            name,
+            name_lower,
+        } in rows::decode(&rows)?
+        {
             let folded = identifier::fold(&name);
             if folded == name_lower {
                 continue;
@@ -614,14 +660,19 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        let emails: Vec<(String, String, String)> = sqlx::query_as(&format!(
-            "SELECT connector, resource_id, value_lower FROM resource_emails \
-             WHERE value_lower {non_ascii}"
+        let emails = sqlx::query(&format!(
+            "SELECT {} FROM resource_emails WHERE value_lower {non_ascii}",
+            EmailRow::COLUMNS
         ))
         .fetch_all(self.reader())
         .await?;
         let mut emails_refolded = 0usize;
-        for (connector, id, value) in emails {
+        for EmailRow {
+            connector,
+            id,
+            value,
+        } in rows::decode(&emails)?
+        {
             let folded = identifier::fold(&value);
             if folded == value {
                 continue;
@@ -814,7 +865,7 @@ async fn delete_in(
     now_ms: i64,
 ) -> StoreResult<DeleteOutcome> {
     let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
-    let row: Option<(i64, String)> = sqlx::query_as(
+    let row = sqlx::query(
         "SELECT version, doc FROM resources WHERE connector = $1 AND kind = $2 AND id = $3",
     )
     .bind(connector.to_owned())
@@ -822,7 +873,11 @@ async fn delete_in(
     .bind(id.to_owned())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((version, doc_text)) = row else {
+    let Some(VersionDoc {
+        version,
+        doc: doc_text,
+    }) = row.as_ref().map(VersionDoc::from_row).transpose()?
+    else {
         return Ok(DeleteOutcome::NotFound);
     };
     if if_match.is_some_and(|m| !m.admits(version)) {
