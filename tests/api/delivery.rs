@@ -280,10 +280,10 @@ async fn confluence_down_for_a_while_loses_nothing_and_converges_after() {
         s.delivery.probe_interval = usersync::config::Dur(Duration::from_millis(300));
     })
     .await;
-    app.confluence().arm_fault(Fault::outage(
-        Duration::from_millis(400),
-        OutageMode::Refuse,
-    ));
+    // The outage lasts until the test ends it, so a slow machine cannot see it end early
+    // (a timed 400 ms window ran out under load before the first delivery pass).
+    app.confluence()
+        .arm_fault(Fault::outage(Duration::from_secs(120), OutageMode::Refuse));
     // SCIM keeps answering while Confluence is unreachable.
     let mut ids = Vec::new();
     for n in 0..5 {
@@ -305,9 +305,13 @@ async fn confluence_down_for_a_while_loses_nothing_and_converges_after() {
         rows.iter().all(|r| r.state == "pending" && r.attempts == 0),
         "{rows:?}"
     );
-    // The injected outage ends; the probe (300 ms later) finds Confluence back.
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    app.deliver_all().await;
+    // Confluence comes back; the next probe (every 300 ms) finds it and the queue drains.
+    app.confluence().clear_faults();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !app.queue().await.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        app.deliver_all().await;
+    }
     for n in 0..5 {
         assert!(app
             .confluence()
