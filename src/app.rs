@@ -124,6 +124,16 @@ impl Application {
                 },
             ))
         });
+        let retention = {
+            let mut rx = stop_rx.clone();
+            tokio::spawn(crate::store::audit::run_retention(
+                self.state.store.clone(),
+                self.state.settings.audit.retention.0,
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            ))
+        };
         let router = http::router(self.state.clone());
         let server = &self.state.settings.server;
         let limits = http::serve::ConnLimits {
@@ -144,6 +154,7 @@ impl Application {
         if let Some(s) = schedule {
             let _ = s.await;
         }
+        let _ = retention.await;
         self.state.store.close().await;
         Ok(())
     }

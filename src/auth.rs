@@ -63,6 +63,18 @@ impl AuthMethod {
     }
 }
 
+/// An authenticated request: how, and with which credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The mode.
+    pub method: AuthMethod,
+    /// Which credential, named without revealing it (recorded in the audit trail,
+    /// docs/audit.md): `token:` and the first 12 hex digits of the token's SHA-256 (the
+    /// start of its stored hash), `basic:` and the user name, `oauth:` and the client id,
+    /// or `entra_jwt`.
+    pub credential: String,
+}
+
 /// Why a request was not authenticated. Logged as `auth.failure` for the operator; the client
 /// always gets the same 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +278,7 @@ impl Authenticator {
         &self,
         connector: &str,
         authorization: Option<&str>,
-    ) -> Result<AuthMethod, AuthFailure> {
+    ) -> Result<Authenticated, AuthFailure> {
         let header = authorization
             .map(str::trim)
             .filter(|h| !h.is_empty())
@@ -286,7 +298,14 @@ impl Authenticator {
                 .check_bearer(connector, credentials)
                 .await
             {
-                BearerCheck::Match => return Ok(AuthMethod::StaticToken),
+                BearerCheck::Match => {
+                    let fingerprint =
+                        crate::connectors::hash_hex(&crate::connectors::hash_token(credentials));
+                    return Ok(Authenticated {
+                        method: AuthMethod::StaticToken,
+                        credential: format!("token:{}", &fingerprint[..12]),
+                    });
+                }
                 BearerCheck::UnknownConnector => return Err(AuthFailure::UnknownConnector),
                 BearerCheck::NoMatch => {}
             }
@@ -297,14 +316,18 @@ impl Authenticator {
                 .map_err(|_| AuthFailure::Malformed)?
                 .alg;
             match (alg, &c.entra_jwt, &c.oauth) {
-                (Algorithm::RS256, Some(entra), _) => entra
-                    .verify(credentials)
-                    .await
-                    .map(|()| AuthMethod::EntraJwt),
-                (Algorithm::HS256, _, Some(oauth)) => oauth
-                    .tokens()
-                    .verify(credentials)
-                    .map(|()| AuthMethod::OAuthToken),
+                (Algorithm::RS256, Some(entra), _) => {
+                    entra.verify(credentials).await.map(|()| Authenticated {
+                        method: AuthMethod::EntraJwt,
+                        credential: "entra_jwt".to_owned(),
+                    })
+                }
+                (Algorithm::HS256, _, Some(oauth)) => {
+                    oauth.tokens().verify(credentials).map(|()| Authenticated {
+                        method: AuthMethod::OAuthToken,
+                        credential: format!("oauth:{}", oauth.client_id()),
+                    })
+                }
                 (_, None, None) => Err(AuthFailure::InvalidCredentials),
                 _ => Err(AuthFailure::UnsupportedAlgorithm),
             }
@@ -314,7 +337,10 @@ impl Authenticator {
                     let (user, password) =
                         basic::decode(credentials).ok_or(AuthFailure::Malformed)?;
                     if b.verify(&user, &password) {
-                        Ok(AuthMethod::Basic)
+                        Ok(Authenticated {
+                            method: AuthMethod::Basic,
+                            credential: format!("basic:{user}"),
+                        })
                     } else {
                         Err(AuthFailure::InvalidCredentials)
                     }

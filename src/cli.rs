@@ -1,6 +1,7 @@
 //! The command line: `usersync serve | migrate | check-config | connector … | queue … |
 //! sync-user | reconcile | mapping … | emulator | healthcheck`. One file per group of subcommands in `cli/`.
 
+mod audit;
 mod connector;
 mod delivery;
 pub mod health;
@@ -96,12 +97,45 @@ pub enum Command {
         #[command(subcommand)]
         action: ConnectorAction,
     },
+    /// The audit trail: verify its hash chains, export its rows (docs/audit.md).
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Inspect attribute mappings.
     Mapping {
         /// What to do.
         #[command(subcommand)]
         action: MappingAction,
     },
+}
+
+/// `usersync audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Check every row's hash and every chain from its anchor to its head. Exit 0 when the
+    /// trail is intact; 1, naming the first bad row, when a row was edited or deleted.
+    Verify,
+    /// Write the rows at or after `--since` to standard output, oldest first.
+    Export {
+        /// An RFC 3339 time (`2026-01-31T00:00:00Z`) or a duration back from now (`24h`).
+        #[arg(long)]
+        since: String,
+        /// Only this connector's rows.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Output format: one JSON object per line.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+}
+
+/// `usersync audit export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// JSON lines.
+    Jsonl,
 }
 
 /// `usersync mapping …`.
@@ -244,6 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Connector { action } => connector::run(settings, action).await,
         Command::Queue { action } => queue::run(settings, action).await,
+        Command::Audit { action } => audit::run(settings, action).await,
         Command::SyncUser {
             connector,
             user_name,

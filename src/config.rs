@@ -78,6 +78,9 @@ pub struct Settings {
     /// Reconcile (full sync against Confluence): schedule, safety guard, protected accounts.
     #[serde(default)]
     pub reconcile: crate::reconcile::settings::ReconcileSettings,
+    /// The audit trail (docs/audit.md).
+    #[serde(default)]
+    pub audit: AuditSettings,
     /// The Confluence Data Center that users and groups are delivered to. Without it the SCIM
     /// server runs and the sync queue fills, but nothing is delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +176,23 @@ impl Default for ServerSettings {
             max_connections: 1024,
             header_read_timeout: Dur(Duration::from_secs(10)),
             idle_timeout: Dur(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// `[audit]`: how long the audit trail keeps its rows (docs/audit.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Rows older than this are pruned in the background, on one instance at a time;
+    /// `"0s"` keeps them for ever.
+    pub retention: Dur,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            retention: Dur(Duration::from_secs(90 * 86_400)),
         }
     }
 }
@@ -726,6 +746,18 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:8080");
         assert_eq!(s.database, "sqlite://usersync.db");
         assert!(s.connectors.is_empty());
+    }
+
+    #[test]
+    fn audit_retention_is_a_duration_defaulting_to_ninety_days() {
+        assert_eq!(
+            load("", &[]).unwrap().audit.retention,
+            Dur(Duration::from_secs(90 * 86_400))
+        );
+        let s = load("[audit]\nretention = \"30d\"\n", &[]).unwrap();
+        assert_eq!(s.audit.retention, Dur(Duration::from_secs(30 * 86_400)));
+        assert!(load("[audit]\nretension = \"30d\"\n", &[]).is_err());
+        assert!(load("[audit]\nretention = \"a month\"\n", &[]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod bulk;
 pub mod coerce;
 pub mod dialect;
+pub mod diff;
 pub mod discovery;
 pub mod enterprise;
 pub mod error;

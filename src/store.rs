@@ -16,6 +16,7 @@
 //! transaction, each in its own savepoint.
 
 pub mod attempts;
+pub mod audit;
 mod batch;
 pub mod connectors;
 pub mod gate;
@@ -224,6 +225,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "scale_out",
         include_str!("../migrations/sqlite/0007_scale_out.sql"),
     ),
+    (
+        8,
+        "audit",
+        include_str!("../migrations/sqlite/0008_audit.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -260,6 +266,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "scale_out",
         include_str!("../migrations/postgres/0007_scale_out.sql"),
+    ),
+    (
+        8,
+        "audit",
+        include_str!("../migrations/postgres/0008_audit.sql"),
     ),
 ];
 

@@ -240,6 +240,11 @@ impl OAuthClient {
         }
     }
 
+    /// The client's id: names the credential in the audit trail (docs/audit.md).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     fn secret_matches(&self, client_id: &str, secret: &str) -> Choice {
         let id_ok = self.client_id_hash.ct_eq(&hash_token(client_id));
         let given = hash_token(secret);

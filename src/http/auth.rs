@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 
 use super::error::AppError;
 use super::state::AppState;
-use crate::auth::{AuthFailure, AuthMethod};
+use crate::auth::{AuthFailure, AuthMethod, Authenticated};
 
 /// An authenticated SCIM request: which connector, its base URL, and how it authenticated.
 #[derive(Debug, Clone)]
@@ -22,6 +22,9 @@ pub struct ScimCtx {
     pub base: String,
     /// The mode that authenticated the request.
     pub method: AuthMethod,
+    /// The credential that authenticated it, for the audit trail
+    /// ([`Authenticated::credential`]).
+    pub credential: String,
 }
 
 /// The prefix of every SCIM route.
@@ -71,8 +74,8 @@ impl FromRequestParts<AppState> for ScimCtx {
         } else {
             state.auth().authenticate(&connector, authorization).await
         };
-        let method = match result {
-            Ok(m) => m,
+        let Authenticated { method, credential } = match result {
+            Ok(a) => a,
             Err(why) => {
                 log_failure(why);
                 return Err(AppError::Unauthorized {
@@ -86,6 +89,7 @@ impl FromRequestParts<AppState> for ScimCtx {
             connector,
             base,
             method,
+            credential,
         })
     }
 }

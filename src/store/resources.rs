@@ -5,6 +5,7 @@ use serde_json::Value;
 use sqlx::{AnyConnection, FromRow};
 use time::OffsetDateTime;
 
+use super::audit::{self, WriteAudit};
 use super::batch::Lane;
 use super::narrow::Narrowing;
 use super::rows::{self, from_row, ResourceRow};
@@ -12,6 +13,7 @@ use super::{
     bind_args, from_ms, members, queue, to_ms, Arg, Backend, ResourceKey, Store, StoreError,
     StoreResult,
 };
+use crate::scim::diff;
 use crate::scim::enterprise::manager_ref;
 use crate::scim::identifier;
 use crate::scim::members::{MemberOp, MemberRef};
@@ -279,7 +281,6 @@ fn conflict(kind: ResourceKind, e: StoreError) -> StoreError {
 
 impl Store {
     /// Inserts a new resource with its members (Groups) and marks it for delivery.
-    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = key.connector, scim.kind = key.kind.as_str()))]
     pub async fn insert_resource(
         &self,
         key: &ResourceKey,
@@ -287,12 +288,29 @@ impl Store {
         new_members: &[MemberRef],
         now: OffsetDateTime,
     ) -> StoreResult<Inserted> {
+        let audit = WriteAudit::system("store", "insert");
+        self.insert_resource_audited(key, doc, new_members, now, &audit)
+            .await
+    }
+
+    /// [`Store::insert_resource`] with the audit row saying who wrote and how (a SCIM
+    /// request's credential and method); the row is written in the same transaction.
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = key.connector, scim.kind = key.kind.as_str()))]
+    pub async fn insert_resource_audited(
+        &self,
+        key: &ResourceKey,
+        doc: &Document,
+        new_members: &[MemberRef],
+        now: OffsetDateTime,
+        audit: &WriteAudit,
+    ) -> StoreResult<Inserted> {
         let lane = lane(&key.connector, doc, new_members.len());
         let (key, doc) = (key.clone(), doc.clone());
         let new_members = new_members.to_vec();
+        let audit = audit.clone();
         let now_ms = to_ms(now);
         self.write_in(lane, move |conn| {
-            Box::pin(async move { insert_in(conn, &key, doc, &new_members, now_ms).await })
+            Box::pin(async move { insert_in(conn, &key, doc, &new_members, now_ms, &audit).await })
         })
         .await
     }
@@ -344,9 +362,15 @@ impl Store {
         let now_ms = to_ms(now);
         self.write_in(lane, move |conn| {
             Box::pin(async move {
-                modify_in(conn, &key, members_attr.as_ref(), now_ms, move |current| {
-                    change(current).map(Some)
-                })
+                let audit = WriteAudit::system("store", "modify");
+                modify_in(
+                    conn,
+                    &key,
+                    members_attr.as_ref(),
+                    now_ms,
+                    &audit,
+                    move |current| change(current).map(Some),
+                )
                 .await
             })
         })
@@ -358,7 +382,6 @@ impl Store {
     /// ([`UpdateOutcome::Moved`] otherwise, with nothing written). The single SQLite writer
     /// then only compares and writes: the work of computing the state (a large PATCH) is
     /// done beforehand, without holding up other connectors' writes.
-    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = key.connector, scim.kind = key.kind.as_str()))]
     pub async fn modify_resource_if(
         &self,
         key: &ResourceKey,
@@ -368,6 +391,34 @@ impl Store {
         doc: Document,
         member_ops: Vec<MemberOp>,
     ) -> StoreResult<UpdateOutcome> {
+        let audit = WriteAudit::system("store", "modify");
+        self.modify_resource_if_audited(
+            key,
+            members_attr,
+            now,
+            computed_from,
+            doc,
+            member_ops,
+            &audit,
+        )
+        .await
+    }
+
+    /// [`Store::modify_resource_if`] with the audit row saying who wrote and how; the row
+    /// is written in the same transaction, and only when something changed.
+    #[allow(clippy::too_many_arguments)] // The write's parts and its audit; a struct would only rename them.
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = key.connector, scim.kind = key.kind.as_str()))]
+    pub async fn modify_resource_if_audited(
+        &self,
+        key: &ResourceKey,
+        members_attr: Option<&Attribute>,
+        now: OffsetDateTime,
+        computed_from: i64,
+        doc: Document,
+        member_ops: Vec<MemberOp>,
+        audit: &WriteAudit,
+    ) -> StoreResult<UpdateOutcome> {
+        let audit = audit.clone();
         let members: usize = member_ops
             .iter()
             .map(|op| match op {
@@ -382,9 +433,16 @@ impl Store {
         let now_ms = to_ms(now);
         self.write_in(lane, move |conn| {
             Box::pin(async move {
-                modify_in(conn, &key, members_attr.as_ref(), now_ms, move |current| {
-                    Ok((current.version == computed_from).then_some((doc, member_ops)))
-                })
+                modify_in(
+                    conn,
+                    &key,
+                    members_attr.as_ref(),
+                    now_ms,
+                    &audit,
+                    move |current| {
+                        Ok((current.version == computed_from).then_some((doc, member_ops)))
+                    },
+                )
                 .await
             })
         })
@@ -394,21 +452,36 @@ impl Store {
     /// Deletes a resource, its e-mail index rows and memberships, and marks its key (and the
     /// groups it belonged to) for delivery. With `if_match`, only a resource whose version
     /// meets it is deleted; otherwise [`DeleteOutcome::Stale`].
-    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = key.connector, scim.kind = key.kind.as_str()))]
     pub async fn delete_resource(
         &self,
         key: &ResourceKey,
         if_match: Option<IfMatch>,
         now: OffsetDateTime,
     ) -> StoreResult<DeleteOutcome> {
+        let audit = WriteAudit::system("store", "delete");
+        self.delete_resource_audited(key, if_match, now, &audit)
+            .await
+    }
+
+    /// [`Store::delete_resource`] with the audit row saying who deleted and how; the row is
+    /// written in the same transaction, and only when the resource was deleted.
+    #[tracing::instrument(level = "debug", skip_all, err, fields(connector = key.connector, scim.kind = key.kind.as_str()))]
+    pub async fn delete_resource_audited(
+        &self,
+        key: &ResourceKey,
+        if_match: Option<IfMatch>,
+        now: OffsetDateTime,
+        audit: &WriteAudit,
+    ) -> StoreResult<DeleteOutcome> {
         let lane = Lane {
             name: key.connector.clone(),
             weight: 1,
         };
         let key = key.clone();
+        let audit = audit.clone();
         let now_ms = to_ms(now);
         self.write_in(lane, move |conn| {
-            Box::pin(async move { delete_in(conn, &key, if_match.as_ref(), now_ms).await })
+            Box::pin(async move { delete_in(conn, &key, if_match.as_ref(), now_ms, &audit).await })
         })
         .await
     }
@@ -708,6 +781,7 @@ async fn insert_in(
     doc: Document,
     new_members: &[MemberRef],
     now_ms: i64,
+    audit: &WriteAudit,
 ) -> StoreResult<Inserted> {
     let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
     let cols = index_columns(kind, &doc);
@@ -744,6 +818,11 @@ async fn insert_in(
     if kind == ResourceKind::User {
         queue::mark_reports(conn, connector, id, &cols.manager_keys(id), now_ms).await?;
     }
+    let mut changes = diff::diff(&Document::new(), &doc);
+    if !new_members.is_empty() {
+        changes.extend(diff::member_changes(&[MemberOp::Add(new_members.to_vec())]));
+    }
+    audit::append_write(conn, audit, key, "created", &changes, now_ms).await?;
     Ok(Inserted {
         resource: StoredResource {
             seq,
@@ -767,6 +846,7 @@ async fn modify_in(
     key: &ResourceKey,
     members_attr: Option<&Attribute>,
     now_ms: i64,
+    audit: &WriteAudit,
     change: impl FnOnce(&StoredResource) -> Result<Option<(Document, Vec<MemberOp>)>, ScimError>,
 ) -> StoreResult<UpdateOutcome> {
     let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
@@ -844,6 +924,11 @@ async fn modify_in(
         queue::Priority::Normal
     };
     queue::mark_with(conn, connector, kind, id, now_ms, priority).await?;
+    let mut changes = diff::diff(&current.doc, &doc);
+    if members_changed {
+        changes.extend(diff::member_changes(&member_ops));
+    }
+    audit::append_write(conn, audit, key, "updated", &changes, now_ms).await?;
     Ok(UpdateOutcome::Updated {
         resource: StoredResource {
             name: cols.name,
@@ -863,6 +948,7 @@ async fn delete_in(
     key: &ResourceKey,
     if_match: Option<&IfMatch>,
     now_ms: i64,
+    audit: &WriteAudit,
 ) -> StoreResult<DeleteOutcome> {
     let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
     let row = sqlx::query(
@@ -904,12 +990,12 @@ async fn delete_in(
     for group in members::remove_everywhere(conn, connector, id).await? {
         queue::mark(conn, connector, ResourceKind::Group, &group, now_ms).await?;
     }
+    let doc = match serde_json::from_str::<Value>(&doc_text) {
+        Ok(Value::Object(m)) => m,
+        _ => Document::new(),
+    };
     if kind == ResourceKind::User {
         // Its reports follow the connector's policy for deprovisioned managers.
-        let doc = match serde_json::from_str::<Value>(&doc_text) {
-            Ok(Value::Object(m)) => m,
-            _ => Document::new(),
-        };
         let keys = index_columns(kind, &doc).manager_keys(id);
         queue::mark_reports(conn, connector, id, &keys, now_ms).await?;
     }
@@ -922,5 +1008,7 @@ async fn delete_in(
         queue::Priority::Deprovision,
     )
     .await?;
+    let changes = diff::diff(&doc, &Document::new());
+    audit::append_write(conn, audit, key, "deleted", &changes, now_ms).await?;
     Ok(DeleteOutcome::Deleted)
 }

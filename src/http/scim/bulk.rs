@@ -27,7 +27,7 @@ pub async fn bulk(
 ) -> Result<Response, AppError> {
     let req = bulk::parse(&body, state.settings.limits.bulk_max_operations)?;
     let (order, cyclic) = bulk::execution_order(&req);
-    let ops = Ops::new(&state, &ctx);
+    let ops = Ops::for_bulk(&state, &ctx);
     let mut created: HashMap<String, String> = HashMap::new();
     let mut results: Vec<Option<Value>> = vec![None; req.operations.len()];
     let mut errors = 0usize;

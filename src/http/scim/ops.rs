@@ -18,6 +18,7 @@ use crate::scim::resource::{self, Document, IfMatch};
 use crate::scim::schema::{Attribute, ResourceKind, ResourceType, SchemaRegistry};
 use crate::scim::ScimError;
 use crate::search::{self, Scope};
+use crate::store::audit::{ActorKind, WriteAudit};
 use crate::store::{DeleteOutcome, ResourceKey, StoredResource, UpdateOutcome};
 
 /// A rendered resource and its version.
@@ -41,6 +42,8 @@ pub struct Ops<'a> {
     /// the PATCHes of one `/Bulk` share one budget (a Bulk of a thousand PATCHes may not do
     /// a thousand times the work of one).
     patch_spent: AtomicU64,
+    /// Whether the operations are those of a `/Bulk` request (recorded in the audit trail).
+    bulk: bool,
 }
 
 fn not_found(kind: ResourceKind, id: &str) -> AppError {
@@ -67,6 +70,29 @@ impl<'a> Ops<'a> {
             state,
             ctx,
             patch_spent: AtomicU64::new(0),
+            bulk: false,
+        }
+    }
+
+    /// The operations of one `/Bulk` request: each is audited as `Bulk <METHOD>`.
+    pub fn for_bulk(state: &'a AppState, ctx: &'a ScimCtx) -> Self {
+        Ops {
+            bulk: true,
+            ..Ops::new(state, ctx)
+        }
+    }
+
+    /// What the audit row of a write by this request says about who and how
+    /// (docs/audit.md): the credential that authenticated it and the HTTP method.
+    fn audit(&self, method: &str) -> WriteAudit {
+        WriteAudit {
+            actor_kind: ActorKind::Scim,
+            actor: self.ctx.credential.clone(),
+            operation: if self.bulk {
+                format!("Bulk {method}")
+            } else {
+                method.to_owned()
+            },
         }
     }
 
@@ -172,11 +198,12 @@ impl<'a> Ops<'a> {
         let inserted = self
             .state
             .store
-            .insert_resource(
+            .insert_resource_audited(
                 &self.key(kind, &id),
                 &doc,
                 &members,
                 OffsetDateTime::now_utc(),
+                &self.audit("POST"),
             )
             .await?;
         log_skipped(kind, &inserted.skipped_members);
@@ -228,7 +255,7 @@ impl<'a> Ops<'a> {
             identifier::check_name(kind, &doc, Some(&current.doc))?;
             Ok((doc, member_ops.clone(), 0))
         });
-        self.write_from_current(kind, id, if_match, compute, |_| false)
+        self.write_from_current(kind, id, if_match, compute, |_| false, "PUT")
             .await
     }
 
@@ -263,9 +290,14 @@ impl<'a> Ops<'a> {
         let compute: Compute = Arc::new(move |current: &StoredResource| {
             patch_state(&schemas, kind, current, &work, limits)
         });
-        self.write_from_current(kind, id, if_match, compute, move |current| {
-            is_heavy(&req, current)
-        })
+        self.write_from_current(
+            kind,
+            id,
+            if_match,
+            compute,
+            move |current| is_heavy(&req, current),
+            "PATCH",
+        )
         .await
     }
 
@@ -281,7 +313,9 @@ impl<'a> Ops<'a> {
         if_match: Option<IfMatch>,
         compute: Compute,
         heavy: impl Fn(&StoredResource) -> bool,
+        method: &str,
     ) -> Result<Rendered, AppError> {
+        let audit = self.audit(method);
         loop {
             let current = self.load(kind, id).await?;
             check_if_match(if_match.as_ref(), current.version)?;
@@ -305,13 +339,14 @@ impl<'a> Ops<'a> {
             let outcome = self
                 .state
                 .store
-                .modify_resource_if(
+                .modify_resource_if_audited(
                     &self.key(kind, id),
                     self.members_attr(kind),
                     OffsetDateTime::now_utc(),
                     from,
                     doc,
                     members,
+                    &audit,
                 )
                 .await?;
             if !matches!(outcome, UpdateOutcome::Moved) {
@@ -373,7 +408,12 @@ impl<'a> Ops<'a> {
         match self
             .state
             .store
-            .delete_resource(&self.key(kind, id), if_match, OffsetDateTime::now_utc())
+            .delete_resource_audited(
+                &self.key(kind, id),
+                if_match,
+                OffsetDateTime::now_utc(),
+                &self.audit("DELETE"),
+            )
             .await?
         {
             DeleteOutcome::Deleted => {
