@@ -81,6 +81,9 @@ pub struct Settings {
     /// The audit trail (docs/audit.md).
     #[serde(default)]
     pub audit: AuditSettings,
+    /// The operations API and metrics listener (docs/admin-api.md).
+    #[serde(default)]
+    pub admin: AdminSettings,
     /// The Confluence Data Center that users and groups are delivered to. Without it the SCIM
     /// server runs and the sync queue fills, but nothing is delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,6 +197,41 @@ impl Default for AuditSettings {
         Self {
             retention: Dur(Duration::from_secs(90 * 86_400)),
         }
+    }
+}
+
+/// `[admin]`: the operations API (`/admin/api/v1`) and `/metrics`, on a listener of their
+/// own so the SCIM port can face the internet while this one stays inside
+/// (docs/admin-api.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Serve it at all.
+    pub enabled: bool,
+    /// Where it listens: loopback by default. Give another address only behind a network
+    /// boundary you trust (a Kubernetes pod network, a management VLAN), and with TLS in
+    /// front of it: admin tokens travel in the `Authorization` header.
+    pub listen: String,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:8081".to_owned(),
+        }
+    }
+}
+
+impl AdminSettings {
+    /// The address to bind, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "admin.listen = {:?} is not an address such as \"127.0.0.1:8081\"",
+                self.listen
+            ))
+        })
     }
 }
 
@@ -390,6 +428,16 @@ impl Settings {
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        if self.admin.enabled {
+            let admin = self.admin.listen_addr()?;
+            if self.listen_addr()? == admin && admin.port() != 0 {
+                return Err(ConfigError(format!(
+                    "admin.listen = {:?} is the SCIM listener's address; give the operations \
+                     API a port of its own",
+                    self.admin.listen
+                )));
+            }
+        }
         if !(self.database.starts_with("sqlite:")
             || self.database.starts_with("postgres:")
             || self.database.starts_with("postgresql:"))
