@@ -182,7 +182,9 @@ impl Application {
             .context("the HTTP server failed")?;
         if let Some(admin) = admin {
             match admin.await {
-                Ok(Err(e)) => tracing::error!(error.message = %e, "the operations API's server failed"),
+                Ok(Err(e)) => {
+                    tracing::error!(error.message = %e, "the operations API's server failed")
+                }
                 Ok(Ok(())) | Err(_) => {}
             }
         }

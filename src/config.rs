@@ -430,11 +430,15 @@ impl Settings {
         self.listen_addr()?;
         if self.admin.enabled {
             let admin = self.admin.listen_addr()?;
-            if self.listen_addr()? == admin && admin.port() != 0 {
+            let scim = self.listen_addr()?;
+            let overlaps = scim.ip() == admin.ip()
+                || scim.ip().is_unspecified()
+                || admin.ip().is_unspecified();
+            if admin.port() != 0 && admin.port() == scim.port() && overlaps {
                 return Err(ConfigError(format!(
-                    "admin.listen = {:?} is the SCIM listener's address; give the operations \
-                     API a port of its own",
-                    self.admin.listen
+                    "admin.listen = {:?} takes the SCIM listener's port ({:?}); give the \
+                     operations API a port of its own",
+                    self.admin.listen, self.listen
                 )));
             }
         }
@@ -813,14 +817,14 @@ mod tests {
         let s = load(
             "listen = \"127.0.0.1:9000\"\n[limits]\nmax_page_size = 50\n",
             &[
-                ("USERSYNC__LISTEN", "0.0.0.0:8081"),
+                ("USERSYNC__LISTEN", "0.0.0.0:9081"),
                 ("USERSYNC__LIMITS__MAX_PAGE_SIZE", "200"),
                 ("USERSYNC__CONNECTORS__ENTRA__TOKEN_ENV", "ENTRA_T"),
                 ("ENTRA_T", "secret"),
             ],
         )
         .unwrap();
-        assert_eq!(s.listen, "0.0.0.0:8081");
+        assert_eq!(s.listen, "0.0.0.0:9081");
         assert_eq!(s.limits.max_page_size, 200);
         assert_eq!(
             s.connectors["entra"].token_env,

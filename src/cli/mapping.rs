@@ -174,7 +174,6 @@ fn show_value(v: &FieldValue) -> String {
     }
 }
 
-
 /// `usersync mapping preview --connector NAME USERNAME`: each rule's source value and mapped
 /// value, how the manager reference resolved (or why not), and what the feed and the webhook
 /// would carry. `USERNAME` may also be the user's SCIM id.

@@ -57,10 +57,22 @@ pub fn router(state: AppState) -> Router {
             "/connectors/{connector}/retry-dead",
             post(actions::retry_dead_all),
         )
-        .route("/connectors/{connector}/users", get(resources::search_users))
-        .route("/connectors/{connector}/groups", get(resources::search_groups))
-        .route("/connectors/{connector}/users/{id}", get(resources::user_detail))
-        .route("/connectors/{connector}/groups/{id}", get(resources::group_detail))
+        .route(
+            "/connectors/{connector}/users",
+            get(resources::search_users),
+        )
+        .route(
+            "/connectors/{connector}/groups",
+            get(resources::search_groups),
+        )
+        .route(
+            "/connectors/{connector}/users/{id}",
+            get(resources::user_detail),
+        )
+        .route(
+            "/connectors/{connector}/groups/{id}",
+            get(resources::group_detail),
+        )
         .route(
             "/connectors/{connector}/users/{id}/timeline",
             get(timeline::user_timeline),
@@ -69,7 +81,10 @@ pub fn router(state: AppState) -> Router {
             "/connectors/{connector}/groups/{id}/timeline",
             get(timeline::group_timeline),
         )
-        .route("/connectors/{connector}/users/{id}/sync", post(actions::sync_user))
+        .route(
+            "/connectors/{connector}/users/{id}/sync",
+            post(actions::sync_user),
+        )
         .route(
             "/connectors/{connector}/users/{id}/dry-run",
             post(actions::dry_run_user),
@@ -82,7 +97,10 @@ pub fn router(state: AppState) -> Router {
             "/connectors/{connector}/groups/{id}/retry",
             post(actions::retry_dead_group),
         )
-        .route("/connectors/{connector}/mapping", get(mapping::mapping_table))
+        .route(
+            "/connectors/{connector}/mapping",
+            get(mapping::mapping_table),
+        )
         .route(
             "/connectors/{connector}/mapping/preview/{id}",
             get(mapping::mapping_preview),
@@ -164,9 +182,14 @@ pub(crate) async fn known_connector(state: &AppState, name: &str) -> AdminResult
     find().ok_or_else(|| AdminError::NotFound(format!("no connector named {name:?}")))
 }
 
-/// RFC 3339 with milliseconds, UTC.
+/// RFC 3339 in UTC with exactly three fraction digits (`2026-01-31T09:30:00.120Z`): one
+/// width, so the strings sort as the times do.
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
         .unwrap_or_default()
 }
 

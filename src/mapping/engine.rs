@@ -370,12 +370,22 @@ impl ConnectorMapping {
             MappingRow::identity(
                 "full_name",
                 settings.full_name.as_ref(),
-                &["displayName", "name.formatted", "name.givenName name.familyName", "userName"],
+                &[
+                    "displayName",
+                    "name.formatted",
+                    "name.givenName name.familyName",
+                    "userName",
+                ],
             ),
             MappingRow::identity(
                 "email",
                 settings.email.as_ref(),
-                &["emails[primary]", "emails[type=work]", "emails[0]", "userName (if an address)"],
+                &[
+                    "emails[primary]",
+                    "emails[type=work]",
+                    "emails[0]",
+                    "userName (if an address)",
+                ],
             ),
         ];
         table.extend(specs.iter().map(|spec| {

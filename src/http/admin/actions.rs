@@ -216,7 +216,11 @@ fn confluence(state: &AppState) -> AdminResult<crate::targets::confluence::Confl
     })
 }
 
-fn outcome(converged: Converged, attempts: &[Attempt], planned: Option<Vec<String>>) -> SyncOutcome {
+fn outcome(
+    converged: Converged,
+    attempts: &[Attempt],
+    planned: Option<Vec<String>>,
+) -> SyncOutcome {
     let (outcome, reason) = match converged {
         Converged::Done => ("done", None),
         Converged::Failed { reason, .. } => ("failed", Some(reason)),

@@ -76,8 +76,7 @@ impl FromRequestParts<AppState> for Caller {
             return Err(AdminError::Unauthorized);
         };
         let now = OffsetDateTime::now_utc();
-        if t
-            .last_used
+        if t.last_used
             .is_none_or(|at| (now - at).whole_seconds() >= TOUCH_EVERY_SECS)
         {
             // Best effort: a failed note must not fail the request.

@@ -108,14 +108,27 @@ pub struct RotatedToken {
 /// `GET /connectors`: every connector with its status.
 #[utoipa::path(get, path = "/connectors", tag = "connectors",
     responses((status = 200, body = ConnectorList), (status = 401, body = Problem)))]
-pub async fn list_connectors(State(state): State<AppState>, _caller: Caller) -> AdminResult<Json<ConnectorList>> {
+pub async fn list_connectors(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> AdminResult<Json<ConnectorList>> {
     // A connector created by the CLI or another instance shows up at once.
     state.runtime.reload().await?;
     let queues = state.store.queue_counts().await?;
     let paused = paused_set(&state).await?;
     let mut connectors = Vec::new();
     for info in state.runtime.list() {
-        connectors.push(status(&state, &info.name, info.source, info.active_tokens, &queues, &paused).await?);
+        connectors.push(
+            status(
+                &state,
+                &info.name,
+                info.source,
+                info.active_tokens,
+                &queues,
+                &paused,
+            )
+            .await?,
+        );
     }
     Ok(Json(ConnectorList { connectors }))
 }
@@ -137,7 +150,15 @@ async fn connector_detail(state: &AppState, connector: &str) -> AdminResult<Conn
     let info = known_connector(state, connector).await?;
     let queues = state.store.queue_counts().await?;
     let paused = paused_set(state).await?;
-    let status = status(state, &info.name, info.source, info.active_tokens, &queues, &paused).await?;
+    let status = status(
+        state,
+        &info.name,
+        info.source,
+        info.active_tokens,
+        &queues,
+        &paused,
+    )
+    .await?;
     let tokens = state
         .store
         .connectors()
@@ -195,7 +216,9 @@ pub async fn rotate_token(
         .rotate_connector_token_audited(&connector, &hash, now, expire, &audit)
         .await?
     {
-        return Err(AdminError::NotFound(format!("no stored connector named {connector}")));
+        return Err(AdminError::NotFound(format!(
+            "no stored connector named {connector}"
+        )));
     }
     state.runtime.reload().await?;
     Ok(Json(RotatedToken {
@@ -238,7 +261,11 @@ async fn set_paused(
     paused: bool,
 ) -> AdminResult<Json<ConnectorStatus>> {
     known_connector(state, connector).await?;
-    let name = if paused { "connector.pause" } else { "connector.resume" };
+    let name = if paused {
+        "connector.pause"
+    } else {
+        "connector.resume"
+    };
     let audit = action(caller, connector, name, "ok");
     state
         .store

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::known_connector;
 use super::problem::{AdminError, AdminResult, Problem};
 use super::resources::{existing, field_value};
-use super::known_connector;
 use crate::connectors::Source;
 use crate::http::state::AppState;
 use crate::mapping::engine::MappingRow;

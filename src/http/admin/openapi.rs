@@ -66,7 +66,9 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An admin token (`usa_…`) from `usersync admin token create`"))
+                    .description(Some(
+                        "An admin token (`usa_…`) from `usersync admin token create`",
+                    ))
                     .build(),
             ),
         );

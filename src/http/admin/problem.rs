@@ -72,9 +72,7 @@ impl AdminError {
                 self.to_string(),
             ),
             AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "about:blank", self.to_string()),
-            AdminError::BadRequest(_) => {
-                (StatusCode::BAD_REQUEST, "about:blank", self.to_string())
-            }
+            AdminError::BadRequest(_) => (StatusCode::BAD_REQUEST, "about:blank", self.to_string()),
             AdminError::Conflict(_) => (StatusCode::CONFLICT, "about:blank", self.to_string()),
             AdminError::Upstream(_) => (
                 StatusCode::BAD_GATEWAY,
@@ -131,10 +129,8 @@ pub fn problem(status: StatusCode, kind: &str, detail: String) -> Response {
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut res = (status, bytes).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(PROBLEM_JSON),
-    );
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     res
 }
 

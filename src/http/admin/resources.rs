@@ -152,8 +152,9 @@ async fn search_kind(
     let filter = if q.is_empty() {
         None
     } else {
-        let f = crate::scim::filter::parse_with_limits(&search_filter(kind, q), &state.filter_limits())
-            .map_err(|e| AdminError::BadRequest(format!("q cannot be searched for: {e}")))?;
+        let f =
+            crate::scim::filter::parse_with_limits(&search_filter(kind, q), &state.filter_limits())
+                .map_err(|e| AdminError::BadRequest(format!("q cannot be searched for: {e}")))?;
         Some(f)
     };
     let query = ListQuery {
@@ -187,15 +188,18 @@ fn text(doc: &Document, key: &str) -> Option<String> {
 }
 
 fn summary(kind: ResourceKind, d: &Document) -> ResourceSummary {
-    let email = d.get("emails").and_then(Value::as_array).and_then(|emails| {
-        emails
-            .iter()
-            .find(|e| e.get("primary") == Some(&Value::Bool(true)))
-            .or_else(|| emails.first())
-            .and_then(|e| e.get("value"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
+    let email = d
+        .get("emails")
+        .and_then(Value::as_array)
+        .and_then(|emails| {
+            emails
+                .iter()
+                .find(|e| e.get("primary") == Some(&Value::Bool(true)))
+                .or_else(|| emails.first())
+                .and_then(|e| e.get("value"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
     let (name, display_name) = match kind {
         ResourceKind::User => (text(d, "userName"), text(d, "displayName")),
         ResourceKind::Group => (text(d, "displayName"), None),
@@ -226,7 +230,9 @@ pub async fn user_detail(
     _caller: Caller,
     Path((connector, id)): Path<(String, String)>,
 ) -> AdminResult<Json<ResourceDetail>> {
-    detail(&state, &connector, ResourceKind::User, &id).await.map(Json)
+    detail(&state, &connector, ResourceKind::User, &id)
+        .await
+        .map(Json)
 }
 
 /// `GET /connectors/{connector}/groups/{id}`: one group in detail.
@@ -240,7 +246,9 @@ pub async fn group_detail(
     _caller: Caller,
     Path((connector, id)): Path<(String, String)>,
 ) -> AdminResult<Json<ResourceDetail>> {
-    detail(&state, &connector, ResourceKind::Group, &id).await.map(Json)
+    detail(&state, &connector, ResourceKind::Group, &id)
+        .await
+        .map(Json)
 }
 
 /// The resource, or 404 naming what is missing.

@@ -125,7 +125,8 @@ async fn timeline(
         .await?;
     let key = ResourceKey::new(connector, kind, id);
     let attempts = state.store.attempts(&key, limit as i64).await?;
-    if rows.is_empty() && attempts.is_empty() && existing(state, connector, kind, id).await.is_err() {
+    if rows.is_empty() && attempts.is_empty() && existing(state, connector, kind, id).await.is_err()
+    {
         return Err(AdminError::NotFound(format!(
             "connector {connector} has no {} with id {id:?} and no history of one",
             kind.as_str()
