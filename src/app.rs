@@ -181,11 +181,8 @@ impl Application {
             .await
             .context("the HTTP server failed")?;
         if let Some(admin) = admin {
-            match admin.await {
-                Ok(Err(e)) => {
-                    tracing::error!(error.message = %e, "the operations API's server failed")
-                }
-                Ok(Ok(())) | Err(_) => {}
+            if let Ok(Err(e)) = admin.await {
+                tracing::error!(error.message = %e, "the operations API's server failed");
             }
         }
         monitor.abort();

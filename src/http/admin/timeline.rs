@@ -136,7 +136,7 @@ async fn timeline(
     items.extend(deliveries(&attempts));
     // Newest first; a write and the delivery it caused share a millisecond at most rarely,
     // and then the write (the cause) is listed below its delivery.
-    items.sort_by(|a, b| b.0.cmp(&a.0));
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
     Ok(Timeline {
         kind: kind.as_str().to_owned(),
         id: id.to_owned(),
