@@ -120,6 +120,20 @@ async fn the_authorisation_matrix_holds_for_every_endpoint() {
     for path in &actions {
         assert_problem(&app.admin(Method::POST, path, Some(&t.viewer)).await, 403);
     }
+    // Each refusal is in the audit trail, with the route template (no ids).
+    let refused = app
+        .store
+        .audit_query(&AuditQuery {
+            actor: Some("ops-viewer".into()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(refused.len(), actions.len());
+    assert!(refused.iter().all(|r| r.outcome == "refused: viewer role"
+        && r.connector == CONNECTOR
+        && r.operation.starts_with("POST /admin/api/v1/connectors/{connector}/")),
+        "{refused:?}");
     for path in &actions[..7] {
         let r = app.admin(Method::POST, path, Some(&t.admin)).await;
         // The key is not dead, so the retries find it but revive nothing; every other

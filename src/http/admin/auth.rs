@@ -9,7 +9,7 @@
 //! every instance; the table is small (a handful of operators). The presented token's hash is
 //! compared with every live token's hash in constant time, without stopping at a match.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::header;
 use axum::http::request::Parts;
 use subtle::ConstantTimeEq;
@@ -19,6 +19,7 @@ use super::problem::AdminError;
 use crate::connectors::{hash_hex, hash_token, ADMIN_TOKEN_PREFIX};
 use crate::http::state::AppState;
 use crate::store::admin::AdminRole;
+use crate::store::audit::AdminAction;
 
 /// How stale `last_used_at` may get before a request refreshes it: reads should not each
 /// cost a write.
@@ -102,7 +103,38 @@ impl FromRequestParts<AppState> for Acting {
         let caller = Caller::from_request_parts(parts, state).await?;
         match caller.role {
             AdminRole::Admin => Ok(Acting(caller)),
-            AdminRole::Viewer => Err(AdminError::Forbidden),
+            AdminRole::Viewer => {
+                // A refused action is an event an auditor wants to see too.
+                let route = parts
+                    .extensions
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+                    .unwrap_or("unmatched");
+                // Inside the nested router the path has lost its prefix.
+                let path = parts.uri.path();
+                let connector = path
+                    .strip_prefix(super::API_PREFIX)
+                    .unwrap_or(path)
+                    .strip_prefix("/connectors/")
+                    .and_then(|rest| rest.split('/').next())
+                    .unwrap_or_default();
+                let refused = AdminAction {
+                    connector: connector.to_owned(),
+                    token: caller.name.clone(),
+                    action: format!("{} {route}", parts.method),
+                    target_kind: None,
+                    target: None,
+                    outcome: "refused: viewer role".to_owned(),
+                };
+                if let Err(e) = state
+                    .store
+                    .audit_admin_action(&refused, OffsetDateTime::now_utc())
+                    .await
+                {
+                    tracing::warn!(error.message = %e, "could not record a refused admin action");
+                }
+                Err(AdminError::Forbidden)
+            }
         }
     }
 }
