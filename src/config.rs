@@ -1084,6 +1084,8 @@ base_url = "https://wiki.example.com"
         let text = include_str!("../deploy/usersync.toml");
         let s = load(text, &[]).unwrap();
         assert_eq!(s.linchpin.timeout.0, Duration::from_secs(10));
+        assert_eq!(s.admin, AdminSettings::default());
+        assert_eq!(s.audit, AuditSettings::default());
         let defaults = crate::reconcile::settings::ReconcileSettings::default();
         assert_eq!(s.reconcile.protect_groups, defaults.protect_groups);
         assert_eq!(s.reconcile.retention, defaults.retention);
