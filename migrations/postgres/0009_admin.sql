@@ -26,3 +26,6 @@ CREATE TABLE connector_controls (
 -- The connector list shows each connector's last delivery and last failed call: both read
 -- the newest attempts of one connector.
 CREATE INDEX delivery_attempts_connector ON delivery_attempts (connector, started_at);
+
+-- A resource's timeline lists the reconcile items about it.
+CREATE INDEX reconcile_items_scim ON reconcile_items (scim_id);

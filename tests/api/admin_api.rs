@@ -130,10 +130,13 @@ async fn the_authorisation_matrix_holds_for_every_endpoint() {
         .await
         .unwrap();
     assert_eq!(refused.len(), actions.len());
-    assert!(refused.iter().all(|r| r.outcome == "refused: viewer role"
-        && r.connector == CONNECTOR
-        && r.operation.starts_with("POST /admin/api/v1/connectors/{connector}/")),
-        "{refused:?}");
+    assert!(
+        refused.iter().all(|r| r.outcome == "refused: viewer role"
+            && r.connector == CONNECTOR
+            && r.operation
+                .starts_with("POST /admin/api/v1/connectors/{connector}/")),
+        "{refused:?}"
+    );
     for path in &actions[..7] {
         let r = app.admin(Method::POST, path, Some(&t.admin)).await;
         // The key is not dead, so the retries find it but revive nothing; every other
@@ -916,4 +919,50 @@ async fn a_manager_mapped_to_an_idp_sourced_linchpin_field_flows_from_scim_to_th
         element.contains("<manager>boss@example.com</manager>"),
         "{element}"
     );
+}
+
+#[tokio::test]
+async fn the_timeline_shows_the_reconcile_items_about_the_user() {
+    use usersync::emulator::UserEdit;
+    use usersync::reconcile::progress::Silent;
+    use usersync::reconcile::{RunRequest, StartedBy};
+    use usersync::targets::confluence::{
+        ConfluenceAuth, ConfluenceClient, ConfluenceConfig, Secret,
+    };
+
+    let app = delivering_app().await;
+    let t = tokens(&app).await;
+    let id = app.user("ruth@example.com").await;
+    app.deliver_all().await;
+    // Someone disables the account by hand in Confluence: drift a full sync finds.
+    let edit: UserEdit = serde_json::from_value(json!({"active": false})).unwrap();
+    assert!(app.confluence().edit_user("ruth@example.com", &edit));
+    let client = ConfluenceClient::new(ConfluenceConfig::new(
+        app.confluence_url.clone().unwrap(),
+        ConfluenceAuth::Pat(Secret::new(crate::helpers::CONFLUENCE_TOKEN)),
+    ))
+    .unwrap();
+    let request = RunRequest {
+        connector: CONNECTOR.to_owned(),
+        dry_run: true,
+        force: false,
+        started_by: StartedBy::Cli,
+    };
+    usersync::app::reconciler(app.store.clone(), client, &app.state.runtime)
+        .run(&request, &Silent)
+        .await
+        .expect("the run");
+    let r = app
+        .admin(
+            Method::GET,
+            &format!("/connectors/{CONNECTOR}/users/{id}/timeline"),
+            Some(&t.viewer),
+        )
+        .await;
+    r.assert_status(200);
+    let first = &r.body["items"][0];
+    assert_eq!(first["type"], "reconcile", "{}", r.text);
+    assert_eq!(first["detail"]["mode"], "dry_run");
+    assert_eq!(first["detail"]["confluence_name"], "ruth@example.com");
+    assert!(first["detail"]["class"].is_string());
 }

@@ -2,7 +2,8 @@
 //! newest first. Every SCIM write received (when, method, credential, which attributes
 //! changed, old → new) and admin action on it comes from the audit trail; every delivery
 //! (the calls of one generation, with status, error class and response excerpt) from the
-//! delivery attempts. Two stores, one list, ordered by time.
+//! delivery attempts; every reconcile item about it from the reconcile runs. One list,
+//! ordered by time.
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -44,12 +45,13 @@ pub struct Timeline {
 pub struct TimelineItem {
     /// When it happened (RFC 3339).
     pub at: String,
-    /// `scim_write`, `admin_action`, `system_write` or `delivery`.
+    /// `scim_write`, `admin_action`, `system_write`, `delivery` or `reconcile`.
     #[serde(rename = "type")]
     pub kind: String,
     /// What it says: for writes, `operation`, `actor`, `outcome` and `changes` (each with
     /// `path`, `old`, `new`); for deliveries, `generation`, `outcome` and `calls` (each with
-    /// `call`, `target`, `status`, `duration_ms`, `error_class`, `response`).
+    /// `call`, `target`, `status`, `duration_ms`, `error_class`, `response`); for reconcile
+    /// items, the `run`, its `mode`, the drift `class`, the `action` and its `outcome`.
     #[schema(value_type = Object)]
     pub detail: Value,
 }
@@ -132,8 +134,30 @@ async fn timeline(
             kind.as_str()
         )));
     }
+    let reconciled = state
+        .store
+        .reconcile_items_of(connector, id, limit as i64)
+        .await?;
     let mut items: Vec<(i128, TimelineItem)> = rows.iter().map(write_item).collect();
     items.extend(deliveries(&attempts));
+    items.extend(reconciled.into_iter().map(|(run, mode, started, item)| {
+        (
+            started.unix_timestamp_nanos(),
+            TimelineItem {
+                at: rfc3339(started),
+                kind: "reconcile".to_owned(),
+                detail: json!({
+                    "run": run,
+                    "mode": mode,
+                    "class": item.class,
+                    "confluence_name": item.username,
+                    "action": item.action,
+                    "outcome": item.outcome,
+                    "detail": item.detail,
+                }),
+            },
+        )
+    }));
     // Newest first; a write and the delivery it caused share a millisecond at most rarely,
     // and then the write (the cause) is listed below its delivery.
     items.sort_by_key(|item| std::cmp::Reverse(item.0));
