@@ -226,7 +226,12 @@ impl ConnectorTable {
             None => {
                 let mapping = ConnectorMapping::compile(rules, &self.schemas)
                     .map_err(|e| ConfigError(e.to_string()))?;
-                Ok(ProfileTargets::new(mapping, FeedSettings::default(), None, None))
+                Ok(ProfileTargets::new(
+                    mapping,
+                    FeedSettings::default(),
+                    None,
+                    None,
+                ))
             }
         }
     }
@@ -376,7 +381,10 @@ impl Runtime {
     pub async fn reload_mappings(&self) -> StoreResult<()> {
         let stamp = self.store.mappings_stamp().await?;
         {
-            let last = self.mappings_stamp.lock().unwrap_or_else(|e| e.into_inner());
+            let last = self
+                .mappings_stamp
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if *last == Some(stamp) {
                 return Ok(());
             }
@@ -410,7 +418,10 @@ impl Runtime {
                 ),
             }
         }
-        *self.mappings_stamp.lock().unwrap_or_else(|e| e.into_inner()) = Some(stamp);
+        *self
+            .mappings_stamp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(stamp);
         Ok(())
     }
 

@@ -70,12 +70,11 @@ impl Store {
         audit: &AdminAction,
     ) -> StoreResult<i64> {
         let mut tx = self.write_tx().await?;
-        let last: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(version) FROM connector_mappings WHERE connector = $1",
-        )
-        .bind(connector.to_owned())
-        .fetch_one(&mut *tx)
-        .await?;
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM connector_mappings WHERE connector = $1")
+                .bind(connector.to_owned())
+                .fetch_one(&mut *tx)
+                .await?;
         let version = last.unwrap_or(0) + 1;
         sqlx::query(
             "INSERT INTO connector_mappings (connector, version, rules, created_at, created_by) \

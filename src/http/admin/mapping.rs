@@ -11,8 +11,8 @@ use axum::Json;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::auth::{Acting, Caller};
@@ -22,9 +22,9 @@ use super::resources::{existing, field_value};
 use crate::connectors::Source;
 use crate::http::state::AppState;
 use crate::mapping::engine::MappingRow;
-use crate::store::audit::AdminAction;
 use crate::profiles::resolve::{Resolved, Resolver};
 use crate::scim::schema::ResourceKind;
+use crate::store::audit::AdminAction;
 use crate::targets::linchpin::fields::{self, Credentials, RemoteField};
 use crate::targets::linchpin::xml;
 
