@@ -21,7 +21,7 @@ async fn sign_in(b: &Browser, app: &TestApp, token: &str) {
     }
     b.type_into("#token", token).await;
     b.click_on("form.signin button[type=submit]").await;
-    assert!(page_has(&b, "<h2 id=\"health\">").await, "signed in");
+    assert!(page_has(b, "<h2 id=\"health\">").await, "signed in");
 }
 
 /// Waits for a condition on the page (the console has no script: this only covers the

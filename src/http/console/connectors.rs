@@ -81,7 +81,7 @@ pub async fn dashboard(State(state): State<AppState>, console: Console) -> Respo
             p.hint { "New connectors: " code { "usersync connector create NAME" } " (or declare one in usersync.toml)." }
         }
     };
-    page(&console, "Connectors", body).into_response()
+    page(&console, "Dashboard", body).into_response()
 }
 
 /// `GET /connectors/{connector}`: the Overview tab.
@@ -153,7 +153,7 @@ pub async fn rotate(
     Path(connector): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if let Err(r) = console.check_csrf(&form.csrf) {
+    if let Some(r) = console.csrf_refusal(&form.csrf) {
         return r;
     }
     let acting = match Acting::check(
@@ -267,7 +267,11 @@ pub async fn sync_tab(
             div.scroll { table {
                 thead { tr { th scope="col" { "Resource" } th scope="col" class="num" { "Attempts" } th scope="col" { "Due" } th scope="col" { "Waiting on" } th scope="col" { "Last error" } } }
                 tbody { @for k in &pending { tr {
-                    td { (k["kind"].as_str().unwrap_or_default()) " " (k["id"].as_str().unwrap_or_default()) @if k["deprovisioning"] == true { " " span.warn { "deprovisioning" } } }
+                    td {
+                        @let (kind, id) = (k["kind"].as_str().unwrap_or_default(), k["id"].as_str().unwrap_or_default());
+                        @if kind == "User" { a href=(format!("{base}/users/{id}")) { (kind) " " (id) } } @else { (kind) " " (id) }
+                        @if k["deprovisioning"] == true { " " span.warn { "deprovisioning" } }
+                    }
                     td.num { (k["attempts"]) }
                     td { (when(k["next_attempt_at"].as_str())) }
                     td { (layout::value(&k["waiting_on"])) }
@@ -301,7 +305,7 @@ pub async fn sync_action(
     Path((connector, what)): Path<(String, String)>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if let Err(r) = console.check_csrf(&form.csrf) {
+    if let Some(r) = console.csrf_refusal(&form.csrf) {
         return r;
     }
     let acting = match Acting::check(
@@ -341,7 +345,7 @@ pub async fn retry_key(
     Path((connector, kind, id)): Path<(String, String, String)>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if let Err(r) = console.check_csrf(&form.csrf) {
+    if let Some(r) = console.csrf_refusal(&form.csrf) {
         return r;
     }
     let acting =

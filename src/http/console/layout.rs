@@ -128,7 +128,38 @@ pub fn value(v: &Value) -> Markup {
     match v {
         Value::Null => html! { span.muted { "—" } },
         Value::String(s) => html! { (s) },
+        Value::Bool(true) => html! { "yes" },
+        Value::Bool(false) => html! { "no" },
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            let list: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            if list.is_empty() {
+                html! { span.muted { "none" } }
+            } else {
+                html! { (list.join(", ")) }
+            }
+        }
         other => html! { code { (other.to_string()) } },
+    }
+}
+
+/// A transform as written in the configuration, short: `lower`, `before(sep = "@")`.
+pub fn transform(t: &Value) -> String {
+    match t {
+        Value::Object(o) => {
+            let op = o.get("op").and_then(Value::as_str).unwrap_or("?");
+            let args: Vec<String> = o
+                .iter()
+                .filter(|(k, _)| k.as_str() != "op")
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect();
+            if args.is_empty() {
+                op.to_owned()
+            } else {
+                format!("{op}({})", args.join(", "))
+            }
+        }
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn submit(
     Path(connector): Path<String>,
     Form(form): Form<EditorForm>,
 ) -> Response {
-    if let Err(r) = console.check_csrf(&form.csrf) {
+    if let Some(r) = console.csrf_refusal(&form.csrf) {
         return r;
     }
     let mut editor = Editor {
@@ -252,17 +252,17 @@ async fn render(state: &AppState, console: &Console, connector: &str, editor: Ed
         h2 { "Attribute mapping" }
         div.scroll { table #mapping {
             thead { tr {
-                th scope="col" { "Target field" } th scope="col" { "Linchpin field" } th scope="col" { "← Source" }
+                th scope="col" { "Target field" } th scope="col" { "Linchpin field or XML element" } th scope="col" { "← Source" }
                 th scope="col" { "Transforms" } th scope="col" { "No value" }
             } }
             tbody { @for r in &table.rows { tr class=[r.builtin.then_some("builtin")] {
-                th scope="row" { code { (r.target) } }
+                th.nowrap scope="row" { code { (r.target) } }
                 td { (or_dash(r.linchpin_field.as_deref().or(r.xml.as_deref()))) }
                 td {
                     @if let Some(c) = &r.computed { "computed: " (c) } @else { (r.source.join(", then ")) }
                     @if let Some(d) = &r.default { br; small { "default " (d) } }
                 }
-                td { @for t in &r.transforms { code { (t.to_string()) } " " } }
+                td { @for t in &r.transforms { code { (super::layout::transform(t)) } " " } }
                 td { (r.on_missing) @if r.builtin { " " span.muted { "(built-in)" } } }
             } } }
         } }

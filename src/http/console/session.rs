@@ -49,13 +49,14 @@ impl Console {
         self.caller.role == AdminRole::Admin
     }
 
-    /// Checks a form's CSRF token against the session's, in constant time.
-    pub fn check_csrf(&self, sent: &str) -> Result<(), Response> {
+    /// Checks a form's CSRF token against the session's, in constant time: `None` when it
+    /// matches, else the 403 page to answer.
+    pub fn csrf_refusal(&self, sent: &str) -> Option<Response> {
         if bool::from(sent.as_bytes().ct_eq(self.csrf.as_bytes())) && !sent.is_empty() {
-            Ok(())
+            None
         } else {
             tracing::info!(admin.token = %self.caller.name, "console form refused: CSRF token missing or wrong");
-            Err(forbidden("This form was not sent by this console session (its CSRF token is missing or wrong). Reload the page and try again."))
+            Some(forbidden("This form was not sent by this console session (its CSRF token is missing or wrong). Reload the page and try again."))
         }
     }
 }
@@ -250,7 +251,7 @@ pub async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if let Err(r) = console.check_csrf(&form.csrf) {
+    if let Some(r) = console.csrf_refusal(&form.csrf) {
         return r;
     }
     let idle = time::Duration::try_from(state.settings.admin.session_idle.0)

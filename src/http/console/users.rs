@@ -100,7 +100,7 @@ pub async fn act(
     Path((connector, id, what)): Path<(String, String, String)>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if let Err(r) = console.check_csrf(&form.csrf) {
+    if let Some(r) = console.csrf_refusal(&form.csrf) {
         return r;
     }
     let acting = match Acting::check(
@@ -169,7 +169,7 @@ async fn user_page(
             (confluence_state(&d.desired, &d.applied, &d.link))
             @if !d.queue.is_null() {
                 p class=(if d.queue["state"] == "dead" { "notice error" } else { "notice" }) {
-                    "Queued: " (value(&d.queue["state"])) ", " (value(&d.queue["attempts"])) " attempts"
+                    "In the sync queue: " (value(&d.queue["state"])) ", " (value(&d.queue["attempts"])) " attempts"
                     @if let Some(e) = d.queue["last_error"].as_str() { ", last error: " (e) }
                     @if d.queue["state"] == "dead" { " " (action(console, &format!("/connectors/{connector}/users/{id}/retry"), "Retry", "")) }
                 }
@@ -215,7 +215,7 @@ fn calls_table(calls: &[Value]) -> Markup {
             thead { tr { th scope="col" { "Call" } th scope="col" class="num" { "Status" } th scope="col" class="num" { "ms" } th scope="col" { "Error" } } }
             tbody { @for c in calls { tr {
                 td { code { (c["call"].as_str().unwrap_or_default()) } }
-                td.num { (value(&c["status"])) }
+                td.num { @if c["status"].is_null() && c["error_class"].is_null() { "ok" } @else { (value(&c["status"])) } }
                 td.num { (value(&c["duration_ms"])) }
                 td { (value(&c["error_class"])) @if let Some(r) = c["response"].as_str() { br; small { (r) } } }
             } } }
