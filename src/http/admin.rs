@@ -2,7 +2,7 @@
 //! (`[admin] listen`, loopback by default) so the SCIM port can face the internet while this
 //! one stays inside.
 //!
-//! JSON in and out; every error is RFC 9457 problem details ([`problem`]). Reads need any
+//! JSON in and out; every error is RFC 9457 problem details ([`mod@problem`]). Reads need any
 //! live admin token ([`auth::Caller`]), actions the admin role ([`auth::Acting`]); every
 //! action is recorded in the audit trail in the transaction that carries it out, or, for
 //! actions whose effect is outside the database (sync now), right after with its outcome.
