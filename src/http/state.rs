@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::scim::filter;
 use crate::scim::schema::SchemaRegistry;
@@ -33,6 +34,9 @@ pub struct StateInner {
     /// cores, at least one, so a flood of costly requests from one connector can never
     /// occupy every core and starve the others' small requests.
     pub heavy_work: tokio::sync::Semaphore,
+    /// This server's metrics (`/metrics` on the admin listener, docs/metrics.md); the
+    /// application hands them to its delivery worker too.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -45,6 +49,7 @@ impl AppState {
             runtime,
             queue_saturated: AtomicBool::new(false),
             heavy_work: tokio::sync::Semaphore::new(heavy_permits()),
+            metrics: Arc::new(Metrics::new()),
         }))
     }
 

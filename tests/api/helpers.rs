@@ -357,6 +357,7 @@ impl TestApp {
                 app.state().settings.delivery.clone(),
                 app.state().runtime.lookup(),
             )
+            .with_metrics(app.state().metrics.clone())
         });
         let address = format!("http://{}", app.local_addr());
         let store = app.state().store.clone();
