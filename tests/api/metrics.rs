@@ -227,3 +227,42 @@ async fn a_write_its_delivery_and_a_deactivation_move_their_series() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_linchpin_feed_is_counted_and_timed_when_complete() {
+    let app = TestApp::spawn_with_connector(|_| {}).await;
+    app.create_user(json!({"userName": USER_NAME, "displayName": "Grace Hopper"}))
+        .await;
+    let feed = app.client.get(app.feed_url()).send().await.unwrap();
+    assert_eq!(feed.status().as_u16(), 200);
+    let etag = feed.headers()["etag"].clone();
+    assert!(feed.text().await.unwrap().contains("grace.hopper"));
+    // Not modified: nothing generated, nothing counted.
+    let again = app
+        .client
+        .get(app.feed_url())
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+
+    let (text, s) = scrape(&app).await;
+    let complete = [("connector", CONNECTOR), ("outcome", "complete")];
+    assert_eq!(
+        value(&s, "usersync_linchpin_feed_generations_total", &complete),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &s,
+            "usersync_linchpin_feed_duration_seconds_count",
+            &[("connector", CONNECTOR)]
+        ),
+        1.0
+    );
+    assert!(!text.to_lowercase().contains("grace"));
+    // The feed is not a SCIM request.
+    assert!(!text.contains("linchpin/:connector"), "{text}");
+}
