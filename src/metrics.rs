@@ -1,6 +1,7 @@
-//! Prometheus metrics: one [`Metrics`] value per server (not a global: the tests run many
-//! servers in one process), shared by the HTTP layer and the delivery worker, encoded in the
-//! Prometheus text format (0.0.4) by `GET /metrics` on the admin listener.
+//! Prometheus metrics: one [`Metrics`](crate::metrics::Metrics) value per server (not a
+//! global: the tests run many servers in one process), shared by the HTTP layer and the
+//! delivery worker, encoded in the Prometheus text format (0.0.4) by `GET /metrics` on the
+//! admin listener.
 //!
 //! A leaf: it knows label sets, buckets and the encoding, nothing of the crate, so `http/` and
 //! `delivery/` can both import it. Its callers hand it only bounded, non-personal values:
