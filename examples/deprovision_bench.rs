@@ -165,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut settings = Settings::defaults();
     settings.listen = "127.0.0.1:0".into();
+    settings.admin.listen = "127.0.0.1:0".into();
     settings.database = args
         .database
         .clone()

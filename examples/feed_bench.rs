@@ -229,6 +229,7 @@ async fn main() {
 
     let mut settings = Settings::defaults();
     settings.listen = "127.0.0.1:0".into();
+    settings.admin.listen = "127.0.0.1:0".into();
     settings.database = database.clone();
     // Secrets are read from the environment once, by `Settings::load`; these settings are
     // built in code, so the feed key is handed over directly.

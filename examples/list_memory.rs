@@ -108,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut settings = Settings::defaults();
     settings.listen = "127.0.0.1:0".into();
+    settings.admin.listen = "127.0.0.1:0".into();
     settings.database = args
         .database
         .clone()

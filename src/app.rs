@@ -20,8 +20,9 @@ use crate::targets::confluence::{ConfluenceClient, ConfluenceConfig};
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// The operations API's listener (`[admin]`), when enabled.
+    admin_listener: Option<TcpListener>,
     state: AppState,
-    confluence: Option<ConfluenceClient>,
 }
 
 /// Opens the store the settings name and applies migrations.
@@ -76,16 +77,24 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (setting `listen`)"))?;
-        let confluence = if runtime.table().confluence().is_some() {
-            Some(runtime.table().confluence_client()?)
+        let admin_listener = if settings.admin.enabled {
+            let addr = settings.admin.listen_addr()?;
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (setting `admin.listen`)"))?;
+            Some(l)
         } else {
             None
         };
+        if runtime.table().confluence().is_some() {
+            // Fails here, at start, rather than later in the worker.
+            runtime.table().confluence_client()?;
+        }
         let state = AppState::new(runtime);
         Ok(Application {
             listener,
+            admin_listener,
             state,
-            confluence,
         })
     }
 
@@ -94,6 +103,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// The operations API's bound address, when it is enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener has an address"))
     }
 
     /// The shared state.
@@ -141,9 +157,34 @@ impl Application {
             header_read_timeout: server.header_read_timeout.0,
             idle_timeout: server.idle_timeout.0,
         };
-        http::serve::serve(self.listener, router, limits, shutdown)
+        // One shutdown for both listeners.
+        let (down_tx, down_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = down_tx.send(true);
+        });
+        let until_down = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|down| *down).await;
+        };
+        let admin = self.admin_listener.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "operations API listening");
+            }
+            tokio::spawn(http::serve::serve(
+                listener,
+                http::admin::router(self.state.clone()),
+                limits,
+                until_down(down_rx.clone()),
+            ))
+        });
+        http::serve::serve(self.listener, router, limits, until_down(down_rx))
             .await
             .context("the HTTP server failed")?;
+        if let Some(admin) = admin {
+            if let Ok(Err(e)) = admin.await {
+                tracing::error!(error.message = %e, "the operations API's server failed");
+            }
+        }
         monitor.abort();
         let _ = stop_tx.send(true);
         if let Some(w) = worker {
@@ -179,7 +220,7 @@ impl Application {
             tracing::info!("delivery is disabled (delivery.enabled = false)");
             return None;
         }
-        let Some(client) = self.confluence.clone() else {
+        let Some(client) = self.state.confluence.clone() else {
             tracing::warn!("no [confluence] configured: changes are queued but not delivered");
             return None;
         };
@@ -203,7 +244,7 @@ impl Application {
     ) -> Option<(crate::reconcile::Reconciler, std::time::Duration)> {
         let settings = &self.state.settings;
         let every = settings.reconcile.every?.0;
-        let Some(client) = self.confluence.clone() else {
+        let Some(client) = self.state.confluence.clone() else {
             tracing::warn!("[reconcile] every is set but no [confluence] is configured: no scheduled reconcile");
             return None;
         };

@@ -196,6 +196,25 @@ pub fn jwks_caches(settings: &AuthSettings) -> Result<JwksCaches, ConfigError> {
 }
 
 impl ConnectorAuth {
+    /// The modes it accepts, by their documented names (docs/admin-api.md): `bearer`,
+    /// `basic`, `entra_jwt`, `oauth2`.
+    pub fn modes(&self) -> Vec<&'static str> {
+        let mut modes = Vec::new();
+        if self.static_tokens {
+            modes.push("bearer");
+        }
+        if self.basic.is_some() {
+            modes.push("basic");
+        }
+        if self.entra_jwt.is_some() {
+            modes.push("entra_jwt");
+        }
+        if self.oauth.is_some() {
+            modes.push("oauth2");
+        }
+        modes
+    }
+
     /// The verifiers `c` (the connector `name`, already validated) declares, with the secrets
     /// read at load ([`Secrets`]) and signing keys from `caches`.
     pub fn new(

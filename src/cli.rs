@@ -1,6 +1,7 @@
 //! The command line: `usersync serve | migrate | check-config | connector … | queue … |
 //! sync-user | reconcile | mapping … | emulator | healthcheck`. One file per group of subcommands in `cli/`.
 
+mod admin;
 mod audit;
 mod connector;
 mod delivery;
@@ -103,6 +104,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// The operations API: its admin tokens and its OpenAPI document (docs/admin-api.md).
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
     /// Inspect attribute mappings.
     Mapping {
         /// What to do.
@@ -136,6 +143,48 @@ pub enum AuditAction {
 pub enum ExportFormat {
     /// JSON lines.
     Jsonl,
+}
+
+/// `usersync admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Manage the tokens that open the operations API.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: AdminTokenCommand,
+    },
+    /// Print the operations API's OpenAPI 3.1 document (JSON).
+    Openapi,
+}
+
+/// `usersync admin token …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Create a token and print it once (only a hash is stored).
+    Create {
+        /// Who holds it: the name the audit trail records for its actions.
+        name: String,
+        /// `admin` (reads and acts) or `viewer` (reads only).
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: RoleArg,
+    },
+    /// List tokens (names, roles, last use; never the tokens).
+    List,
+    /// Revoke a token: it stops working at once, on every instance.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
+}
+
+/// `--role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Reads and acts.
+    Admin,
+    /// Reads only.
+    Viewer,
 }
 
 /// `usersync mapping …`.
@@ -226,6 +275,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         };
     }
+    if let Command::Admin {
+        action: AdminCommand::Openapi,
+    } = &cli.command
+    {
+        // The document describes the code, not a deployment: no configuration needed.
+        println!("{}", crate::http::admin::openapi::json());
+        return Ok(());
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.log);
     match cli.command {
@@ -279,6 +336,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connector { action } => connector::run(settings, action).await,
         Command::Queue { action } => queue::run(settings, action).await,
         Command::Audit { action } => audit::run(settings, action).await,
+        Command::Admin { action } => admin::run(settings, action).await,
         Command::SyncUser {
             connector,
             user_name,
@@ -310,6 +368,9 @@ async fn serve(settings: Settings, emulator: Option<std::net::SocketAddr>) -> an
         println!("More connectors: `usersync connector create NAME`.");
     }
     tracing::info!(listen = %addr, "usersync is serving SCIM at {base}/scim/v2/{{connector}}");
+    if let Some(admin) = app.admin_addr() {
+        println!("Operations API: http://{admin}/admin/api/v1 (token: `usersync admin token create NAME --role admin`)");
+    }
     app.run_until_stopped(app::shutdown_signal()).await
 }
 

@@ -81,6 +81,9 @@ pub struct Settings {
     /// The audit trail (docs/audit.md).
     #[serde(default)]
     pub audit: AuditSettings,
+    /// The operations API and metrics listener (docs/admin-api.md).
+    #[serde(default)]
+    pub admin: AdminSettings,
     /// The Confluence Data Center that users and groups are delivered to. Without it the SCIM
     /// server runs and the sync queue fills, but nothing is delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,6 +197,41 @@ impl Default for AuditSettings {
         Self {
             retention: Dur(Duration::from_secs(90 * 86_400)),
         }
+    }
+}
+
+/// `[admin]`: the operations API (`/admin/api/v1`) and `/metrics`, on a listener of their
+/// own so the SCIM port can face the internet while this one stays inside
+/// (docs/admin-api.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Serve it at all.
+    pub enabled: bool,
+    /// Where it listens: loopback by default. Give another address only behind a network
+    /// boundary you trust (a Kubernetes pod network, a management VLAN), and with TLS in
+    /// front of it: admin tokens travel in the `Authorization` header.
+    pub listen: String,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:8081".to_owned(),
+        }
+    }
+}
+
+impl AdminSettings {
+    /// The address to bind, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "admin.listen = {:?} is not an address such as \"127.0.0.1:8081\"",
+                self.listen
+            ))
+        })
     }
 }
 
@@ -390,6 +428,20 @@ impl Settings {
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        if self.admin.enabled {
+            let admin = self.admin.listen_addr()?;
+            let scim = self.listen_addr()?;
+            let overlaps = scim.ip() == admin.ip()
+                || scim.ip().is_unspecified()
+                || admin.ip().is_unspecified();
+            if admin.port() != 0 && admin.port() == scim.port() && overlaps {
+                return Err(ConfigError(format!(
+                    "admin.listen = {:?} takes the SCIM listener's port ({:?}); give the \
+                     operations API a port of its own",
+                    self.admin.listen, self.listen
+                )));
+            }
+        }
         if !(self.database.starts_with("sqlite:")
             || self.database.starts_with("postgres:")
             || self.database.starts_with("postgresql:"))
@@ -765,14 +817,14 @@ mod tests {
         let s = load(
             "listen = \"127.0.0.1:9000\"\n[limits]\nmax_page_size = 50\n",
             &[
-                ("USERSYNC__LISTEN", "0.0.0.0:8081"),
+                ("USERSYNC__LISTEN", "0.0.0.0:9081"),
                 ("USERSYNC__LIMITS__MAX_PAGE_SIZE", "200"),
                 ("USERSYNC__CONNECTORS__ENTRA__TOKEN_ENV", "ENTRA_T"),
                 ("ENTRA_T", "secret"),
             ],
         )
         .unwrap();
-        assert_eq!(s.listen, "0.0.0.0:8081");
+        assert_eq!(s.listen, "0.0.0.0:9081");
         assert_eq!(s.limits.max_page_size, 200);
         assert_eq!(
             s.connectors["entra"].token_env,
@@ -1032,6 +1084,8 @@ base_url = "https://wiki.example.com"
         let text = include_str!("../deploy/usersync.toml");
         let s = load(text, &[]).unwrap();
         assert_eq!(s.linchpin.timeout.0, Duration::from_secs(10));
+        assert_eq!(s.admin, AdminSettings::default());
+        assert_eq!(s.audit, AuditSettings::default());
         let defaults = crate::reconcile::settings::ReconcileSettings::default();
         assert_eq!(s.reconcile.protect_groups, defaults.protect_groups);
         assert_eq!(s.reconcile.retention, defaults.retention);

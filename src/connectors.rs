@@ -48,12 +48,25 @@ fn parse_hex(s: &str) -> Option<TokenHash> {
     Some(out)
 }
 
+/// Prefix of admin API tokens (docs/admin-api.md): distinct from [`TOKEN_PREFIX`], so each
+/// door refuses the other's tokens before any lookup, and a leaked one says what it opens.
+pub const ADMIN_TOKEN_PREFIX: &str = "usa_";
+
 /// A new random bearer token: 256 bits, base64url, with [`TOKEN_PREFIX`].
 pub fn generate_token() -> String {
+    random_token(TOKEN_PREFIX)
+}
+
+/// A new random admin API token: 256 bits, base64url, with [`ADMIN_TOKEN_PREFIX`].
+pub fn generate_admin_token() -> String {
+    random_token(ADMIN_TOKEN_PREFIX)
+}
+
+fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     format!(
-        "{TOKEN_PREFIX}{}",
+        "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
 }

@@ -8,6 +8,7 @@
 //! authenticates the client itself.
 //! `http/` never writes SQL: it calls `scim/` and `store/`.
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod extract;

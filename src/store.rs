@@ -15,6 +15,7 @@
 //! on SQLite are group-committed by `store/batch.rs`: writes that arrive together share one
 //! transaction, each in its own savepoint.
 
+pub mod admin;
 pub mod attempts;
 pub mod audit;
 mod batch;
@@ -230,6 +231,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit",
         include_str!("../migrations/sqlite/0008_audit.sql"),
     ),
+    (
+        9,
+        "admin",
+        include_str!("../migrations/sqlite/0009_admin.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -271,6 +277,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "audit",
         include_str!("../migrations/postgres/0008_audit.sql"),
+    ),
+    (
+        9,
+        "admin",
+        include_str!("../migrations/postgres/0009_admin.sql"),
     ),
 ];
 

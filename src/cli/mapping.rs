@@ -8,8 +8,7 @@ use std::fmt::Write as _;
 use anyhow::Context;
 
 use crate::config::Settings;
-use crate::mapping::rules::ManagerSettings;
-use crate::mapping::{FieldValue, ManagerLookup, MappingError};
+use crate::mapping::{FieldValue, MappingError};
 use crate::profiles::resolve::{ManagerStats, Resolved, Resolver};
 use crate::profiles::ProfileTargets;
 use crate::runtime::{ConnectorTable, Runtime};
@@ -175,45 +174,6 @@ fn show_value(v: &FieldValue) -> String {
     }
 }
 
-fn describe_manager(m: &ManagerLookup, connector: &str, settings: &ManagerSettings) -> String {
-    let tried = settings
-        .keys()
-        .iter()
-        .map(|k| k.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    match m {
-        ManagerLookup::NoReference => "no manager".to_owned(),
-        ManagerLookup::OwnSelf => "names the user themself (treated as no manager)".to_owned(),
-        ManagerLookup::Found {
-            username,
-            active,
-            by,
-        } => format!(
-            "found by {}: {username}{}",
-            by.as_str(),
-            if *active { "" } else { " (deprovisioned)" }
-        ),
-        ManagerLookup::Deleted { username } => format!("deleted; its link kept {username}"),
-        ManagerLookup::Missing => format!(
-            "NOT RESOLVED: no user of connector {connector} has this value as {tried} (yet). \
-             The field is left as it is, and the user is delivered again as soon as such a \
-             user arrives. If the manager exists, the IdP sends a value usersync does not \
-             have: send the manager's employeeNumber, externalId or e-mail, or set refers_to"
-        ),
-        ManagerLookup::Ambiguous { users, keys } => format!(
-            "NOT RESOLVED: {users} users of connector {connector} match this value (by {}), \
-             so none is used (never guessed). The field is left as it is. Make the value \
-             unique, or set refers_to to the one key the IdP means",
-            keys.iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        ManagerLookup::Unmappable => "found, but has no valid Confluence username".to_owned(),
-    }
-}
-
 /// `usersync mapping preview --connector NAME USERNAME`: each rule's source value and mapped
 /// value, how the manager reference resolved (or why not), and what the feed and the webhook
 /// would carry. `USERNAME` may also be the user's SCIM id.
@@ -275,7 +235,7 @@ pub async fn preview(
             .map(|r| serde_json::to_string(r).unwrap_or_default())
             .unwrap_or_else(|| "(none)".to_owned()),
         p.mapping.manager().describe(),
-        describe_manager(&manager, connector, p.mapping.manager())
+        manager.describe(connector, p.mapping.manager())
     );
     let _ = writeln!(out, "\nprofile fields");
     let _ = writeln!(

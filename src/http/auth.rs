@@ -84,6 +84,7 @@ impl FromRequestParts<AppState> for ScimCtx {
             }
         };
         span.record("auth.method", method.as_str());
+        state.note_request(&connector);
         let base = base_url(parts, state, &connector);
         Ok(ScimCtx {
             connector,

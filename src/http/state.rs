@@ -1,8 +1,11 @@
 //! Shared state of the HTTP layer.
 
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
@@ -37,6 +40,12 @@ pub struct StateInner {
     /// This server's metrics (`/metrics` on the admin listener, docs/metrics.md); the
     /// application hands them to its delivery worker too.
     pub metrics: Arc<Metrics>,
+    /// A Confluence client for the operations API's actions (sync now, dry run), when
+    /// `[confluence]` is configured.
+    pub confluence: Option<crate::targets::confluence::ConfluenceClient>,
+    /// When this instance last answered an authenticated SCIM request, per connector (the
+    /// connector list's "last SCIM request"; in memory, since this instance started).
+    last_requests: Mutex<HashMap<String, OffsetDateTime>>,
 }
 
 impl AppState {
@@ -46,11 +55,43 @@ impl AppState {
             settings: runtime.settings().clone(),
             schemas: runtime.table().schemas().clone(),
             store: runtime.store().clone(),
-            runtime,
             queue_saturated: AtomicBool::new(false),
             heavy_work: tokio::sync::Semaphore::new(heavy_permits()),
             metrics: Arc::new(Metrics::new()),
+            confluence: runtime
+                .table()
+                .confluence()
+                .and_then(|_| match runtime.table().confluence_client() {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(error.message = %e, "no Confluence client for the operations API");
+                        None
+                    }
+                }),
+            last_requests: Mutex::new(HashMap::new()),
+            runtime,
         }))
+    }
+
+    /// Notes an authenticated SCIM request of `connector` now.
+    pub fn note_request(&self, connector: &str) {
+        let now = OffsetDateTime::now_utc();
+        let mut map = self.last_requests.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(connector) {
+            Some(at) => *at = now,
+            None => {
+                map.insert(connector.to_owned(), now);
+            }
+        }
+    }
+
+    /// When this instance last answered an authenticated SCIM request of `connector`.
+    pub fn last_request(&self, connector: &str) -> Option<OffsetDateTime> {
+        self.last_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(connector)
+            .copied()
     }
 
     /// Authenticates requests of every connector.

@@ -125,9 +125,105 @@ pub struct Field {
     rule: Rule,
 }
 
+/// One rule of a connector's mapping as an operator reads it: the admin API's mapping table
+/// (target field ← source, transforms, no-value policy).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MappingRow {
+    /// `confluence.username`, `confluence.full_name`, `confluence.email`, or
+    /// `profile.NAME` for a Linchpin profile field.
+    pub target: String,
+    /// The feed's XML element (profile fields).
+    pub xml: Option<String>,
+    /// The Linchpin field it is meant to fill, when the configuration names one.
+    pub linchpin_field: Option<String>,
+    /// The SCIM paths read, in order (the first with a value wins).
+    pub source: Vec<String>,
+    /// A value computed by usersync instead (`username`, `full_name`, `email`, `manager`).
+    pub computed: Option<String>,
+    /// The transforms, in order, as written in the configuration.
+    pub transforms: Vec<serde_json::Value>,
+    /// The value used when nothing else yields one.
+    pub default: Option<String>,
+    /// What happens without a value: `keep`, `clear`, `skip`, or `builtin` (the identity
+    /// rule falls back to the built-in one).
+    pub on_missing: String,
+    /// Whether the row is usersync's built-in rule (not written in the configuration).
+    pub builtin: bool,
+}
+
+impl MappingRow {
+    fn identity(name: &str, spec: Option<&RuleSpec>, builtin_source: &[&str]) -> MappingRow {
+        match spec {
+            Some(spec) => MappingRow {
+                target: format!("confluence.{name}"),
+                xml: None,
+                linchpin_field: None,
+                source: spec
+                    .source
+                    .as_ref()
+                    .map(|s| s.paths().into_iter().map(str::to_owned).collect())
+                    .unwrap_or_default(),
+                computed: None,
+                transforms: transforms_json(&spec.transforms),
+                default: spec.default.clone(),
+                on_missing: on_missing_name(spec.on_missing.unwrap_or(OnMissing::Skip)),
+                builtin: false,
+            },
+            None => MappingRow {
+                target: format!("confluence.{name}"),
+                xml: None,
+                linchpin_field: None,
+                source: builtin_source.iter().map(|s| (*s).to_owned()).collect(),
+                computed: None,
+                transforms: Vec::new(),
+                default: None,
+                on_missing: "skip".to_owned(),
+                builtin: true,
+            },
+        }
+    }
+
+    fn field(spec: &FieldSpec, builtin: bool) -> MappingRow {
+        MappingRow {
+            target: format!("profile.{}", spec.name),
+            xml: Some(spec.xml.clone().unwrap_or_else(|| spec.name.clone())),
+            linchpin_field: spec.linchpin_field.clone(),
+            source: spec
+                .source
+                .as_ref()
+                .map(|s| s.paths().into_iter().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            computed: spec.from.map(|c| {
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            }),
+            transforms: transforms_json(&spec.transforms),
+            default: spec.default.clone(),
+            on_missing: on_missing_name(spec.on_missing.unwrap_or(OnMissing::Clear)),
+            builtin,
+        }
+    }
+}
+
+fn transforms_json(t: &[TransformSpec]) -> Vec<serde_json::Value> {
+    t.iter()
+        .map(|t| serde_json::to_value(t).unwrap_or(serde_json::Value::Null))
+        .collect()
+}
+
+fn on_missing_name(m: OnMissing) -> String {
+    serde_json::to_value(m)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// A connector's compiled mapping.
 #[derive(Debug)]
 pub struct ConnectorMapping {
+    table: Vec<MappingRow>,
     username: Option<Rule>,
     full_name: Option<Rule>,
     email: Option<Rule>,
@@ -235,6 +331,7 @@ impl ConnectorMapping {
         } else {
             Vec::new()
         };
+        let builtin_names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
         for (i, spec) in settings.fields.iter().enumerate() {
             if settings.fields[..i].iter().any(|f| f.name == spec.name) {
                 return Err(InvalidRules::new(format!(
@@ -264,7 +361,39 @@ impl ConnectorMapping {
             let digest = Sha256::digest(text.as_bytes());
             digest.iter().map(|b| format!("{b:02x}")).collect()
         };
+        let mut table = vec![
+            MappingRow::identity(
+                "username",
+                settings.username.as_ref(),
+                &["userName (lower-cased, characters Confluence refuses replaced)"],
+            ),
+            MappingRow::identity(
+                "full_name",
+                settings.full_name.as_ref(),
+                &[
+                    "displayName",
+                    "name.formatted",
+                    "name.givenName name.familyName",
+                    "userName",
+                ],
+            ),
+            MappingRow::identity(
+                "email",
+                settings.email.as_ref(),
+                &[
+                    "emails[primary]",
+                    "emails[type=work]",
+                    "emails[0]",
+                    "userName (if an address)",
+                ],
+            ),
+        ];
+        table.extend(specs.iter().map(|spec| {
+            let written = settings.fields.iter().any(|f| f.name == spec.name);
+            MappingRow::field(spec, !written && builtin_names.contains(&spec.name))
+        }));
         Ok(ConnectorMapping {
+            table,
             username: identity_rule("username", settings.username.as_ref(), reg, &sandbox)?,
             full_name: identity_rule("full_name", settings.full_name.as_ref(), reg, &sandbox)?,
             email: identity_rule("email", settings.email.as_ref(), reg, &sandbox)?,
@@ -279,6 +408,11 @@ impl ConnectorMapping {
     pub fn builtin() -> ConnectorMapping {
         Self::compile(&MappingSettings::default(), &SchemaRegistry::builtin())
             .expect("the built-in mapping compiles (tested)")
+    }
+
+    /// The rules as a table, identity rules first, then the profile fields in feed order.
+    pub fn table(&self) -> &[MappingRow] {
+        &self.table
     }
 
     /// A digest of the rules, so a configuration change shows in the feed's `ETag` and

@@ -13,7 +13,7 @@
 //! users match stays unresolved ([`ManagerLookup::Ambiguous`]): a wrong manager in the org
 //! chart is worse than none, and nothing tells which of them the IdP meant.
 
-use super::rules::ManagerKey;
+use super::rules::{ManagerKey, ManagerSettings};
 
 /// What the store found for a user's `manager.value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,47 @@ impl ManagerLookup {
             ManagerLookup::Missing => "not_found",
             ManagerLookup::Ambiguous { .. } => "ambiguous",
             ManagerLookup::Unmappable => "unmappable",
+        }
+    }
+
+    /// What the lookup found, for an operator (`mapping preview`, the admin API's preview):
+    /// the outcome and, when unresolved, what to do about it.
+    pub fn describe(&self, connector: &str, settings: &ManagerSettings) -> String {
+        let tried = settings
+            .keys()
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self {
+            ManagerLookup::NoReference => "no manager".to_owned(),
+            ManagerLookup::OwnSelf => "names the user themself (treated as no manager)".to_owned(),
+            ManagerLookup::Found {
+                username,
+                active,
+                by,
+            } => format!(
+                "found by {}: {username}{}",
+                by.as_str(),
+                if *active { "" } else { " (deprovisioned)" }
+            ),
+            ManagerLookup::Deleted { username } => format!("deleted; its link kept {username}"),
+            ManagerLookup::Missing => format!(
+                "NOT RESOLVED: no user of connector {connector} has this value as {tried} (yet). \
+                 The field is left as it is, and the user is delivered again as soon as such a \
+                 user arrives. If the manager exists, the IdP sends a value usersync does not \
+                 have: send the manager's employeeNumber, externalId or e-mail, or set refers_to"
+            ),
+            ManagerLookup::Ambiguous { users, keys } => format!(
+                "NOT RESOLVED: {users} users of connector {connector} match this value (by {}), \
+                 so none is used (never guessed). The field is left as it is. Make the value \
+                 unique, or set refers_to to the one key the IdP means",
+                keys.iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ManagerLookup::Unmappable => "found, but has no valid Confluence username".to_owned(),
         }
     }
 }

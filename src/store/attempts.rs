@@ -29,6 +29,15 @@ pub struct Attempt {
     pub response: Option<String>,
 }
 
+/// The newest successful and failed attempts of a connector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastAttempts {
+    /// The newest call that succeeded.
+    pub succeeded: Option<Attempt>,
+    /// The newest call that failed.
+    pub failed: Option<Attempt>,
+}
+
 /// A row of `delivery_attempts` as [`Store::attempts`] selects it (the key is the one asked
 /// for).
 struct AttemptRow {
@@ -112,6 +121,48 @@ impl Store {
                 response: r.response,
             })
             .collect())
+    }
+
+    /// The newest successful call and the newest failed call of a connector's deliveries
+    /// (the connector list's "last delivery" and "last error").
+    pub async fn last_attempts(&self, connector: &str) -> StoreResult<LastAttempts> {
+        let newest = |failed: bool| {
+            format!(
+                "SELECT kind, resource_id, {} FROM delivery_attempts WHERE connector = $1 \
+                 AND error_class IS {} NULL ORDER BY started_at DESC LIMIT 1",
+                AttemptRow::COLUMNS,
+                if failed { "NOT" } else { "" }
+            )
+        };
+        let mut out = LastAttempts::default();
+        for failed in [false, true] {
+            let row = sqlx::query(&newest(failed))
+                .bind(connector.to_owned())
+                .fetch_optional(self.reader())
+                .await?;
+            let Some(row) = row else { continue };
+            use sqlx::Row as _;
+            let kind: String = row.try_get("kind")?;
+            let id: String = row.try_get("resource_id")?;
+            let r = <AttemptRow as sqlx::FromRow<_>>::from_row(&row)?;
+            let attempt = Attempt {
+                key: super::queue::key_of(connector.to_owned(), &kind, id),
+                generation: r.generation,
+                target: r.target,
+                started: from_ms(r.started_at),
+                duration_ms: r.duration_ms,
+                call: r.call,
+                status: r.status,
+                error_class: r.error_class,
+                response: r.response,
+            };
+            if failed {
+                out.failed = Some(attempt);
+            } else {
+                out.succeeded = Some(attempt);
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes attempts older than `before`; returns how many.

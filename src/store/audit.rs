@@ -171,6 +171,8 @@ pub struct AuditQuery {
     pub connector: Option<String>,
     /// Only this actor's rows (exact credential or token name).
     pub actor: Option<String>,
+    /// Only rows of this kind of actor.
+    pub actor_kind: Option<ActorKind>,
     /// Only rows about resources (targets) of this kind.
     pub resource_kind: Option<String>,
     /// Only rows about this resource (target) id.
@@ -565,6 +567,9 @@ impl Store {
         }
         if let Some(a) = &q.actor {
             cond("actor = ?", Arg::Text(a.clone()));
+        }
+        if let Some(k) = q.actor_kind {
+            cond("actor_kind = ?", Arg::Text(k.as_str().to_owned()));
         }
         if let Some(k) = &q.resource_kind {
             cond("resource_kind = ?", Arg::Text(k.clone()));

@@ -2,6 +2,7 @@
 
 use time::OffsetDateTime;
 
+use super::audit::{audit_admin_action_in, AdminAction};
 use super::rows::{decode, from_row};
 use super::{from_ms, to_ms, Store, StoreError, StoreResult};
 
@@ -115,6 +116,32 @@ impl Store {
         now: OffsetDateTime,
         old_expire_at: OffsetDateTime,
     ) -> StoreResult<bool> {
+        self.rotate_token(name, token_hash, now, old_expire_at, None)
+            .await
+    }
+
+    /// [`Store::rotate_connector_token`], recording `audit` in the same transaction (the
+    /// admin API and the command line).
+    pub async fn rotate_connector_token_audited(
+        &self,
+        name: &str,
+        token_hash: &str,
+        now: OffsetDateTime,
+        old_expire_at: OffsetDateTime,
+        audit: &AdminAction,
+    ) -> StoreResult<bool> {
+        self.rotate_token(name, token_hash, now, old_expire_at, Some(audit))
+            .await
+    }
+
+    async fn rotate_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        now: OffsetDateTime,
+        old_expire_at: OffsetDateTime,
+        audit: Option<&AdminAction>,
+    ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let exists: Option<String> =
             sqlx::query_scalar("SELECT name FROM connectors WHERE name = $1")
@@ -140,6 +167,9 @@ impl Store {
         .bind(to_ms(now))
         .execute(&mut *tx)
         .await?;
+        if let Some(audit) = audit {
+            audit_admin_action_in(&mut tx, audit, now).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -21,7 +21,8 @@ pub enum LinkStatus {
 }
 
 impl LinkStatus {
-    fn as_str(self) -> &'static str {
+    /// The stored and displayed form.
+    pub fn as_str(self) -> &'static str {
         match self {
             LinkStatus::Active => "active",
             LinkStatus::Conflict => "conflict",

@@ -185,7 +185,7 @@ pub(crate) async fn mark_reports(
     Ok(())
 }
 
-fn key_of(connector: String, kind: &str, id: String) -> ResourceKey {
+pub(crate) fn key_of(connector: String, kind: &str, id: String) -> ResourceKey {
     ResourceKey {
         connector,
         kind: ResourceKind::parse(kind).unwrap_or(ResourceKind::User),
@@ -212,6 +212,23 @@ from_row!(ClaimRow {
     attempts,
     enqueued_at,
     priority
+});
+
+/// The queue of one connector, counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorQueue {
+    /// The connector.
+    pub connector: String,
+    /// Keys still to deliver (waiting ones included).
+    pub pending: i64,
+    /// Keys that exhausted their retries.
+    pub dead: i64,
+}
+
+from_row!(ConnectorQueue {
+    connector,
+    pending,
+    dead
 });
 
 /// A row of `sync_queue` as the admin view selects it.
@@ -400,6 +417,7 @@ impl Store {
              claim_token = ${token_param} WHERE (connector, kind, resource_id) IN (SELECT connector, kind, resource_id \
              FROM sync_queue WHERE state = 'pending' AND {condition} \
              AND (lease_until IS NULL OR lease_until <= $2) \
+             AND connector NOT IN (SELECT connector FROM connector_controls WHERE delivery_paused = 1) \
              ORDER BY priority, next_attempt_at LIMIT $3{lock}) \
              RETURNING {}",
             ClaimRow::COLUMNS
@@ -635,6 +653,37 @@ impl Store {
                 (r.connector, stats)
             })
             .collect())
+    }
+
+    /// The queue row of one key, if it is queued.
+    pub async fn queue_row(&self, key: &ResourceKey) -> StoreResult<Option<QueueRow>> {
+        let sql = format!(
+            "SELECT {} FROM sync_queue WHERE connector = $1 AND kind = $2 AND resource_id = $3",
+            QueueRowRow::COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(key.connector.clone())
+            .bind(key.kind.as_str())
+            .bind(key.id.clone())
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(match row {
+            Some(r) => Some(QueueRow::from(QueueRowRow::from_row(&r)?)),
+            None => None,
+        })
+    }
+
+    /// Pending and dead keys per connector (connectors with an empty queue are absent).
+    pub async fn queue_counts(&self) -> StoreResult<Vec<ConnectorQueue>> {
+        let rows = sqlx::query(
+            "SELECT connector, \
+             COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+             COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) AS dead \
+             FROM sync_queue GROUP BY connector ORDER BY connector",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        decode::<ConnectorQueue>(&rows)
     }
 
     /// The queue rows of a connector (or all), oldest first.

@@ -644,6 +644,48 @@ impl Store {
             .collect())
     }
 
+    /// The reconcile items about one resource of `connector`, newest run first, each with
+    /// its run's id, mode and start (the resource's timeline in the admin API).
+    pub async fn reconcile_items_of(
+        &self,
+        connector: &str,
+        scim_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String, OffsetDateTime, ItemRecord)>> {
+        let rows = sqlx::query(
+            "SELECT r.id AS run_id, r.mode AS run_mode, r.started_at AS run_started_at, \
+             i.seq, i.class, i.username, i.scim_id, i.action, i.outcome, i.detail \
+             FROM reconcile_items i JOIN reconcile_runs r ON r.id = i.run_id \
+             WHERE i.scim_id = $1 AND r.connector = $2 \
+             ORDER BY r.started_at DESC, i.seq LIMIT $3",
+        )
+        .bind(scim_id.to_owned())
+        .bind(connector.to_owned())
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            use sqlx::Row as _;
+            let item = ItemRow::from_row(row)?;
+            out.push((
+                row.try_get::<String, _>("run_id")?,
+                row.try_get::<String, _>("run_mode")?,
+                from_ms(row.try_get::<i64, _>("run_started_at")?),
+                ItemRecord {
+                    seq: item.seq,
+                    class: item.class,
+                    username: item.username,
+                    scim_id: (!item.scim_id.is_empty()).then_some(item.scim_id),
+                    action: item.action,
+                    outcome: item.outcome,
+                    detail: item.detail,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
     /// The start and status of the connector's last real run that ended (for the schedule:
     /// dry runs and runs still going do not count).
     pub async fn last_reconcile(

@@ -585,6 +585,7 @@ async fn kill_9_during_writes_leaves_no_acknowledged_write_without_its_row() {
             .arg("serve")
             .current_dir(&dir)
             .env("USERSYNC__LISTEN", format!("127.0.0.1:{port}"))
+            .env("USERSYNC__ADMIN__LISTEN", "127.0.0.1:0")
             .env("USERSYNC__DATABASE", &db.url)
             .env("USERSYNC__STORE__SINGLE_INSTANCE", "true")
             .env(

@@ -36,6 +36,7 @@ fn start(port: u16, database: &str, confluence: &str, dir: &std::path::Path) -> 
         .arg("serve")
         .current_dir(dir)
         .env("USERSYNC__LISTEN", format!("127.0.0.1:{port}"))
+        .env("USERSYNC__ADMIN__LISTEN", "127.0.0.1:0")
         .env("USERSYNC__DATABASE", database)
         .env("USERSYNC__CONNECTORS__CRASH__TOKEN_ENV", "CRASH_SCIM_TOKEN")
         .env("CRASH_SCIM_TOKEN", SCIM_TOKEN)

@@ -127,6 +127,8 @@ impl Drop for LogCapture {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub address: String,
+    /// The operations API's listener, `http://127.0.0.1:PORT`.
+    pub admin_address: String,
     /// Token of [`CONNECTOR`].
     pub token: String,
     /// Token of [`OTHER`].
@@ -282,6 +284,28 @@ impl TestApp {
         Self::spawn_full(configure, None).await
     }
 
+    /// [`TestApp::spawn_with_confluence`] where [`CONNECTOR`] is declared in the
+    /// configuration (with a feed key) and adjusted by `configure`.
+    pub async fn spawn_with_confluence_and_connector(
+        version: ConfluenceVersion,
+        configure: impl FnOnce(&mut ConnectorSettings),
+    ) -> TestApp {
+        let mut app = Self::spawn_with_confluence(version, |s| {
+            s.secrets.set(IDP_TOKEN_ENV, IDP_TOKEN);
+            s.secrets.set(FEED_KEY_ENV, FEED_KEY);
+            let mut c = ConnectorSettings {
+                token_env: Some(OneOrMany::One(IDP_TOKEN_ENV.to_owned())),
+                ..ConnectorSettings::default()
+            };
+            c.linchpin.feed_key_env = Some(FEED_KEY_ENV.to_owned());
+            configure(&mut c);
+            s.connectors.insert(CONNECTOR.to_owned(), c);
+        })
+        .await;
+        app.token = IDP_TOKEN.to_owned();
+        app
+    }
+
     /// Starts a Confluence emulator (at `version`) and a server delivering to it. The
     /// server's background worker is off; tests call [`TestApp::deliver_all`].
     pub async fn spawn_with_confluence(
@@ -311,6 +335,7 @@ impl TestApp {
         let db = TestDb::create(backend()).await;
         let mut settings = Settings::defaults();
         settings.listen = "127.0.0.1:0".into();
+        settings.admin.listen = "127.0.0.1:0".into();
         settings.database = db.url.clone();
         // One server per test: the multi-instance check of `serve` (OAuth signing keys shared
         // by every instance) does not apply; tests of that check set it back.
@@ -360,6 +385,10 @@ impl TestApp {
             .with_metrics(app.state().metrics.clone())
         });
         let address = format!("http://{}", app.local_addr());
+        let admin_address = app
+            .admin_addr()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
         let store = app.state().store.clone();
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -368,6 +397,7 @@ impl TestApp {
         }));
         TestApp {
             address,
+            admin_address,
             token,
             other_token,
             store,
@@ -559,6 +589,53 @@ impl TestApp {
     /// Rows of the sync queue.
     pub async fn queue(&self) -> Vec<usersync::store::queue::QueueRow> {
         self.store.queue_rows(None).await.unwrap()
+    }
+}
+
+impl TestApp {
+    /// Creates an admin API token with `role` (as `usersync admin token create` does) and
+    /// returns it.
+    pub async fn admin_token(&self, name: &str, role: usersync::store::admin::AdminRole) -> String {
+        let token = usersync::connectors::generate_admin_token();
+        let audit = usersync::store::audit::AdminAction {
+            connector: String::new(),
+            token: "(test)".into(),
+            action: "admin_token.create".into(),
+            target_kind: Some("admin_token".into()),
+            target: Some(name.into()),
+            outcome: "ok".into(),
+        };
+        self.store
+            .create_admin_token(
+                name,
+                role,
+                &hash_hex(&hash_token(&token)),
+                OffsetDateTime::now_utc(),
+                &audit,
+            )
+            .await
+            .expect("create admin token");
+        token
+    }
+
+    /// Sends a request to the operations API: `path` is under `/admin/api/v1`; `token` is
+    /// sent as a Bearer token when given.
+    pub async fn admin(&self, method: Method, path: &str, token: Option<&str>) -> TestResponse {
+        let url = format!("{}/admin/api/v1{path}", self.admin_address);
+        let auth = match token {
+            Some(t) => format!("Bearer {t}"),
+            None => String::new(),
+        };
+        self.send_url(
+            method,
+            &url,
+            None,
+            Opts {
+                auth: Some(auth),
+                ..Opts::default()
+            },
+        )
+        .await
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin_api;
 mod audit;
 mod auth;
 mod backpressure;

@@ -81,6 +81,7 @@ fn start(port: u16, l: &Launch<'_>) -> Instance {
     cmd.arg("serve")
         .current_dir(&dir)
         .env("USERSYNC__LISTEN", format!("127.0.0.1:{port}"))
+        .env("USERSYNC__ADMIN__LISTEN", "127.0.0.1:0")
         .env("USERSYNC__DATABASE", l.database)
         .env("USERSYNC__CONNECTORS__SCALE__TOKEN_ENV", "SCALE_SCIM_TOKEN")
         .env("SCALE_SCIM_TOKEN", SCIM_TOKEN)

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::mapping::engine::Field;
 use crate::mapping::ConnectorMapping;
 
 /// One Linchpin field as the list shows it.
@@ -136,25 +137,30 @@ fn squash(s: &str) -> String {
         .collect()
 }
 
+/// The Linchpin field a mapped field fills: the one its `linchpin_field` names (label or
+/// business key), else the one whose label or business-key slug matches its XML element.
+pub fn matching<'a>(f: &Field, remote: &'a [RemoteField]) -> Option<&'a RemoteField> {
+    remote.iter().find(|r| match &f.linchpin_field {
+        Some(want) => {
+            r.label.eq_ignore_ascii_case(want) || r.business_key.eq_ignore_ascii_case(want)
+        }
+        None => {
+            let bk_slug = r
+                .business_key
+                .strip_prefix("cup.")
+                .and_then(|rest| rest.rsplit_once('-').map(|(slug, _)| slug))
+                .unwrap_or_default();
+            let xml = squash(&f.xml);
+            !xml.is_empty() && (squash(&r.label) == xml || squash(bk_slug) == xml)
+        }
+    })
+}
+
 /// Warnings for the mapped fields of `mapping` that no Linchpin field takes from the feed.
 pub fn compare(connector: &str, mapping: &ConnectorMapping, remote: &[RemoteField]) -> Vec<String> {
     let mut warnings = Vec::new();
     for f in mapping.fields() {
-        let found = remote.iter().find(|r| match &f.linchpin_field {
-            Some(want) => {
-                r.label.eq_ignore_ascii_case(want) || r.business_key.eq_ignore_ascii_case(want)
-            }
-            None => {
-                let bk_slug = r
-                    .business_key
-                    .strip_prefix("cup.")
-                    .and_then(|rest| rest.rsplit_once('-').map(|(slug, _)| slug))
-                    .unwrap_or_default();
-                let xml = squash(&f.xml);
-                !xml.is_empty() && (squash(&r.label) == xml || squash(bk_slug) == xml)
-            }
-        });
-        match found {
+        match matching(f, remote) {
             None => warnings.push(format!(
                 "[connectors.{connector}] field {:?} (XML element <{}>): no Linchpin field \
                  matches; create one with source XML and XML node name {:?}, or set \
