@@ -75,8 +75,6 @@ fn routes(state: AppState) -> Router {
         .merge(scim::router())
         .route("/scim/v2/{connector}/oauth/token", post(oauth::token))
         .merge(linchpin::router())
-        // TEMPORARY until the admin listener lands on main: /metrics belongs there only.
-        .merge(metrics::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(fallback)

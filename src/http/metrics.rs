@@ -1,6 +1,7 @@
 //! The HTTP side of the metrics (docs/metrics.md): `GET /metrics`, served on the admin
 //! listener only (the SCIM port may face the internet; the queue depth per connector is not
-//! for it), and the middleware that counts and times every SCIM request.
+//! for it) to any live admin token (a viewer token for the scraper), and the middleware that
+//! counts and times every SCIM request.
 
 use std::time::{Duration, Instant};
 
@@ -12,18 +13,20 @@ use axum::routing::get;
 use axum::Router;
 use time::OffsetDateTime;
 
+use super::admin::auth::Caller;
 use super::state::AppState;
 use crate::metrics::{QueueGauge, ScimRequest, CONTENT_TYPE};
 use crate::store::from_ms;
 
-/// `GET /metrics`, for the admin listener's router.
+/// `GET /metrics`, for the admin listener's router (`http/admin.rs` merges it).
 pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(scrape))
 }
 
-/// The Prometheus text format. The queue gauges are read from the store now, one grouped
-/// query over the sync queue; the rest was recorded as things happened.
-async fn scrape(State(state): State<AppState>) -> Response {
+/// The Prometheus text format, for any live admin token: connector names and queue depths
+/// are not for anyone who reaches the port. The queue gauges are read from the store now,
+/// one grouped query over the sync queue; the rest was recorded as things happened.
+async fn scrape(State(state): State<AppState>, _reader: Caller) -> Response {
     let metrics = &state.metrics;
     let _one_at_a_time = metrics.scrape_lock().await;
     match state.store.queue_stats_by_connector().await {

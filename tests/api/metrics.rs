@@ -1,23 +1,31 @@
 //! `GET /metrics` (docs/metrics.md), read with a Prometheus text parser: a SCIM write, its
 //! delivery and a deactivation move the series they should, and no label carries the user.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use prometheus_parse::{Sample, Scrape, Value};
 use serde_json::json;
 use usersync::emulator::ConfluenceVersion;
+use usersync::store::admin::AdminRole;
 
 use crate::helpers::{TestApp, CONNECTOR, OTHER};
 
 const USER_NAME: &str = "Grace.Hopper@Metrics.Example";
 
-/// Where `/metrics` is served.
+/// Where `/metrics` is served: the admin listener.
 fn metrics_url(app: &TestApp) -> String {
-    format!("{}/metrics", app.address)
+    format!("{}/metrics", app.admin_address)
 }
 
+/// Scrapes `/metrics` with a viewer token (what a Prometheus server is given).
 async fn scrape(app: &TestApp) -> (String, Scrape) {
+    static SCRAPES: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("prometheus-{}", SCRAPES.fetch_add(1, Ordering::Relaxed));
+    let token = app.admin_token(&name, AdminRole::Viewer).await;
     let r = app
         .client
         .get(metrics_url(app))
+        .bearer_auth(token)
         .send()
         .await
         .expect("/metrics answers");
@@ -265,4 +273,35 @@ async fn a_linchpin_feed_is_counted_and_timed_when_complete() {
     assert!(!text.to_lowercase().contains("grace"));
     // The feed is not a SCIM request.
     assert!(!text.contains("linchpin/:connector"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_the_admin_listener_to_an_admin_token_only() {
+    let app = TestApp::spawn().await;
+    let anonymous = app.client.get(metrics_url(&app)).send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let scim_token = app
+        .client
+        .get(metrics_url(&app))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        scim_token.status().as_u16(),
+        401,
+        "a connector's token is no admin token"
+    );
+    let scim_port = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scim_port.status().as_u16(), 404, "not on the SCIM port");
+    let (_, s) = scrape(&app).await;
+    assert!(s
+        .samples
+        .iter()
+        .any(|x| x.metric == "usersync_queue_dead_keys"));
 }
