@@ -222,7 +222,14 @@ async fn a_write_its_delivery_and_a_deactivation_move_their_series() {
     // No personal data: neither the userName (in any case, or its local part), the e-mail
     // nor the SCIM id appears anywhere in the exposition, labels included.
     let lower = text.to_lowercase();
-    for personal in ["grace", "hopper", "metrics.example", &id.to_lowercase()] {
+    // A made-up connector name (it could be anything a client sends) is no label either.
+    for personal in [
+        "grace",
+        "hopper",
+        "metrics.example",
+        &id.to_lowercase(),
+        "no-such-idp",
+    ] {
         assert!(!lower.contains(personal), "{personal} in /metrics:\n{text}");
     }
     for s in &after.samples {
