@@ -20,10 +20,12 @@ pub mod attempts;
 pub mod audit;
 mod batch;
 pub mod connectors;
+pub mod console;
 pub mod gate;
 mod key;
 pub mod leases;
 pub mod links;
+pub mod mappings;
 mod members;
 pub mod narrow;
 pub mod peers;
@@ -236,6 +238,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin",
         include_str!("../migrations/sqlite/0009_admin.sql"),
     ),
+    (
+        11,
+        "console",
+        include_str!("../migrations/sqlite/0011_console.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -282,6 +289,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "admin",
         include_str!("../migrations/postgres/0009_admin.sql"),
+    ),
+    (
+        11,
+        "console",
+        include_str!("../migrations/postgres/0011_console.sql"),
     ),
 ];
 
