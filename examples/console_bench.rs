@@ -189,6 +189,42 @@ async fn main() -> anyhow::Result<()> {
         args.users as f64 / load.as_secs_f64(),
         usersync::store::redact_url(&settings.database)
     );
+    // Twice: with every user still queued (the worst case: delivery never ran), then with
+    // the queue drained, as when delivery keeps up (the usual state).
+    for queued in [true, false] {
+        if !queued {
+            let pool = sqlx::AnyPool::connect(&settings.database).await?;
+            sqlx::query("DELETE FROM sync_queue").execute(&pool).await?;
+            pool.close().await;
+        }
+        println!(
+            "\n{} users, {}",
+            args.users,
+            if queued {
+                "every one still in the sync queue"
+            } else {
+                "sync queue drained"
+            }
+        );
+        measure(&client, &base, &session, &admin, &one, &args).await?;
+    }
+    println!(
+        "\nreproduce: cargo run --release --example console_bench -- --users {} --samples {}",
+        args.users, args.samples
+    );
+    let _ = tx.send(());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn measure(
+    client: &reqwest::Client,
+    base: &str,
+    session: &str,
+    admin: &str,
+    one: &str,
+    args: &Args,
+) -> anyhow::Result<()> {
     println!(
         "{:<44} {:>9} {:>9} {:>9}",
         "page", "p50 ms", "p95 ms", "max ms"
@@ -246,7 +282,7 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..args.samples {
             let mut req = client.get(format!("{base}{path}"));
             req = if console {
-                req.header("Cookie", &session)
+                req.header("Cookie", session)
             } else {
                 req.header("Authorization", format!("Bearer {admin}"))
             };
@@ -265,11 +301,5 @@ async fn main() -> anyhow::Result<()> {
             percentile(&times, 1.0)
         );
     }
-    println!(
-        "reproduce: cargo run --release --example console_bench -- --users {} --samples {}",
-        args.users, args.samples
-    );
-    let _ = tx.send(());
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
