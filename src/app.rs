@@ -235,12 +235,15 @@ impl Application {
             tracing::warn!("no [confluence] configured: changes are queued but not delivered");
             return None;
         };
-        Some(Worker::with_connectors(
-            self.state.store.clone(),
-            client,
-            settings.delivery.clone(),
-            self.state.runtime.lookup(),
-        ))
+        Some(
+            Worker::with_connectors(
+                self.state.store.clone(),
+                client,
+                settings.delivery.clone(),
+                self.state.runtime.lookup(),
+            )
+            .with_metrics(self.state.metrics.clone()),
+        )
     }
 }
 

@@ -27,7 +27,7 @@ pub mod webhook;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -44,9 +44,10 @@ use self::policy::{Next, RetryPolicy};
 use self::settings::{DeliverySettings, Provisioning};
 use self::target::Target;
 use self::webhook::WebhookTarget;
+use crate::metrics::Metrics;
 use crate::profiles::ProfileTargets;
 use crate::store::attempts::Attempt;
-use crate::store::queue::{Claim, ClaimFilter};
+use crate::store::queue::{Claim, ClaimFilter, Priority};
 use crate::store::ResourceKey;
 use crate::store::{Backend, Store, StoreResult};
 use crate::targets::ErrorClass;
@@ -65,6 +66,19 @@ pub enum KeyOutcome {
     Dead,
 }
 
+impl KeyOutcome {
+    /// `delivered`, `waiting`, `retrying`, `dead`: the `outcome` label of the delivery
+    /// metrics (docs/metrics.md).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Waiting => "waiting",
+            Self::Retrying => "retrying",
+            Self::Dead => "dead",
+        }
+    }
+}
+
 struct Inner<D> {
     store: Store,
     dir: D,
@@ -72,6 +86,8 @@ struct Inner<D> {
     policy: RetryPolicy,
     connectors: Arc<dyn ConnectorLookup>,
     health: Arc<Health>,
+    /// The server's metrics, when it has them ([`Worker::with_metrics`]).
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 /// The worker. Cheap to clone.
@@ -128,8 +144,23 @@ impl<D: Directory + 'static> Worker<D> {
                 health: Health::new(settings.health()),
                 settings,
                 connectors,
+                metrics: OnceLock::new(),
             }),
         }
+    }
+
+    /// This worker, recording outcomes, call latencies and commit-to-delivery times in
+    /// `metrics` (the server's, docs/metrics.md). Call it once, before the worker runs: a
+    /// second call, or one on a clone already handed out, keeps the first metrics.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        if self.inner.metrics.set(metrics).is_err() {
+            tracing::debug!("the delivery worker already records into other metrics");
+        }
+        self
+    }
+
+    fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.inner.metrics.get()
     }
 
     /// The directory (for `sync-user`).
@@ -166,6 +197,9 @@ impl<D: Directory + 'static> Worker<D> {
         );
         if !persist {
             session = session.without_persisting();
+        } else if let Some(m) = self.metrics() {
+            // Dry runs make no call worth timing.
+            session = session.with_metrics(m.clone());
         }
         let outcome = session.converge(&targets).await;
         Run {
@@ -352,7 +386,10 @@ impl<D: Directory + 'static> Worker<D> {
             }
         };
         let result = match result {
-            Ok((r, true)) => r,
+            Ok((r, true)) => {
+                self.record(&claim, &run.outcome, &r);
+                r
+            }
             Ok((r, false)) => {
                 // This instance stalled past the lease and another claimed the key: the other
                 // instance's claim decides, and nothing of this one was recorded.
@@ -360,11 +397,13 @@ impl<D: Directory + 'static> Worker<D> {
                     outcome = ?r,
                     "the key's lease was lost to another instance; its outcome here is dropped"
                 );
+                self.record_lost(&claim, "lease_lost");
                 KeyOutcome::Retrying
             }
             Err(e) => {
                 // The lease expires and the key is claimed again; nothing is lost.
                 tracing::warn!(error.message = %e, "could not update the sync queue after delivery");
+                self.record_lost(&claim, "store_error");
                 KeyOutcome::Retrying
             }
         };
@@ -385,6 +424,35 @@ impl<D: Directory + 'static> Worker<D> {
             ),
         }
         result
+    }
+
+    /// Records a key's outcome in the metrics, and for a delivered key the time since the
+    /// write that made it dirty (deprovisioning is the `active="false"` slice).
+    fn record(&self, claim: &Claim, converged: &Converged, outcome: &KeyOutcome) {
+        let Some(m) = self.metrics() else {
+            return;
+        };
+        let class = match converged {
+            Converged::Failed { class, .. } => class.as_str(),
+            Converged::Done | Converged::Waiting { .. } => "none",
+        };
+        m.delivery_outcome(&claim.key.connector, outcome.as_str(), class);
+        if *outcome == KeyOutcome::Delivered {
+            let since = OffsetDateTime::now_utc() - claim.enqueued_at;
+            m.delivered(
+                &claim.key.connector,
+                claim.key.kind.as_str(),
+                claim.priority != Priority::Deprovision as i64,
+                since.try_into().unwrap_or(Duration::ZERO),
+            );
+        }
+    }
+
+    /// Records a key whose outcome could not be saved (it is retried), with why as its class.
+    fn record_lost(&self, claim: &Claim, why: &'static str) {
+        if let Some(m) = self.metrics() {
+            m.delivery_outcome(&claim.key.connector, KeyOutcome::Retrying.as_str(), why);
+        }
     }
 
     /// Runs until `shutdown` completes: claims keys whenever a slot is free (at most

@@ -1,7 +1,8 @@
 //! The HTTP layer: SCIM endpoints, health checks and the middleware around them.
 //!
 //! Middleware order, outside in: request id (set `x-request-id` if absent, echo it), trace
-//! span named by the matched route template, error logging, request timeout. Authentication
+//! span named by the matched route template, SCIM request metrics (`http/metrics.rs`), error
+//! logging, request timeout. Authentication
 //! is an extractor ([`auth::ScimCtx`](crate::http::auth::ScimCtx)) in each handler's signature, so no route can forget it;
 //! the one route without it is each connector's OAuth token endpoint (`http/oauth.rs`), which
 //! authenticates the client itself.
@@ -13,6 +14,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 pub mod linchpin;
+pub mod metrics;
 pub mod oauth;
 pub mod response;
 pub mod scim;
@@ -84,6 +86,10 @@ fn routes(state: AppState) -> Router {
             explain_store_errors,
         ))
         .layer(middleware::from_fn(log_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record_scim,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(make_span)

@@ -25,6 +25,8 @@ pub mod errors;
 pub mod http;
 /// From SCIM resources to the state they should have in Confluence.
 pub mod mapping;
+/// Prometheus metrics, one set per server (a leaf: docs/metrics.md).
+pub mod metrics;
 /// Mapped profiles resolved against the store: the Linchpin feed, webhook and preview.
 pub mod profiles;
 /// Full sync against Confluence: drift report, dry run, orphans, safety guard, schedule.

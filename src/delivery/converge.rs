@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use super::health::{Admit, Health};
 use super::policy::{blame, Blame};
 use super::target::Target;
+use crate::metrics::Metrics;
 use crate::store::attempts::Attempt;
 use crate::store::links::Link;
 use crate::store::ResourceKey;
@@ -76,6 +77,8 @@ pub struct Session<'a> {
     waiting: Option<(String, String)>,
     /// Targets that answered again during this session (their waiting keys can go).
     pub(super) recovered: Vec<String>,
+    /// Where call latencies go, when the worker has metrics.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<'a> Session<'a> {
@@ -95,7 +98,14 @@ impl<'a> Session<'a> {
             attempts: Vec::new(),
             waiting: None,
             recovered: Vec::new(),
+            metrics: None,
         }
+    }
+
+    /// A session that times every call it makes in `metrics` (docs/metrics.md).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// A session that changes nothing in the store (links, marks, digests): for dry runs,
@@ -225,13 +235,20 @@ impl<'a> Session<'a> {
     /// the start of the answer (or our explanation when there was none).
     async fn timed<T>(
         &mut self,
-        target: &str,
+        target: &'static str,
         call: Call,
         fut: impl Future<Output = TargetResult<T>>,
     ) -> TargetResult<T> {
         let started = OffsetDateTime::now_utc();
         let t = Instant::now();
         let r = fut.await;
+        let elapsed = t.elapsed();
+        let call = call.to_string();
+        if let Some(m) = &self.metrics {
+            // The call's template, never its concrete path: no username reaches a label.
+            let outcome = r.as_ref().map_or_else(|e| e.class().as_str(), |_| "ok");
+            m.target_call(target, &call, outcome, elapsed);
+        }
         let (status, error_class, response) = match &r {
             Ok(_) => (None, None, None),
             Err(e) => {
@@ -248,8 +265,8 @@ impl<'a> Session<'a> {
             generation: self.generation,
             target: target.to_owned(),
             started,
-            duration_ms: t.elapsed().as_millis() as i64,
-            call: call.to_string(),
+            duration_ms: elapsed.as_millis() as i64,
+            call,
             status,
             error_class,
             response,

@@ -132,6 +132,8 @@ pub fn router(state: AppState) -> Router {
         .nest(API_PREFIX, api)
         .merge(crate::http::console::routes())
         .route("/healthz", get(|| async { "ok" }))
+        // Prometheus metrics (docs/metrics.md): here, never on the SCIM port.
+        .merge(crate::http::metrics::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_errors))

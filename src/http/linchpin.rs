@@ -19,9 +19,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures_util::stream::{self, Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::state::AppState;
+use crate::metrics::FeedTimer;
 use crate::profiles::feed;
 
 /// The feed route.
@@ -62,6 +64,30 @@ fn http_date(t: time::OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
         .format(format)
         .unwrap_or_default()
+}
+
+/// `feed`, recorded in the metrics when its body ends: `complete` after its last chunk,
+/// `error` after a failed one, `aborted` when Linchpin hung up first (docs/metrics.md).
+fn timed(
+    feed: impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static,
+    timer: FeedTimer,
+) -> impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    stream::unfold(
+        (Box::pin(feed), timer),
+        |(mut feed, mut timer)| async move {
+            let item = match feed.next().await {
+                Some(item) => item,
+                None => {
+                    timer.complete();
+                    return None;
+                }
+            };
+            if item.is_err() {
+                timer.failed();
+            }
+            Some((item, (feed, timer)))
+        },
+    )
 }
 
 /// Serves the feed. (Not `#[instrument]`ed: the connector is recorded on the request span.)
@@ -116,10 +142,9 @@ async fn get_feed(
     let mut response = if none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let body = Body::from_stream(feed::stream(
-            state.store.clone(),
-            connector.clone(),
-            targets.clone(),
+        let body = Body::from_stream(timed(
+            feed::stream(state.store.clone(), connector.clone(), targets.clone()),
+            state.metrics.feed_started(&connector),
         ));
         let mut r = Response::new(body);
         r.headers_mut().insert(

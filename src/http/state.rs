@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::scim::filter;
 use crate::scim::schema::SchemaRegistry;
@@ -36,6 +37,9 @@ pub struct StateInner {
     /// cores, at least one, so a flood of costly requests from one connector can never
     /// occupy every core and starve the others' small requests.
     pub heavy_work: tokio::sync::Semaphore,
+    /// This server's metrics (`/metrics` on the admin listener, docs/metrics.md); the
+    /// application hands them to its delivery worker too.
+    pub metrics: Arc<Metrics>,
     /// A Confluence client for the operations API's actions (sync now, dry run), when
     /// `[confluence]` is configured.
     pub confluence: Option<crate::targets::confluence::ConfluenceClient>,
@@ -53,6 +57,7 @@ impl AppState {
             store: runtime.store().clone(),
             queue_saturated: AtomicBool::new(false),
             heavy_work: tokio::sync::Semaphore::new(heavy_permits()),
+            metrics: Arc::new(Metrics::new()),
             confluence: runtime
                 .table()
                 .confluence()

@@ -55,6 +55,12 @@ pub struct Claim {
     pub attempts: i64,
     /// The token of this claim (fencing: see the module documentation).
     pub token: String,
+    /// When the key became dirty: the time of the first write not yet delivered, taken in
+    /// that write's transaction (the commit-to-delivery metric starts here, docs/metrics.md).
+    pub enqueued_at: OffsetDateTime,
+    /// The key's priority ([`Priority`] as a number): 0 when a change not yet delivered is a
+    /// deprovisioning.
+    pub priority: i64,
 }
 
 /// A queue row, for the admin view and tests.
@@ -194,6 +200,8 @@ struct ClaimRow {
     resource_id: String,
     generation: i64,
     attempts: i64,
+    enqueued_at: i64,
+    priority: i64,
 }
 
 from_row!(ClaimRow {
@@ -201,7 +209,9 @@ from_row!(ClaimRow {
     kind,
     resource_id,
     generation,
-    attempts
+    attempts,
+    enqueued_at,
+    priority
 });
 
 /// The queue of one connector, counted.
@@ -280,6 +290,32 @@ from_row!(QueueStatsRow {
     oldest_pending_ms,
     waiting
 });
+
+/// The counts of [`Store::queue_stats_by_connector`]: [`QueueStatsRow`] and its connector.
+struct ConnectorStatsRow {
+    connector: String,
+    pending: i64,
+    dead: i64,
+    oldest_pending_ms: Option<i64>,
+    waiting: i64,
+}
+
+from_row!(ConnectorStatsRow {
+    connector,
+    pending,
+    dead,
+    oldest_pending_ms,
+    waiting
+});
+
+/// The counts of the query both [`Store::queue_stats`] and
+/// [`Store::queue_stats_by_connector`] run (the latter grouped).
+const STATS_COLUMNS: &str = "\
+    COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+    COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) AS dead, \
+    MIN(CASE WHEN state = 'pending' THEN enqueued_at END) AS oldest_pending_ms, \
+    COALESCE(SUM(CASE WHEN state = 'pending' AND waiting_on IS NOT NULL \
+    THEN 1 ELSE 0 END), 0) AS waiting";
 
 impl Store {
     /// Marks a key dirty on its own (`sync-user`, `reconcile`, a manager arriving).
@@ -396,6 +432,8 @@ impl Store {
                 generation: r.generation,
                 attempts: r.attempts,
                 token: token.clone(),
+                enqueued_at: from_ms(r.enqueued_at),
+                priority: r.priority,
             })
             .collect())
     }
@@ -584,16 +622,8 @@ impl Store {
 
     /// Queue counts (all connectors).
     pub async fn queue_stats(&self) -> StoreResult<QueueStats> {
-        let row = sqlx::query(
-            "SELECT \
-             COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
-             COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) AS dead, \
-             MIN(CASE WHEN state = 'pending' THEN enqueued_at END) AS oldest_pending_ms, \
-             COALESCE(SUM(CASE WHEN state = 'pending' AND waiting_on IS NOT NULL \
-             THEN 1 ELSE 0 END), 0) AS waiting FROM sync_queue",
-        )
-        .fetch_one(self.reader())
-        .await?;
+        let sql = format!("SELECT {STATS_COLUMNS} FROM sync_queue");
+        let row = sqlx::query(&sql).fetch_one(self.reader()).await?;
         let r = QueueStatsRow::from_row(&row)?;
         Ok(QueueStats {
             pending: r.pending,
@@ -601,6 +631,28 @@ impl Store {
             oldest_pending_ms: r.oldest_pending_ms,
             waiting: r.waiting,
         })
+    }
+
+    /// Queue counts per connector, for the metrics scraped at `/metrics` (docs/metrics.md):
+    /// one pass over the queue, like [`Store::queue_stats`]. Connectors with nothing queued
+    /// are absent.
+    pub async fn queue_stats_by_connector(&self) -> StoreResult<Vec<(String, QueueStats)>> {
+        let sql = format!(
+            "SELECT connector, {STATS_COLUMNS} FROM sync_queue GROUP BY connector ORDER BY connector"
+        );
+        let rows = sqlx::query(&sql).fetch_all(self.reader()).await?;
+        Ok(decode::<ConnectorStatsRow>(&rows)?
+            .into_iter()
+            .map(|r| {
+                let stats = QueueStats {
+                    pending: r.pending,
+                    dead: r.dead,
+                    oldest_pending_ms: r.oldest_pending_ms,
+                    waiting: r.waiting,
+                };
+                (r.connector, stats)
+            })
+            .collect())
     }
 
     /// The queue row of one key, if it is queued.

@@ -382,6 +382,7 @@ impl TestApp {
                 app.state().settings.delivery.clone(),
                 app.state().runtime.lookup(),
             )
+            .with_metrics(app.state().metrics.clone())
         });
         let address = format!("http://{}", app.local_addr());
         let admin_address = app

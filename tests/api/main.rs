@@ -27,6 +27,7 @@ mod leaks;
 mod linchpin;
 mod list_limits;
 mod managers;
+mod metrics;
 mod msref;
 mod patch;
 mod reconcile;

@@ -230,7 +230,47 @@ async fn a_renewed_lease_keeps_the_key(b: Backend) {
     assert_eq!(again.generation, c.generation + 1);
 }
 
+/// The metrics' per-connector counts (docs/metrics.md) and what a claim says about its key.
+async fn queue_counts_per_connector_and_claims_carry_when_the_key_became_dirty(b: Backend) {
+    let (s, _db) = store(b).await;
+    users(&s, 3).await;
+    let other = crate::store::ResourceKey::new("d", User, "x");
+    s.insert_resource(&other, &doc(json!({"userName": "x"})), &[], now())
+        .await
+        .unwrap();
+    let marked = now();
+    // u1 deactivated: its key is deprovisioning.
+    s.modify_resource(&key("u1"), None, marked, |_| {
+        Ok((doc(json!({"userName": "u1", "active": false})), vec![]))
+    })
+    .await
+    .unwrap();
+    let claims = s.claim_due(now(), LEASE, 10).await.unwrap();
+    assert_eq!(claims.len(), 4);
+    for c in &claims {
+        assert!(c.enqueued_at <= now(), "{c:?}");
+        let deprovisioning = c.key.id == "u1";
+        assert_eq!(c.priority == 0, deprovisioning, "{c:?}");
+    }
+    let u0 = claims.iter().find(|c| c.key.id == "u0").unwrap();
+    s.bury_claim(u0, "gone for good").await.unwrap();
+    let u2 = claims.iter().find(|c| c.key.id == "u2").unwrap();
+    s.defer_claim(u2, now(), "confluence", "paused")
+        .await
+        .unwrap();
+    let counts = s.queue_stats_by_connector().await.unwrap();
+    let names: Vec<&str> = counts.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(names, ["c", "d"]);
+    let (c, d) = (counts[0].1, counts[1].1);
+    assert_eq!((c.pending, c.dead, c.waiting), (2, 1, 1));
+    assert_eq!((d.pending, d.dead, d.waiting), (1, 0, 0));
+    assert!(c.oldest_pending_ms.is_some() && d.oldest_pending_ms.is_some());
+    let all = s.queue_stats().await.unwrap();
+    assert_eq!((all.pending, all.dead, all.waiting), (3, 1, 1));
+}
+
 contract!(
+    queue_counts_per_connector_and_claims_carry_when_the_key_became_dirty,
     a_stale_holder_cannot_renew_or_finish_a_key_another_holds,
     a_renewed_lease_keeps_the_key,
     deprovisioning_is_claimed_first_and_keeps_its_priority,
