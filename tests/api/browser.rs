@@ -92,6 +92,19 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method.clone(), path, body).await {
+            Ok(v) => v,
+            Err((err, message)) => panic!("WebDriver {method} {path}: {err}: {message}"),
+        }
+    }
+
+    /// A WebDriver call; `Err((error, message))` when the driver reports an error.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (String, String)> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method.clone(), &url);
         if let Some(b) = body {
@@ -102,12 +115,35 @@ impl Browser {
         let res = req.send().await.expect("WebDriver answers");
         let v: Value = res.json().await.expect("WebDriver JSON");
         if let Some(err) = v["value"]["error"].as_str() {
-            panic!(
-                "WebDriver {method} {path}: {err}: {}",
-                v["value"]["message"]
-            );
+            return Err((err.to_owned(), v["value"]["message"].to_string()));
         }
-        v.get("value").cloned().unwrap_or(v)
+        Ok(v.get("value").cloned().unwrap_or(v))
+    }
+
+    /// Finds the first element matching `css` and calls `what` on it; again while the page
+    /// is still changing under it (a navigation in flight makes a found element stale).
+    async fn on_element(
+        &self,
+        css: &str,
+        method: reqwest::Method,
+        what: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let mut last = None;
+        for _ in 0..50 {
+            if let Some(el) = self.find_all(css).await.into_iter().next() {
+                let path = self.at(&format!("/element/{el}{what}"));
+                match self.try_call(method.clone(), &path, body.clone()).await {
+                    Ok(v) => return v,
+                    Err(e) if e.0 == "stale element reference" || e.0 == "no such element" => {
+                        last = Some(e)
+                    }
+                    Err(e) => panic!("WebDriver {what} on {css:?}: {}: {}", e.0, e.1),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no usable element matches {css:?}: {last:?}")
     }
 
     fn at(&self, rest: &str) -> String {
@@ -160,60 +196,28 @@ impl Browser {
             .unwrap_or_default()
     }
 
-    /// The first element matching a CSS selector (panics when none does).
-    pub async fn find(&self, css: &str) -> String {
-        self.find_all(css)
-            .await
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| panic!("no element matches {css:?}"))
-    }
-
-    /// Clicks an element.
-    pub async fn click(&self, el: &str) {
-        self.call(
-            reqwest::Method::POST,
-            &self.at(&format!("/element/{el}/click")),
-            None,
-        )
-        .await;
-    }
-
     /// Clicks the first element matching a CSS selector.
     pub async fn click_on(&self, css: &str) {
-        let el = self.find(css).await;
-        self.click(&el).await;
+        self.on_element(css, reqwest::Method::POST, "/click", None)
+            .await;
     }
 
     /// Types into an element (after clearing it).
     pub async fn type_into(&self, css: &str, text: &str) {
-        let el = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &self.at(&format!("/element/{el}/clear")),
-            None,
-        )
-        .await;
-        self.call(
-            reqwest::Method::POST,
-            &self.at(&format!("/element/{el}/value")),
-            Some(json!({"text": text})),
-        )
-        .await;
+        self.on_element(css, reqwest::Method::POST, "/clear", None)
+            .await;
+        let typed = json!({ "text": text });
+        self.on_element(css, reqwest::Method::POST, "/value", Some(typed))
+            .await;
     }
 
     /// The visible text of the first element matching a CSS selector.
     pub async fn text(&self, css: &str) -> String {
-        let el = self.find(css).await;
-        self.call(
-            reqwest::Method::GET,
-            &self.at(&format!("/element/{el}/text")),
-            None,
-        )
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+        self.on_element(css, reqwest::Method::GET, "/text", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Runs a script in the page (async: it gets a callback as its last argument).
