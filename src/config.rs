@@ -17,6 +17,7 @@ use crate::scim::schema::SchemaRegistry;
 use crate::store::{redact_url, SqliteSync};
 
 mod connector;
+pub mod pull;
 mod secrets;
 
 /// The value types settings are written in, under the names the settings use.

@@ -21,6 +21,7 @@ mod control;
 mod errors;
 mod extract;
 mod faults;
+pub mod graph;
 mod groups;
 mod jsonrpc;
 mod lup;

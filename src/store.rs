@@ -28,6 +28,7 @@ mod members;
 pub mod narrow;
 pub mod peers;
 pub mod profiles;
+pub mod pull;
 pub mod queue;
 pub mod reconcile;
 mod resources;
@@ -236,6 +237,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin",
         include_str!("../migrations/sqlite/0009_admin.sql"),
     ),
+    (
+        10,
+        "pull",
+        include_str!("../migrations/sqlite/0010_pull.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -282,6 +288,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "admin",
         include_str!("../migrations/postgres/0009_admin.sql"),
+    ),
+    (
+        10,
+        "pull",
+        include_str!("../migrations/postgres/0010_pull.sql"),
     ),
 ];
 

@@ -27,6 +27,7 @@ mod list_limits;
 mod managers;
 mod msref;
 mod patch;
+mod pull;
 mod reconcile;
 mod scale_out;
 mod scripts;
