@@ -24,14 +24,16 @@ const SECRET: &str = "graph-client-secret";
 const CLIENT: &str = "00000000-0000-0000-0000-0000000000c1";
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 
-/// A server whose connector pulls from a Graph emulator, and the emulator.
-struct Pulled {
-    app: TestApp,
-    graph: GraphEmulator,
+mod google;
+
+/// A server whose connector pulls from an IdP emulator, and the emulator.
+pub struct Pulled<E> {
+    pub app: TestApp,
+    pub idp: E,
     _stop: oneshot::Sender<()>,
 }
 
-async fn spawn(pull: PullSettings) -> Pulled {
+async fn spawn(pull: PullSettings) -> Pulled<GraphEmulator> {
     let graph = GraphEmulator::new(CLIENT, SECRET);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -39,33 +41,44 @@ async fn spawn(pull: PullSettings) -> Pulled {
     tokio::spawn(graph.clone().serve(listener, async move {
         let _ = rx.await;
     }));
-    let app = TestApp::spawn_with_confluence(ConfluenceVersion::V10_2, move |s| {
-        s.secrets.set(SECRET_ENV, SECRET);
-        s.secrets.set(FEED_KEY_ENV, FEED_KEY);
-        let mut c = ConnectorSettings {
-            kind: ConnectorKind::Graph,
-            pull: Some(pull),
-            graph: Some(GraphSettings {
-                tenant_id: TENANT.to_owned(),
-                client_id: CLIENT.to_owned(),
-                client_secret_env: SECRET_ENV.to_owned(),
-                base_url: format!("http://{addr}/v1.0"),
-                token_url: Some(format!("http://{addr}/{TENANT}/oauth2/v2.0/token")),
-            }),
-            ..ConnectorSettings::default()
-        };
-        c.linchpin.feed_key_env = Some(FEED_KEY_ENV.to_owned());
-        s.connectors.insert(CONNECTOR.to_owned(), c);
-    })
-    .await;
+    let c = ConnectorSettings {
+        kind: ConnectorKind::Graph,
+        pull: Some(pull),
+        graph: Some(GraphSettings {
+            tenant_id: TENANT.to_owned(),
+            client_id: CLIENT.to_owned(),
+            client_secret_env: SECRET_ENV.to_owned(),
+            base_url: format!("http://{addr}/v1.0"),
+            token_url: Some(format!("http://{addr}/{TENANT}/oauth2/v2.0/token")),
+        }),
+        ..ConnectorSettings::default()
+    };
+    let app = spawn_app(vec![(SECRET_ENV, SECRET.to_owned())], c).await;
     Pulled {
         app,
-        graph,
+        idp: graph,
         _stop: tx,
     }
 }
 
-fn settings(max_deletes: MaxDeletes, page_size: u32) -> PullSettings {
+/// A server with [`CONNECTOR`] declared by `connector`, with a feed key.
+pub async fn spawn_app(
+    secrets: Vec<(&'static str, String)>,
+    connector: ConnectorSettings,
+) -> TestApp {
+    TestApp::spawn_with_confluence(ConfluenceVersion::V10_2, move |s| {
+        for (k, v) in secrets {
+            s.secrets.set(k, v);
+        }
+        s.secrets.set(FEED_KEY_ENV, FEED_KEY);
+        let mut c = connector;
+        c.linchpin.feed_key_env = Some(FEED_KEY_ENV.to_owned());
+        s.connectors.insert(CONNECTOR.to_owned(), c);
+    })
+    .await
+}
+
+pub fn settings(max_deletes: MaxDeletes, page_size: u32) -> PullSettings {
     PullSettings {
         max_deletes,
         page_size,
@@ -93,8 +106,8 @@ fn user(id: &str, name: &str, manager: Option<&str>) -> Value {
     u
 }
 
-impl Pulled {
-    async fn run_with(
+impl<E> Pulled<E> {
+    pub async fn run_with(
         &self,
         full: bool,
         dry_run: bool,
@@ -110,11 +123,11 @@ impl Pulled {
         usersync::pull::run(&self.app.state.runtime, &req, Arc::new(|_, _| {})).await
     }
 
-    async fn run(&self) -> RunReport {
+    pub async fn run(&self) -> RunReport {
         self.run_with(false, false, false).await.expect("pull run")
     }
 
-    async fn stored(&self, id: &str) -> Option<Value> {
+    pub async fn stored(&self, id: &str) -> Option<Value> {
         self.app
             .store
             .get_resource(&ResourceKey::new(CONNECTOR, ResourceKind::User, id))
@@ -123,11 +136,11 @@ impl Pulled {
             .map(|r| Value::Object(r.doc))
     }
 
-    async fn count(&self) -> usize {
+    pub async fn count(&self) -> usize {
         self.app.store.user_ids(CONNECTOR).await.unwrap().len()
     }
 
-    async fn checkpoint(&self) -> Option<String> {
+    pub async fn checkpoint(&self) -> Option<String> {
         self.app
             .store
             .pull_checkpoint(CONNECTOR)
@@ -136,7 +149,7 @@ impl Pulled {
             .map(|c| c.value)
     }
 
-    async fn feed(&self) -> String {
+    pub async fn feed(&self) -> String {
         let r = self
             .app
             .client
@@ -150,7 +163,7 @@ impl Pulled {
 }
 
 /// The `<user>` element of `username` in a feed.
-fn element<'f>(feed: &'f str, username: &str) -> &'f str {
+pub fn element<'f>(feed: &'f str, username: &str) -> &'f str {
     let at = feed
         .find(&format!("<username>{username}</username>"))
         .unwrap_or_else(|| panic!("{username} in {feed}"));
@@ -162,9 +175,9 @@ fn element<'f>(feed: &'f str, username: &str) -> &'f str {
 #[tokio::test]
 async fn import_change_suspend_and_delete_reach_confluence() {
     let p = spawn(settings(MaxDeletes::Count(5), 200)).await;
-    p.graph.upsert_user(user("u-boss", "boss", None));
-    p.graph.upsert_user(user("u-ada", "ada", Some("u-boss")));
-    p.graph.upsert_user(user("u-bob", "bob", Some("u-boss")));
+    p.idp.upsert_user(user("u-boss", "boss", None));
+    p.idp.upsert_user(user("u-ada", "ada", Some("u-boss")));
+    p.idp.upsert_user(user("u-bob", "bob", Some("u-boss")));
 
     let r = p.run().await;
     assert_eq!((r.mode, r.created, r.read), (Mode::Full, 3, 3), "{r:?}");
@@ -179,7 +192,7 @@ async fn import_change_suspend_and_delete_reach_confluence() {
     assert!(p.app.confluence().user("ada@example.com").unwrap().active);
 
     // An incremental change: only the changed user is written.
-    p.graph.update_user("u-ada", json!({"jobTitle": "Lead"}));
+    p.idp.update_user("u-ada", json!({"jobTitle": "Lead"}));
     let r = p.run().await;
     assert_eq!(
         (r.mode, r.updated, r.created, r.read),
@@ -189,15 +202,14 @@ async fn import_change_suspend_and_delete_reach_confluence() {
     assert_eq!(p.stored("u-ada").await.unwrap()["title"], "Lead");
 
     // A suspension disables the Confluence account.
-    p.graph
-        .update_user("u-bob", json!({"accountEnabled": false}));
+    p.idp.update_user("u-bob", json!({"accountEnabled": false}));
     let r = p.run().await;
     assert_eq!(r.updated, 1, "{r:?}");
     p.app.deliver_all().await;
     assert!(!p.app.confluence().user("bob@example.com").unwrap().active);
 
     // A deletion removes the stored user; delivery applies the connector's policy.
-    p.graph.delete_user("u-bob");
+    p.idp.delete_user("u-bob");
     let r = p.run().await;
     assert_eq!((r.deleted, r.mode), (1, Mode::Incremental), "{r:?}");
     assert!(p.stored("u-bob").await.is_none());
@@ -226,9 +238,9 @@ async fn import_change_suspend_and_delete_reach_confluence() {
 #[tokio::test]
 async fn a_manager_change_reaches_the_linchpin_feed() {
     let p = spawn(settings(MaxDeletes::Count(5), 200)).await;
-    p.graph.upsert_user(user("u-boss", "boss", None));
-    p.graph.upsert_user(user("u-carol", "carol", None));
-    p.graph.upsert_user(user("u-ada", "ada", Some("u-boss")));
+    p.idp.upsert_user(user("u-boss", "boss", None));
+    p.idp.upsert_user(user("u-carol", "carol", None));
+    p.idp.upsert_user(user("u-ada", "ada", Some("u-boss")));
     p.run().await;
     p.app.deliver_all().await;
     let feed = p.feed().await;
@@ -237,7 +249,7 @@ async fn a_manager_change_reaches_the_linchpin_feed() {
         "{feed}"
     );
 
-    p.graph.set_manager("u-ada", Some("u-carol"));
+    p.idp.set_manager("u-ada", Some("u-carol"));
     let r = p.run().await;
     assert_eq!(r.updated, 1, "{r:?}");
     p.app.deliver_all().await;
@@ -251,18 +263,18 @@ async fn a_manager_change_reaches_the_linchpin_feed() {
 #[tokio::test]
 async fn an_expired_token_is_renewed_and_throttling_is_waited_out() {
     let p = spawn(settings(MaxDeletes::Count(5), 200)).await;
-    p.graph.upsert_user(user("u-ada", "ada", None));
+    p.idp.upsert_user(user("u-ada", "ada", None));
     p.run().await;
-    assert_eq!(p.graph.token_requests(), 1);
+    assert_eq!(p.idp.token_requests(), 1);
 
-    p.graph.expire_tokens();
-    p.graph.throttle(2);
-    p.graph.update_user("u-ada", json!({"department": "Sales"}));
+    p.idp.expire_tokens();
+    p.idp.throttle(2);
+    p.idp.update_user("u-ada", json!({"department": "Sales"}));
     let started = std::time::Instant::now();
     let r = p.run().await;
     assert_eq!(r.updated, 1, "{r:?}");
-    assert_eq!(p.graph.token_requests(), 2, "the token was renewed once");
-    assert_eq!(p.graph.throttled(), 2);
+    assert_eq!(p.idp.token_requests(), 2, "the token was renewed once");
+    assert_eq!(p.idp.throttled(), 2);
     assert!(
         started.elapsed() >= Duration::from_secs(2),
         "Retry-After: 1 twice"
@@ -273,29 +285,29 @@ async fn an_expired_token_is_renewed_and_throttling_is_waited_out() {
 async fn a_failure_on_page_3_leaves_the_store_and_the_checkpoint_as_they_were() {
     let p = spawn(settings(MaxDeletes::Count(50), 2)).await;
     for i in 0..7 {
-        p.graph
+        p.idp
             .upsert_user(user(&format!("u-{i}"), &format!("user{i}"), None));
     }
     // A first run that fails on page 3 writes nothing at all.
-    p.graph.fail_page(Some(3));
+    p.idp.fail_page(Some(3));
     let e = p.run_with(false, false, false).await.unwrap_err();
     assert!(e.to_string().contains("500"), "{e}");
     assert_eq!(p.count().await, 0);
     assert_eq!(p.checkpoint().await, None);
     assert!(p.app.queued().await.is_empty());
 
-    p.graph.fail_page(None);
+    p.idp.fail_page(None);
     p.run().await;
     let before = p.checkpoint().await.expect("checkpoint");
     let doc = p.stored("u-0").await;
 
     // An incremental round of 7 changes (4 pages of 2) failing on page 3.
     for i in 0..6 {
-        p.graph
+        p.idp
             .update_user(&format!("u-{i}"), json!({"jobTitle": "Changed"}));
     }
-    p.graph.delete_user("u-6");
-    p.graph.fail_page(Some(3));
+    p.idp.delete_user("u-6");
+    p.idp.fail_page(Some(3));
     assert!(p.run_with(false, false, false).await.is_err());
     assert_eq!(p.checkpoint().await.as_deref(), Some(before.as_str()));
     assert_eq!(p.stored("u-0").await, doc);
@@ -304,7 +316,7 @@ async fn a_failure_on_page_3_leaves_the_store_and_the_checkpoint_as_they_were() 
     assert_eq!(runs[0].status, "failed");
 
     // Once the IdP answers, the same changes arrive.
-    p.graph.fail_page(None);
+    p.idp.fail_page(None);
     let r = p.run().await;
     assert_eq!((r.updated, r.deleted), (6, 1), "{r:?}");
 }
@@ -313,13 +325,13 @@ async fn a_failure_on_page_3_leaves_the_store_and_the_checkpoint_as_they_were() 
 async fn the_deletion_guard_trips_and_force_passes_it() {
     let p = spawn(settings(MaxDeletes::Percent(20.0), 200)).await;
     for i in 0..10 {
-        p.graph
+        p.idp
             .upsert_user(user(&format!("u-{i}"), &format!("user{i}"), None));
     }
     p.run().await;
     let before = p.checkpoint().await;
     for i in 0..3 {
-        p.graph.delete_user(&format!("u-{i}"));
+        p.idp.delete_user(&format!("u-{i}"));
     }
     let r = p.run().await;
     assert_eq!(r.status, RunStatus::Stopped, "{r:?}");
@@ -339,8 +351,8 @@ async fn the_deletion_guard_trips_and_force_passes_it() {
 #[tokio::test]
 async fn a_dry_run_changes_nothing() {
     let p = spawn(settings(MaxDeletes::Count(5), 200)).await;
-    p.graph.upsert_user(user("u-ada", "ada", None));
-    p.graph.upsert_user(user("u-bob", "bob", None));
+    p.idp.upsert_user(user("u-ada", "ada", None));
+    p.idp.upsert_user(user("u-bob", "bob", None));
     let r = p.run_with(false, true, false).await.unwrap();
     assert!(r.dry_run && r.run_id.is_none());
     assert_eq!(r.created, 2, "{r:?}");
@@ -357,7 +369,7 @@ async fn a_dry_run_changes_nothing() {
 
     p.run().await;
     let before = p.checkpoint().await;
-    p.graph.update_user("u-ada", json!({"jobTitle": "Lead"}));
+    p.idp.update_user("u-ada", json!({"jobTitle": "Lead"}));
     let r = p.run_with(false, true, false).await.unwrap();
     assert_eq!(r.updated, 1, "{r:?}");
     assert_eq!(p.checkpoint().await, before);
@@ -369,11 +381,11 @@ async fn a_dry_run_changes_nothing() {
 #[tokio::test]
 async fn an_expired_delta_link_starts_a_full_read_that_finds_deletions() {
     let p = spawn(settings(MaxDeletes::Count(5), 200)).await;
-    p.graph.upsert_user(user("u-ada", "ada", None));
-    p.graph.upsert_user(user("u-bob", "bob", None));
+    p.idp.upsert_user(user("u-ada", "ada", None));
+    p.idp.upsert_user(user("u-bob", "bob", None));
     p.run().await;
-    p.graph.delete_user("u-bob");
-    p.graph.expire_delta_links();
+    p.idp.delete_user("u-bob");
+    p.idp.expire_delta_links();
     let r = p.run().await;
     assert_eq!(
         (r.mode, r.deleted, r.unchanged),
@@ -381,14 +393,14 @@ async fn an_expired_delta_link_starts_a_full_read_that_finds_deletions() {
         "{r:?}"
     );
     // And the new delta link works.
-    p.graph.update_user("u-ada", json!({"jobTitle": "Lead"}));
+    p.idp.update_user("u-ada", json!({"jobTitle": "Lead"}));
     assert_eq!(p.run().await.mode, Mode::Incremental);
 }
 
 #[tokio::test]
 async fn the_scim_endpoint_of_a_pull_connector_is_read_only() {
     let p = spawn(PullSettings::default()).await;
-    p.graph.upsert_user(user("u-ada", "ada", None));
+    p.idp.upsert_user(user("u-ada", "ada", None));
     p.run().await;
     // A token of the stored connector of the same name authenticates; writes are refused.
     let r = p
@@ -414,7 +426,7 @@ async fn the_scim_endpoint_of_a_pull_connector_is_read_only() {
 #[tokio::test]
 async fn one_run_at_a_time() {
     let p = spawn(PullSettings::default()).await;
-    p.graph.upsert_user(user("u-ada", "ada", None));
+    p.idp.upsert_user(user("u-ada", "ada", None));
     let lease = format!("pull:{CONNECTOR}");
     assert!(p
         .app
