@@ -60,7 +60,7 @@ pub enum Command {
         linchpin_url: Option<String>,
     },
     /// Run the Confluence Data Center + Linchpin emulator (for tests and trials).
-    Emulator(crate::emulator::EmulatorArgs),
+    Emulator(Box<crate::emulator::EmulatorArgs>),
     /// Ask the running server whether it is up (exit 0) or not (exit 1): a container
     /// health check for images without curl. Asks `/healthz` on the address `listen` names.
     Healthcheck {
@@ -265,7 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Emulator(args) = cli.command {
         // The emulator needs no usersync configuration.
         telemetry::init(&crate::config::LogSettings::default());
-        return crate::emulator::run(args).await;
+        return crate::emulator::run(*args).await;
     }
     if let Command::Healthcheck { url, timeout } = &cli.command {
         // Needs only the listen address: a configuration that does not load (a secret not

@@ -1016,8 +1016,12 @@ mod tests {
                 "USERSYNC_ENTRA_WEBHOOK_SECRET",
                 "a-webhook-secret-of-at-least-32-bytes",
             ),
+            ("USERSYNC_GOOGLE_KEY", "{\"type\": \"service_account\"}"),
+            ("USERSYNC_GRAPH_SECRET", "graph-secret"),
         ];
         let s = load(&text, &vars).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(s.connectors["google"].kind.is_pull() && s.connectors["google"].pull.is_some());
+        assert!(s.connectors["entra-pull"].graph.is_some());
         let entra = &s.connectors["entra"];
         assert!(entra.entra_jwt.is_some());
         assert!(entra.oauth.as_ref().is_some_and(|o| o.wif.is_some()));

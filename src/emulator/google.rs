@@ -4,13 +4,14 @@
 //! public key, its `iss`, `sub`, `aud`, `scope` and lifetime checked as domain-wide
 //! delegation needs), and the Directory API's `users.list` with paging, projections and
 //! bearer checks; faults: 429, a failing page, revoked tokens. The control API
-//! ([`GoogleEmulator`]'s methods) adds, changes and deletes users.
+//! ([`GoogleEmulator`]'s methods, and `/_control/…` over HTTP) adds, changes and deletes
+//! users.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -85,6 +86,12 @@ impl GoogleEmulator {
         let app = Router::new()
             .route("/token", post(token))
             .route("/admin/directory/v1/users", get(list))
+            .route("/_control/users", post(control_upsert))
+            .route(
+                "/_control/users/{id}",
+                axum::routing::delete(control_delete),
+            )
+            .route("/_control/faults", post(control_faults))
             .with_state(self);
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -302,4 +309,31 @@ async fn list(
         body["nextPageToken"] = json!((from + size).to_string());
     }
     Json(body).into_response()
+}
+
+async fn control_upsert(State(emu): State<GoogleEmulator>, Json(user): Json<Value>) -> StatusCode {
+    if user["id"].as_str().is_none() || user["primaryEmail"].as_str().is_none() {
+        return StatusCode::BAD_REQUEST;
+    }
+    emu.upsert_user(user);
+    StatusCode::NO_CONTENT
+}
+
+async fn control_delete(State(emu): State<GoogleEmulator>, Path(id): Path<String>) -> StatusCode {
+    emu.delete_user(&id);
+    StatusCode::NO_CONTENT
+}
+
+/// `{"throttle": n, "fail_page": n|null, "expire_tokens": true}`.
+async fn control_faults(State(emu): State<GoogleEmulator>, Json(f): Json<Value>) -> StatusCode {
+    if let Some(n) = f["throttle"].as_u64() {
+        emu.throttle(n as u32);
+    }
+    if f.get("fail_page").is_some() {
+        emu.fail_page(f["fail_page"].as_u64().map(|n| n as usize));
+    }
+    if f["expire_tokens"].as_bool() == Some(true) {
+        emu.expire_tokens();
+    }
+    StatusCode::NO_CONTENT
 }

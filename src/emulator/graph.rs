@@ -363,10 +363,12 @@ async fn delta(
                 );
             };
             if since < t.expired_before {
+                // What Microsoft documents for identity resources after seven days
+                // (docs/emulator.md, "Microsoft Graph").
                 return graph_error(
-                    StatusCode::GONE,
-                    "resyncRequired",
-                    "The delta token has expired; a full resync is required.",
+                    StatusCode::BAD_REQUEST,
+                    "syncStateNotFound",
+                    "The sync state generation is not found. The delta token is expired and data must be synchronized again.",
                 );
             }
             // The latest state of each user changed since the token, in order of change.

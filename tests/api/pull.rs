@@ -226,6 +226,32 @@ async fn import_change_suspend_and_delete_reach_confluence() {
         ("u-bob", "deleted")
     );
 
+    // The audit trail names the pull as the writer of every change to the user.
+    let q = usersync::store::audit::AuditQuery {
+        connector: Some(CONNECTOR.to_owned()),
+        resource_id: Some("u-bob".to_owned()),
+        ..Default::default()
+    };
+    let rows = p.app.store.audit_query(&q).await.unwrap();
+    let seen: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.actor_kind.as_str(),
+                r.actor.as_str(),
+                r.operation.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("system", "pull:graph", "delete"),
+            ("system", "pull:graph", "update"),
+            ("system", "pull:graph", "create"),
+        ]
+    );
+
     // Nothing changed: nothing written.
     let r = p.run().await;
     assert_eq!(
