@@ -216,11 +216,22 @@ const SATURATION_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 
 async fn watch_saturation(state: AppState) {
     let mut tick = tokio::time::interval(SATURATION_INTERVAL);
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
         state.refresh_saturation().await;
+        ticks += 1;
+        if ticks % MAPPINGS_EVERY_TICKS == 0 {
+            // A mapping another instance saved is put in force here within seconds.
+            if let Err(e) = state.runtime.reload_mappings().await {
+                tracing::warn!(error.message = %e, "could not re-read the edited mappings");
+            }
+        }
     }
 }
+
+/// The edited mappings are looked at every this many saturation ticks (5 s).
+const MAPPINGS_EVERY_TICKS: u64 = 10;
 
 impl Application {
     /// The delivery worker, when delivery is enabled and Confluence configured.

@@ -375,7 +375,8 @@ async fn serve(settings: Settings, emulator: Option<std::net::SocketAddr>) -> an
     }
     tracing::info!(listen = %addr, "usersync is serving SCIM at {base}/scim/v2/{{connector}}");
     if let Some(admin) = app.admin_addr() {
-        println!("Operations API: http://{admin}/admin/api/v1 (token: `usersync admin token create NAME --role admin`)");
+        println!("Web console: http://{admin}/ and operations API: http://{admin}/admin/api/v1");
+        println!("  (sign in with a token from `usersync admin token create NAME --role admin`)");
     }
     app.run_until_stopped(app::shutdown_signal()).await
 }

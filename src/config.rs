@@ -213,6 +213,8 @@ pub struct AdminSettings {
     /// boundary you trust (a Kubernetes pod network, a management VLAN), and with TLS in
     /// front of it: admin tokens travel in the `Authorization` header.
     pub listen: String,
+    /// A web console session ends after this long without a request (docs/console.md).
+    pub session_idle: Dur,
 }
 
 impl Default for AdminSettings {
@@ -220,6 +222,7 @@ impl Default for AdminSettings {
         Self {
             enabled: true,
             listen: "127.0.0.1:8081".to_owned(),
+            session_idle: Dur(Duration::from_secs(30 * 60)),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod linchpin;

@@ -16,7 +16,7 @@
 //! nor depend on `config`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 
@@ -41,7 +41,7 @@ pub struct ConnectorRuntime {
     /// Where it is declared.
     pub source: Source,
     /// The authentication modes it offers beyond static bearer tokens (declared connectors).
-    pub auth: Option<ConnectorAuth>,
+    pub auth: Option<Arc<ConnectorAuth>>,
     /// Its compiled mapping, Linchpin feed and webhook.
     pub profile_targets: Arc<ProfileTargets>,
     /// How its users and groups are provisioned into Confluence.
@@ -60,6 +60,17 @@ pub struct ConnectorTable {
     default_targets: Arc<ProfileTargets>,
     default_provisioning: Arc<Provisioning>,
     confluence: Option<ConfluenceConfig>,
+    /// Mappings edited in the console or through the operations API (docs/console.md), by
+    /// connector: the version in force and the profile targets built with it. They replace
+    /// the built-in rules of a stored connector, or of a declared connector whose table in
+    /// the file has no mapping rules.
+    edited: RwLock<BTreeMap<String, Edited>>,
+}
+
+/// An edited mapping in force.
+struct Edited {
+    version: i64,
+    targets: Arc<ProfileTargets>,
 }
 
 impl ConnectorTable {
@@ -103,7 +114,12 @@ impl ConnectorTable {
                 Arc::new(ConnectorRuntime {
                     name: name.clone(),
                     source: Source::Config,
-                    auth: Some(ConnectorAuth::new(name, c, &settings.secrets, &mut caches)),
+                    auth: Some(Arc::new(ConnectorAuth::new(
+                        name,
+                        c,
+                        &settings.secrets,
+                        &mut caches,
+                    ))),
                     profile_targets: Arc::new(profile_targets),
                     provisioning: Arc::new(c.provisioning.clone()),
                 }),
@@ -124,6 +140,7 @@ impl ConnectorTable {
             declared,
             declared_tokens,
             confluence,
+            edited: RwLock::new(BTreeMap::new()),
         })
     }
 
@@ -142,18 +159,97 @@ impl ConnectorTable {
         self.declared.values()
     }
 
-    /// The runtime of `name`: the declared one, or the defaults a stored connector gets.
+    /// The runtime of `name`: the declared one, or the defaults a stored connector gets;
+    /// with its edited mapping, when one is in force.
     pub fn connector(&self, name: &str) -> Arc<ConnectorRuntime> {
-        match self.declared.get(name) {
-            Some(rt) => rt.clone(),
-            None => Arc::new(ConnectorRuntime {
+        let edited = self.edited_targets(name);
+        match (self.declared.get(name), edited) {
+            (Some(rt), None) => rt.clone(),
+            (Some(rt), Some(targets)) => Arc::new(ConnectorRuntime {
+                name: rt.name.clone(),
+                source: rt.source,
+                auth: rt.auth.clone(),
+                profile_targets: targets,
+                provisioning: rt.provisioning.clone(),
+            }),
+            (None, edited) => Arc::new(ConnectorRuntime {
                 name: name.to_owned(),
                 source: Source::Stored,
                 auth: None,
-                profile_targets: self.default_targets.clone(),
+                profile_targets: edited.unwrap_or_else(|| self.default_targets.clone()),
                 provisioning: self.default_provisioning.clone(),
             }),
         }
+    }
+
+    /// Whether `name`'s mapping may be edited in the console or the operations API: a
+    /// stored connector, or a declared one whose table in the file writes no mapping rules.
+    /// Rules written in usersync.toml stay the file's (read-only elsewhere).
+    pub fn mapping_editable(&self, name: &str) -> bool {
+        self.settings
+            .connectors
+            .get(name)
+            .is_none_or(|c| c.mapping == MappingSettings::default())
+    }
+
+    /// The version of `name`'s edited mapping in force, if any.
+    pub fn edited_version(&self, name: &str) -> Option<i64> {
+        self.edited
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|e| e.version)
+    }
+
+    fn edited_targets(&self, name: &str) -> Option<Arc<ProfileTargets>> {
+        self.edited
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|e| e.targets.clone())
+    }
+
+    /// Compiles `rules` for `name` exactly as the configuration file's rules are compiled,
+    /// with the connector's feed and webhook (declared connectors), without putting them in
+    /// force: what a save validates and a preview runs.
+    pub fn compile_mapping(
+        &self,
+        name: &str,
+        rules: &MappingSettings,
+    ) -> Result<ProfileTargets, ConfigError> {
+        match self.settings.connectors.get(name) {
+            Some(c) => {
+                let mut c = c.clone();
+                c.mapping = rules.clone();
+                profile_targets(&self.settings, &c, &self.schemas)
+            }
+            None => {
+                let mapping = ConnectorMapping::compile(rules, &self.schemas)
+                    .map_err(|e| ConfigError(e.to_string()))?;
+                Ok(ProfileTargets::new(
+                    mapping,
+                    FeedSettings::default(),
+                    None,
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// Puts `rules` (version `version`) in force for `name`; errors like
+    /// [`ConnectorTable::compile_mapping`].
+    pub fn set_edited(
+        &self,
+        name: &str,
+        version: i64,
+        rules: &MappingSettings,
+    ) -> Result<(), ConfigError> {
+        let targets = Arc::new(self.compile_mapping(name, rules)?);
+        self.edited
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), Edited { version, targets });
+        Ok(())
     }
 
     /// The Confluence client's configuration, when `[confluence]` is set (or one was given).
@@ -209,7 +305,7 @@ fn profile_targets(
 
 impl AuthLookup for ConnectorTable {
     fn auth(&self, connector: &str) -> Option<&ConnectorAuth> {
-        self.declared.get(connector)?.auth.as_ref()
+        self.declared.get(connector)?.auth.as_deref()
     }
 }
 
@@ -222,6 +318,9 @@ impl ConnectorLookup for ConnectorTable {
     }
 
     fn profile_targets(&self, connector: &str) -> Arc<ProfileTargets> {
+        if let Some(edited) = self.edited_targets(connector) {
+            return edited;
+        }
         match self.declared.get(connector) {
             Some(rt) => rt.profile_targets.clone(),
             None => self.default_targets.clone(),
@@ -242,6 +341,8 @@ pub struct Runtime {
     store: Store,
     tokens: Connectors,
     auth: Authenticator,
+    /// The edited mappings' stamp last put in force ([`Runtime::reload_mappings`]).
+    mappings_stamp: Arc<std::sync::Mutex<Option<(i64, i64)>>>,
 }
 
 impl Runtime {
@@ -259,12 +360,69 @@ impl Runtime {
             .context("cannot read connectors from the database")?;
         let lookup: Arc<dyn AuthLookup> = table.clone();
         let auth = Authenticator::new(tokens.clone(), lookup);
-        Ok(Runtime {
+        let runtime = Runtime {
             table,
             store,
             tokens,
             auth,
-        })
+            mappings_stamp: Arc::new(std::sync::Mutex::new(None)),
+        };
+        runtime
+            .reload_mappings()
+            .await
+            .context("cannot read the edited mappings from the database")?;
+        Ok(runtime)
+    }
+
+    /// Puts in force the newest saved version of every edited mapping, when another
+    /// instance (or this one) saved one since the last look; cheap when nothing changed (one
+    /// small query). A saved version that no longer compiles (the schemas changed since) is
+    /// skipped with a warning, keeping what is in force.
+    pub async fn reload_mappings(&self) -> StoreResult<()> {
+        let stamp = self.store.mappings_stamp().await?;
+        {
+            let last = self
+                .mappings_stamp
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if *last == Some(stamp) {
+                return Ok(());
+            }
+        }
+        for m in self.store.current_mappings().await? {
+            if self.table.edited_version(&m.connector) == Some(m.version) {
+                continue;
+            }
+            if !self.table.mapping_editable(&m.connector) {
+                tracing::warn!(
+                    connector = %m.connector,
+                    version = m.version,
+                    "an edited mapping is ignored: usersync.toml now writes this connector's rules"
+                );
+                continue;
+            }
+            let compiled = MappingSettings::from_toml(&m.rules)
+                .map_err(|e| ConfigError(e.to_string()))
+                .and_then(|rules| self.table.set_edited(&m.connector, m.version, &rules));
+            match compiled {
+                Ok(()) => tracing::info!(
+                    connector = %m.connector,
+                    version = m.version,
+                    "edited mapping in force"
+                ),
+                Err(e) => tracing::warn!(
+                    connector = %m.connector,
+                    version = m.version,
+                    error.message = %e,
+                    "an edited mapping does not compile and is not in force"
+                ),
+            }
+        }
+        *self
+            .mappings_stamp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(stamp);
+        Ok(())
     }
 
     /// The table: settings, schemas, every connector's runtime.

@@ -20,10 +20,12 @@ pub mod attempts;
 pub mod audit;
 mod batch;
 pub mod connectors;
+pub mod console;
 pub mod gate;
 mod key;
 pub mod leases;
 pub mod links;
+pub mod mappings;
 mod members;
 pub mod narrow;
 pub mod peers;
@@ -242,6 +244,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "pull",
         include_str!("../migrations/sqlite/0010_pull.sql"),
     ),
+    (
+        11,
+        "console",
+        include_str!("../migrations/sqlite/0011_console.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -293,6 +300,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "pull",
         include_str!("../migrations/postgres/0010_pull.sql"),
+    ),
+    (
+        11,
+        "console",
+        include_str!("../migrations/postgres/0011_console.sql"),
     ),
 ];
 

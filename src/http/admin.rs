@@ -2,7 +2,7 @@
 //! (`[admin] listen`, loopback by default) so the SCIM port can face the internet while this
 //! one stays inside.
 //!
-//! JSON in and out; every error is RFC 9457 problem details ([`problem`]). Reads need any
+//! JSON in and out; every error is RFC 9457 problem details ([`mod@problem`]). Reads need any
 //! live admin token ([`auth::Caller`]), actions the admin role ([`auth::Acting`]); every
 //! action is recorded in the audit trail in the transaction that carries it out, or, for
 //! actions whose effect is outside the database (sync now), right after with its outcome.
@@ -13,9 +13,11 @@ pub mod actions;
 pub mod audit;
 pub mod auth;
 pub mod connectors;
+pub mod health;
 pub mod mapping;
 pub mod openapi;
 pub mod problem;
+pub mod reconcile;
 pub mod resources;
 pub mod timeline;
 
@@ -99,8 +101,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/connectors/{connector}/mapping",
-            get(mapping::mapping_table),
+            get(mapping::mapping_table).put(mapping::save_mapping),
         )
+        .route(
+            "/connectors/{connector}/mapping/versions",
+            get(mapping::mapping_versions),
+        )
+        .route(
+            "/connectors/{connector}/mapping/preview",
+            post(mapping::preview_rules),
+        )
+        .route(
+            "/connectors/{connector}/reconcile-runs",
+            get(reconcile::runs),
+        )
+        .route("/reconcile-runs/{id}", get(reconcile::run))
+        .route("/health", get(health::health))
+        .route("/connectors/{connector}/queue", get(actions::queue))
         .route(
             "/connectors/{connector}/mapping/preview/{id}",
             get(mapping::mapping_preview),
@@ -113,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document));
     Router::new()
         .nest(API_PREFIX, api)
+        .merge(crate::http::console::routes())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -249,6 +249,25 @@ pub struct MappingSettings {
     pub script: ScriptLimits,
 }
 
+impl MappingSettings {
+    /// Parses the TOML text of a mapping table: what `[connectors.NAME.mapping]` holds in the
+    /// configuration file, without the header. The console and the operations API save rules
+    /// in this form, and they are read exactly as the file's are.
+    pub fn from_toml(text: &str) -> Result<MappingSettings, super::InvalidRules> {
+        toml::from_str(text).map_err(|e| {
+            super::InvalidRules::new(format!(
+                "the mapping is not valid: {}",
+                e.to_string().trim_end()
+            ))
+        })
+    }
+
+    /// The rules as the TOML text [`MappingSettings::from_toml`] reads.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
 impl Default for MappingSettings {
     fn default() -> Self {
         Self {

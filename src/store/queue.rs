@@ -634,6 +634,31 @@ impl Store {
         decode::<ConnectorQueue>(&rows)
     }
 
+    /// At most `limit` queue rows of a connector in `state` (`pending`, `dead`; `None`:
+    /// both), oldest first: the admin views, which must stay cheap with a deep queue.
+    pub async fn queue_page(
+        &self,
+        connector: &str,
+        state: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<QueueRow>> {
+        let sql = format!(
+            "SELECT {} FROM sync_queue WHERE connector = $1 AND ($2 = '' OR state = $2) \
+             ORDER BY enqueued_at, kind, resource_id LIMIT $3",
+            QueueRowRow::COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(connector.to_owned())
+            .bind(state.unwrap_or_default().to_owned())
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        Ok(decode::<QueueRowRow>(&rows)?
+            .into_iter()
+            .map(QueueRow::from)
+            .collect())
+    }
+
     /// The queue rows of a connector (or all), oldest first.
     pub async fn queue_rows(&self, connector: Option<&str>) -> StoreResult<Vec<QueueRow>> {
         let sql = format!(

@@ -67,6 +67,10 @@ async fn the_authorisation_matrix_holds_for_every_endpoint() {
         format!("/connectors/{CONNECTOR}/mapping"),
         format!("/connectors/{CONNECTOR}/mapping/preview/{id}"),
         format!("/connectors/{CONNECTOR}/linchpin-fields"),
+        format!("/connectors/{CONNECTOR}/mapping/versions"),
+        format!("/connectors/{CONNECTOR}/queue?state=dead"),
+        format!("/connectors/{CONNECTOR}/reconcile-runs"),
+        "/health".to_owned(),
         "/audit".to_owned(),
     ];
     let actions = [
@@ -771,7 +775,7 @@ async fn the_openapi_document_is_served_and_names_every_route() {
     r.assert_status(200);
     assert_eq!(r.body["openapi"], "3.1.0");
     let paths = r.body["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 20, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 26, "{:?}", paths.keys().collect::<Vec<_>>());
     assert!(paths.contains_key("/connectors/{connector}/users/{id}/timeline"));
     assert_eq!(
         r.body["components"]["securitySchemes"]["admin_token"]["scheme"],
@@ -965,4 +969,231 @@ async fn the_timeline_shows_the_reconcile_items_about_the_user() {
     assert_eq!(first["detail"]["mode"], "dry_run");
     assert_eq!(first["detail"]["confluence_name"], "ruth@example.com");
     assert!(first["detail"]["class"].is_string());
+}
+
+#[tokio::test]
+async fn an_edited_mapping_is_validated_versioned_audited_and_in_force_at_once() {
+    let app = delivering_app().await;
+    let t = tokens(&app).await;
+    let id = app
+        .create_user(
+            json!({"userName": "mo@example.com", "title": "Chef", ENT: {"costCenter": "CC-7"}}),
+        )
+        .await;
+    let path = format!("/connectors/{CONNECTOR}/mapping");
+    let put = |token: String, rules: &str| {
+        let url = format!("{}/admin/api/v1{path}", app.admin_address);
+        let body = json!({ "rules": rules });
+        let client = app.client.clone();
+        async move {
+            let r = client
+                .put(url)
+                .header("Authorization", format!("Bearer {token}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let ctype = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let text = r.text().await.unwrap();
+            (
+                status,
+                ctype,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let before = app.admin(Method::GET, &path, Some(&t.viewer)).await;
+    assert_eq!(before.body["editable"], true);
+    assert_eq!(before.body["defined_in"], "builtin");
+    // Refused: a viewer; rules that do not parse; rules that do not compile. Nothing saved.
+    assert_eq!(put(t.viewer.clone(), "").await.0, 403);
+    let (status, ctype, body) = put(t.admin.clone(), "[[fields]]\nname = ").await;
+    assert_eq!(
+        (status, ctype.as_deref()),
+        (400, Some("application/problem+json"))
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("not valid"),
+        "{body}"
+    );
+    let (status, _, body) = put(
+        t.admin.clone(),
+        "[[fields]]\nname = \"cc\"\nsource = \"noSuchAttribute\"\n",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("noSuchAttribute"),
+        "{body}"
+    );
+    // A preview of unsaved rules on a user.
+    let rules = "[[fields]]\nname = \"cost\"\nxml = \"cost_centre\"\nsource = \"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter\"\n";
+    let preview = app
+        .send_url(
+            Method::POST,
+            &format!("{}/admin/api/v1{path}/preview", app.admin_address),
+            Some(json!({"rules": rules, "user_id": id})),
+            crate::helpers::Opts {
+                auth: Some(format!("Bearer {}", t.viewer)),
+                content_type: Some("application/json".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    preview.assert_status(200);
+    let cost = preview.body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "cost")
+        .cloned()
+        .unwrap();
+    assert_eq!(cost["value"], "CC-7");
+    let versions = app
+        .admin(Method::GET, &format!("{path}/versions"), Some(&t.viewer))
+        .await;
+    assert_eq!(
+        versions.body["versions"],
+        json!([]),
+        "a preview saves nothing"
+    );
+    // Saved: version 1, in force, every user queued, audited.
+    app.deliver_all().await;
+    let (status, _, body) = put(t.admin.clone(), rules).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["defined_in"], "edited");
+    assert!(body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["target"] == "profile.cost"));
+    assert_eq!(app.queued().await, std::slice::from_ref(&id));
+    let detail = app
+        .admin(
+            Method::GET,
+            &format!("/connectors/{CONNECTOR}/users/{id}"),
+            Some(&t.viewer),
+        )
+        .await;
+    assert!(detail.body["profile"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "cost" && f["value"] == "CC-7"));
+    let (_, _, body) = put(t.admin.clone(), "").await;
+    assert_eq!(body["version"], 2);
+    let versions = app
+        .admin(Method::GET, &format!("{path}/versions"), Some(&t.viewer))
+        .await;
+    let numbers: Vec<i64> = versions.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [2, 1]);
+    let audit = app
+        .admin(Method::GET, "/audit?actor=ops-admin", Some(&t.viewer))
+        .await;
+    let ops: Vec<String> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["operation"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        ["mapping.save ok (version 2)", "mapping.save ok (version 1)"]
+    );
+    // Rules written in usersync.toml are the file's.
+    let declared = TestApp::spawn_with_connector(|c| {
+        c.mapping.default_fields = false;
+    })
+    .await;
+    let admin = declared.admin_token("ops", AdminRole::Admin).await;
+    let r = declared.admin(Method::GET, &path, Some(&admin)).await;
+    assert_eq!(r.body["editable"], false);
+    assert_eq!(r.body["defined_in"], "config");
+    let url = format!("{}/admin/api/v1{path}", declared.admin_address);
+    let refused = declared
+        .client
+        .put(url)
+        .header("Authorization", format!("Bearer {admin}"))
+        .json(&json!({"rules": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 409);
+}
+
+#[tokio::test]
+async fn health_queue_and_reconcile_runs_are_served() {
+    let app = delivering_app().await;
+    let t = tokens(&app).await;
+    app.user("nia@example.com").await;
+    let h = app.admin(Method::GET, "/health", Some(&t.viewer)).await;
+    h.assert_status(200);
+    assert_eq!(h.body["database"], "ok");
+    assert_eq!(h.body["confluence"]["configured"], true);
+    assert_eq!(h.body["confluence"]["reachable"], true);
+    assert!(
+        h.body["confluence"]["version"]
+            .as_str()
+            .unwrap()
+            .contains("10.2"),
+        "{}",
+        h.text
+    );
+    assert_eq!(h.body["queue"]["pending"], 1);
+    let q = app
+        .admin(
+            Method::GET,
+            &format!("/connectors/{CONNECTOR}/queue?state=pending"),
+            Some(&t.viewer),
+        )
+        .await;
+    assert_eq!(q.body["items"][0]["kind"], "User");
+    assert_eq!(q.body["items"][0]["state"], "pending");
+    assert_problem(
+        &app.admin(
+            Method::GET,
+            &format!("/connectors/{CONNECTOR}/queue?state=gone"),
+            Some(&t.viewer),
+        )
+        .await,
+        400,
+    );
+    let runs = app
+        .admin(
+            Method::GET,
+            &format!("/connectors/{CONNECTOR}/reconcile-runs"),
+            Some(&t.viewer),
+        )
+        .await;
+    assert_eq!(runs.body["runs"], json!([]));
+    assert_problem(
+        &app.admin(Method::GET, "/reconcile-runs/nope", Some(&t.viewer))
+            .await,
+        404,
+    );
+    // Confluence down: the panel says so instead of failing.
+    let down = TestApp::spawn_with_confluence(ConfluenceVersion::V10_2, |_| {}).await;
+    let token = down.admin_token("ops", AdminRole::Viewer).await;
+    down.confluence()
+        .arm_fault(usersync::emulator::Fault::status(503).times(1000));
+    let h = down.admin(Method::GET, "/health", Some(&token)).await;
+    h.assert_status(200);
+    assert_eq!(h.body["confluence"]["reachable"], false, "{}", h.text);
+    assert!(h.body["confluence"]["error"].is_string());
 }

@@ -246,3 +246,71 @@ fn outcome(
         planned,
     }
 }
+
+/// Which queue rows to list.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QueueParams {
+    /// `pending` or `dead`; absent: both.
+    pub state: Option<String>,
+    /// At most this many rows (1 to 500, default 100), oldest first.
+    pub limit: Option<String>,
+}
+
+/// A connector's queue rows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuePage {
+    /// Oldest first: `kind`, `id`, `state`, `attempts`, `next_attempt_at`, `enqueued_at`,
+    /// `last_error`, `deprovisioning`, `waiting_on`.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Value>,
+}
+
+/// `GET /connectors/{connector}/queue`: the keys still to deliver, or the dead ones with
+/// their reason.
+#[utoipa::path(get, path = "/connectors/{connector}/queue", tag = "actions",
+    params(("connector" = String, Path, description = "Connector name"), QueueParams),
+    responses((status = 200, body = QueuePage), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn queue(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(connector): Path<String>,
+    axum::extract::Query(params): axum::extract::Query<QueueParams>,
+) -> AdminResult<Json<QueuePage>> {
+    known_connector(&state, &connector).await?;
+    let which = match params.state.as_deref() {
+        None | Some("") => None,
+        Some(s @ ("pending" | "dead")) => Some(s),
+        Some(other) => {
+            return Err(AdminError::BadRequest(format!(
+                "state = {other:?}: give pending or dead"
+            )))
+        }
+    };
+    let limit = match params.limit.as_deref() {
+        None => 100,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if (1..=500).contains(&n) => n,
+            _ => {
+                return Err(AdminError::BadRequest(format!(
+                    "limit = {v:?}: give a whole number from 1 to 500"
+                )))
+            }
+        },
+    };
+    let rows = state.store.queue_page(&connector, which, limit).await?;
+    Ok(Json(QueuePage {
+        items: rows
+            .iter()
+            .map(|q| {
+                let mut v = super::resources::queue_json(q);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("kind".into(), json!(q.key.kind.as_str()));
+                    o.insert("id".into(), json!(q.key.id));
+                }
+                v
+            })
+            .collect(),
+    }))
+}

@@ -61,6 +61,17 @@ impl FromRequestParts<AppState> for Caller {
                 );
                 AdminError::Unauthorized
             })?;
+        Caller::from_token(state, token).await
+    }
+}
+
+impl Caller {
+    /// The caller an admin token stands for, or 401 (unknown, revoked, or not an admin
+    /// token). The console's sign-in checks the token it is given here.
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Caller, AdminError> {
+        if !token.starts_with(ADMIN_TOKEN_PREFIX) {
+            return Err(AdminError::Unauthorized);
+        }
         let presented = hash_hex(&hash_token(token));
         let live = state.store.live_admin_tokens().await?;
         let mut found = None;
@@ -101,27 +112,46 @@ impl FromRequestParts<AppState> for Acting {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
+            .unwrap_or("unmatched");
+        // Inside the nested router the path has lost its prefix.
+        let path = parts.uri.path();
+        let connector = path
+            .strip_prefix(super::API_PREFIX)
+            .unwrap_or(path)
+            .strip_prefix("/connectors/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default();
+        Acting::check(
+            state,
+            caller,
+            &format!("{} {route}", parts.method),
+            connector,
+        )
+        .await
+    }
+}
+
+impl Acting {
+    /// `caller` allowed to act, or 403 when its role is viewer; a refusal is recorded in the
+    /// audit trail (`what`: the method and route template, or the console's action) since
+    /// an auditor wants to see refused attempts too. The console checks its actions here.
+    pub async fn check(
+        state: &AppState,
+        caller: Caller,
+        what: &str,
+        connector: &str,
+    ) -> Result<Acting, AdminError> {
         match caller.role {
             AdminRole::Admin => Ok(Acting(caller)),
             AdminRole::Viewer => {
-                // A refused action is an event an auditor wants to see too.
-                let route = parts
-                    .extensions
-                    .get::<MatchedPath>()
-                    .map(MatchedPath::as_str)
-                    .unwrap_or("unmatched");
-                // Inside the nested router the path has lost its prefix.
-                let path = parts.uri.path();
-                let connector = path
-                    .strip_prefix(super::API_PREFIX)
-                    .unwrap_or(path)
-                    .strip_prefix("/connectors/")
-                    .and_then(|rest| rest.split('/').next())
-                    .unwrap_or_default();
                 let refused = AdminAction {
                     connector: connector.to_owned(),
                     token: caller.name.clone(),
-                    action: format!("{} {route}", parts.method),
+                    action: what.to_owned(),
                     target_kind: None,
                     target: None,
                     outcome: "refused: viewer role".to_owned(),

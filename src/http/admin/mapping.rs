@@ -1,16 +1,21 @@
 //! A connector's mapping as a table, its preview for one user, and the Linchpin fields it
 //! can map to.
 //!
-//! Mappings are read-only here: a declared connector's rules live in usersync.toml, and a
-//! stored connector has the built-in rules (editing mappings is the web console's issue).
+//! Rules written in usersync.toml are read-only here; the others (a stored connector's, or
+//! a declared connector's whose table writes no rules) can be replaced with `PUT`: validated
+//! and compiled exactly like the file's, versioned, audited, in force without a restart
+//! (docs/console.md).
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Serialize;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::auth::Caller;
+use super::auth::{Acting, Caller};
 use super::known_connector;
 use super::problem::{AdminError, AdminResult, Problem};
 use super::resources::{existing, field_value};
@@ -19,6 +24,7 @@ use crate::http::state::AppState;
 use crate::mapping::engine::MappingRow;
 use crate::profiles::resolve::{Resolved, Resolver};
 use crate::scim::schema::ResourceKind;
+use crate::store::audit::AdminAction;
 use crate::targets::linchpin::fields::{self, Credentials, RemoteField};
 use crate::targets::linchpin::xml;
 
@@ -34,6 +40,14 @@ pub struct MappingTable {
     pub manager_refers_to: String,
     /// A digest of the rules (changes when the configuration does).
     pub fingerprint: String,
+    /// Whether the rules may be edited here (`PUT …/mapping`): not when usersync.toml
+    /// writes them.
+    pub editable: bool,
+    /// The edited version in force, if the rules were edited.
+    pub version: Option<i64>,
+    /// The rules as TOML text (what `[connectors.NAME.mapping]` would hold); empty for the
+    /// built-in rules.
+    pub rules: String,
     /// The rules: target field ← source, transforms, no-value policy. Identity rules first
     /// (`confluence.*`), then the profile fields (`profile.*`) in feed order.
     #[schema(value_type = Vec<Object>)]
@@ -95,20 +109,195 @@ pub async fn mapping_table(
     _caller: Caller,
     Path(connector): Path<String>,
 ) -> AdminResult<Json<MappingTable>> {
-    let info = known_connector(&state, &connector).await?;
-    let rt = state.runtime.connector(&connector);
+    mapping_of(&state, &connector).await.map(Json)
+}
+
+/// The mapping table of a connector as the API shows it.
+pub(crate) async fn mapping_of(state: &AppState, connector: &str) -> AdminResult<MappingTable> {
+    let info = known_connector(state, connector).await?;
+    state.runtime.reload_mappings().await?;
+    let table = state.runtime.table();
+    let rt = state.runtime.connector(connector);
     let mapping = &rt.profile_targets.mapping;
-    Ok(Json(MappingTable {
-        defined_in: match info.source {
-            Source::Config => "config",
-            Source::Stored => "builtin",
+    let version = table.edited_version(connector);
+    let editable = table.mapping_editable(connector);
+    let rules = match version {
+        Some(_) => state
+            .store
+            .mapping_versions(connector)
+            .await?
+            .into_iter()
+            .next()
+            .map(|m| m.rules)
+            .unwrap_or_default(),
+        None if !editable => state
+            .settings
+            .connectors
+            .get(connector)
+            .map(|c| c.mapping.to_toml())
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    Ok(MappingTable {
+        defined_in: match (version, info.source, editable) {
+            (Some(_), _, _) => "edited",
+            (None, Source::Config, false) => "config",
+            _ => "builtin",
         }
         .to_owned(),
-        connector,
+        connector: connector.to_owned(),
         manager_refers_to: mapping.manager().describe(),
         fingerprint: mapping.fingerprint().to_owned(),
+        editable,
+        version,
+        rules,
         rows: mapping.table().to_vec(),
-    }))
+    })
+}
+
+/// New rules for a connector.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewRules {
+    /// The rules as TOML text: what `[connectors.NAME.mapping]` would hold in usersync.toml
+    /// (docs/mapping.md), without the header. Empty: the built-in rules.
+    pub rules: String,
+}
+
+/// A preview of rules not saved yet.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PreviewRequest {
+    /// The rules to try (TOML, as for `PUT …/mapping`); absent: the rules in force.
+    pub rules: Option<String>,
+    /// The SCIM id of the user to try them on.
+    pub user_id: String,
+}
+
+/// One saved version of a connector's rules.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MappingVersion {
+    /// 1, 2, 3…
+    pub version: i64,
+    /// When it was saved.
+    pub created: String,
+    /// Who saved it (admin token name).
+    pub created_by: String,
+    /// The rules as saved.
+    pub rules: String,
+}
+
+/// The saved versions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MappingVersions {
+    /// Newest first; the first is in force.
+    pub versions: Vec<MappingVersion>,
+}
+
+fn parse_rules(text: &str) -> AdminResult<crate::mapping::MappingSettings> {
+    crate::mapping::MappingSettings::from_toml(text)
+        .map_err(|e| AdminError::BadRequest(e.to_string()))
+}
+
+/// `PUT /connectors/{connector}/mapping`: new rules, validated and compiled exactly like the
+/// configuration file's, saved as a new version, audited, and in force at once (on other
+/// instances within seconds). Every user of the connector is marked for delivery.
+#[utoipa::path(put, path = "/connectors/{connector}/mapping", tag = "mapping",
+    params(("connector" = String, Path, description = "Connector name")),
+    request_body = NewRules,
+    responses((status = 200, body = MappingTable), (status = 400, body = Problem, description = "the rules do not parse or compile; the detail says where"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "the rules are written in usersync.toml")))]
+pub async fn save_mapping(
+    State(state): State<AppState>,
+    Acting(caller): Acting,
+    Path(connector): Path<String>,
+    Json(body): Json<NewRules>,
+) -> AdminResult<Json<MappingTable>> {
+    known_connector(&state, &connector).await?;
+    let table = state.runtime.table();
+    if !table.mapping_editable(&connector) {
+        return Err(AdminError::Conflict(format!(
+            "connector {connector}'s mapping rules are written in usersync.toml              ([connectors.{connector}.mapping]); change them there"
+        )));
+    }
+    let rules = parse_rules(&body.rules)?;
+    table
+        .compile_mapping(&connector, &rules)
+        .map_err(|e| AdminError::BadRequest(e.0))?;
+    let audit = AdminAction {
+        connector: connector.clone(),
+        token: caller.name.clone(),
+        action: "mapping.save".to_owned(),
+        target_kind: Some("mapping".to_owned()),
+        target: Some(connector.clone()),
+        outcome: "ok".to_owned(),
+    };
+    let version = state
+        .store
+        .save_mapping(&connector, &body.rules, OffsetDateTime::now_utc(), &audit)
+        .await?;
+    table
+        .set_edited(&connector, version, &rules)
+        .map_err(|e| AdminError::Internal(e.0))?;
+    tracing::info!(connector = %connector, version, admin.token = %caller.name, "mapping saved");
+    mapping_of(&state, &connector).await.map(Json)
+}
+
+/// `GET /connectors/{connector}/mapping/versions`: every saved version, newest first.
+#[utoipa::path(get, path = "/connectors/{connector}/mapping/versions", tag = "mapping",
+    params(("connector" = String, Path, description = "Connector name")),
+    responses((status = 200, body = MappingVersions), (status = 401, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn mapping_versions(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(connector): Path<String>,
+) -> AdminResult<Json<MappingVersions>> {
+    known_connector(&state, &connector).await?;
+    let versions = state
+        .store
+        .mapping_versions(&connector)
+        .await?
+        .into_iter()
+        .map(|m| MappingVersion {
+            version: m.version,
+            created: super::rfc3339(m.created),
+            created_by: m.created_by,
+            rules: m.rules,
+        })
+        .collect();
+    Ok(Json(MappingVersions { versions }))
+}
+
+/// `POST /connectors/{connector}/mapping/preview`: what rules not saved yet (or the rules
+/// in force) make of one user. Writes nothing.
+#[utoipa::path(post, path = "/connectors/{connector}/mapping/preview", tag = "mapping",
+    params(("connector" = String, Path, description = "Connector name")),
+    request_body = PreviewRequest,
+    responses((status = 200, body = MappingPreview), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn preview_rules(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(connector): Path<String>,
+    Json(body): Json<PreviewRequest>,
+) -> AdminResult<Json<MappingPreview>> {
+    let targets = match &body.rules {
+        Some(text) => {
+            known_connector(&state, &connector).await?;
+            let rules = parse_rules(text)?;
+            Arc::new(
+                state
+                    .runtime
+                    .table()
+                    .compile_mapping(&connector, &rules)
+                    .map_err(|e| AdminError::BadRequest(e.0))?,
+            )
+        }
+        None => state.runtime.connector(&connector).profile_targets.clone(),
+    };
+    preview_with(&state, &connector, &body.user_id, targets)
+        .await
+        .map(Json)
 }
 
 /// `GET /connectors/{connector}/mapping/preview/{id}`: what the mapping makes of one user.
@@ -123,8 +312,19 @@ pub async fn mapping_preview(
     _caller: Caller,
     Path((connector, id)): Path<(String, String)>,
 ) -> AdminResult<Json<MappingPreview>> {
-    existing(&state, &connector, ResourceKind::User, &id).await?;
     let p = state.runtime.connector(&connector).profile_targets.clone();
+    preview_with(&state, &connector, &id, p).await.map(Json)
+}
+
+/// What `p`'s mapping makes of user `id`.
+pub(crate) async fn preview_with(
+    state: &AppState,
+    connector: &str,
+    id: &str,
+    p: Arc<crate::profiles::ProfileTargets>,
+) -> AdminResult<MappingPreview> {
+    existing(state, connector, ResourceKind::User, id).await?;
+    let (connector, id) = (connector.to_owned(), id.to_owned());
     let row = state
         .store
         .profile_row(&connector, &id)
@@ -185,13 +385,13 @@ pub async fn mapping_preview(
         Some(Resolved::Unmapped(e)) => (json!({"left_out": e.to_string()}), None),
         None => (Value::Null, None),
     };
-    Ok(Json(MappingPreview {
+    Ok(MappingPreview {
         id,
         identity: Value::Object(identity),
         manager: manager.describe(&connector, p.mapping.manager()),
         fields,
         feed_element,
-    }))
+    })
 }
 
 /// `GET /connectors/{connector}/linchpin-fields`: the fields of the configured Linchpin

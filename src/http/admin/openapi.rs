@@ -8,7 +8,10 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, audit, connectors, mapping, problem, resources, timeline, API_PREFIX};
+use super::{
+    actions, audit, connectors, health, mapping, problem, reconcile, resources, timeline,
+    API_PREFIX,
+};
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -41,6 +44,13 @@ use super::{actions, audit, connectors, mapping, problem, resources, timeline, A
         mapping::mapping_table,
         mapping::mapping_preview,
         mapping::linchpin_fields,
+        mapping::save_mapping,
+        mapping::mapping_versions,
+        mapping::preview_rules,
+        reconcile::runs,
+        reconcile::run,
+        health::health,
+        actions::queue,
         audit::audit_log,
     ),
     components(schemas(problem::Problem)),
