@@ -39,6 +39,8 @@ struct Customer {
     admins: HashSet<String>,
     token_url: String,
     users: Vec<Value>,
+    /// Position of each user in `users`, by id.
+    index: HashMap<String, usize>,
     tokens: HashSet<String>,
     token_requests: u64,
     throttle: u32,
@@ -60,6 +62,7 @@ impl GoogleEmulator {
                 admins: HashSet::from([admin.to_owned()]),
                 token_url: String::new(),
                 users: Vec::new(),
+                index: HashMap::new(),
                 tokens: HashSet::new(),
                 token_requests: 0,
                 throttle: 0,
@@ -102,17 +105,22 @@ impl GoogleEmulator {
     /// `primaryEmail`).
     pub fn upsert_user(&self, user: Value) {
         let mut c = self.c();
-        match c.users.iter_mut().find(|u| u["id"] == user["id"]) {
-            Some(u) => *u = user,
-            None => c.users.push(user),
+        let id = user["id"].as_str().unwrap_or_default().to_owned();
+        match c.index.get(&id).copied() {
+            Some(i) => c.users[i] = user,
+            None => {
+                let i = c.users.len();
+                c.index.insert(id, i);
+                c.users.push(user);
+            }
         }
     }
 
     /// Changes some top-level properties of a user.
     pub fn update_user(&self, id: &str, changes: Value) {
         let mut c = self.c();
-        if let (Some(u), Value::Object(ch)) = (c.users.iter_mut().find(|u| u["id"] == id), changes)
-        {
+        let at = c.index.get(id).copied();
+        if let (Some(u), Value::Object(ch)) = (at.and_then(|i| c.users.get_mut(i)), changes) {
             for (k, v) in ch {
                 u[k] = v;
             }
@@ -121,7 +129,17 @@ impl GoogleEmulator {
 
     /// Deletes a user: later listings no longer have it.
     pub fn delete_user(&self, id: &str) {
-        self.c().users.retain(|u| u["id"] != id);
+        let mut c = self.c();
+        if c.index.remove(id).is_some() {
+            c.users.retain(|u| u["id"] != id);
+            let index = c
+                .users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u["id"].as_str().unwrap_or_default().to_owned(), i))
+                .collect();
+            c.index = index;
+        }
     }
 
     /// The next `n` API calls answer 429.

@@ -110,7 +110,6 @@ impl Google {
             let mut q = vec![
                 ("customer", self.customer.clone()),
                 ("maxResults", self.page_size.to_string()),
-                ("orderBy", "email".to_owned()),
             ];
             if self.custom_schemas.is_empty() {
                 q.push(("projection", "basic".to_owned()));

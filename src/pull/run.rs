@@ -24,8 +24,9 @@ use super::source::{Fetched, Progress, PullError, PullUser, Source};
 /// How long a run's lease lasts between renewals (renewed every third of it).
 const LEASE_TTL: Duration = Duration::from_secs(60);
 
-/// Writes in flight at once (the SQLite batcher commits them together).
-const WRITE_CONCURRENCY: usize = 16;
+/// Writes in flight at once (the SQLite batcher commits them together: more in flight, larger
+/// batches, fewer commits).
+const WRITE_CONCURRENCY: usize = 64;
 
 /// Stored users read per query.
 const READ_CHUNK: usize = 500;
@@ -104,7 +105,8 @@ pub struct RunReport {
 
 /// A planned change.
 enum Step {
-    Create(String, Document),
+    /// The document is built when written, so a first import does not hold every document.
+    Create(PullUser),
     Update(String, i64, Document),
     Delete(String),
 }
@@ -284,12 +286,13 @@ async fn fetch_and_apply(
     }
     let stored_ids = store.user_ids(&req.connector).await?;
     let schemas = rt.table().schemas().clone();
+    let listed: HashSet<String> = fetched.users.iter().map(|u| u.id.clone()).collect();
     let mut steps = Vec::new();
-    for u in &fetched.users {
-        let before = current.get(&u.id);
-        match document::document(&schemas, u, before.map(|r| &r.doc)) {
+    for u in fetched.users {
+        let before = current.remove(&u.id);
+        match document::document(&schemas, &u, before.as_ref().map(|r| &r.doc)) {
             Ok(doc) => match before {
-                None => steps.push(Step::Create(u.id.clone(), doc)),
+                None => steps.push(Step::Create(u)),
                 Some(r) if r.doc == doc => report.unchanged += 1,
                 Some(r) => steps.push(Step::Update(u.id.clone(), r.version, doc)),
             },
@@ -308,11 +311,6 @@ async fn fetch_and_apply(
         .cloned()
         .collect();
     if fetched.complete {
-        let listed: HashSet<&str> = fetched
-            .users
-            .iter()
-            .map(|u: &PullUser| u.id.as_str())
-            .collect();
         gone.extend(
             stored_ids
                 .iter()
@@ -341,7 +339,7 @@ async fn fetch_and_apply(
     if req.dry_run {
         for s in &steps {
             let (id, change) = match s {
-                Step::Create(id, _) => (id, "created"),
+                Step::Create(u) => (&u.id, "created"),
                 Step::Update(id, ..) => (id, "updated"),
                 Step::Delete(id) => (id, "deleted"),
             };
@@ -414,7 +412,12 @@ async fn apply(
         })
     };
     match step {
-        Step::Create(id, doc) => {
+        Step::Create(u) => {
+            let id = u.id.clone();
+            let doc = match document::document(rt.table().schemas(), &u, None) {
+                Ok(doc) => doc,
+                Err(_) => return Ok(Applied::Skipped),
+            };
             let key = ResourceKey::new(connector, ResourceKind::User, id.as_str());
             let audit = WriteAudit::system(actor, "create");
             match store
