@@ -634,22 +634,24 @@ impl Store {
         decode::<ConnectorQueue>(&rows)
     }
 
-    /// At most `limit` queue rows of a connector in `state` (`pending`, `dead`; `None`:
-    /// both), oldest first: the admin views, which must stay cheap with a deep queue.
+    /// At most `limit` queue rows of a connector in `state` (`pending` or `dead`), in the
+    /// order the worker claims them (deprovisioning first, then by due time): the admin
+    /// views. That order is the claim index's (`sync_queue_claim`), so the first page is
+    /// read without sorting however deep the queue is.
     pub async fn queue_page(
         &self,
         connector: &str,
-        state: Option<&str>,
+        state: &str,
         limit: i64,
     ) -> StoreResult<Vec<QueueRow>> {
         let sql = format!(
-            "SELECT {} FROM sync_queue WHERE connector = $1 AND ($2 = '' OR state = $2) \
-             ORDER BY enqueued_at, kind, resource_id LIMIT $3",
+            "SELECT {} FROM sync_queue WHERE state = $2 AND connector = $1 \
+             ORDER BY priority, next_attempt_at LIMIT $3",
             QueueRowRow::COLUMNS
         );
         let rows = sqlx::query(&sql)
             .bind(connector.to_owned())
-            .bind(state.unwrap_or_default().to_owned())
+            .bind(state.to_owned())
             .bind(limit)
             .fetch_all(self.reader())
             .await?;

@@ -486,6 +486,27 @@ impl Store {
         .await
     }
 
+    /// When a resource of the connector last changed (created or modified; a deletion
+    /// leaves no row): the connector list's "last write". One look at the end of the
+    /// `resources_updated` index per kind.
+    pub async fn last_resource_change(
+        &self,
+        connector: &str,
+    ) -> StoreResult<Option<OffsetDateTime>> {
+        let mut last: Option<i64> = None;
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            let at: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(updated_at) FROM resources WHERE connector = $1 AND kind = $2",
+            )
+            .bind(connector.to_owned())
+            .bind(kind.as_str())
+            .fetch_one(self.reader())
+            .await?;
+            last = last.max(at);
+        }
+        Ok(last.map(from_ms))
+    }
+
     /// Number of resources of a kind.
     pub async fn count_resources(&self, connector: &str, kind: ResourceKind) -> StoreResult<i64> {
         Ok(

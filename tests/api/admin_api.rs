@@ -452,8 +452,18 @@ async fn search_pages_through_users_and_groups_by_name_email_and_external_id() {
     assert_eq!(names(&r), ["alice.smith@example.com"]);
     assert_eq!(r.body["items"][0]["email"], "alice@corp.example");
     assert_eq!(r.body["items"][0]["external_id"], "E-100");
+    assert_eq!(r.body["matched"], "contains");
     let r = app.admin(Method::GET, &search("q=E-100"), v).await;
     assert_eq!(r.body["total"], 1);
+    assert_eq!(r.body["matched"], "exact");
+    // An exact userName finds that user only, not the others containing it.
+    let r = app
+        .admin(Method::GET, &search("q=Bob%40Example.com"), v)
+        .await;
+    assert_eq!(
+        (r.body["total"].clone(), r.body["matched"].clone()),
+        (json!(1), json!("exact"))
+    );
     let r = app
         .admin(Method::GET, &search("q=%22quoted%22%20%5C"), v)
         .await;

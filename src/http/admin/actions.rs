@@ -251,16 +251,17 @@ fn outcome(
 #[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct QueueParams {
-    /// `pending` or `dead`; absent: both.
+    /// `pending` (the default) or `dead`.
     pub state: Option<String>,
-    /// At most this many rows (1 to 500, default 100), oldest first.
+    /// At most this many rows (1 to 500, default 100), in the order delivery takes them.
     pub limit: Option<String>,
 }
 
 /// A connector's queue rows.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueuePage {
-    /// Oldest first: `kind`, `id`, `state`, `attempts`, `next_attempt_at`, `enqueued_at`,
+    /// In the order delivery takes them (deprovisioning first, then by due time): `kind`,
+    /// `id`, `state`, `attempts`, `next_attempt_at`, `enqueued_at`,
     /// `last_error`, `deprovisioning`, `waiting_on`.
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<Value>,
@@ -280,8 +281,8 @@ pub async fn queue(
 ) -> AdminResult<Json<QueuePage>> {
     known_connector(&state, &connector).await?;
     let which = match params.state.as_deref() {
-        None | Some("") => None,
-        Some(s @ ("pending" | "dead")) => Some(s),
+        None | Some("") => "pending",
+        Some(s @ ("pending" | "dead")) => s,
         Some(other) => {
             return Err(AdminError::BadRequest(format!(
                 "state = {other:?}: give pending or dead"

@@ -39,7 +39,8 @@ pub struct ConnectorStatus {
     pub dead_keys: i64,
     /// The last SCIM request this instance answered for it (since this instance started).
     pub last_scim_request: Option<String>,
-    /// The last SCIM write any instance recorded (from the audit trail).
+    /// When any instance last stored a change to one of its users or groups (a create or
+    /// an update; deletions leave no row to date).
     pub last_scim_write: Option<String>,
     /// The last successful Confluence call of its deliveries.
     pub last_delivery: Option<String>,
@@ -314,16 +315,7 @@ async fn status(
     };
     let queue = queues.iter().find(|q| q.connector == name);
     let last = store.last_attempts(name).await?;
-    let last_write = store
-        .audit_query(&crate::store::audit::AuditQuery {
-            connector: Some(name.to_owned()),
-            actor_kind: Some(crate::store::audit::ActorKind::Scim),
-            limit: 1,
-            ..Default::default()
-        })
-        .await?
-        .pop()
-        .map(|r| rfc3339(r.at));
+    let last_write = store.last_resource_change(name).await?.map(rfc3339);
     Ok(ConnectorStatus {
         name: name.to_owned(),
         source: match source {

@@ -26,9 +26,9 @@ use crate::store::ResourceKey;
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// Text to look for: contained in userName, displayName, name.formatted or an e-mail
-    /// (Users), in displayName (Groups), or equal to externalId; case-insensitive.
-    /// Empty or absent: every resource.
+    /// Text to look for, case-insensitively: first as a whole userName, e-mail, externalId or
+    /// id (displayName for Groups); when nothing matches so, as a part of userName,
+    /// displayName, name.formatted, an e-mail or externalId. Empty or absent: every resource.
     pub q: Option<String>,
     /// The page, from 1.
     pub page: Option<String>,
@@ -45,6 +45,10 @@ pub struct SearchPage {
     pub page: usize,
     /// Items per page asked for.
     pub per_page: usize,
+    /// How `q` matched: `exact` (a userName, e-mail, externalId or id, through indexes),
+    /// `contains` (a substring, when nothing matched exactly: reads every resource), or
+    /// `all` (no `q`).
+    pub matched: String,
     /// The matches on this page, in the order they were stored.
     pub items: Vec<ResourceSummary>,
 }
@@ -121,17 +125,28 @@ pub async fn search_groups(
     search_kind(&state, &connector, ResourceKind::Group, &params).await
 }
 
-/// The SCIM filter a free-text search stands for (RFC 7644 §3.4.2.2), run by the same
-/// engine as the IdP's list queries, so both backends and every index behave alike.
-fn search_filter(kind: ResourceKind, q: &str) -> String {
+/// The SCIM filters a free-text search stands for (RFC 7644 §3.4.2.2), run by the same
+/// engine as the IdP's list queries, so both backends and every index behave alike: first
+/// an exact match on the indexed identifiers (a userName, an e-mail, an externalId or an id,
+/// answered through indexes whatever the number of users), and only when that finds nothing,
+/// a substring match, which reads every resource of the connector (docs/admin-api.md).
+fn search_filters(kind: ResourceKind, q: &str) -> [String; 2] {
     // A JSON string is a valid SCIM filter literal, escapes included.
     let lit = serde_json::to_string(q).unwrap_or_default();
     match kind {
-        ResourceKind::User => format!(
-            "userName co {lit} or displayName co {lit} or name.formatted co {lit} \
-             or emails.value co {lit} or externalId eq {lit}"
-        ),
-        ResourceKind::Group => format!("displayName co {lit} or externalId eq {lit}"),
+        ResourceKind::User => [
+            format!(
+                "userName eq {lit} or emails.value eq {lit} or externalId eq {lit} or id eq {lit}"
+            ),
+            format!(
+                "userName co {lit} or displayName co {lit} or name.formatted co {lit} \
+                 or emails.value co {lit} or externalId co {lit}"
+            ),
+        ],
+        ResourceKind::Group => [
+            format!("displayName eq {lit} or externalId eq {lit} or id eq {lit}"),
+            format!("displayName co {lit} or externalId co {lit}"),
+        ],
     }
 }
 
@@ -149,20 +164,6 @@ async fn search_kind(
     known_connector(state, connector).await?;
     let rt = state.schemas.resource_type(kind);
     let q = params.q.as_deref().map(str::trim).unwrap_or_default();
-    let filter = if q.is_empty() {
-        None
-    } else {
-        let f =
-            crate::scim::filter::parse_with_limits(&search_filter(kind, q), &state.filter_limits())
-                .map_err(|e| AdminError::BadRequest(format!("q cannot be searched for: {e}")))?;
-        Some(f)
-    };
-    let query = ListQuery {
-        filter,
-        start_index: (page - 1) * per_page + 1,
-        count: Some(per_page),
-        ..ListQuery::default()
-    };
     let base = scim_base(state, connector);
     let scope = Scope {
         store: &state.store,
@@ -174,11 +175,44 @@ async fn search_kind(
         default: per_page,
         max: per_page,
     };
-    let found = search::search(scope, &query, paging, false).await?;
+    let filters: Vec<Option<String>> = if q.is_empty() {
+        vec![None]
+    } else {
+        search_filters(kind, q).into_iter().map(Some).collect()
+    };
+    let mut matched = "all";
+    let mut found = None;
+    for (i, text) in filters.iter().enumerate() {
+        let filter = match text {
+            Some(t) => Some(
+                crate::scim::filter::parse_with_limits(t, &state.filter_limits()).map_err(|e| {
+                    AdminError::BadRequest(format!("q cannot be searched for: {e}"))
+                })?,
+            ),
+            None => None,
+        };
+        let query = ListQuery {
+            filter,
+            start_index: (page - 1) * per_page + 1,
+            count: Some(per_page),
+            ..ListQuery::default()
+        };
+        let result = search::search(scope, &query, paging, false).await?;
+        if text.is_some() {
+            matched = if i == 0 { "exact" } else { "contains" };
+        }
+        let hit = result.total > 0;
+        found = Some(result);
+        if hit {
+            break;
+        }
+    }
+    let found = found.expect("at least one query ran");
     Ok(Json(SearchPage {
         total: found.total,
         page,
         per_page,
+        matched: matched.to_owned(),
         items: found.items.iter().map(|d| summary(kind, d)).collect(),
     }))
 }

@@ -262,7 +262,7 @@ pub async fn sync_tab(
                 } }
             } }
         }
-        h2 { "Pending" }
+        h2 { "Pending, in delivery order" }
         @if pending.is_empty() { p.muted { "Nothing waiting." } } @else {
             div.scroll { table {
                 thead { tr { th scope="col" { "Resource" } th scope="col" class="num" { "Attempts" } th scope="col" { "Due" } th scope="col" { "Waiting on" } th scope="col" { "Last error" } } }
@@ -278,7 +278,7 @@ pub async fn sync_tab(
                     td { (layout::value(&k["last_error"])) }
                 } } }
             } }
-            @if pending.len() == 100 { p.hint { "The oldest 100 are shown." } }
+            @if pending.len() == 100 { p.hint { "The next 100 to be delivered are shown." } }
         }
         h2 { "Reconcile runs" }
         @if runs.is_empty() { p.muted { "No full sync has run (" code { "usersync reconcile --connector " (connector) } ")." } } @else {

@@ -263,7 +263,7 @@ async fn render(state: &AppState, console: &Console, connector: &str, editor: Ed
                     @if let Some(d) = &r.default { br; small { "default " (d) } }
                 }
                 td { @for t in &r.transforms { code { (super::layout::transform(t)) } " " } }
-                td { (r.on_missing) @if r.builtin { " " span.muted { "(built-in)" } } }
+                td.nowrap { (r.on_missing) @if r.builtin { br; span.muted { "built-in" } } }
             } } }
         } }
         h2 { "Linchpin fields" }

@@ -63,7 +63,11 @@ pub async fn search(
                 button type="submit" { "Search" }
             }
         }
-        p.muted { (found.total) " found" @if pages > 1 { " · page " (found.page) " of " (pages) } }
+        p.muted {
+            (found.total) " found"
+            @if found.matched == "contains" { " containing “" (q) "” (nothing matched it exactly)" }
+            @if pages > 1 { " · page " (found.page) " of " (pages) }
+        }
         div.scroll { table #results {
             thead { tr { th scope="col" { "userName" } th scope="col" { "Display name" } th scope="col" { "E-mail" } th scope="col" { "externalId" } th scope="col" { "Active" } th scope="col" { "Changed" } } }
             tbody { @for u in &found.items { tr {
