@@ -273,32 +273,37 @@ async fn fetch_and_apply(
         reason: None,
         dry_run: req.dry_run,
     };
-    // The stored users the fetch names, read in chunks.
-    let ids: Vec<String> = fetched.users.iter().map(|u| u.id.clone()).collect();
-    let mut current: HashMap<String, StoredResource> = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(READ_CHUNK) {
-        for r in store
-            .resources_by_ids(&req.connector, ResourceKind::User, chunk)
-            .await?
-        {
-            current.insert(r.id.clone(), r);
-        }
-    }
+    // Compared chunk by chunk with the stored users they name, so an unchanged directory is
+    // never held twice in memory.
     let stored_ids = store.user_ids(&req.connector).await?;
     let schemas = rt.table().schemas().clone();
     let listed: HashSet<String> = fetched.users.iter().map(|u| u.id.clone()).collect();
     let mut steps = Vec::new();
-    for u in fetched.users {
-        let before = current.remove(&u.id);
-        match document::document(&schemas, &u, before.as_ref().map(|r| &r.doc)) {
-            Ok(doc) => match before {
-                None => steps.push(Step::Create(u)),
-                Some(r) if r.doc == doc => report.unchanged += 1,
-                Some(r) => steps.push(Step::Update(u.id.clone(), r.version, doc)),
-            },
-            Err(e) => {
-                report.skipped += 1;
-                tracing::warn!(connector = %req.connector, scim.id = %u.id, error.message = %e, "a user from the IdP is not a valid SCIM user; skipped");
+    let mut users = fetched.users.into_iter();
+    loop {
+        let chunk: Vec<PullUser> = users.by_ref().take(READ_CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let ids: Vec<String> = chunk.iter().map(|u| u.id.clone()).collect();
+        let mut current: HashMap<String, StoredResource> = store
+            .resources_by_ids(&req.connector, ResourceKind::User, &ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        for u in chunk {
+            let before = current.remove(&u.id);
+            match document::document(&schemas, &u, before.as_ref().map(|r| &r.doc)) {
+                Ok(doc) => match before {
+                    None => steps.push(Step::Create(u)),
+                    Some(r) if r.doc == doc => report.unchanged += 1,
+                    Some(r) => steps.push(Step::Update(u.id.clone(), r.version, doc)),
+                },
+                Err(e) => {
+                    report.skipped += 1;
+                    tracing::warn!(connector = %req.connector, scim.id = %u.id, error.message = %e, "a user from the IdP is not a valid SCIM user; skipped");
+                }
             }
         }
     }
