@@ -1,5 +1,5 @@
 //! Wiring: settings → store → the connectors' runtime (`runtime.rs`) → router, delivery
-//! worker and reconcile schedule; start, serve, and stop gracefully.
+//! worker, reconcile schedule and pull schedule; start, serve, and stop gracefully.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -150,6 +150,15 @@ impl Application {
                 },
             ))
         };
+        let pulls = {
+            let mut rx = stop_rx.clone();
+            tokio::spawn(crate::pull::schedule::run_all(
+                self.state.runtime.clone(),
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            ))
+        };
         let router = http::router(self.state.clone());
         let server = &self.state.settings.server;
         let limits = http::serve::ConnLimits {
@@ -196,6 +205,7 @@ impl Application {
             let _ = s.await;
         }
         let _ = retention.await;
+        let _ = pulls.await;
         self.state.store.close().await;
         Ok(())
     }

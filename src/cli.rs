@@ -1,5 +1,5 @@
 //! The command line: `usersync serve | migrate | check-config | connector … | queue … |
-//! sync-user | reconcile | mapping … | emulator | healthcheck`. One file per group of subcommands in `cli/`.
+//! sync-user | reconcile | pull | mapping … | emulator | healthcheck`. One file per group of subcommands in `cli/`.
 
 mod admin;
 mod audit;
@@ -7,6 +7,7 @@ mod connector;
 mod delivery;
 pub mod health;
 pub mod mapping;
+mod pull;
 mod queue;
 mod reconcile;
 
@@ -59,7 +60,7 @@ pub enum Command {
         linchpin_url: Option<String>,
     },
     /// Run the Confluence Data Center + Linchpin emulator (for tests and trials).
-    Emulator(crate::emulator::EmulatorArgs),
+    Emulator(Box<crate::emulator::EmulatorArgs>),
     /// Ask the running server whether it is up (exit 0) or not (exit 1): a container
     /// health check for images without curl. Asks `/healthz` on the address `listen` names.
     Healthcheck {
@@ -92,6 +93,10 @@ pub enum Command {
     /// them; orphans follow each connector's `orphans` policy. Exit code 0: done or nothing
     /// found; 1: a dry run found drift; 2: an error, or the safety guard stopped the run.
     Reconcile(ReconcileArgs),
+    /// One run of a pull connector (kind = "graph" or "google"): read the IdP's users and
+    /// write the changes. Exit code 0: done; 1: the deletion guard stopped it; 2: an error
+    /// (nothing deleted, checkpoint unchanged).
+    Pull(pull::Args),
     /// Manage connectors stored in the database.
     Connector {
         /// What to do.
@@ -260,7 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Emulator(args) = cli.command {
         // The emulator needs no usersync configuration.
         telemetry::init(&crate::config::LogSettings::default());
-        return crate::emulator::run(args).await;
+        return crate::emulator::run(*args).await;
     }
     if let Command::Healthcheck { url, timeout } = &cli.command {
         // Needs only the listen address: a configuration that does not load (a secret not
@@ -343,6 +348,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             dry_run,
         } => delivery::sync_user(settings, &connector, &user_name, dry_run).await,
         Command::Reconcile(args) => reconcile::run(settings, args).await,
+        Command::Pull(args) => pull::run(settings, args).await,
         Command::Emulator(_) | Command::Healthcheck { .. } => unreachable!("handled above"),
     }
 }

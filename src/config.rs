@@ -17,6 +17,7 @@ use crate::scim::schema::SchemaRegistry;
 use crate::store::{redact_url, SqliteSync};
 
 mod connector;
+pub mod pull;
 mod secrets;
 
 /// The value types settings are written in, under the names the settings use.
@@ -1018,8 +1019,12 @@ mod tests {
                 "USERSYNC_ENTRA_WEBHOOK_SECRET",
                 "a-webhook-secret-of-at-least-32-bytes",
             ),
+            ("USERSYNC_GOOGLE_KEY", "{\"type\": \"service_account\"}"),
+            ("USERSYNC_GRAPH_SECRET", "graph-secret"),
         ];
         let s = load(&text, &vars).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(s.connectors["google"].kind.is_pull() && s.connectors["google"].pull.is_some());
+        assert!(s.connectors["entra-pull"].graph.is_some());
         let entra = &s.connectors["entra"];
         assert!(entra.entra_jwt.is_some());
         assert!(entra.oauth.as_ref().is_some_and(|o| o.wif.is_some()));

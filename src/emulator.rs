@@ -21,6 +21,8 @@ mod control;
 mod errors;
 mod extract;
 mod faults;
+pub mod google;
+pub mod graph;
 mod groups;
 mod jsonrpc;
 mod lup;

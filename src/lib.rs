@@ -29,6 +29,8 @@ pub mod mapping;
 pub mod metrics;
 /// Mapped profiles resolved against the store: the Linchpin feed, webhook and preview.
 pub mod profiles;
+/// Pull connectors: users read from an IdP's API (Graph, Google) on a schedule.
+pub mod pull;
 /// Full sync against Confluence: drift report, dry run, orphans, safety guard, schedule.
 pub mod reconcile;
 /// One runtime per connector (authentication, mapping, feed, webhook, provisioning), built

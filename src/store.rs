@@ -30,6 +30,7 @@ mod members;
 pub mod narrow;
 pub mod peers;
 pub mod profiles;
+pub mod pull;
 pub mod queue;
 pub mod reconcile;
 mod resources;
@@ -239,6 +240,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0009_admin.sql"),
     ),
     (
+        10,
+        "pull",
+        include_str!("../migrations/sqlite/0010_pull.sql"),
+    ),
+    (
         11,
         "console",
         include_str!("../migrations/sqlite/0011_console.sql"),
@@ -289,6 +295,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "admin",
         include_str!("../migrations/postgres/0009_admin.sql"),
+    ),
+    (
+        10,
+        "pull",
+        include_str!("../migrations/postgres/0010_pull.sql"),
     ),
     (
         11,

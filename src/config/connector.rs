@@ -32,6 +32,19 @@ const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorSettings {
+    /// How the connector gets its users: pushed over SCIM (default) or pulled from an IdP's
+    /// API (`graph`, `google`), whose SCIM endpoint is then read-only (docs/pull.md).
+    #[serde(default)]
+    pub kind: super::pull::ConnectorKind,
+    /// When a pull connector runs and its deletion guard (`[connectors.NAME.pull]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<super::pull::PullSettings>,
+    /// Microsoft Graph's credentials (`kind = "graph"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<super::pull::GraphSettings>,
+    /// Google Workspace's service account (`kind = "google"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google: Option<super::pull::GoogleSettings>,
     /// Environment variable(s) holding static bearer token(s); all listed are valid at once,
     /// so a token is rotated by listing the new variable next to the old one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,12 +225,23 @@ impl ConnectorSettings {
         }
         names.extend(self.linchpin.feed_key_env.as_deref());
         names.extend(self.webhook.as_ref().map(|w| w.secret_env.as_str()));
+        names.extend(super::pull::env_names(
+            self.graph.as_ref(),
+            self.google.as_ref(),
+        ));
         names
     }
 
     /// Checks this connector's keys and that its variables are set. The message says what
     /// to fix; the caller prefixes `[connectors.NAME]`.
     pub fn validate(&self, secrets: &Secrets) -> Result<(), ConfigError> {
+        super::pull::validate(
+            self.kind,
+            self.pull.as_ref(),
+            self.graph.as_ref(),
+            self.google.as_ref(),
+            secrets,
+        )?;
         for var in self.token_env.iter().flat_map(OneOrMany::values) {
             secrets.require("token_env", var, "the connector's bearer token")?;
         }

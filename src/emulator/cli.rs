@@ -16,8 +16,35 @@ pub struct EmulatorArgs {
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub listen: SocketAddr,
     /// Personal access token of the built-in system administrator.
-    #[arg(long, env = "USERSYNC_EMULATOR_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: String,
+    #[arg(
+        long,
+        env = "USERSYNC_EMULATOR_ADMIN_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "idp"
+    )]
+    pub admin_token: Option<String>,
+    /// Emulate an IdP's API for pull connectors instead of Confluence: `graph` (the token
+    /// endpoint at /{tenant}/oauth2/v2.0/token, Graph at /v1.0) or `google` (/token and
+    /// /admin/directory/v1); docs/emulator.md, "IdP emulators for pull connectors".
+    #[arg(long, value_name = "IDP", value_parser = ["graph", "google"])]
+    pub idp: Option<String>,
+    /// `--idp graph`: the client id accepted; `--idp google`: the service account's e-mail.
+    #[arg(long, default_value = "usersync", requires = "idp")]
+    pub idp_client: String,
+    /// `--idp graph`: the client secret accepted.
+    #[arg(
+        long,
+        env = "USERSYNC_EMULATOR_IDP_SECRET",
+        hide_env_values = true,
+        requires = "idp"
+    )]
+    pub idp_secret: Option<String>,
+    /// `--idp google`: the PEM file of the service account's public key.
+    #[arg(long, value_name = "FILE", requires = "idp")]
+    pub idp_public_key: Option<PathBuf>,
+    /// `--idp google`: the administrator the service account may act for.
+    #[arg(long, default_value = "admin@example.com", requires = "idp")]
+    pub idp_admin: String,
     /// Username of the built-in system administrator.
     #[arg(long, default_value = "admin")]
     pub admin_username: String,
@@ -68,7 +95,7 @@ impl EmulatorArgs {
             .context("building a --user entry")?;
             seed.get_or_insert_with(Seed::default).users.push(user);
         }
-        let mut config = EmulatorConfig::new(self.admin_token.clone());
+        let mut config = EmulatorConfig::new(self.admin_token.clone().unwrap_or_default());
         config.admin_username = self.admin_username.clone();
         config.admin_password = self.admin_password.clone();
         config.version = self.confluence_version;
@@ -81,6 +108,9 @@ impl EmulatorArgs {
 
 /// Runs the emulator until Ctrl-C.
 pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
+    if let Some(idp) = &args.idp {
+        return run_idp(&args, idp).await;
+    }
     let config = args.to_config()?;
     let emulator = Emulator::try_new(config).context("applying the seed")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -100,6 +130,43 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         })
         .await
         .context("serving the emulator")
+}
+
+/// `--idp graph|google`: an IdP emulator, with users added through its control API (Graph:
+/// `POST /_control/users`).
+async fn run_idp(args: &EmulatorArgs, idp: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let stop = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %error, "cannot wait for Ctrl-C; stopping");
+        }
+    };
+    tracing::info!(listen = %args.listen, idp, "IdP emulator listening (control API unprotected)");
+    if idp == "graph" {
+        let secret = args
+            .idp_secret
+            .clone()
+            .context("--idp graph needs --idp-secret (or USERSYNC_EMULATOR_IDP_SECRET)")?;
+        super::graph::GraphEmulator::new(&args.idp_client, &secret)
+            .serve(listener, stop)
+            .await
+            .context("serving the Graph emulator")
+    } else {
+        let path = args.idp_public_key.as_ref().context(
+            "--idp google needs --idp-public-key FILE (the service account's public key, PEM)",
+        )?;
+        let pem =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        if jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
+            anyhow::bail!("{} is not an RSA public key in PEM", path.display());
+        }
+        super::google::GoogleEmulator::new(&args.idp_client, &pem, &args.idp_admin)
+            .serve(listener, stop)
+            .await
+            .context("serving the Google emulator")
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ mod managers;
 mod metrics;
 mod msref;
 mod patch;
+mod pull;
 mod reconcile;
 mod scale_out;
 mod scripts;

@@ -96,6 +96,24 @@ impl<'a> Ops<'a> {
         }
     }
 
+    /// A pull connector's users are written by its runs only (docs/pull.md): its SCIM
+    /// endpoint answers reads and refuses writes, so an IdP pushing by mistake learns why.
+    fn refuse_if_pulled(&self) -> Result<(), AppError> {
+        match self.state.settings.connectors.get(&self.ctx.connector) {
+            Some(c) if c.kind.is_pull() => Err(ScimError::new(
+                403,
+                None,
+                format!(
+                    "this connector is read-only: its users are pulled from the IdP \
+                     (kind = \"{}\"), so SCIM writes are refused; change users in the IdP",
+                    c.kind.as_str()
+                ),
+            )
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
     /// The key of a resource of this request's connector.
     fn key(&self, kind: ResourceKind, id: &str) -> ResourceKey {
         ResourceKey::new(self.ctx.connector.as_str(), kind, id)
@@ -187,6 +205,7 @@ impl<'a> Ops<'a> {
 
     /// `POST /{type}` (RFC 7644 §3.3).
     pub async fn create(&self, kind: ResourceKind, body: &Value) -> Result<Rendered, AppError> {
+        self.refuse_if_pulled()?;
         self.state.admit_write()?;
         let rt = self.rt(kind);
         let mut doc = resource::from_body(&self.state.schemas, rt, body)?;
@@ -220,6 +239,7 @@ impl<'a> Ops<'a> {
         body: &Value,
         if_match: Option<IfMatch>,
     ) -> Result<Rendered, AppError> {
+        self.refuse_if_pulled()?;
         self.state.admit_write()?;
         let rt = self.rt(kind);
         if let Some(body_id) = body.get("id").and_then(Value::as_str) {
@@ -278,6 +298,7 @@ impl<'a> Ops<'a> {
         body: &Value,
         if_match: Option<IfMatch>,
     ) -> Result<Rendered, AppError> {
+        self.refuse_if_pulled()?;
         self.state.admit_write()?;
         let req = Arc::new(patch::parse(body)?);
         let max = self.state.settings.limits.max_patch_cost;
@@ -405,6 +426,7 @@ impl<'a> Ops<'a> {
         id: &str,
         if_match: Option<IfMatch>,
     ) -> Result<(), AppError> {
+        self.refuse_if_pulled()?;
         match self
             .state
             .store
