@@ -274,33 +274,65 @@ async fn a_viewer_has_no_action_buttons_and_forged_or_unprotected_posts_are_refu
     assert!(b.find_all("form[action$='/pause']").await.is_empty());
     b.screenshot("viewer-sync-tab").await;
     b.goto(&user_page).await;
-    // A forged POST with the viewer's own CSRF token (from the sign-out form): refused.
-    let status = b
-        .run_async(&format!(
-            "const done = arguments[arguments.length - 1];
-             const csrf = document.querySelector('input[name=csrf]').value;
-             fetch('/connectors/{CONNECTOR}/users/{id}/sync', {{method: 'POST',
-               headers: {{'Content-Type': 'application/x-www-form-urlencoded'}},
-               body: 'csrf=' + encodeURIComponent(csrf)}}).then(r => done(r.status));"
-        ))
-        .await;
-    assert_eq!(status, 403);
+    // A forged POST with the viewer's own session and CSRF token (from the sign-out form):
+    // refused. Sent from outside the page: the console's CSP lets no script send requests.
+    let post = |cookie: String, body: String| {
+        let client = app.client.clone();
+        let url = format!(
+            "{}/connectors/{CONNECTOR}/users/{id}/sync",
+            app.admin_address
+        );
+        async move {
+            client
+                .post(url)
+                .header("Cookie", cookie)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let session_of = |cookies: Vec<serde_json::Value>| {
+        let c = cookies
+            .into_iter()
+            .find(|c| c["name"] == "usersync_session")
+            .expect("a session cookie");
+        format!("usersync_session={}", c["value"].as_str().unwrap())
+    };
+    let csrf_of = |html: String| {
+        html.split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_owned()
+    };
+    let viewer_session = session_of(b.cookies().await);
+    let viewer_csrf = csrf_of(b.source().await);
+    assert_eq!(
+        post(viewer_session, format!("csrf={viewer_csrf}")).await,
+        403
+    );
     assert!(app.confluence().user("lee@example.com").is_none());
 
-    // An admin's POST without the CSRF token: refused too.
+    // An admin's POST without the CSRF token, or with another session's: refused too.
     let b2 = Browser::start(1280, 900).await;
     sign_in(&b2, &app, &admin).await;
     b2.goto(&user_page).await;
-    let status = b2
-        .run_async(&format!(
-            "const done = arguments[arguments.length - 1];
-             fetch('/connectors/{CONNECTOR}/users/{id}/sync', {{method: 'POST',
-               headers: {{'Content-Type': 'application/x-www-form-urlencoded'}}, body: ''}})
-               .then(r => done(r.status));"
-        ))
-        .await;
-    assert_eq!(status, 403);
+    let admin_session = session_of(b2.cookies().await);
+    assert_eq!(post(admin_session.clone(), String::new()).await, 403);
+    assert_eq!(
+        post(admin_session.clone(), format!("csrf={viewer_csrf}")).await,
+        403
+    );
     assert!(app.confluence().user("lee@example.com").is_none());
+    // With its own token the same request goes through: the refusals above were the CSRF
+    // check's, not something else.
+    let admin_csrf = csrf_of(b2.source().await);
+    assert_eq!(post(admin_session, format!("csrf={admin_csrf}")).await, 200);
+    assert!(app.confluence().user("lee@example.com").is_some());
     let refused = app
         .admin(Method::GET, "/audit?actor=ops-viewer", Some(&admin))
         .await;
@@ -323,6 +355,16 @@ async fn sign_out_ends_the_session_on_the_server() {
     assert!(page_has(&b, "not a live admin token").await);
     b.screenshot("sign-in").await;
     sign_in(&b, &app, &token).await;
+    // The pages forbid framing and any script or resource from elsewhere.
+    let page = app
+        .client
+        .get(format!("{}/login", app.admin_address))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
     let session = b
         .cookies()
         .await
