@@ -67,8 +67,16 @@ pub async fn run(settings: Settings, action: ConnectorAction) -> anyhow::Result<
             let hash = connectors::hash_hex(&connectors::hash_token(&token));
             let grace = settings.auth.token_rotation_grace;
             let expire = now + time::Duration::try_from(grace.0).unwrap_or(time::Duration::ZERO);
+            let audit = crate::store::audit::AdminAction {
+                connector: name.clone(),
+                token: super::admin::COMMAND_LINE.to_owned(),
+                action: "connector.rotate_token".to_owned(),
+                target_kind: Some("connector".to_owned()),
+                target: Some(name.clone()),
+                outcome: "ok".to_owned(),
+            };
             if !store
-                .rotate_connector_token(&name, &hash, now, expire)
+                .rotate_connector_token_audited(&name, &hash, now, expire, &audit)
                 .await?
             {
                 anyhow::bail!("no stored connector named {name}; see `usersync connector list`");

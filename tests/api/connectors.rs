@@ -226,3 +226,31 @@ async fn a_new_connector_name_with_an_underscore_is_refused_and_an_old_one_keeps
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn a_rotation_on_the_command_line_is_in_the_audit_trail() {
+    let app = TestApp::spawn().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
+        .args(["connector", "rotate", "other"])
+        .env("USERSYNC__DATABASE", &app.db_url)
+        .env("USERSYNC__LOG__LEVEL", "warn")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run the CLI");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = app
+        .store
+        .audit_query(&usersync::store::audit::AuditQuery {
+            actor: Some("(command line)".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].operation, "connector.rotate_token");
+    assert_eq!(rows[0].connector, "other");
+}
