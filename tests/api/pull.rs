@@ -25,6 +25,8 @@ const CLIENT: &str = "00000000-0000-0000-0000-0000000000c1";
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 
 mod google;
+mod okta;
+mod onelogin;
 mod runs;
 
 /// A server whose connector pulls from an IdP emulator, and the emulator.
