@@ -819,7 +819,10 @@ async fn insert_in(
     let cols = index_columns(kind, &doc);
     let doc_text = Value::Object(doc.clone()).to_string();
     let doc_bytes = doc_text.len();
+    // The fast path marks the direct reports only: a mapping that reads lines of managers
+    // (docs/mapping.md "Lines of managers") takes the statement-by-statement path below.
     if new_members.is_empty()
+        && depth <= 1
         && cols.emails.len() <= FAST_EMAILS
         && Backend::of(conn) == Backend::Sqlite
     {

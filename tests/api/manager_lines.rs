@@ -228,3 +228,18 @@ fn more_lines_than_five_are_refused_with_the_reason() {
     let e = toml::from_str::<FieldSpec>("name = \"x\"\nfrom = \"managers\"").expect_err("typo");
     assert!(e.to_string().contains("manager.manager"), "{e}");
 }
+
+#[tokio::test]
+async fn a_manager_who_arrives_after_their_reports_re_delivers_every_line_below() {
+    let app = app(3).await;
+    let eng = app.create_user(person("eng1", "E4", Some("E3"))).await;
+    let dir = app.create_user(person("dir", "E3", Some("E2"))).await;
+    let before = generations(&app).await;
+    // The vice-president arrives last: dir's first line and eng1's second line resolve now.
+    app.create_user(person("vp", "E2", None)).await;
+    let after = generations(&app).await;
+    assert_eq!(after[&dir], before[&dir] + 1, "direct report");
+    assert_eq!(after[&eng], before[&eng] + 1, "two lines down");
+    let body = feed(&app).await;
+    assert_eq!(field(&body, "eng1", "manager2").as_deref(), Some("vp"));
+}
