@@ -3,7 +3,12 @@
 //!
 //! ```sh
 //! cargo run --release --example bench -- --users 1000,100000 --concurrency 16 --lookups 50000
+//! cargo run --release --example bench -- --users 1000 --database postgres://postgres@127.0.0.1/bench --instances 3
 //! ```
+//!
+//! `--instances N` (PostgreSQL only) starts N servers on the one database, as several
+//! instances behind a load balancer would run, and the client
+//! sends request `i` to server `i mod N`.
 //!
 //! The server runs in this process on 127.0.0.1 and the client shares the machine, so the
 //! numbers are a lower bound of what the server does alone. Nothing here asserts a number.
@@ -27,6 +32,7 @@ struct Args {
     lookups: usize,
     database: Option<String>,
     sync: SqliteSync,
+    instances: usize,
 }
 
 fn parse_args() -> Args {
@@ -36,6 +42,7 @@ fn parse_args() -> Args {
         lookups: 20_000,
         database: None,
         sync: SqliteSync::Full,
+        instances: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +57,7 @@ fn parse_args() -> Args {
             "--concurrency" => a.concurrency = value().parse().expect("--concurrency N"),
             "--lookups" => a.lookups = value().parse().expect("--lookups N"),
             "--database" => a.database = Some(value()),
+            "--instances" => a.instances = value().parse().expect("--instances N"),
             "--sqlite-synchronous" => {
                 a.sync = match value().as_str() {
                     "normal" => SqliteSync::Normal,
@@ -57,7 +65,7 @@ fn parse_args() -> Args {
                 }
             }
             "--help" | "-h" => {
-                println!("bench [--users N[,N…]] [--concurrency 16] [--lookups 20000] [--database URL] [--sqlite-synchronous full|normal]");
+                println!("bench [--users N[,N…]] [--concurrency 16] [--lookups 20000] [--database URL] [--sqlite-synchronous full|normal] [--instances N (PostgreSQL)]");
                 std::process::exit(0);
             }
             other => panic!("unknown flag {other}"),
@@ -67,8 +75,8 @@ fn parse_args() -> Args {
     a
 }
 
-/// Latencies in microseconds → (p50, p99) in milliseconds.
-fn percentiles(mut us: Vec<u64>) -> (f64, f64) {
+/// Latencies in microseconds → (p50, p95, p99) in milliseconds.
+fn percentiles(mut us: Vec<u64>) -> (f64, f64, f64) {
     us.sort_unstable();
     let at = |q: f64| {
         us.get(((us.len() as f64 - 1.0) * q).round() as usize)
@@ -76,7 +84,7 @@ fn percentiles(mut us: Vec<u64>) -> (f64, f64) {
             .unwrap_or(0) as f64
             / 1000.0
     };
-    (at(0.50), at(0.99))
+    (at(0.50), at(0.95), at(0.99))
 }
 
 /// Runs `total` requests with `concurrency` workers; returns (elapsed, latencies in µs).
@@ -137,33 +145,52 @@ async fn main() -> anyhow::Result<()> {
             OffsetDateTime::now_utc(),
         )
         .await?;
-    let app = Application::build(settings.clone()).await?;
-    let base = format!("http://{}/scim/v2/bench", app.local_addr());
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
+    if args.instances > 1 && !settings.database.starts_with("postgres") {
+        anyhow::bail!("--instances needs --database postgres://… (SQLite has one writer process)");
+    }
+    let mut bases = Vec::new();
+    let mut stops = Vec::new();
+    for _ in 0..args.instances.max(1) {
+        let app = Application::build(settings.clone()).await?;
+        bases.push(format!("http://{}/scim/v2/bench", app.local_addr()));
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        stops.push(tx);
+    }
+    let bases = Arc::new(bases);
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let auth = format!("Bearer {token}");
     println!(
-        "usersync benchmark: {} concurrent connections, database {}, sqlite_synchronous={:?}",
+        "usersync benchmark: {} concurrent connections, {} instance(s), database {}, sqlite_synchronous={:?}",
         args.concurrency,
+        bases.len(),
         usersync::store::redact_url(&settings.database),
         args.sync
     );
     println!(
-        "{:>10} | {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9}",
-        "users", "creates/s", "p50 ms", "p99 ms", "lookups/s", "p50 ms", "p99 ms"
+        "{:>10} | {:>9} {:>10} {:>8} {:>8} {:>8} | {:>10} {:>8} {:>8} {:>8}",
+        "users",
+        "load s",
+        "creates/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "lookups/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms"
     );
     let mut loaded = 0usize;
     for &target in &args.users {
-        let (c, b, a) = (client.clone(), base.clone(), auth.clone());
+        let (c, bs, a) = (client.clone(), bases.clone(), auth.clone());
         let from = loaded;
         let (elapsed, lat) = drive(target - loaded, args.concurrency, move |i| {
-            let (c, b, a) = (c.clone(), b.clone(), a.clone());
+            let (c, b, a) = (c.clone(), bs[i % bs.len()].clone(), a.clone());
             async move {
                 let n = from + i;
                 let body = json!({
@@ -187,7 +214,8 @@ async fn main() -> anyhow::Result<()> {
         let created = target - loaded;
         loaded = target;
         let create_rate = created as f64 / elapsed.as_secs_f64();
-        let (cp50, cp99) = percentiles(lat);
+        let load_s = elapsed.as_secs_f64();
+        let (cp50, cp95, cp99) = percentiles(lat);
         if settings.database.starts_with("postgres") {
             // What autovacuum does after a bulk load (this machine's server may have it off):
             // without statistics PostgreSQL's planner guesses that a connector has a handful
@@ -196,9 +224,9 @@ async fn main() -> anyhow::Result<()> {
             sqlx::query("ANALYZE").execute(&pool).await?;
             pool.close().await;
         }
-        let (c, b, a) = (client.clone(), base.clone(), auth.clone());
+        let (c, bs, a) = (client.clone(), bases.clone(), auth.clone());
         let (elapsed, lat) = drive(args.lookups, args.concurrency, move |i| {
-            let (c, b, a) = (c.clone(), b.clone(), a.clone());
+            let (c, b, a) = (c.clone(), bs[i % bs.len()].clone(), a.clone());
             // A spread of existing users (multiplicative hash over the loaded range).
             let n = (i.wrapping_mul(2_654_435_761)) % target;
             async move {
@@ -214,17 +242,21 @@ async fn main() -> anyhow::Result<()> {
         })
         .await;
         let lookup_rate = args.lookups as f64 / elapsed.as_secs_f64();
-        let (lp50, lp99) = percentiles(lat);
-        println!("{target:>10} | {create_rate:>12.0} {cp50:>9.2} {cp99:>9.2} | {lookup_rate:>12.0} {lp50:>9.2} {lp99:>9.2}");
+        let (lp50, lp95, lp99) = percentiles(lat);
+        println!("{target:>10} | {load_s:>9.1} {create_rate:>10.0} {cp50:>8.2} {cp95:>8.2} {cp99:>8.2} | {lookup_rate:>10.0} {lp50:>8.2} {lp95:>8.2} {lp99:>8.2}");
     }
     println!(
-        "reproduce: cargo run --release --example bench -- --users {} --concurrency {} --lookups {}{}",
+        "reproduce: cargo run --release --example bench -- --users {} --concurrency {} --lookups {}{}{}{}",
         args.users.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         args.concurrency,
         args.lookups,
-        if args.sync == SqliteSync::Normal { " --sqlite-synchronous normal" } else { "" }
+        if args.sync == SqliteSync::Normal { " --sqlite-synchronous normal" } else { "" },
+        args.database.as_deref().map(|d| format!(" --database {}", usersync::store::redact_url(d))).unwrap_or_default(),
+        if bases.len() > 1 { format!(" --instances {}", bases.len()) } else { String::new() }
     );
-    let _ = tx.send(());
+    for tx in stops {
+        let _ = tx.send(());
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -111,6 +111,18 @@ pub(crate) async fn mark(
     mark_with(conn, connector, kind, id, now_ms, Priority::Normal).await
 }
 
+/// [`mark_with`]'s statement: `$1` connector, `$2` kind, `$3` resource id, `$4` now (ms),
+/// `$5` priority. Shared with the one-round-trip create on SQLite (`store/resources.rs`),
+/// whose parameters are numbered to match.
+pub(crate) const MARK: &str = "INSERT INTO sync_queue (connector, kind, resource_id, \
+     generation, state, attempts, next_attempt_at, enqueued_at, priority) \
+     VALUES ($1, $2, $3, 1, 'pending', 0, $4, $4, $5) \
+     ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
+     generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
+     next_attempt_at = excluded.next_attempt_at, last_error = NULL, waiting_on = NULL, \
+     priority = CASE WHEN excluded.priority < sync_queue.priority \
+     THEN excluded.priority ELSE sync_queue.priority END";
+
 /// Marks a key dirty inside the caller's transaction. A key already pending keeps the more
 /// urgent of its priority and `priority`; a key waiting for a paused target waits no more (the
 /// new change may need another target first).
@@ -122,23 +134,42 @@ pub(crate) async fn mark_with(
     now_ms: i64,
     priority: Priority,
 ) -> StoreResult<()> {
-    sqlx::query(
+    sqlx::query(MARK)
+        .bind(connector.to_owned())
+        .bind(kind.as_str())
+        .bind(id.to_owned())
+        .bind(now_ms)
+        .bind(priority as i64)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// [`mark_reports`]'s statement with its parameters named: `connector`, `now` (ms) and `id`
+/// (`$n`), and `count` keys from `$first_key` on.
+pub(crate) fn mark_reports_sql(
+    connector: &str,
+    now: &str,
+    id: &str,
+    first_key: usize,
+    count: usize,
+) -> String {
+    let list: Vec<String> = (0..count).map(|i| format!("${}", i + first_key)).collect();
+    // Only (connector, manager_ref) is filtered on, so both databases use the
+    // resources_manager_ref index; a `kind` term would let SQLite's planner prefer the
+    // (connector, kind, id) index and scan every user of the connector on every write.
+    // manager_ref is NULL for groups. The WHERE clause also lets SQLite parse the upsert
+    // after a SELECT.
+    format!(
         "INSERT INTO sync_queue (connector, kind, resource_id, generation, state, attempts, \
-         next_attempt_at, enqueued_at, priority) VALUES ($1, $2, $3, 1, 'pending', 0, $4, $4, $5) \
+         next_attempt_at, enqueued_at) \
+         SELECT connector, kind, id, 1, 'pending', 0, {now}, {now} FROM resources \
+         WHERE connector = {connector} AND manager_ref IN ({}) AND id <> {id} \
          ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
          generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
-         next_attempt_at = excluded.next_attempt_at, last_error = NULL, waiting_on = NULL, \
-         priority = CASE WHEN excluded.priority < sync_queue.priority \
-         THEN excluded.priority ELSE sync_queue.priority END",
+         next_attempt_at = excluded.next_attempt_at, last_error = NULL, waiting_on = NULL",
+        list.join(", ")
     )
-    .bind(connector.to_owned())
-    .bind(kind.as_str())
-    .bind(id.to_owned())
-    .bind(now_ms)
-    .bind(priority as i64)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// Marks, inside the caller's transaction, the users of `connector` whose `manager_ref` is
@@ -154,27 +185,14 @@ pub(crate) async fn mark_reports(
     if keys.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 4)).collect();
-    // Only (connector, manager_ref) is filtered on, so both databases use the
-    // resources_manager_ref index; a `kind` term would let SQLite's planner prefer the
-    // (connector, kind, id) index and scan every user of the connector on every write.
-    // manager_ref is NULL for groups. The WHERE clause also lets SQLite parse the upsert
-    // after a SELECT.
-    let sql = format!(
-        "INSERT INTO sync_queue (connector, kind, resource_id, generation, state, attempts, \
-         next_attempt_at, enqueued_at) \
-         SELECT connector, kind, id, 1, 'pending', 0, $2, $2 FROM resources \
-         WHERE connector = $1 AND manager_ref IN ({}) AND id <> $3 \
-         ON CONFLICT (connector, kind, resource_id) DO UPDATE SET \
-         generation = sync_queue.generation + 1, state = 'pending', attempts = 0, \
-         next_attempt_at = excluded.next_attempt_at, last_error = NULL, waiting_on = NULL",
-        list.join(", ")
-    );
+    let sql = mark_reports_sql("$1", "$2", "$3", 4, keys.len());
     // Not a cached prepared statement: PostgreSQL would keep the plan it made while the table
     // was nearly empty (a sequential scan) for the life of the connection, which makes every
     // user write scan all users once the table has grown. Planned afresh, it uses the index.
+    // SQLite plans when it prepares and prepares again when statistics change: cached there.
+    let sqlite = Backend::of(conn) == Backend::Sqlite;
     let mut q = sqlx::query(&sql)
-        .persistent(false)
+        .persistent(sqlite)
         .bind(connector.to_owned())
         .bind(now_ms)
         .bind(id.to_owned());

@@ -27,6 +27,7 @@ const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 mod google;
 mod okta;
 mod onelogin;
+mod runs;
 
 /// A server whose connector pulls from an IdP emulator, and the emulator.
 pub struct Pulled<E> {
@@ -39,7 +40,7 @@ async fn spawn(pull: PullSettings) -> Pulled<GraphEmulator> {
     spawn_configured(pull, |_| {}).await
 }
 
-async fn spawn_configured(
+pub async fn spawn_configured(
     pull: PullSettings,
     configure: impl FnOnce(&mut ConnectorSettings),
 ) -> Pulled<GraphEmulator> {
@@ -97,7 +98,7 @@ pub fn settings(max_deletes: MaxDeletes, page_size: u32) -> PullSettings {
     }
 }
 
-fn user(id: &str, name: &str, manager: Option<&str>) -> Value {
+pub fn user(id: &str, name: &str, manager: Option<&str>) -> Value {
     let mut u = json!({
         "id": id,
         "userPrincipalName": format!("{name}@example.com"),
