@@ -27,6 +27,8 @@ mod groups;
 mod jsonrpc;
 mod lup;
 mod model;
+pub mod okta;
+pub mod onelogin;
 mod pipeline;
 mod ratelimit;
 mod render;

@@ -1,11 +1,12 @@
 //! Pull connectors (docs/pull.md): usersync reads the users of an IdP's API (Microsoft
-//! Graph, Google Workspace) on a schedule and writes them into the store as the SCIM
+//! Graph, Google Workspace, Okta, OneLogin) on a schedule and writes them into the store as the SCIM
 //! resources a push connector would have sent, through the same audited writes, so mapping,
 //! delivery, the Linchpin feed and the operations API work unchanged.
 //!
 //! Read in this order: `source.rs` (what a run asks an IdP: every user, or the changes since
 //! a checkpoint, fetched completely before anything is written), `api.rs` (tokens, 401
-//! renewal, `Retry-After`), one file per IdP (`graph.rs`, `google.rs`), `document.rs` (an
+//! renewal, `Retry-After`), one file per IdP (`graph.rs`, `google.rs`, `okta.rs`,
+//! `onelogin.rs`), `document.rs` (an
 //! IdP user as a SCIM resource), `run.rs` (one run: lease, plan, deletion guard, writes,
 //! record, checkpoint) and `schedule.rs` (`serve`'s timer).
 
@@ -13,6 +14,8 @@ pub mod api;
 pub mod document;
 pub mod google;
 pub mod graph;
+pub mod okta;
+pub mod onelogin;
 pub mod run;
 pub mod schedule;
 pub mod source;

@@ -422,7 +422,32 @@ impl Runtime {
             .mappings_stamp
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(stamp);
+        self.publish_report_depths();
         Ok(())
+    }
+
+    /// Tells the store how many lines of managers each connector's mapping in force reads,
+    /// so a write re-delivers the reports that many lines down (docs/mapping.md "Lines of
+    /// managers"). Called whenever a mapping is put in force.
+    pub fn publish_report_depths(&self) {
+        let mut names: Vec<String> = self.table.declared.keys().cloned().collect();
+        names.extend(
+            self.table
+                .edited
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned(),
+        );
+        for name in names {
+            let depth = self
+                .table
+                .connector(&name)
+                .profile_targets
+                .mapping
+                .manager_depth();
+            self.store.set_report_depth(&name, depth);
+        }
     }
 
     /// The table: settings, schemas, every connector's runtime.

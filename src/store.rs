@@ -183,6 +183,10 @@ struct Inner {
     url: String,
     /// This process, in the `NOTIFY` payload (its own notifications are ignored).
     instance: String,
+    /// Per connector, how many lines of managers its mapping reads (docs/mapping.md "Lines
+    /// of managers"): a user's write marks their reports that many lines down. Set by the
+    /// runtime from the mappings in force ([`Store::set_report_depth`]); 1 when unset.
+    report_depths: std::sync::RwLock<std::collections::HashMap<String, u8>>,
 }
 
 /// The store. Cheap to clone.
@@ -425,8 +429,36 @@ impl Store {
                 announce,
                 url: url.to_owned(),
                 instance,
+                report_depths: std::sync::RwLock::default(),
             }),
         })
+    }
+
+    /// Records how many lines of managers `connector`'s mapping reads, so a write to a user
+    /// re-delivers the reports whose chain passes through them (docs/mapping.md "Lines of
+    /// managers"). The runtime calls it whenever a mapping is put in force.
+    pub fn set_report_depth(&self, connector: &str, depth: u8) {
+        let mut depths = self
+            .inner
+            .report_depths
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if depth <= 1 {
+            depths.remove(connector);
+        } else {
+            depths.insert(connector.to_owned(), depth);
+        }
+    }
+
+    /// How many lines of reports a write to one of `connector`'s users marks (at least 1).
+    pub(crate) fn report_depth(&self, connector: &str) -> u8 {
+        self.inner
+            .report_depths
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(connector)
+            .copied()
+            .unwrap_or(1)
     }
 
     /// Applies pending migrations of this backend's tree, then brings comparison columns

@@ -15,7 +15,7 @@ use crate::pull::{RunRequest, RunStatus};
 /// The flags of `usersync pull`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// The pull connector (`kind = "graph"` or `"google"`).
+    /// The pull connector (`kind = "graph"`, `"google"`, `"okta"` or `"onelogin"`).
     #[arg(long)]
     pub connector: String,
     /// Read the whole directory even if a checkpoint exists (deletions by comparison).

@@ -33,7 +33,7 @@ const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 #[serde(deny_unknown_fields)]
 pub struct ConnectorSettings {
     /// How the connector gets its users: pushed over SCIM (default) or pulled from an IdP's
-    /// API (`graph`, `google`), whose SCIM endpoint is then read-only (docs/pull.md).
+    /// API (`graph`, `google`, `okta`, `onelogin`), whose SCIM endpoint is then read-only (docs/pull.md).
     #[serde(default)]
     pub kind: super::pull::ConnectorKind,
     /// When a pull connector runs and its deletion guard (`[connectors.NAME.pull]`).
@@ -45,6 +45,12 @@ pub struct ConnectorSettings {
     /// Google Workspace's service account (`kind = "google"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub google: Option<super::pull::GoogleSettings>,
+    /// Okta's API token or OAuth service app (`kind = "okta"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub okta: Option<super::pull::OktaSettings>,
+    /// OneLogin's API credential (`kind = "onelogin"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onelogin: Option<super::pull::OneloginSettings>,
     /// Environment variable(s) holding static bearer token(s); all listed are valid at once,
     /// so a token is rotated by listing the new variable next to the old one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,6 +220,16 @@ impl WifSettings {
 }
 
 impl ConnectorSettings {
+    /// The IdP tables of a pull connector.
+    pub fn pull_tables(&self) -> super::pull::Tables<'_> {
+        super::pull::Tables {
+            graph: self.graph.as_ref(),
+            google: self.google.as_ref(),
+            okta: self.okta.as_ref(),
+            onelogin: self.onelogin.as_ref(),
+        }
+    }
+
     /// The names of every environment variable this connector reads.
     pub fn env_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();
@@ -225,23 +241,14 @@ impl ConnectorSettings {
         }
         names.extend(self.linchpin.feed_key_env.as_deref());
         names.extend(self.webhook.as_ref().map(|w| w.secret_env.as_str()));
-        names.extend(super::pull::env_names(
-            self.graph.as_ref(),
-            self.google.as_ref(),
-        ));
+        names.extend(super::pull::env_names(self.pull_tables()));
         names
     }
 
     /// Checks this connector's keys and that its variables are set. The message says what
     /// to fix; the caller prefixes `[connectors.NAME]`.
     pub fn validate(&self, secrets: &Secrets) -> Result<(), ConfigError> {
-        super::pull::validate(
-            self.kind,
-            self.pull.as_ref(),
-            self.graph.as_ref(),
-            self.google.as_ref(),
-            secrets,
-        )?;
+        super::pull::validate(self.kind, self.pull.as_ref(), self.pull_tables(), secrets)?;
         for var in self.token_env.iter().flat_map(OneOrMany::values) {
             secrets.require("token_env", var, "the connector's bearer token")?;
         }

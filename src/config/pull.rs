@@ -1,7 +1,7 @@
 //! `kind` and the pull settings of `[connectors.NAME]` (docs/pull.md): a connector is pushed
 //! to over SCIM (`kind = "scim"`, the default) or reads its users from an IdP's API on a
-//! schedule (`graph`, `google`; `okta` and `onelogin` are reserved and refused until they
-//! exist). Secrets are named by environment variable, read once at load like the rest.
+//! schedule (`graph`, `google`, `okta`, `onelogin`). Secrets are named by environment
+//! variable, read once at load like the rest.
 
 use std::fmt;
 use std::time::Duration;
@@ -21,9 +21,9 @@ pub enum ConnectorKind {
     Graph,
     /// Google Workspace Admin SDK Directory API.
     Google,
-    /// Okta (reserved).
+    /// Okta Users API (`/api/v1/users`).
     Okta,
-    /// OneLogin (reserved).
+    /// OneLogin API v2 (`/api/2/users`).
     Onelogin,
 }
 
@@ -228,14 +228,87 @@ fn default_google_url() -> String {
     "https://admin.googleapis.com".to_owned()
 }
 
+/// `[connectors.NAME.okta]`: the Okta Users API with an API token (`SSWS`) or an OAuth
+/// service app (`private_key_jwt`, scope `okta.users.read`); docs/pull.md.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaSettings {
+    /// The org's URL, e.g. `https://example.okta.com`.
+    pub org_url: String,
+    /// Environment variable holding an API token (sent as `Authorization: SSWS <token>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// The OAuth service app's client id (with `private_key_env`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Environment variable holding the service app's private key (PEM, RSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_env: Option<String>,
+    /// The `kid` of the key registered with the service app, if Okta needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The token endpoint; default `{org_url}/oauth2/v1/token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// How far before the checkpoint an incremental run starts asking (Okta's search index
+    /// is updated a little after a change, assumed): changes seen twice are not written
+    /// twice.
+    #[serde(default = "default_overlap")]
+    pub overlap: Dur,
+}
+
+impl OktaSettings {
+    /// The token endpoint in force.
+    pub fn token_url(&self) -> String {
+        self.token_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/oauth2/v1/token", self.org_url.trim_end_matches('/')))
+    }
+}
+
+/// `[connectors.NAME.onelogin]`: OneLogin's API v2 with an API credential pair (scope
+/// "Read users"); docs/pull.md.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneloginSettings {
+    /// The account's URL, e.g. `https://example.onelogin.com`.
+    pub base_url: String,
+    /// The API credential's client id.
+    pub client_id: String,
+    /// Environment variable holding the API credential's client secret.
+    pub client_secret_env: String,
+    /// How far before the checkpoint an incremental run starts asking (`updated_since`).
+    #[serde(default = "default_overlap")]
+    pub overlap: Dur,
+}
+
+fn default_overlap() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+
+/// The tables a connector may carry besides `[pull]`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tables<'a> {
+    /// `[graph]`.
+    pub graph: Option<&'a GraphSettings>,
+    /// `[google]`.
+    pub google: Option<&'a GoogleSettings>,
+    /// `[okta]`.
+    pub okta: Option<&'a OktaSettings>,
+    /// `[onelogin]`.
+    pub onelogin: Option<&'a OneloginSettings>,
+}
+
 /// The environment variables a connector's pull settings name.
-pub fn env_names<'a>(
-    graph: Option<&'a GraphSettings>,
-    google: Option<&'a GoogleSettings>,
-) -> Vec<&'a str> {
+pub fn env_names<'a>(t: Tables<'a>) -> Vec<&'a str> {
     let mut names = Vec::new();
-    names.extend(graph.map(|g| g.client_secret_env.as_str()));
-    names.extend(google.map(|g| g.key_env.as_str()));
+    names.extend(t.graph.map(|g| g.client_secret_env.as_str()));
+    names.extend(t.google.map(|g| g.key_env.as_str()));
+    if let Some(o) = t.okta {
+        names.extend(o.token_env.as_deref());
+        names.extend(o.private_key_env.as_deref());
+    }
+    names.extend(t.onelogin.map(|o| o.client_secret_env.as_str()));
     names
 }
 
@@ -243,40 +316,34 @@ pub fn env_names<'a>(
 pub fn validate(
     kind: ConnectorKind,
     pull: Option<&PullSettings>,
-    graph: Option<&GraphSettings>,
-    google: Option<&GoogleSettings>,
+    t: Tables<'_>,
     secrets: &Secrets,
 ) -> Result<(), ConfigError> {
     let k = kind.as_str();
-    match kind {
-        ConnectorKind::Scim => {
-            if pull.is_some() || graph.is_some() || google.is_some() {
-                return Err(ConfigError(
-                    "[pull], [graph] and [google] belong to pull connectors; set kind = \"graph\" \
-                     or \"google\" (or remove them)"
-                        .to_owned(),
-                ));
-            }
-            return Ok(());
+    let present = [
+        (ConnectorKind::Graph, "graph", t.graph.is_some()),
+        (ConnectorKind::Google, "google", t.google.is_some()),
+        (ConnectorKind::Okta, "okta", t.okta.is_some()),
+        (ConnectorKind::Onelogin, "onelogin", t.onelogin.is_some()),
+    ];
+    if kind == ConnectorKind::Scim {
+        if pull.is_some() || present.iter().any(|p| p.2) {
+            return Err(ConfigError(
+                "[pull], [graph], [google], [okta] and [onelogin] belong to pull connectors; \
+                 set kind = \"graph\", \"google\", \"okta\" or \"onelogin\" (or remove them)"
+                    .to_owned(),
+            ));
         }
-        ConnectorKind::Okta | ConnectorKind::Onelogin => {
+        return Ok(());
+    }
+    for (owner, table, there) in present {
+        if there && owner != kind {
             return Err(ConfigError(format!(
-                "kind = \"{k}\": pulling from {k} is not available yet; let {k} push over SCIM \
-                 (kind = \"scim\", docs/idp/{k}.md)"
+                "[{table}] does not apply to kind = \"{k}\""
             )));
         }
-        ConnectorKind::Graph | ConnectorKind::Google => {}
     }
-    if kind != ConnectorKind::Graph && graph.is_some() {
-        return Err(ConfigError(format!(
-            "[graph] does not apply to kind = \"{k}\""
-        )));
-    }
-    if kind != ConnectorKind::Google && google.is_some() {
-        return Err(ConfigError(format!(
-            "[google] does not apply to kind = \"{k}\""
-        )));
-    }
+    let (graph, google) = (t.graph, t.google);
     if let Some(p) = pull {
         if p.page_size == 0 || p.page_size > 999 {
             return Err(ConfigError(
@@ -332,9 +399,62 @@ pub fn validate(
                 check_url("google.token_url", t)?;
             }
         }
-        _ => {}
+        ConnectorKind::Okta => validate_okta(t.okta, secrets)?,
+        ConnectorKind::Onelogin => {
+            let o = t.onelogin.ok_or_else(|| {
+                ConfigError(
+                    "kind = \"onelogin\" needs [connectors.NAME.onelogin] with base_url, \
+                     client_id and client_secret_env"
+                        .to_owned(),
+                )
+            })?;
+            if o.client_id.trim().is_empty() {
+                return Err(ConfigError(
+                    "onelogin.client_id must not be empty".to_owned(),
+                ));
+            }
+            secrets.require(
+                "onelogin.client_secret_env",
+                &o.client_secret_env,
+                "the API credential's client secret",
+            )?;
+            check_url("onelogin.base_url", &o.base_url)?;
+        }
+        ConnectorKind::Scim => {}
     }
     Ok(())
+}
+
+/// Okta takes exactly one credential: an API token, or a service app's client id and key.
+fn validate_okta(okta: Option<&OktaSettings>, secrets: &Secrets) -> Result<(), ConfigError> {
+    let o = okta.ok_or_else(|| {
+        ConfigError(
+            "kind = \"okta\" needs [connectors.NAME.okta] with org_url and either token_env or \
+             client_id and private_key_env"
+                .to_owned(),
+        )
+    })?;
+    match (&o.token_env, &o.client_id, &o.private_key_env) {
+        (Some(env), None, None) => {
+            secrets.require("okta.token_env", env, "the Okta API token")?;
+        }
+        (None, Some(id), Some(env)) if !id.trim().is_empty() => {
+            secrets.require(
+                "okta.private_key_env",
+                env,
+                "the service app's private key (PEM)",
+            )?;
+        }
+        _ => {
+            return Err(ConfigError(
+                "okta needs either token_env (an API token) or client_id and private_key_env \
+                 (an OAuth service app), not both"
+                    .to_owned(),
+            ))
+        }
+    }
+    check_url("okta.org_url", &o.org_url)?;
+    check_url("okta.token_url", &o.token_url())
 }
 
 /// Credentials travel to these URLs: HTTPS, or plain HTTP to a loopback address (emulators).
@@ -375,12 +495,15 @@ mod tests {
     #[test]
     fn kinds_need_their_tables() {
         let s = Secrets::default();
-        let e = validate(ConnectorKind::Graph, None, None, None, &s).unwrap_err();
+        let none = Tables::default();
+        let e = validate(ConnectorKind::Graph, None, none, &s).unwrap_err();
         assert!(e.to_string().contains("[connectors.NAME.graph]"), "{e}");
-        let e = validate(ConnectorKind::Okta, None, None, None, &s).unwrap_err();
-        assert!(e.to_string().contains("not available yet"), "{e}");
+        let e = validate(ConnectorKind::Okta, None, none, &s).unwrap_err();
+        assert!(e.to_string().contains("[connectors.NAME.okta]"), "{e}");
+        let e = validate(ConnectorKind::Onelogin, None, none, &s).unwrap_err();
+        assert!(e.to_string().contains("[connectors.NAME.onelogin]"), "{e}");
         let p = PullSettings::default();
-        let e = validate(ConnectorKind::Scim, Some(&p), None, None, &s).unwrap_err();
+        let e = validate(ConnectorKind::Scim, Some(&p), none, &s).unwrap_err();
         assert!(e.to_string().contains("kind"), "{e}");
         let g = GraphSettings {
             tenant_id: "t".into(),
@@ -389,11 +512,83 @@ mod tests {
             base_url: "http://graph.example.com".into(),
             token_url: None,
         };
-        let e = validate(ConnectorKind::Graph, None, Some(&g), None, &s).unwrap_err();
+        let t = Tables {
+            graph: Some(&g),
+            ..Tables::default()
+        };
+        let e = validate(ConnectorKind::Graph, None, t, &s).unwrap_err();
         assert!(e.to_string().contains("GRAPH_SECRET"), "{e}");
         let mut s = Secrets::default();
         s.set("GRAPH_SECRET", "x");
-        let e = validate(ConnectorKind::Graph, None, Some(&g), None, &s).unwrap_err();
+        let e = validate(ConnectorKind::Graph, None, t, &s).unwrap_err();
         assert!(e.to_string().contains("https"), "{e}");
+        let e = validate(ConnectorKind::Okta, None, t, &s).unwrap_err();
+        assert!(e.to_string().contains("[graph] does not apply"), "{e}");
+    }
+
+    fn okta(
+        token_env: Option<&str>,
+        client_id: Option<&str>,
+        key_env: Option<&str>,
+    ) -> OktaSettings {
+        OktaSettings {
+            org_url: "https://example.okta.com".into(),
+            token_env: token_env.map(Into::into),
+            client_id: client_id.map(Into::into),
+            private_key_env: key_env.map(Into::into),
+            key_id: None,
+            token_url: None,
+            overlap: default_overlap(),
+        }
+    }
+
+    #[test]
+    fn okta_takes_a_token_or_a_service_app_but_not_both() {
+        let mut s = Secrets::default();
+        s.set("OKTA_TOKEN", "00abc");
+        s.set("OKTA_KEY", "-----BEGIN PRIVATE KEY-----");
+        let check = |o: &OktaSettings| {
+            let t = Tables {
+                okta: Some(o),
+                ..Tables::default()
+            };
+            validate(ConnectorKind::Okta, None, t, &s)
+        };
+        check(&okta(Some("OKTA_TOKEN"), None, None)).unwrap();
+        check(&okta(None, Some("0oa1"), Some("OKTA_KEY"))).unwrap();
+        let e = check(&okta(Some("OKTA_TOKEN"), Some("0oa1"), Some("OKTA_KEY"))).unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = check(&okta(None, Some("0oa1"), None)).unwrap_err();
+        assert!(e.to_string().contains("private_key_env"), "{e}");
+        let e = check(&okta(Some("MISSING"), None, None)).unwrap_err();
+        assert!(e.to_string().contains("MISSING"), "{e}");
+        let mut plain = okta(Some("OKTA_TOKEN"), None, None);
+        plain.org_url = "http://example.okta.com".into();
+        assert!(check(&plain).unwrap_err().to_string().contains("https"));
+        assert_eq!(
+            okta(None, None, None).token_url(),
+            "https://example.okta.com/oauth2/v1/token"
+        );
+    }
+
+    #[test]
+    fn onelogin_needs_its_secret_and_an_https_url() {
+        let o = OneloginSettings {
+            base_url: "https://example.onelogin.com".into(),
+            client_id: "abc".into(),
+            client_secret_env: "OL_SECRET".into(),
+            overlap: default_overlap(),
+        };
+        let t = Tables {
+            onelogin: Some(&o),
+            ..Tables::default()
+        };
+        let mut s = Secrets::default();
+        let e = validate(ConnectorKind::Onelogin, None, t, &s).unwrap_err();
+        assert!(e.to_string().contains("OL_SECRET"), "{e}");
+        s.set("OL_SECRET", "x");
+        validate(ConnectorKind::Onelogin, None, t, &s).unwrap();
+        let e = validate(ConnectorKind::Google, None, t, &s).unwrap_err();
+        assert!(e.to_string().contains("[onelogin] does not apply"), "{e}");
     }
 }

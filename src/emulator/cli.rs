@@ -24,14 +24,25 @@ pub struct EmulatorArgs {
     )]
     pub admin_token: Option<String>,
     /// Emulate an IdP's API for pull connectors instead of Confluence: `graph` (the token
-    /// endpoint at /{tenant}/oauth2/v2.0/token, Graph at /v1.0) or `google` (/token and
-    /// /admin/directory/v1); docs/emulator.md, "IdP emulators for pull connectors".
-    #[arg(long, value_name = "IDP", value_parser = ["graph", "google"])]
+    /// endpoint at /{tenant}/oauth2/v2.0/token, Graph at /v1.0), `google` (/token and
+    /// /admin/directory/v1), `okta` (/oauth2/v1/token and /api/v1/users) or `onelogin`
+    /// (/auth/oauth2/v2/token and /api/2/users); docs/emulator.md, "IdP emulators for pull
+    /// connectors".
+    #[arg(long, value_name = "IDP", value_parser = ["graph", "google", "okta", "onelogin"])]
     pub idp: Option<String>,
-    /// `--idp graph`: the client id accepted; `--idp google`: the service account's e-mail.
+    /// `--idp graph|onelogin`: the client id accepted; `--idp google`: the service account's
+    /// e-mail; `--idp okta`: the service app's client id (with `--idp-public-key`).
     #[arg(long, default_value = "usersync", requires = "idp")]
     pub idp_client: String,
-    /// `--idp graph`: the client secret accepted.
+    /// `--idp okta`: an API token accepted as `SSWS`.
+    #[arg(
+        long,
+        env = "USERSYNC_EMULATOR_IDP_TOKEN",
+        hide_env_values = true,
+        requires = "idp"
+    )]
+    pub idp_token: Option<String>,
+    /// `--idp graph|onelogin`: the client secret accepted.
     #[arg(
         long,
         env = "USERSYNC_EMULATOR_IDP_SECRET",
@@ -39,7 +50,8 @@ pub struct EmulatorArgs {
         requires = "idp"
     )]
     pub idp_secret: Option<String>,
-    /// `--idp google`: the PEM file of the service account's public key.
+    /// `--idp google`: the PEM file of the service account's public key; `--idp okta`: of the
+    /// service app's public key.
     #[arg(long, value_name = "FILE", requires = "idp")]
     pub idp_public_key: Option<PathBuf>,
     /// `--idp google`: the administrator the service account may act for.
@@ -132,8 +144,8 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         .context("serving the emulator")
 }
 
-/// `--idp graph|google`: an IdP emulator, with users added through its control API (Graph:
-/// `POST /_control/users`).
+/// `--idp graph|google|okta|onelogin`: an IdP emulator, with users added through its control
+/// API (`POST /_control/users`).
 async fn run_idp(args: &EmulatorArgs, idp: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -144,29 +156,65 @@ async fn run_idp(args: &EmulatorArgs, idp: &str) -> anyhow::Result<()> {
         }
     };
     tracing::info!(listen = %args.listen, idp, "IdP emulator listening (control API unprotected)");
-    if idp == "graph" {
-        let secret = args
-            .idp_secret
-            .clone()
-            .context("--idp graph needs --idp-secret (or USERSYNC_EMULATOR_IDP_SECRET)")?;
-        super::graph::GraphEmulator::new(&args.idp_client, &secret)
-            .serve(listener, stop)
-            .await
-            .context("serving the Graph emulator")
-    } else {
-        let path = args.idp_public_key.as_ref().context(
-            "--idp google needs --idp-public-key FILE (the service account's public key, PEM)",
-        )?;
-        let pem =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        if jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
-            anyhow::bail!("{} is not an RSA public key in PEM", path.display());
+    match idp {
+        "graph" => {
+            let secret = args
+                .idp_secret
+                .clone()
+                .context("--idp graph needs --idp-secret (or USERSYNC_EMULATOR_IDP_SECRET)")?;
+            super::graph::GraphEmulator::new(&args.idp_client, &secret)
+                .serve(listener, stop)
+                .await
+                .context("serving the Graph emulator")
         }
-        super::google::GoogleEmulator::new(&args.idp_client, &pem, &args.idp_admin)
-            .serve(listener, stop)
-            .await
-            .context("serving the Google emulator")
+        "okta" => {
+            let pem = match &args.idp_public_key {
+                Some(path) => Some(read_public_key(path)?),
+                None => None,
+            };
+            if pem.is_none() && args.idp_token.is_none() {
+                anyhow::bail!(
+                    "--idp okta needs --idp-token (an API token) and/or --idp-public-key FILE \
+                     (the service app's public key, PEM)"
+                );
+            }
+            let app = pem.as_deref().map(|p| (args.idp_client.as_str(), p));
+            super::okta::OktaEmulator::new(args.idp_token.as_deref(), app)
+                .serve(listener, stop)
+                .await
+                .context("serving the Okta emulator")
+        }
+        "onelogin" => {
+            let secret = args
+                .idp_secret
+                .clone()
+                .context("--idp onelogin needs --idp-secret (or USERSYNC_EMULATOR_IDP_SECRET)")?;
+            super::onelogin::OneloginEmulator::new(&args.idp_client, &secret)
+                .serve(listener, stop)
+                .await
+                .context("serving the OneLogin emulator")
+        }
+        _ => {
+            let path = args.idp_public_key.as_ref().context(
+                "--idp google needs --idp-public-key FILE (the service account's public key, PEM)",
+            )?;
+            let pem = read_public_key(path)?;
+            super::google::GoogleEmulator::new(&args.idp_client, &pem, &args.idp_admin)
+                .serve(listener, stop)
+                .await
+                .context("serving the Google emulator")
+        }
     }
+}
+
+/// An RSA public key in PEM, checked before the emulator starts.
+fn read_public_key(path: &std::path::Path) -> anyhow::Result<String> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
+        anyhow::bail!("{} is not an RSA public key in PEM", path.display());
+    }
+    Ok(pem)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod health;
 pub mod mapping;
 pub mod openapi;
 pub mod problem;
+pub mod pull;
 pub mod reconcile;
 pub mod resources;
 pub mod timeline;
@@ -116,6 +117,9 @@ pub fn router(state: AppState) -> Router {
             get(reconcile::runs),
         )
         .route("/reconcile-runs/{id}", get(reconcile::run))
+        .route("/connectors/{connector}/pull-runs", get(pull::pull_runs))
+        .route("/connectors/{connector}/pull", post(pull::pull_now))
+        .route("/pull-runs/{id}", get(pull::pull_run))
         .route("/health", get(health::health))
         .route("/connectors/{connector}/queue", get(actions::queue))
         .route(

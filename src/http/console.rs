@@ -7,6 +7,7 @@ pub mod audit;
 pub mod connectors;
 pub mod layout;
 pub mod provisioning;
+pub mod pull;
 pub mod session;
 pub mod users;
 
@@ -55,6 +56,8 @@ pub fn routes() -> Router<AppState> {
             post(connectors::sync_action),
         )
         .route("/reconcile-runs/{id}", get(connectors::reconcile_run))
+        .route("/connectors/{connector}/pull", post(pull::pull_now))
+        .route("/pull-runs/{id}", get(pull::run_page))
         .layer(middleware::from_fn(security_headers))
 }
 

@@ -70,6 +70,6 @@ pub fn default_fields() -> Vec<FieldSpec> {
                 "addresses[primary eq true].locality".to_owned(),
             ],
         ),
-        computed("manager", Computed::Manager),
+        computed("manager", Computed::Manager(1)),
     ]
 }

@@ -442,6 +442,19 @@ impl ConnectorMapping {
         &self.manager
     }
 
+    /// How many lines of managers the fields read: 1 for `manager` alone (and for a mapping
+    /// with no manager field, whose manager is still resolved for `check-config`'s counts),
+    /// 3 when a field reads `manager.manager.manager`. The resolver follows each user's chain
+    /// this far, and a write re-delivers reports this many lines down.
+    pub fn manager_depth(&self) -> u8 {
+        self.fields
+            .iter()
+            .filter_map(|f| f.from.and_then(Computed::manager_level))
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// The profile fields.
     pub fn fields(&self) -> &[Field] {
         &self.fields
@@ -509,18 +522,20 @@ impl ConnectorMapping {
     }
 
     /// The user's profile. `username` is their Confluence username (from the identity link
-    /// when there is one); `manager` is what the store found for their `manager.value`.
-    /// `trace` keeps each field's source values for `mapping preview`.
+    /// when there is one); `managers` is what the store found for their lines of managers
+    /// (`[0]` their `manager.value`, `[1]` that manager's, …: [`super::manager::line`]), at
+    /// least [`ConnectorMapping::manager_depth`] long. `trace` keeps each field's source
+    /// values for `mapping preview`.
     pub fn profile(
         &self,
         doc: &Document,
         username: &str,
-        manager: &ManagerLookup,
+        managers: &[ManagerLookup],
         trace: bool,
     ) -> Result<Profile, Skipped> {
         let mut fields = Vec::with_capacity(self.fields.len());
         for f in &self.fields {
-            let (value, source) = self.field_value(f, doc, username, manager, trace)?;
+            let (value, source) = self.field_value(f, doc, username, managers, trace)?;
             fields.push(ProfileField {
                 name: f.name.clone(),
                 xml: f.xml.clone(),
@@ -540,7 +555,7 @@ impl ConnectorMapping {
         f: &Field,
         doc: &Document,
         username: &str,
-        manager: &ManagerLookup,
+        managers: &[ManagerLookup],
         trace: bool,
     ) -> Result<(FieldValue, Vec<String>), Skipped> {
         let computed = |r: Result<String, MappingError>| match r {
@@ -559,7 +574,7 @@ impl ConnectorMapping {
                 Ok(v) => Some(v),
                 Err(failed) => return Ok((failed, Vec::new())),
             },
-            Some(Computed::Manager) => match manager {
+            Some(Computed::Manager(level)) => match &super::manager::line(managers, level) {
                 ManagerLookup::NoReference | ManagerLookup::OwnSelf => Some(Vec::new()),
                 ManagerLookup::Found {
                     username,

@@ -2,10 +2,13 @@
 //! field says once the store has looked the manager up. Reading the reference from a user is
 //! [`crate::scim::enterprise::manager_ref`].
 //!
-//! Resolution is one hop: the field names the manager's Confluence username and never follows
-//! the manager's own manager, so cycles (A manages B manages A) and self-references cannot
-//! loop. A self-reference is treated as no manager: an org chart whose root points at itself
-//! is not a hierarchy.
+//! Each line is one hop: the `manager` field names the manager's Confluence username; a
+//! `manager.manager` field takes the next lookup of the user's [chain](line), which the
+//! resolver follows from the manager's own `manager.value` no further than the deepest field
+//! of the mapping asks (docs/mapping.md "Lines of managers"). A self-reference is treated as no
+//! manager (an org chart whose root points at itself is not a hierarchy), and a chain that
+//! comes back to someone already in it (A manages B manages A) ends there the same way, so
+//! cycles cannot loop.
 //!
 //! Which user a reference names is decided by the keys of
 //! [`ManagerSettings::keys`](crate::mapping::rules::ManagerSettings::keys): one key when the
@@ -114,5 +117,59 @@ impl ManagerLookup {
             ),
             ManagerLookup::Unmappable => "found, but has no valid Confluence username".to_owned(),
         }
+    }
+}
+
+/// The lookup of the manager `level` lines up (1 = the manager) in a user's chain, where
+/// `chain[0]` is the manager, `chain[1]` the manager's manager, and so on. The resolver fills
+/// a chain as deep as the mapping reads; a level beyond it is [`ManagerLookup::Missing`], so
+/// a field the resolver did not reach is left as the target has it rather than cleared.
+pub fn line(chain: &[ManagerLookup], level: u8) -> ManagerLookup {
+    usize::from(level)
+        .checked_sub(1)
+        .and_then(|i| chain.get(i))
+        .cloned()
+        .unwrap_or(ManagerLookup::Missing)
+}
+
+/// What the next line of a chain is when the line `previous` found nobody to follow: the
+/// line has ended (no manager, the user themself, a cycle) or cannot be known (a manager not
+/// found, ambiguous or deleted: their own manager is unknown, so the field stays pending).
+pub fn after_end(previous: &ManagerLookup) -> ManagerLookup {
+    match previous {
+        ManagerLookup::Missing
+        | ManagerLookup::Ambiguous { .. }
+        | ManagerLookup::Deleted { .. } => ManagerLookup::Missing,
+        _ => ManagerLookup::NoReference,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_beyond_the_chain_is_pending_and_an_ended_line_stays_empty() {
+        let found = ManagerLookup::Found {
+            username: "boss".into(),
+            active: true,
+            by: ManagerKey::Id,
+        };
+        let chain = [found.clone(), ManagerLookup::NoReference];
+        assert_eq!(line(&chain, 1), found);
+        assert_eq!(line(&chain, 2), ManagerLookup::NoReference);
+        assert_eq!(line(&chain, 3), ManagerLookup::Missing);
+        assert_eq!(line(&chain, 0), ManagerLookup::Missing);
+        assert_eq!(
+            after_end(&ManagerLookup::OwnSelf),
+            ManagerLookup::NoReference
+        );
+        assert_eq!(after_end(&ManagerLookup::Missing), ManagerLookup::Missing);
+        assert_eq!(
+            after_end(&ManagerLookup::Deleted {
+                username: "gone".into()
+            }),
+            ManagerLookup::Missing
+        );
     }
 }

@@ -61,9 +61,15 @@ pub struct RuleSpec {
     pub on_missing: Option<OnMissing>,
 }
 
-/// A value that is not read from a SCIM path but computed by usersync.
+/// How many lines of managers a field may reach (`manager.manager.manager.manager.manager`).
+/// The product usersync replaces offers three; five leaves room without letting a typo turn
+/// into a walk of the whole org chart per user (docs/mapping.md "Lines of managers").
+pub const MAX_MANAGER_LEVEL: u8 = 5;
+
+/// A value that is not read from a SCIM path but computed by usersync. Written as a string:
+/// `username`, `full_name`, `email`, `manager`, `manager.manager`, … (one `manager` per line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "String", into = "String")]
 pub enum Computed {
     /// The user's Confluence username (identity link, else the username rule).
     Username,
@@ -71,9 +77,59 @@ pub enum Computed {
     FullName,
     /// The result of the e-mail rule.
     Email,
-    /// The manager's Confluence username, resolved from `manager.value` (see
-    /// [`ManagerSettings`]).
-    Manager,
+    /// The Confluence username of the manager `level` lines up: 1 is the user's manager
+    /// (resolved from `manager.value`, see [`ManagerSettings`]), 2 the manager's manager, and
+    /// so on up to [`MAX_MANAGER_LEVEL`].
+    Manager(u8),
+}
+
+impl Computed {
+    /// The manager line a field reads (`None` for the other computed values).
+    pub fn manager_level(self) -> Option<u8> {
+        match self {
+            Computed::Manager(level) => Some(level),
+            _ => None,
+        }
+    }
+}
+
+impl TryFrom<String> for Computed {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Computed, String> {
+        match s.as_str() {
+            "username" => return Ok(Computed::Username),
+            "full_name" => return Ok(Computed::FullName),
+            "email" => return Ok(Computed::Email),
+            _ => {}
+        }
+        let parts: Vec<&str> = s.split('.').collect();
+        if parts.iter().all(|p| *p == "manager") {
+            return match u8::try_from(parts.len()) {
+                Ok(n) if n <= MAX_MANAGER_LEVEL => Ok(Computed::Manager(n)),
+                _ => Err(format!(
+                    "`from = \"{s}\"` climbs {} lines of managers; at most {MAX_MANAGER_LEVEL} \
+                     are followed",
+                    parts.len()
+                )),
+            };
+        }
+        Err(format!(
+            "unknown computed value {s:?}: expected username, full_name, email, manager, \
+             manager.manager, … (one `manager` per line, at most {MAX_MANAGER_LEVEL})"
+        ))
+    }
+}
+
+impl From<Computed> for String {
+    fn from(c: Computed) -> String {
+        match c {
+            Computed::Username => "username".to_owned(),
+            Computed::FullName => "full_name".to_owned(),
+            Computed::Email => "email".to_owned(),
+            Computed::Manager(level) => vec!["manager"; usize::from(level.max(1))].join("."),
+        }
+    }
 }
 
 /// One Linchpin profile field (`[[connectors.NAME.mapping.fields]]`).
@@ -278,6 +334,36 @@ impl Default for MappingSettings {
             fields: Vec::new(),
             manager: ManagerSettings::default(),
             script: ScriptLimits::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn computed_values_read_and_write_as_the_configuration_spells_them() {
+        for (text, c) in [
+            ("username", Computed::Username),
+            ("full_name", Computed::FullName),
+            ("email", Computed::Email),
+            ("manager", Computed::Manager(1)),
+            ("manager.manager.manager", Computed::Manager(3)),
+        ] {
+            assert_eq!(Computed::try_from(text.to_owned()), Ok(c));
+            assert_eq!(String::from(c), text);
+        }
+        assert_eq!(Computed::Manager(2).manager_level(), Some(2));
+        assert_eq!(Computed::Email.manager_level(), None);
+        for bad in [
+            "",
+            "manager.",
+            "manager.title",
+            "Manager",
+            "manager.manager.manager.manager.manager.manager",
+        ] {
+            assert!(Computed::try_from(bad.to_owned()).is_err(), "{bad}");
         }
     }
 }

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{pool, ProfileTargets};
+use crate::mapping::manager::after_end;
 use crate::mapping::{ManagerKey, ManagerLookup, MappingError, Profile};
 use crate::scim::enterprise::manager_ref;
 use crate::store::profiles::ProfileRow;
@@ -137,9 +138,14 @@ const CACHE_MAX: usize = 200_000;
 /// What the cache holds for one reference (trimmed, as sent).
 #[derive(Debug, Clone)]
 enum Entry {
-    /// Exactly one user matches: its SCIM id (to tell a self-reference) and the lookup
-    /// ([`ManagerLookup::Found`] or [`ManagerLookup::Unmappable`]).
-    One { id: String, lookup: ManagerLookup },
+    /// Exactly one user matches: its SCIM id (to tell a self-reference or a cycle), the
+    /// lookup ([`ManagerLookup::Found`] or [`ManagerLookup::Unmappable`]) and that user's own
+    /// `manager.value`, the next line of a chain (docs/mapping.md "Lines of managers").
+    One {
+        id: String,
+        lookup: ManagerLookup,
+        next: Option<String>,
+    },
     /// No user matches, but an identity link kept the username of the id.
     Deleted { username: String },
     /// No user matches.
@@ -160,19 +166,19 @@ fn username_of(targets: &ProfileTargets, row: &ProfileRow) -> Result<String, Map
 fn map_rows(
     targets: &ProfileTargets,
     rows: &[ProfileRow],
-    lookups: Vec<ManagerLookup>,
+    chains: Vec<Vec<ManagerLookup>>,
     trace: bool,
 ) -> Vec<Resolved> {
     rows.iter()
-        .zip(lookups)
-        .map(|(row, manager)| {
+        .zip(chains)
+        .map(|(row, managers)| {
             let username = match username_of(targets, row) {
                 Ok(u) => u,
                 Err(e) => return Resolved::Unmapped(e),
             };
             match targets
                 .mapping
-                .profile(&row.doc, &username, &manager, trace)
+                .profile(&row.doc, &username, &managers, trace)
             {
                 Ok(p) => Resolved::Profile(p),
                 Err(s) => Resolved::Skipped { field: s.field },
@@ -266,38 +272,77 @@ impl Resolver {
     /// user of a page stalls no request.
     pub async fn resolve(&mut self, rows: &[ProfileRow]) -> StoreResult<Vec<Resolved>> {
         self.fill(rows).await?;
-        let mut lookups = Vec::with_capacity(rows.len());
+        let depth = self.targets.mapping.manager_depth();
+        let mut chains = Vec::with_capacity(rows.len());
         for row in rows {
-            let manager = self.lookup(row);
-            self.stats.add(&manager);
+            let chain = self.chain(row, depth);
+            let manager = &chain[0];
+            self.stats.add(manager);
             if !self.trace && manager.is_unresolved() {
                 if let Some(reference) = manager_ref(&row.doc) {
                     self.targets
-                        .note_unresolved(&self.connector, &row.id, &reference, &manager);
+                        .note_unresolved(&self.connector, &row.id, &reference, manager);
                 }
             }
-            lookups.push(manager);
+            chains.push(chain);
         }
         let (targets, trace) = (self.targets.clone(), self.trace);
         if !targets.mapping.uses_scripts() {
-            return Ok(map_rows(&targets, rows, lookups, trace));
+            return Ok(map_rows(&targets, rows, chains, trace));
         }
         let owned = rows.to_vec();
         let n = owned.len();
         Ok(
-            pool::map(true, move || map_rows(&targets, &owned, lookups, trace))
+            pool::map(true, move || map_rows(&targets, &owned, chains, trace))
                 .await
                 .unwrap_or_else(|e| vec![Resolved::Unmapped(pool_failure(e)); n]),
         )
     }
 
     fn lookup(&self, row: &ProfileRow) -> ManagerLookup {
-        let Some(reference) = manager_ref(&row.doc) else {
-            return ManagerLookup::NoReference;
-        };
-        match self.cache.get(&reference) {
+        match manager_ref(&row.doc) {
+            Some(reference) => self.lookup_ref(&reference, &[row.id.as_str()]),
+            None => ManagerLookup::NoReference,
+        }
+    }
+
+    /// The user's lines of managers, `depth` long: `[0]` is [`Resolver::lookup`], each next
+    /// line the lookup of the previous manager's own reference. A line that comes back to the
+    /// user or to a manager already in the chain reads as [`ManagerLookup::OwnSelf`] (no
+    /// manager), so a cycle in the IdP's data ends the chain instead of repeating it.
+    fn chain(&self, row: &ProfileRow, depth: u8) -> Vec<ManagerLookup> {
+        let mut chain = vec![self.lookup(row)];
+        let mut seen: Vec<&str> = vec![row.id.as_str()];
+        let mut reference = manager_ref(&row.doc);
+        while chain.len() < usize::from(depth) {
+            let previous = chain.last().cloned().unwrap_or(ManagerLookup::NoReference);
+            let next = match reference.as_ref().map(|r| self.cache.get(r)) {
+                Some(Some(Entry::One { id, next, .. }))
+                    if matches!(
+                        previous,
+                        ManagerLookup::Found { .. } | ManagerLookup::Unmappable
+                    ) =>
+                {
+                    seen.push(id);
+                    next.clone()
+                }
+                _ => None,
+            };
+            chain.push(match &next {
+                Some(r) => self.lookup_ref(r, &seen),
+                None => after_end(&previous),
+            });
+            reference = next;
+        }
+        chain
+    }
+
+    /// What `reference` resolves to, where `own` are the ids that count as the user themself
+    /// (the user, and for a chain every manager already in it).
+    fn lookup_ref(&self, reference: &str, own: &[&str]) -> ManagerLookup {
+        match self.cache.get(reference) {
             None | Some(Entry::Missing) => ManagerLookup::Missing,
-            Some(Entry::One { id, .. }) if *id == row.id => ManagerLookup::OwnSelf,
+            Some(Entry::One { id, .. }) if own.contains(&id.as_str()) => ManagerLookup::OwnSelf,
             Some(Entry::One { lookup, .. }) => lookup.clone(),
             Some(Entry::Deleted { username }) => ManagerLookup::Deleted {
                 username: username.clone(),
@@ -309,22 +354,46 @@ impl Resolver {
         }
     }
 
-    /// Looks up the managers of `rows` not cached yet: per key, one query per chunk of
-    /// references; with every key allowed, `id` first and the other keys only for the
-    /// references no id matched.
+    /// Looks up the managers of `rows`, and as many lines above them as the mapping reads
+    /// ([`crate::mapping::ConnectorMapping::manager_depth`]): one round of queries per line,
+    /// for the references not cached yet.
     async fn fill(&mut self, rows: &[ProfileRow]) -> StoreResult<()> {
-        let wanted: Vec<String> = rows
-            .iter()
-            .filter_map(|r| manager_ref(&r.doc))
-            .filter(|r| !self.cache.contains_key(r))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let depth = usize::from(self.targets.mapping.manager_depth());
+        let mut line: HashSet<String> = rows.iter().filter_map(|r| manager_ref(&r.doc)).collect();
+        // Cleared only here, before the first line: a clear between lines would drop the
+        // lookups the chains below are made of.
+        if self.cache.len() + line.len() * depth > CACHE_MAX {
+            self.cache.clear();
+        }
+        for level in 1..=depth {
+            let wanted: Vec<String> = line
+                .iter()
+                .filter(|r| !self.cache.contains_key(*r))
+                .cloned()
+                .collect();
+            self.fill_refs(wanted).await?;
+            if level == depth {
+                break;
+            }
+            line = line
+                .iter()
+                .filter_map(|r| match self.cache.get(r) {
+                    Some(Entry::One { next, .. }) => next.clone(),
+                    _ => None,
+                })
+                .collect();
+            if line.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks up `wanted` references: per key, one query per chunk of references; with every
+    /// key allowed, `id` first and the other keys only for the references no id matched.
+    async fn fill_refs(&mut self, wanted: Vec<String>) -> StoreResult<()> {
         if wanted.is_empty() {
             return Ok(());
-        }
-        if self.cache.len() + wanted.len() > CACHE_MAX {
-            self.cache.clear();
         }
         let keys = self.targets.mapping.manager().keys();
         // Reference → the users it matched, each with the keys that matched them.
@@ -388,6 +457,7 @@ impl Resolver {
                 }
                 Some([(user, keys)]) => Entry::One {
                     id: user.id.clone(),
+                    next: manager_ref(&user.doc),
                     lookup: match names.get(&user.id) {
                         Some(Ok(username)) => ManagerLookup::Found {
                             username: username.clone(),

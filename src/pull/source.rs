@@ -11,13 +11,16 @@ use crate::store::StoreError;
 
 use super::google::Google;
 use super::graph::Graph;
+use super::okta::Okta;
+use super::onelogin::Onelogin;
 
 /// One user as an IdP describes it, before it becomes a SCIM resource (`document.rs`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PullUser {
     /// The IdP's immutable id: the SCIM `id` and `externalId` of the stored user.
     pub id: String,
-    /// Sign-in name: Graph's userPrincipalName, Google's primaryEmail.
+    /// Sign-in name: Graph's userPrincipalName, Google's primaryEmail, Okta's login,
+    /// OneLogin's username (else e-mail).
     pub user_name: String,
     /// Given name.
     pub given_name: Option<String>,
@@ -35,7 +38,8 @@ pub struct PullUser {
     pub department: Option<String>,
     /// Employee number / id.
     pub employee_number: Option<String>,
-    /// The manager, as `manager.value`: the manager's IdP id (Graph) or e-mail (Google);
+    /// The manager, as `manager.value`: the manager's IdP id (Graph, OneLogin), e-mail
+    /// (Google) or whatever the org keeps in Okta's `managerId`;
     /// docs/mapping.md resolves either (id, externalId, e-mail).
     pub manager: Option<String>,
     /// Phone numbers: (type, value).
@@ -125,6 +129,10 @@ pub enum Source {
     Graph(Graph),
     /// Google Workspace.
     Google(Google),
+    /// Okta.
+    Okta(Okta),
+    /// OneLogin.
+    Onelogin(Onelogin),
 }
 
 impl Source {
@@ -146,6 +154,14 @@ impl Source {
                 let g = c.google.as_ref().ok_or_else(|| missing("google"))?;
                 Ok(Source::Google(Google::new(g, &pull, secrets)?))
             }
+            ConnectorKind::Okta => {
+                let o = c.okta.as_ref().ok_or_else(|| missing("okta"))?;
+                Ok(Source::Okta(Okta::new(o, &pull, secrets)?))
+            }
+            ConnectorKind::Onelogin => {
+                let o = c.onelogin.as_ref().ok_or_else(|| missing("onelogin"))?;
+                Ok(Source::Onelogin(Onelogin::new(o, &pull, secrets)?))
+            }
             k => Err(PullError::NotPull(format!(
                 "[connectors.{name}] has kind = \"{}\": not a pull connector",
                 k.as_str()
@@ -153,11 +169,13 @@ impl Source {
         }
     }
 
-    /// `graph`, `google`: recorded with runs and checkpoints, and the audit actor `pull:<kind>`.
+    /// `graph`, `google`, `okta`, `onelogin`: recorded with runs and checkpoints, and the audit actor `pull:<kind>`.
     pub fn kind(&self) -> &'static str {
         match self {
             Source::Graph(_) => "graph",
             Source::Google(_) => "google",
+            Source::Okta(_) => "okta",
+            Source::Onelogin(_) => "onelogin",
         }
     }
 
@@ -172,6 +190,8 @@ impl Source {
         match self {
             Source::Graph(g) => g.fetch(checkpoint, progress).await,
             Source::Google(g) => g.fetch(progress).await,
+            Source::Okta(o) => o.fetch(checkpoint, progress).await,
+            Source::Onelogin(o) => o.fetch(checkpoint, progress).await,
         }
     }
 }

@@ -255,6 +255,17 @@ impl Store {
         Ok(rows.into_iter().map(run_of).collect())
     }
 
+    /// One run by id.
+    pub async fn pull_run(&self, id: &str) -> StoreResult<Option<PullRunRecord>> {
+        let row: Option<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM pull_runs WHERE id = $1"
+        ))
+        .bind(id.to_owned())
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.map(run_of))
+    }
+
     /// The users a run changed, in the order it changed them.
     pub async fn pull_changes(&self, run_id: &str) -> StoreResult<Vec<PullChange>> {
         let rows: Vec<(String, String)> = sqlx::query_as(

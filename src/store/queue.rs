@@ -203,6 +203,123 @@ pub(crate) async fn mark_reports(
     Ok(())
 }
 
+/// How many references one statement of [`mark_report_lines`] names: far below SQLite's
+/// and PostgreSQL's bind-parameter limits, and a small IN list stays an index lookup.
+const LINE_CHUNK: usize = 500;
+
+/// [`mark_reports`], and when the connector's mapping reads `depth` > 1 lines of managers
+/// (docs/mapping.md "Lines of managers"), the reports of those reports, `depth` lines down:
+/// their `manager.manager` field passes through the written user. One round per line: the
+/// ids of the line just marked, their keys (as [`mark_reports`] takes them), and the mark.
+/// A cycle in the IdP's data cannot loop: a user is followed once, and no more than `depth`
+/// lines are walked.
+pub(crate) async fn mark_report_lines(
+    conn: &mut AnyConnection,
+    connector: &str,
+    id: &str,
+    keys: &[String],
+    depth: u8,
+    now_ms: i64,
+) -> StoreResult<()> {
+    mark_reports(conn, connector, id, keys, now_ms).await?;
+    let mut followed: std::collections::HashSet<String> = [id.to_owned()].into();
+    let mut keys = keys.to_vec();
+    for _ in 1..depth {
+        let mut line = Vec::new();
+        for chunk in keys.chunks(LINE_CHUNK) {
+            line.extend(
+                report_ids(conn, connector, chunk)
+                    .await?
+                    .into_iter()
+                    .filter(|r| followed.insert(r.clone())),
+            );
+        }
+        if line.is_empty() {
+            break;
+        }
+        keys = user_keys(conn, connector, &line).await?;
+        for chunk in keys.chunks(LINE_CHUNK) {
+            mark_reports(conn, connector, id, chunk, now_ms).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The users of `connector` whose `manager_ref` is one of `keys`.
+async fn report_ids(
+    conn: &mut AnyConnection,
+    connector: &str,
+    keys: &[String],
+) -> StoreResult<Vec<String>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT id FROM resources WHERE connector = $1 AND manager_ref IN ({})",
+        list.join(", ")
+    );
+    // Planned afresh for the index, like mark_reports.
+    let mut q = sqlx::query_scalar::<_, String>(&sql)
+        .persistent(false)
+        .bind(connector.to_owned());
+    for k in keys {
+        q = q.bind(k.clone());
+    }
+    Ok(q.fetch_all(&mut *conn).await?)
+}
+
+/// The keys another user's `manager.value` may name each of `ids` by, normalised like
+/// `IndexColumns::manager_keys` (id, externalId, employeeNumber, userName, e-mail addresses;
+/// trimmed, lower-cased).
+async fn user_keys(
+    conn: &mut AnyConnection,
+    connector: &str,
+    ids: &[String],
+) -> StoreResult<Vec<String>> {
+    let mut keys = Vec::new();
+    for chunk in ids.chunks(LINE_CHUNK) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let users = format!(
+            "SELECT id, external_id, employee_number, name FROM resources \
+             WHERE connector = $1 AND kind = 'User' AND id IN ({})",
+            list.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, Option<String>, Option<String>, String)>(&users)
+            .persistent(false)
+            .bind(connector.to_owned());
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        for (id, external, number, name) in q.fetch_all(&mut *conn).await? {
+            keys.extend(
+                [Some(id), external, number, Some(name)]
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        let emails = format!(
+            "SELECT value_lower FROM resource_emails WHERE connector = $1 AND resource_id IN ({})",
+            list.join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&emails)
+            .persistent(false)
+            .bind(connector.to_owned());
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        keys.extend(q.fetch_all(&mut *conn).await?);
+    }
+    let mut keys: Vec<String> = keys
+        .into_iter()
+        .map(|k| k.trim().to_lowercase())
+        .filter(|k| !k.is_empty())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
+}
+
 pub(crate) fn key_of(connector: String, kind: &str, id: String) -> ResourceKey {
     ResourceKey {
         connector,

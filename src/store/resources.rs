@@ -309,8 +309,11 @@ impl Store {
         let new_members = new_members.to_vec();
         let audit = audit.clone();
         let now_ms = to_ms(now);
+        let depth = self.report_depth(&key.connector);
         self.write_in(lane, move |conn| {
-            Box::pin(async move { insert_in(conn, &key, doc, &new_members, now_ms, &audit).await })
+            Box::pin(async move {
+                insert_in(conn, &key, doc, &new_members, now_ms, &audit, depth).await
+            })
         })
         .await
     }
@@ -360,6 +363,7 @@ impl Store {
         let key = key.clone();
         let members_attr = members_attr.cloned();
         let now_ms = to_ms(now);
+        let depth = self.report_depth(&key.connector);
         self.write_in(lane, move |conn| {
             Box::pin(async move {
                 let audit = WriteAudit::system("store", "modify");
@@ -369,6 +373,7 @@ impl Store {
                     members_attr.as_ref(),
                     now_ms,
                     &audit,
+                    depth,
                     move |current| change(current).map(Some),
                 )
                 .await
@@ -431,6 +436,7 @@ impl Store {
         let key = key.clone();
         let members_attr = members_attr.cloned();
         let now_ms = to_ms(now);
+        let depth = self.report_depth(&key.connector);
         self.write_in(lane, move |conn| {
             Box::pin(async move {
                 modify_in(
@@ -439,6 +445,7 @@ impl Store {
                     members_attr.as_ref(),
                     now_ms,
                     &audit,
+                    depth,
                     move |current| {
                         Ok((current.version == computed_from).then_some((doc, member_ops)))
                     },
@@ -480,8 +487,11 @@ impl Store {
         let key = key.clone();
         let audit = audit.clone();
         let now_ms = to_ms(now);
+        let depth = self.report_depth(&key.connector);
         self.write_in(lane, move |conn| {
-            Box::pin(async move { delete_in(conn, &key, if_match.as_ref(), now_ms, &audit).await })
+            Box::pin(async move {
+                delete_in(conn, &key, if_match.as_ref(), now_ms, &audit, depth).await
+            })
         })
         .await
     }
@@ -803,6 +813,7 @@ async fn insert_in(
     new_members: &[MemberRef],
     now_ms: i64,
     audit: &WriteAudit,
+    depth: u8,
 ) -> StoreResult<Inserted> {
     let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
     let cols = index_columns(kind, &doc);
@@ -852,7 +863,8 @@ async fn insert_in(
     };
     queue::mark(conn, connector, kind, id, now_ms).await?;
     if kind == ResourceKind::User {
-        queue::mark_reports(conn, connector, id, &cols.manager_keys(id), now_ms).await?;
+        let keys = cols.manager_keys(id);
+        queue::mark_report_lines(conn, connector, id, &keys, depth, now_ms).await?;
     }
     let mut changes = diff::diff(&Document::new(), &doc);
     if !new_members.is_empty() {
@@ -1017,6 +1029,7 @@ async fn modify_in(
     members_attr: Option<&Attribute>,
     now_ms: i64,
     audit: &WriteAudit,
+    depth: u8,
     change: impl FnOnce(&StoredResource) -> Result<Option<(Document, Vec<MemberOp>)>, ScimError>,
 ) -> StoreResult<UpdateOutcome> {
     let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
@@ -1081,11 +1094,21 @@ async fn modify_in(
         write_emails(conn, connector, id, &cols.emails, true).await?;
         // The users naming this one as manager: by its old keys (one may have changed,
         // leaving them pending) and by its new ones (they may resolve now).
-        let mut keys = index_columns(kind, &current.doc).manager_keys(id);
+        let before = index_columns(kind, &current.doc);
+        let mut keys = before.manager_keys(id);
         keys.extend(cols.manager_keys(id));
         keys.sort();
         keys.dedup();
-        queue::mark_reports(conn, connector, id, &keys, now_ms).await?;
+        // The lines further down read this user's own manager and whether they are active
+        // (docs/mapping.md "Lines of managers"): only a change there reaches them.
+        let (mut old_keys, mut new_keys) = (before.manager_keys(id), cols.manager_keys(id));
+        old_keys.sort();
+        new_keys.sort();
+        let chain_moved = old_keys != new_keys
+            || before.manager_ref != cols.manager_ref
+            || before.active != cols.active;
+        let depth = if chain_moved { depth } else { 1 };
+        queue::mark_report_lines(conn, connector, id, &keys, depth, now_ms).await?;
     }
     // A user made (or left) inactive is deprovisioning: claimed ahead of other work.
     let priority = if kind == ResourceKind::User && cols.active == Some(false) {
@@ -1119,6 +1142,7 @@ async fn delete_in(
     if_match: Option<&IfMatch>,
     now_ms: i64,
     audit: &WriteAudit,
+    depth: u8,
 ) -> StoreResult<DeleteOutcome> {
     let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
     let row = sqlx::query(
@@ -1165,9 +1189,10 @@ async fn delete_in(
         _ => Document::new(),
     };
     if kind == ResourceKind::User {
-        // Its reports follow the connector's policy for deprovisioned managers.
+        // Its reports follow the connector's policy for deprovisioned managers; the lines
+        // below them lose the chain above.
         let keys = index_columns(kind, &doc).manager_keys(id);
-        queue::mark_reports(conn, connector, id, &keys, now_ms).await?;
+        queue::mark_report_lines(conn, connector, id, &keys, depth, now_ms).await?;
     }
     queue::mark_with(
         conn,

@@ -70,6 +70,7 @@ async fn the_authorisation_matrix_holds_for_every_endpoint() {
         format!("/connectors/{CONNECTOR}/mapping/versions"),
         format!("/connectors/{CONNECTOR}/queue?state=dead"),
         format!("/connectors/{CONNECTOR}/reconcile-runs"),
+        format!("/connectors/{CONNECTOR}/pull-runs"),
         "/health".to_owned(),
         "/audit".to_owned(),
     ];
@@ -82,6 +83,7 @@ async fn the_authorisation_matrix_holds_for_every_endpoint() {
         format!("/connectors/{CONNECTOR}/pause"),
         format!("/connectors/{CONNECTOR}/resume"),
         format!("/connectors/{CONNECTOR}/rotate-token"),
+        format!("/connectors/{CONNECTOR}/pull"),
     ];
     let scim_token = app.token.clone();
     let basic = "Basic b3BzLWFkbWluOnNlY3JldA==";
@@ -785,7 +787,7 @@ async fn the_openapi_document_is_served_and_names_every_route() {
     r.assert_status(200);
     assert_eq!(r.body["openapi"], "3.1.0");
     let paths = r.body["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 26, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 29, "{:?}", paths.keys().collect::<Vec<_>>());
     assert!(paths.contains_key("/connectors/{connector}/users/{id}/timeline"));
     assert_eq!(
         r.body["components"]["securitySchemes"]["admin_token"]["scheme"],

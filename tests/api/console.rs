@@ -13,7 +13,7 @@ use crate::helpers::{TestApp, CONNECTOR};
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// Signs in with `token` and lands on the dashboard.
-async fn sign_in(b: &Browser, app: &TestApp, token: &str) {
+pub async fn sign_in(b: &Browser, app: &TestApp, token: &str) {
     b.goto(&format!("{}/", app.admin_address)).await;
     assert!(b.url().await.ends_with("/login"), "not signed in yet");
     if b.find_all("#token").await.is_empty() {
@@ -26,7 +26,7 @@ async fn sign_in(b: &Browser, app: &TestApp, token: &str) {
 
 /// Waits for a condition on the page (the console has no script: this only covers the
 /// browser finishing a navigation).
-async fn page_has(b: &Browser, text: &str) -> bool {
+pub async fn page_has(b: &Browser, text: &str) -> bool {
     for _ in 0..50 {
         if b.source().await.contains(text) {
             return true;

@@ -26,6 +26,7 @@ mod identifiers;
 mod leaks;
 mod linchpin;
 mod list_limits;
+mod manager_lines;
 mod managers;
 mod metrics;
 mod msref;

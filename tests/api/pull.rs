@@ -25,6 +25,9 @@ const CLIENT: &str = "00000000-0000-0000-0000-0000000000c1";
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 
 mod google;
+mod okta;
+mod onelogin;
+mod runs;
 
 /// A server whose connector pulls from an IdP emulator, and the emulator.
 pub struct Pulled<E> {
@@ -34,6 +37,13 @@ pub struct Pulled<E> {
 }
 
 async fn spawn(pull: PullSettings) -> Pulled<GraphEmulator> {
+    spawn_configured(pull, |_| {}).await
+}
+
+pub async fn spawn_configured(
+    pull: PullSettings,
+    configure: impl FnOnce(&mut ConnectorSettings),
+) -> Pulled<GraphEmulator> {
     let graph = GraphEmulator::new(CLIENT, SECRET);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -53,6 +63,8 @@ async fn spawn(pull: PullSettings) -> Pulled<GraphEmulator> {
         }),
         ..ConnectorSettings::default()
     };
+    let mut c = c;
+    configure(&mut c);
     let app = spawn_app(vec![(SECRET_ENV, SECRET.to_owned())], c).await;
     Pulled {
         app,
@@ -86,7 +98,7 @@ pub fn settings(max_deletes: MaxDeletes, page_size: u32) -> PullSettings {
     }
 }
 
-fn user(id: &str, name: &str, manager: Option<&str>) -> Value {
+pub fn user(id: &str, name: &str, manager: Option<&str>) -> Value {
     let mut u = json!({
         "id": id,
         "userPrincipalName": format!("{name}@example.com"),
@@ -160,6 +172,35 @@ impl<E> Pulled<E> {
         assert_eq!(r.status().as_u16(), 200);
         r.text().await.unwrap()
     }
+}
+
+/// Adds `manager2` and `manager3` fields: the second and third lines of managers
+/// (docs/mapping.md "Lines of managers").
+pub fn three_lines(c: &mut ConnectorSettings) {
+    for (name, from) in [
+        ("manager2", "manager.manager"),
+        ("manager3", "manager.manager.manager"),
+    ] {
+        c.mapping.fields.push(
+            toml::from_str(&format!("name = \"{name}\"\nfrom = \"{from}\"")).expect("a field"),
+        );
+    }
+}
+
+/// The three lines of managers of `username` in a feed.
+pub fn lines_of(feed: &str, username: &str) -> [String; 3] {
+    let user = element(feed, username);
+    ["manager", "manager2", "manager3"].map(|e| {
+        let open = format!("<{e}>");
+        user.find(&open)
+            .and_then(|at| {
+                let from = at + open.len();
+                user[from..]
+                    .find(&format!("</{e}>"))
+                    .map(|to| user[from..from + to].to_owned())
+            })
+            .unwrap_or_default()
+    })
 }
 
 /// The `<user>` element of `username` in a feed.
@@ -472,4 +513,42 @@ async fn one_run_at_a_time() {
     assert_eq!(p.count().await, 0);
     // A dry run reads only and takes no lease.
     assert_eq!(p.run_with(false, true, false).await.unwrap().created, 1);
+}
+
+#[tokio::test]
+async fn a_three_line_manager_chain_reaches_the_feed_and_follows_a_moved_middle_manager() {
+    let p = spawn_configured(settings(MaxDeletes::Count(5), 200), three_lines).await;
+    p.idp.upsert_user(user("u-ceo", "ceo", None));
+    p.idp.upsert_user(user("u-cto", "cto", Some("u-ceo")));
+    p.idp.upsert_user(user("u-cfo", "cfo", Some("u-ceo")));
+    p.idp.upsert_user(user("u-lead", "lead", Some("u-cto")));
+    p.idp.upsert_user(user("u-ada", "ada", Some("u-lead")));
+    p.run().await;
+    let feed = p.feed().await;
+    assert_eq!(
+        lines_of(&feed, "ada@example.com"),
+        ["lead@example.com", "cto@example.com", "ceo@example.com"],
+        "{feed}"
+    );
+    // The team lead moves from the CTO to the CFO: only the lead changes in Graph, and ada's
+    // second line follows.
+    p.idp.set_manager("u-lead", Some("u-cfo"));
+    let r = p.run().await;
+    assert_eq!(r.updated, 1, "{r:?}");
+    let ada = p
+        .app
+        .queue()
+        .await
+        .into_iter()
+        .find(|q| q.key.id == "u-ada");
+    assert!(
+        ada.is_some_and(|q| q.generation >= 2),
+        "ada is re-delivered"
+    );
+    let feed = p.feed().await;
+    assert_eq!(
+        lines_of(&feed, "ada@example.com"),
+        ["lead@example.com", "cfo@example.com", "ceo@example.com"],
+        "{feed}"
+    );
 }

@@ -238,6 +238,7 @@ pub async fn save_mapping(
     table
         .set_edited(&connector, version, &rules)
         .map_err(|e| AdminError::Internal(e.0))?;
+    state.runtime.publish_report_depths();
     tracing::info!(connector = %connector, version, admin.token = %caller.name, "mapping saved");
     mapping_of(&state, &connector).await.map(Json)
 }

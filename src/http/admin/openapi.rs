@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    actions, audit, connectors, health, mapping, problem, reconcile, resources, timeline,
+    actions, audit, connectors, health, mapping, problem, pull, reconcile, resources, timeline,
     API_PREFIX,
 };
 
@@ -49,6 +49,9 @@ use super::{
         mapping::preview_rules,
         reconcile::runs,
         reconcile::run,
+        pull::pull_runs,
+        pull::pull_run,
+        pull::pull_now,
         health::health,
         actions::queue,
         audit::audit_log,

@@ -181,7 +181,8 @@ pub async fn rotate(
     }
 }
 
-/// `GET /connectors/{connector}/sync`: queue, dead keys, pause, reconcile runs.
+/// `GET /connectors/{connector}/sync`: queue, dead keys, pause, pull runs (pull connectors),
+/// reconcile runs.
 pub async fn sync_tab(
     State(state): State<AppState>,
     console: Console,
@@ -221,6 +222,7 @@ pub async fn sync_tab(
         Ok(Json(r)) => r.runs,
         Err(e) => return error_page(&console, e),
     };
+    let pulled = super::pull::section(&state, &console, &connector).await;
     let s = &d.status;
     let base = format!("/connectors/{connector}");
     let body = html! {
@@ -280,6 +282,7 @@ pub async fn sync_tab(
             } }
             @if pending.len() == 100 { p.hint { "The next 100 to be delivered are shown." } }
         }
+        (pulled)
         h2 { "Reconcile runs" }
         @if runs.is_empty() { p.muted { "No full sync has run (" code { "usersync reconcile --connector " (connector) } ")." } } @else {
             div.scroll { table {

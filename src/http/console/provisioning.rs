@@ -53,7 +53,8 @@ pub struct EditorForm {
     /// `add`: the Linchpin field (its label) to fill.
     #[serde(default)]
     add_field: String,
-    /// `add`: the SCIM path to fill it from, or `manager`.
+    /// `add`: the SCIM path to fill it from, or `manager` (`manager.manager`, … for the lines
+    /// above).
     #[serde(default)]
     add_source: String,
 }
@@ -203,8 +204,12 @@ fn add_field(rules: &str, label: &str, source: &str) -> String {
         slug
     };
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
-    let from = if source.eq_ignore_ascii_case("manager") {
-        "from = \"manager\"".to_owned()
+    // `manager`, `manager.manager`, …: a line of managers, not a SCIM path.
+    let line = crate::mapping::rules::Computed::try_from(source.trim().to_lowercase())
+        .ok()
+        .filter(|c| c.manager_level().is_some());
+    let from = if let Some(line) = line {
+        format!("from = {}", quote(&String::from(line)))
     } else {
         format!("source = {}", quote(source))
     };
@@ -295,7 +300,7 @@ async fn render(state: &AppState, console: &Console, connector: &str, editor: Ed
                                 option value=(lf.label) { (lf.label) " (" (lf.source) ")" }
                             }
                         }
-                        label for="add_source" { "From (a SCIM path, or manager)" }
+                        label for="add_source" { "From (a SCIM path, or manager, manager.manager, …)" }
                         input #add_source name="add_source" placeholder="e.g. urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
                         button type="submit" name="op" value="add" { "Add to the rules" }
                     }
@@ -343,5 +348,25 @@ fn preview_panel(p: &MappingPreview) -> Markup {
             } @else if let Some(why) = p.fields["left_out"].as_str() { (notice("error", why)) }
             @if let Some(el) = &p.feed_element { h3 { "Feed element" } pre #feed-element { (el) } }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_field;
+    use crate::mapping::MappingSettings;
+
+    #[test]
+    fn a_mapped_field_takes_a_scim_path_or_a_line_of_managers() {
+        let rules = add_field("", "Second-line manager", "Manager.Manager");
+        assert!(rules.contains("from = \"manager.manager\""), "{rules}");
+        let rules = add_field(
+            &rules,
+            "Cost centre",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter",
+        );
+        assert!(rules.contains("source = \"urn:"), "{rules}");
+        let parsed = MappingSettings::from_toml(&rules).expect("the rules parse");
+        assert_eq!(parsed.fields.len(), 2);
     }
 }

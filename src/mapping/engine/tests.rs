@@ -64,7 +64,14 @@ fn without_rules_the_profile_carries_the_built_in_fields() {
         active: true,
         by: ManagerKey::Id,
     };
-    let p = m.profile(&ada(), "ada@example.com", &found, false).unwrap();
+    let p = m
+        .profile(
+            &ada(),
+            "ada@example.com",
+            std::slice::from_ref(&found),
+            false,
+        )
+        .unwrap();
     let names: Vec<&str> = p.fields.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         names,
@@ -104,7 +111,7 @@ fn on_missing_keep_leaves_the_field_to_the_target() {
         "default_fields = false\n[[fields]]\nname = \"nick\"\nsource = \"nickName\"\non_missing = \"keep\"",
     );
     let p = m
-        .profile(&ada(), "ada", &ManagerLookup::NoReference, false)
+        .profile(&ada(), "ada", &[ManagerLookup::NoReference], false)
         .unwrap();
     assert_eq!(value_of(&p, "nick"), &FieldValue::Keep);
     assert!(value_of(&p, "nick").is_omitted());
@@ -116,7 +123,7 @@ fn on_missing_clear_empties_the_field() {
         "default_fields = false\n[[fields]]\nname = \"nick\"\nsource = \"nickName\"\non_missing = \"clear\"",
     );
     let p = m
-        .profile(&ada(), "ada", &ManagerLookup::NoReference, false)
+        .profile(&ada(), "ada", &[ManagerLookup::NoReference], false)
         .unwrap();
     assert_eq!(value_of(&p, "nick"), &FieldValue::Clear);
     assert!(!value_of(&p, "nick").is_omitted());
@@ -128,7 +135,7 @@ fn on_missing_skip_leaves_the_user_out() {
         "default_fields = false\n[[fields]]\nname = \"nick\"\nsource = \"nickName\"\non_missing = \"skip\"",
     );
     let skipped = m
-        .profile(&ada(), "ada", &ManagerLookup::NoReference, false)
+        .profile(&ada(), "ada", &[ManagerLookup::NoReference], false)
         .unwrap_err();
     assert_eq!(skipped.field, "nick");
 }
@@ -139,7 +146,7 @@ fn a_default_value_fills_in_before_the_no_value_policy() {
         "default_fields = false\n[[fields]]\nname = \"nick\"\nsource = \"nickName\"\ndefault = \"-\"\non_missing = \"skip\"",
     );
     let p = m
-        .profile(&ada(), "ada", &ManagerLookup::NoReference, false)
+        .profile(&ada(), "ada", &[ManagerLookup::NoReference], false)
         .unwrap();
     assert_eq!(value_of(&p, "nick"), &set("-"));
 }
@@ -155,7 +162,7 @@ transforms = ["lower", { op = "before", sep = "@" }]
 "#,
     );
     let p = m
-        .profile(&ada(), "ada", &ManagerLookup::NoReference, true)
+        .profile(&ada(), "ada", &[ManagerLookup::NoReference], true)
         .unwrap();
     assert_eq!(value_of(&p, "handle"), &set("ada"));
     assert_eq!(
@@ -202,7 +209,9 @@ fn the_manager_field_follows_the_lookup_and_the_deprovisioning_policy() {
     let keep = ConnectorMapping::builtin();
     let clear = compiled("[manager]\non_deprovisioned = \"clear\"");
     let at = |m: &ConnectorMapping, lookup: ManagerLookup| {
-        let p = m.profile(&ada(), "ada", &lookup, false).unwrap();
+        let p = m
+            .profile(&ada(), "ada", std::slice::from_ref(&lookup), false)
+            .unwrap();
         value_of(&p, "manager").clone()
     };
     let inactive = || ManagerLookup::Found {
@@ -250,7 +259,7 @@ transforms = [{ op = "script", code = "loop {}" }]
 "#,
     );
     let p = m
-        .profile(&ada(), "ada", &ManagerLookup::NoReference, false)
+        .profile(&ada(), "ada", &[ManagerLookup::NoReference], false)
         .unwrap();
     match value_of(&p, "spin") {
         FieldValue::Failed(why) => assert!(why.contains("operations"), "{why}"),
@@ -302,7 +311,7 @@ fn a_manager_field_with_on_missing_keep_leaves_a_user_without_manager_out() {
     // another source set in Linchpin.
     let m = compiled("[[fields]]\nname = \"manager\"\nfrom = \"manager\"\non_missing = \"keep\"");
     let p = m
-        .profile(&ada(), "ada", &ManagerLookup::NoReference, false)
+        .profile(&ada(), "ada", &[ManagerLookup::NoReference], false)
         .unwrap();
     assert_eq!(value_of(&p, "manager"), &FieldValue::Keep);
     let found = ManagerLookup::Found {
@@ -310,6 +319,8 @@ fn a_manager_field_with_on_missing_keep_leaves_a_user_without_manager_out() {
         active: true,
         by: ManagerKey::Id,
     };
-    let p = m.profile(&ada(), "ada", &found, false).unwrap();
+    let p = m
+        .profile(&ada(), "ada", std::slice::from_ref(&found), false)
+        .unwrap();
     assert_eq!(value_of(&p, "manager"), &set("mroe"));
 }

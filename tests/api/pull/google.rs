@@ -9,13 +9,21 @@ use usersync::config::ConnectorSettings;
 use usersync::emulator::google::GoogleEmulator;
 use usersync::pull::{Mode, RunStatus};
 
-use super::{element, settings, spawn_app, Pulled};
+use super::{element, lines_of, settings, spawn_app, three_lines, Pulled};
 
 const KEY_ENV: &str = "USERSYNC_TEST_GOOGLE_KEY";
 const SA: &str = "usersync@example-project.iam.gserviceaccount.com";
 const ADMIN: &str = "admin@example.com";
 
 async fn spawn(pull: PullSettings, admin: &str) -> Pulled<GoogleEmulator> {
+    spawn_configured(pull, admin, |_| {}).await
+}
+
+async fn spawn_configured(
+    pull: PullSettings,
+    admin: &str,
+    configure: impl FnOnce(&mut ConnectorSettings),
+) -> Pulled<GoogleEmulator> {
     let google = GoogleEmulator::new(SA, include_str!("../fixtures/auth/key-a.pub.pem"), ADMIN);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -45,6 +53,8 @@ async fn spawn(pull: PullSettings, admin: &str) -> Pulled<GoogleEmulator> {
         }),
         ..ConnectorSettings::default()
     };
+    let mut c = c;
+    configure(&mut c);
     let app = spawn_app(vec![(KEY_ENV, key.to_string())], c).await;
     Pulled {
         app,
@@ -225,4 +235,29 @@ async fn a_dry_run_changes_nothing() {
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test]
+async fn a_three_line_manager_chain_named_by_e_mail_reaches_the_feed() {
+    let p = spawn_configured(settings(MaxDeletes::Count(5), 2), ADMIN, three_lines).await;
+    p.idp.upsert_user(user("201", "ceo", None));
+    p.idp.upsert_user(user("202", "cto", Some("ceo")));
+    p.idp.upsert_user(user("203", "cfo", Some("ceo")));
+    p.idp.upsert_user(user("204", "lead", Some("cto")));
+    p.idp.upsert_user(user("205", "ada", Some("lead")));
+    p.run().await;
+    let feed = p.feed().await;
+    assert_eq!(
+        lines_of(&feed, "ada@example.com"),
+        ["lead@example.com", "cto@example.com", "ceo@example.com"],
+        "{feed}"
+    );
+    p.idp.upsert_user(user("204", "lead", Some("cfo")));
+    p.run().await;
+    let feed = p.feed().await;
+    assert_eq!(
+        lines_of(&feed, "ada@example.com"),
+        ["lead@example.com", "cfo@example.com", "ceo@example.com"],
+        "{feed}"
+    );
 }
