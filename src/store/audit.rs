@@ -368,7 +368,7 @@ pub(crate) const BUMP_HEAD: &str =
 /// one round trip with the write's own statements: `store/resources.rs`): the row and the
 /// chain's new head hash. On SQLite both statements go in one round trip to the
 /// connection's worker thread (every round trip is a thread hand-over on the single writer,
-/// docs/metrics.md "Create throughput"); PostgreSQL prepares one statement at a time.
+/// README.md "Benchmark"); PostgreSQL prepares one statement at a time.
 pub(crate) async fn append_after_bump(
     conn: &mut AnyConnection,
     row: &NewRow<'_>,

@@ -920,7 +920,7 @@ const FAST_EMAILS: usize = 4;
 /// each statement), then the audit row and the chain's new head hash as another
 /// ([`audit::append_after_bump`]). Every statement runs on the connection's worker thread,
 /// and on the single writer each round trip is a hand-over between threads: fewer of them is
-/// most of what a create costs the writer (docs/metrics.md "Create throughput"). The same
+/// most of what a create costs the writer (README.md "Benchmark"). The same
 /// statements, the same transaction: nothing about durability changes.
 async fn insert_sqlite(
     conn: &mut AnyConnection,
