@@ -3,7 +3,7 @@
 //! [`crate::scim::enterprise::manager_ref`].
 //!
 //! Each line is one hop: the `manager` field names the manager's Confluence username; a
-//! `manager.manager` field takes the next lookup of the user's [chain](line), which the
+//! `manager.manager` field takes the next lookup of the user's [chain](line()), which the
 //! resolver follows from the manager's own `manager.value` no further than the deepest field
 //! of the mapping asks (docs/mapping.md "Lines of managers"). A self-reference is treated as no
 //! manager (an org chart whose root points at itself is not a hierarchy), and a chain that

@@ -2,7 +2,7 @@
 //! run with the users it changed, and "pull now" (incremental, full, or a dry run).
 //!
 //! A run can take a minute (a full read of a large directory), longer than an HTTP client
-//! should wait: "pull now" waits up to [`WAIT`] and otherwise answers `202` while the run
+//! should wait: "pull now" waits up to 20 s and otherwise answers `202` while the run
 //! goes on; its record appears in the list at once.
 
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use usersync::config::{ConnectorSettings, Dur};
 use usersync::emulator::okta::OktaEmulator;
 use usersync::pull::{Mode, RunStatus};
 
-use super::{element, settings, spawn_app, Pulled, CONNECTOR};
+use super::{element, lines_of, settings, spawn_app, three_lines, Pulled, CONNECTOR};
 
 const KEY_ENV: &str = "USERSYNC_TEST_OKTA_KEY";
 const TOKEN_ENV: &str = "USERSYNC_TEST_OKTA_TOKEN";
@@ -27,6 +27,15 @@ async fn spawn(pull: PullSettings, oauth: bool) -> Pulled<OktaEmulator> {
 }
 
 async fn spawn_with(pull: PullSettings, oauth: bool, overlap: u64) -> Pulled<OktaEmulator> {
+    spawn_configured(pull, oauth, overlap, |_| {}).await
+}
+
+async fn spawn_configured(
+    pull: PullSettings,
+    oauth: bool,
+    overlap: u64,
+    configure: impl FnOnce(&mut ConnectorSettings),
+) -> Pulled<OktaEmulator> {
     let okta = OktaEmulator::new(
         Some(API_TOKEN),
         Some((CLIENT, include_str!("../fixtures/auth/key-a.pub.pem"))),
@@ -67,12 +76,13 @@ async fn spawn_with(pull: PullSettings, oauth: bool, overlap: u64) -> Pulled<Okt
             (TOKEN_ENV, API_TOKEN.to_owned()),
         )
     };
-    let c = ConnectorSettings {
+    let mut c = ConnectorSettings {
         kind: ConnectorKind::Okta,
         pull: Some(pull),
         okta: Some(settings),
         ..ConnectorSettings::default()
     };
+    configure(&mut c);
     let app = spawn_app(vec![secret], c).await;
     Pulled {
         app,
@@ -387,5 +397,32 @@ async fn the_overlap_reads_recent_changes_again_and_writes_nothing_twice() {
         (r.read, r.created, r.updated, r.unchanged),
         (2, 0, 0, 2),
         "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_three_line_manager_chain_reaches_the_feed_and_follows_a_moved_middle_manager() {
+    let p = spawn_configured(settings(MaxDeletes::Count(5), 2), false, 0, three_lines).await;
+    p.idp.upsert_user(user("00uceo", "ceo", None));
+    p.idp.upsert_user(user("00ucto", "cto", Some("00uceo")));
+    p.idp.upsert_user(user("00ucfo", "cfo", Some("00uceo")));
+    p.idp.upsert_user(user("00ulead", "lead", Some("00ucto")));
+    p.idp.upsert_user(user("00uada", "ada", Some("00ulead")));
+    p.run().await;
+    let feed = p.feed().await;
+    assert_eq!(
+        lines_of(&feed, "ada@example.com"),
+        ["lead@example.com", "cto@example.com", "ceo@example.com"],
+        "{feed}"
+    );
+    // Only the team lead changes in Okta; ada's second line follows.
+    p.idp.advance_clock(LATER);
+    p.idp.set_manager("00ulead", Some("00ucfo"));
+    assert_eq!(p.run().await.updated, 1);
+    let feed = p.feed().await;
+    assert_eq!(
+        lines_of(&feed, "ada@example.com"),
+        ["lead@example.com", "cfo@example.com", "ceo@example.com"],
+        "{feed}"
     );
 }

@@ -9,7 +9,7 @@ use usersync::config::{ConnectorSettings, Dur};
 use usersync::emulator::onelogin::OneloginEmulator;
 use usersync::pull::{Mode, RunStatus};
 
-use super::{element, settings, spawn_app, Pulled, CONNECTOR};
+use super::{element, lines_of, settings, spawn_app, three_lines, Pulled, CONNECTOR};
 
 const SECRET_ENV: &str = "USERSYNC_TEST_ONELOGIN_SECRET";
 const CLIENT: &str = "onelogin-client-id";
@@ -21,6 +21,13 @@ const LATER: i64 = 600;
 /// A server pulling from a OneLogin emulator, without overlap, so each increment reads
 /// exactly what changed.
 async fn spawn(pull: PullSettings) -> Pulled<OneloginEmulator> {
+    spawn_configured(pull, |_| {}).await
+}
+
+async fn spawn_configured(
+    pull: PullSettings,
+    configure: impl FnOnce(&mut ConnectorSettings),
+) -> Pulled<OneloginEmulator> {
     let onelogin = OneloginEmulator::new(CLIENT, SECRET);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -28,7 +35,7 @@ async fn spawn(pull: PullSettings) -> Pulled<OneloginEmulator> {
     tokio::spawn(onelogin.clone().serve(listener, async move {
         let _ = rx.await;
     }));
-    let c = ConnectorSettings {
+    let mut c = ConnectorSettings {
         kind: ConnectorKind::Onelogin,
         pull: Some(pull),
         onelogin: Some(OneloginSettings {
@@ -39,6 +46,7 @@ async fn spawn(pull: PullSettings) -> Pulled<OneloginEmulator> {
         }),
         ..ConnectorSettings::default()
     };
+    configure(&mut c);
     let app = spawn_app(vec![(SECRET_ENV, SECRET.to_owned())], c).await;
     Pulled {
         app,
@@ -278,4 +286,31 @@ async fn an_incremental_run_asks_only_for_changes() {
     assert_eq!(p.idp.pages(), 4, "one page of changes");
     let r = p.run().await;
     assert_eq!((r.read, r.updated), (0, 0), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_three_line_manager_chain_reaches_the_feed_and_follows_a_moved_middle_manager() {
+    let p = spawn_configured(settings(MaxDeletes::Count(5), 2), three_lines).await;
+    p.idp.upsert_user(user(201, "ceo", None));
+    p.idp.upsert_user(user(202, "cto", Some(201)));
+    p.idp.upsert_user(user(203, "cfo", Some(201)));
+    p.idp.upsert_user(user(204, "lead", Some(202)));
+    p.idp.upsert_user(user(205, "ada", Some(204)));
+    p.run().await;
+    let feed = p.feed().await;
+    assert_eq!(
+        lines_of(&feed, "ada@example.com"),
+        ["lead@example.com", "cto@example.com", "ceo@example.com"],
+        "{feed}"
+    );
+    // Only the team lead changes in OneLogin; ada's second line follows.
+    p.idp.advance_clock(LATER);
+    p.idp.upsert_user(user(204, "lead", Some(203)));
+    assert_eq!(p.run().await.updated, 1);
+    let feed = p.feed().await;
+    assert_eq!(
+        lines_of(&feed, "ada@example.com"),
+        ["lead@example.com", "cfo@example.com", "ceo@example.com"],
+        "{feed}"
+    );
 }
