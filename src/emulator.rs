@@ -24,6 +24,7 @@ mod faults;
 pub mod google;
 pub mod graph;
 mod groups;
+mod idp_faults;
 mod jsonrpc;
 mod lup;
 mod model;

@@ -3,7 +3,8 @@
 //! resources a push connector would have sent, through the same audited writes, so mapping,
 //! delivery, the Linchpin feed and the operations API work unchanged.
 //!
-//! Read in this order: `source.rs` (what a run asks an IdP: every user, or the changes since
+//! Read in this order: `types.rs` (what a client hands back: the users, the checkpoint, the
+//! errors), `source.rs` (what a run asks an IdP: every user, or the changes since
 //! a checkpoint, fetched completely before anything is written), `api.rs` (tokens, 401
 //! renewal, `Retry-After`), one file per IdP (`graph.rs`, `google.rs`, `okta.rs`,
 //! `onelogin.rs`), `document.rs` (an
@@ -19,6 +20,8 @@ pub mod onelogin;
 pub mod run;
 pub mod schedule;
 pub mod source;
+pub mod types;
 
 pub use run::{run, Mode, RunReport, RunRequest, RunStatus};
-pub use source::{Fetched, PullError, PullUser, Source};
+pub use source::Source;
+pub use types::{Fetched, PullError, PullUser};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::Exit;
 use crate::app;
 use crate::config::Settings;
-use crate::pull::source::Progress;
+use crate::pull::types::Progress;
 use crate::pull::{RunRequest, RunStatus};
 
 /// The flags of `usersync pull`.

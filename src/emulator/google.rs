@@ -19,6 +19,8 @@ use axum::{Form, Json, Router};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
+use super::idp_faults::IdpFaults;
+
 /// The scope the connector must ask for (read-only users).
 const SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
 
@@ -41,12 +43,8 @@ struct Customer {
     users: Vec<Value>,
     /// Position of each user in `users`, by id.
     index: HashMap<String, usize>,
-    tokens: HashSet<String>,
-    token_requests: u64,
-    throttle: u32,
-    throttled: u64,
-    fail_page: Option<usize>,
-    pages: u64,
+    /// Issued tokens, 429s, the quota, a failing page and their counts.
+    faults: IdpFaults,
 }
 
 impl GoogleEmulator {
@@ -63,12 +61,7 @@ impl GoogleEmulator {
                 token_url: String::new(),
                 users: Vec::new(),
                 index: HashMap::new(),
-                tokens: HashSet::new(),
-                token_requests: 0,
-                throttle: 0,
-                throttled: 0,
-                fail_page: None,
-                pages: 0,
+                faults: IdpFaults::default(),
             })),
         }
     }
@@ -144,32 +137,32 @@ impl GoogleEmulator {
 
     /// The next `n` API calls answer 429.
     pub fn throttle(&self, n: u32) {
-        self.c().throttle = n;
+        self.c().faults.throttle = n;
     }
 
     /// Page `page` (1-based) of every listing answers 500 until cleared.
     pub fn fail_page(&self, page: Option<usize>) {
-        self.c().fail_page = page;
+        self.c().faults.fail_page = page;
     }
 
     /// Revokes every access token issued so far.
     pub fn expire_tokens(&self) {
-        self.c().tokens.clear();
+        self.c().faults.tokens.clear();
     }
 
     /// Token requests answered with a token.
     pub fn token_requests(&self) -> u64 {
-        self.c().token_requests
+        self.c().faults.token_requests
     }
 
     /// Calls answered 429.
     pub fn throttled(&self) -> u64 {
-        self.c().throttled
+        self.c().faults.throttled
     }
 
     /// Listing pages answered.
     pub fn pages(&self) -> u64 {
-        self.c().pages
+        self.c().faults.pages
     }
 }
 
@@ -233,8 +226,7 @@ async fn token(
             .into_response();
     }
     let token = format!("ya29.{}", uuid::Uuid::new_v4().simple());
-    c.tokens.insert(token.clone());
-    c.token_requests += 1;
+    c.faults.issue(token.clone());
     Json(json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})).into_response()
 }
 
@@ -269,16 +261,14 @@ async fn list(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !c.tokens.contains(token) {
+    if !c.faults.tokens.contains(token) {
         return api_error(
             StatusCode::UNAUTHORIZED,
             "UNAUTHENTICATED",
             "Request had invalid authentication credentials.",
         );
     }
-    if c.throttle > 0 {
-        c.throttle -= 1;
-        c.throttled += 1;
+    if c.faults.throttle_now() {
         return api_error(
             StatusCode::TOO_MANY_REQUESTS,
             "RESOURCE_EXHAUSTED",
@@ -299,14 +289,14 @@ async fn list(
         .clamp(1, MAX_PAGE);
     let from: usize = q.get("pageToken").and_then(|t| t.parse().ok()).unwrap_or(0);
     let page = from / size + 1;
-    if c.fail_page == Some(page) {
+    if c.faults.fails(page) {
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL",
             "Internal error (emulated).",
         );
     }
-    c.pages += 1;
+    c.faults.pages += 1;
     let projection = q.get("projection").map(String::as_str).unwrap_or("basic");
     let mask: Vec<&str> = q
         .get("customFieldMask")
@@ -344,14 +334,6 @@ async fn control_delete(State(emu): State<GoogleEmulator>, Path(id): Path<String
 
 /// `{"throttle": n, "fail_page": n|null, "expire_tokens": true}`.
 async fn control_faults(State(emu): State<GoogleEmulator>, Json(f): Json<Value>) -> StatusCode {
-    if let Some(n) = f["throttle"].as_u64() {
-        emu.throttle(n as u32);
-    }
-    if f.get("fail_page").is_some() {
-        emu.fail_page(f["fail_page"].as_u64().map(|n| n as usize));
-    }
-    if f["expire_tokens"].as_bool() == Some(true) {
-        emu.expire_tokens();
-    }
+    emu.c().faults.control(&f);
     StatusCode::NO_CONTENT
 }

@@ -6,7 +6,7 @@
 //! control API ([`GraphEmulator`]'s methods, and `/_control/…` over HTTP) adds, changes and
 //! deletes users.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Form, Json, Router};
 use serde_json::{json, Value};
+
+use super::idp_faults::IdpFaults;
 
 /// Graph's default delta page size when the client sets no `Prefer: odata.maxpagesize`
 /// **(assumed)**.
@@ -43,13 +45,8 @@ struct Tenant {
     /// Rounds being paged: token → (entries, final sequence).
     rounds: HashMap<String, (Vec<Value>, u64)>,
     next_round: u64,
-    tokens: HashSet<String>,
-    token_requests: u64,
-    /// API calls still to answer 429.
-    throttle: u32,
-    throttled: u64,
-    /// A page number (1-based, within a delta round) that answers 500.
-    fail_page: Option<usize>,
+    /// Issued tokens, 429s, the quota, a failing page and their counts.
+    faults: IdpFaults,
     api_calls: u64,
 }
 
@@ -69,11 +66,7 @@ impl GraphEmulator {
                 expired_before: 0,
                 rounds: HashMap::new(),
                 next_round: 0,
-                tokens: HashSet::new(),
-                token_requests: 0,
-                throttle: 0,
-                throttled: 0,
-                fail_page: None,
+                faults: IdpFaults::default(),
                 api_calls: 0,
             })),
         }
@@ -158,17 +151,17 @@ impl GraphEmulator {
 
     /// The next `n` API calls answer 429 with `Retry-After: 1`.
     pub fn throttle(&self, n: u32) {
-        self.t().throttle = n;
+        self.t().faults.throttle = n;
     }
 
     /// Page `page` (1-based) of every delta round answers 500 until cleared with `None`.
     pub fn fail_page(&self, page: Option<usize>) {
-        self.t().fail_page = page;
+        self.t().faults.fail_page = page;
     }
 
     /// Revokes every access token issued so far (the next call answers 401).
     pub fn expire_tokens(&self) {
-        self.t().tokens.clear();
+        self.t().faults.tokens.clear();
     }
 
     /// Expires every delta link issued so far (410 Gone).
@@ -181,12 +174,12 @@ impl GraphEmulator {
 
     /// Token requests answered with a token.
     pub fn token_requests(&self) -> u64 {
-        self.t().token_requests
+        self.t().faults.token_requests
     }
 
     /// Calls answered 429.
     pub fn throttled(&self) -> u64 {
-        self.t().throttled
+        self.t().faults.throttled
     }
 
     /// API calls answered (any status).
@@ -211,16 +204,14 @@ impl Tenant {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        if !self.tokens.contains(token) {
+        if !self.faults.tokens.contains(token) {
             return Err(graph_error(
                 StatusCode::UNAUTHORIZED,
                 "InvalidAuthenticationToken",
                 "Access token has expired or is not yet valid.",
             ));
         }
-        if self.throttle > 0 {
-            self.throttle -= 1;
-            self.throttled += 1;
+        if self.faults.throttle_now() {
             let mut r = graph_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
@@ -238,7 +229,7 @@ impl Tenant {
     }
 
     fn page(&mut self, round: String, page: usize, size: usize) -> Response {
-        if self.fail_page == Some(page) {
+        if self.faults.fails(page) {
             return graph_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "generalException",
@@ -314,8 +305,7 @@ async fn token(
             .into_response();
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
-    t.tokens.insert(token.clone());
-    t.token_requests += 1;
+    t.faults.issue(token.clone());
     Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token})).into_response()
 }
 
@@ -446,15 +436,7 @@ async fn control_delete(State(emu): State<GraphEmulator>, Path(id): Path<String>
 
 /// `{"throttle": n, "fail_page": n|null, "expire_tokens": true, "expire_delta_links": true}`.
 async fn control_faults(State(emu): State<GraphEmulator>, Json(f): Json<Value>) -> StatusCode {
-    if let Some(n) = f["throttle"].as_u64() {
-        emu.throttle(n as u32);
-    }
-    if f.get("fail_page").is_some() {
-        emu.fail_page(f["fail_page"].as_u64().map(|n| n as usize));
-    }
-    if f["expire_tokens"].as_bool() == Some(true) {
-        emu.expire_tokens();
-    }
+    emu.t().faults.control(&f);
     if f["expire_delta_links"].as_bool() == Some(true) {
         emu.expire_delta_links();
     }

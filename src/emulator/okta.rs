@@ -22,6 +22,8 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::idp_faults::{IdpFaults, Quota};
+
 /// The scope a service app must ask for.
 const SCOPE: &str = "okta.users.read";
 
@@ -46,16 +48,8 @@ struct Org {
     base: String,
     users: Vec<Value>,
     index: HashMap<String, usize>,
-    tokens: HashSet<String>,
-    token_requests: u64,
-    throttle: u32,
-    throttled: u64,
-    /// Requests left before the quota runs out (None: plenty).
-    quota: Option<u64>,
-    /// The quota window resets at this epoch second.
-    quota_reset: i64,
-    fail_page: Option<usize>,
-    pages: u64,
+    /// Issued tokens, 429s, the quota, a failing page and their counts.
+    faults: IdpFaults,
     /// The `search` of each listing's first page (None: the plain list).
     searches: Vec<Option<String>>,
     /// Seconds the emulated clock is ahead of the real one.
@@ -91,14 +85,7 @@ impl OktaEmulator {
                 base: String::new(),
                 users: Vec::new(),
                 index: HashMap::new(),
-                tokens: HashSet::new(),
-                token_requests: 0,
-                throttle: 0,
-                throttled: 0,
-                quota: None,
-                quota_reset: 0,
-                fail_page: None,
-                pages: 0,
+                faults: IdpFaults::default(),
                 searches: Vec::new(),
                 offset: 0,
             })),
@@ -210,39 +197,39 @@ impl OktaEmulator {
 
     /// The next `n` API calls answer 429 (with `X-Rate-Limit-Reset` one second ahead).
     pub fn throttle(&self, n: u32) {
-        self.o().throttle = n;
+        self.o().faults.throttle = n;
     }
 
     /// Only `n` more calls fit in the quota window; the answer to the last says
     /// `X-Rate-Limit-Remaining: 0`, the window resets one second later, and a call before
     /// then answers 429.
     pub fn quota(&self, n: u64) {
-        self.o().quota = Some(n);
+        self.o().faults.quota = Some(n);
     }
 
     /// Page `page` (1-based) of every listing answers 500 until cleared.
     pub fn fail_page(&self, page: Option<usize>) {
-        self.o().fail_page = page;
+        self.o().faults.fail_page = page;
     }
 
     /// Revokes every access token issued so far.
     pub fn expire_tokens(&self) {
-        self.o().tokens.clear();
+        self.o().faults.tokens.clear();
     }
 
     /// Token requests answered with a token.
     pub fn token_requests(&self) -> u64 {
-        self.o().token_requests
+        self.o().faults.token_requests
     }
 
     /// Calls answered 429.
     pub fn throttled(&self) -> u64 {
-        self.o().throttled
+        self.o().faults.throttled
     }
 
     /// Listing pages answered.
     pub fn pages(&self) -> u64 {
-        self.o().pages
+        self.o().faults.pages
     }
 
     /// The `search` of every listing started so far (None: the plain list).
@@ -337,8 +324,7 @@ async fn token(
         );
     }
     let token = format!("eyJ.emulated.{}", uuid::Uuid::new_v4().simple());
-    o.tokens.insert(token.clone());
-    o.token_requests += 1;
+    o.faults.issue(token.clone());
     Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": token, "scope": SCOPE}))
         .into_response()
 }
@@ -380,7 +366,7 @@ async fn list(
         .unwrap_or_default();
     let ok = match auth.split_once(' ') {
         Some(("SSWS", t)) => o.api_tokens.contains(t),
-        Some(("Bearer", t)) => o.tokens.contains(t),
+        Some(("Bearer", t)) => o.faults.tokens.contains(t),
         _ => false,
     };
     if !ok {
@@ -394,9 +380,7 @@ async fn list(
     // `lastUpdated` follows the emulated clock.
     let now = OffsetDateTime::now_utc().unix_timestamp();
     // Okta's 429 carries the reset time, not Retry-After (assumed from its rate-limit docs).
-    if o.throttle > 0 {
-        o.throttle -= 1;
-        o.throttled += 1;
+    if o.faults.throttle_now() {
         let mut r = api_error(
             StatusCode::TOO_MANY_REQUESTS,
             "E0000047",
@@ -405,30 +389,17 @@ async fn list(
         set_quota_headers(&mut r, 0, now + 1);
         return r;
     }
-    let remaining = match o.quota {
-        Some(0) if now < o.quota_reset => {
-            o.throttled += 1;
+    let remaining = match o.faults.spend(now, QUOTA_LIMIT) {
+        Quota::Spent { reset } => {
             let mut r = api_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "E0000047",
                 "API call exceeded rate limit due to too many requests.",
             );
-            let reset = o.quota_reset;
             set_quota_headers(&mut r, 0, reset);
             return r;
         }
-        Some(0) => {
-            o.quota = None;
-            QUOTA_LIMIT
-        }
-        Some(n) => {
-            o.quota = Some(n - 1);
-            if n == 1 {
-                o.quota_reset = now + 1;
-            }
-            n - 1
-        }
-        None => QUOTA_LIMIT,
+        Quota::Left(n) => n,
     };
     let size = q
         .get("limit")
@@ -437,7 +408,7 @@ async fn list(
         .clamp(1, MAX_PAGE);
     let from: usize = q.get("after").and_then(|t| t.parse().ok()).unwrap_or(0);
     let page = from / size + 1;
-    if o.fail_page == Some(page) {
+    if o.faults.fails(page) {
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "E0000009",
@@ -466,7 +437,7 @@ async fn list(
         .collect();
     let more = selected.len() > from + size;
     let reset = if remaining == 0 {
-        o.quota_reset
+        o.faults.quota_reset
     } else {
         now + 60
     };
@@ -491,7 +462,7 @@ async fn list(
     if more {
         links.push(format!("<{}>; rel=\"next\"", self_query(Some(from + size))));
     }
-    o.pages += 1;
+    o.faults.pages += 1;
     if from == 0 {
         o.searches.push(search);
     }
@@ -536,18 +507,7 @@ async fn control_status(
 /// `{"throttle": n, "quota": n, "fail_page": n|null, "expire_tokens": true,
 /// "advance_clock": seconds}`.
 async fn control_faults(State(emu): State<OktaEmulator>, Json(f): Json<Value>) -> StatusCode {
-    if let Some(n) = f["throttle"].as_u64() {
-        emu.throttle(n as u32);
-    }
-    if let Some(n) = f["quota"].as_u64() {
-        emu.quota(n);
-    }
-    if f.get("fail_page").is_some() {
-        emu.fail_page(f["fail_page"].as_u64().map(|n| n as usize));
-    }
-    if f["expire_tokens"].as_bool() == Some(true) {
-        emu.expire_tokens();
-    }
+    emu.o().faults.control(&f);
     if let Some(s) = f["advance_clock"].as_i64() {
         emu.advance_clock(s);
     }

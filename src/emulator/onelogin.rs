@@ -7,7 +7,7 @@
 //! sleeping. The control API ([`OneloginEmulator`]'s methods, and `/_control/…` over HTTP)
 //! adds, changes, suspends and deletes users and sets managers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +20,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+use super::idp_faults::{IdpFaults, Quota};
 
 /// `limit` default and ceiling (assumed).
 const DEFAULT_PAGE: usize = 50;
@@ -39,15 +41,8 @@ struct Account {
     client_secret: String,
     users: Vec<Value>,
     index: HashMap<i64, usize>,
-    tokens: HashSet<String>,
-    token_requests: u64,
-    throttle: u32,
-    throttled: u64,
-    quota: Option<u64>,
-    /// The spent quota window resets at this (real) epoch second.
-    quota_reset: i64,
-    fail_page: Option<usize>,
-    pages: u64,
+    /// Issued tokens, 429s, the quota, a failing page and their counts.
+    faults: IdpFaults,
     /// `updated_since` of each listing's first page (None: every user).
     queries: Vec<Option<String>>,
     offset: i64,
@@ -72,14 +67,7 @@ impl OneloginEmulator {
                 client_secret: client_secret.to_owned(),
                 users: Vec::new(),
                 index: HashMap::new(),
-                tokens: HashSet::new(),
-                token_requests: 0,
-                throttle: 0,
-                throttled: 0,
-                quota: None,
-                quota_reset: 0,
-                fail_page: None,
-                pages: 0,
+                faults: IdpFaults::default(),
                 queries: Vec::new(),
                 offset: 0,
             })),
@@ -173,39 +161,39 @@ impl OneloginEmulator {
 
     /// The next `n` API calls answer 429 (`X-RateLimit-Reset: 1`).
     pub fn throttle(&self, n: u32) {
-        self.a().throttle = n;
+        self.a().faults.throttle = n;
     }
 
     /// Only `n` more calls fit in the quota window; the last answer says
     /// `X-RateLimit-Remaining: 0`, the window resets one second later, and a call before then
     /// answers 429.
     pub fn quota(&self, n: u64) {
-        self.a().quota = Some(n);
+        self.a().faults.quota = Some(n);
     }
 
     /// Page `page` (1-based) of every listing answers 500 until cleared.
     pub fn fail_page(&self, page: Option<usize>) {
-        self.a().fail_page = page;
+        self.a().faults.fail_page = page;
     }
 
     /// Revokes every access token issued so far.
     pub fn expire_tokens(&self) {
-        self.a().tokens.clear();
+        self.a().faults.tokens.clear();
     }
 
     /// Token requests answered with a token.
     pub fn token_requests(&self) -> u64 {
-        self.a().token_requests
+        self.a().faults.token_requests
     }
 
     /// Calls answered 429.
     pub fn throttled(&self) -> u64 {
-        self.a().throttled
+        self.a().faults.throttled
     }
 
     /// Listing pages answered.
     pub fn pages(&self) -> u64 {
-        self.a().pages
+        self.a().faults.pages
     }
 
     /// The `updated_since` of every listing started so far (None: every user).
@@ -271,8 +259,7 @@ async fn token(State(emu): State<OneloginEmulator>, headers: HeaderMap, body: St
         }
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
-    a.tokens.insert(token.clone());
-    a.token_requests += 1;
+    a.faults.issue(token.clone());
     let created = a.stamp();
     Json(
         json!({"access_token": token, "created_at": created, "expires_in": 36000,
@@ -306,7 +293,7 @@ async fn list(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim())
         .unwrap_or_default();
-    if !a.tokens.contains(token) {
+    if !a.faults.tokens.contains(token) {
         return error(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
@@ -314,9 +301,7 @@ async fn list(
         );
     }
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    if a.throttle > 0 {
-        a.throttle -= 1;
-        a.throttled += 1;
+    if a.faults.throttle_now() {
         let mut r = error(
             StatusCode::TOO_MANY_REQUESTS,
             "Too Many Requests",
@@ -325,29 +310,17 @@ async fn list(
         set_quota_headers(&mut r, 0, 1);
         return r;
     }
-    let remaining = match a.quota {
-        Some(0) if now < a.quota_reset => {
-            a.throttled += 1;
+    let remaining = match a.faults.spend(now, QUOTA_LIMIT) {
+        Quota::Spent { reset } => {
             let mut r = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too Many Requests",
                 "Rate limit exceeded (emulated)",
             );
-            set_quota_headers(&mut r, 0, a.quota_reset - now);
+            set_quota_headers(&mut r, 0, reset - now);
             return r;
         }
-        Some(0) => {
-            a.quota = None;
-            QUOTA_LIMIT
-        }
-        Some(n) => {
-            a.quota = Some(n - 1);
-            if n == 1 {
-                a.quota_reset = now + 1;
-            }
-            n - 1
-        }
-        None => QUOTA_LIMIT,
+        Quota::Left(n) => n,
     };
     let size = q
         .get("limit")
@@ -360,7 +333,7 @@ async fn list(
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let page = from / size + 1;
-    if a.fail_page == Some(page) {
+    if a.faults.fails(page) {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Internal Server Error",
@@ -399,13 +372,13 @@ async fn list(
         .collect();
     let total = selected.len();
     let more = total > from + size;
-    a.pages += 1;
+    a.faults.pages += 1;
     if from == 0 {
         let asked = q.get("updated_since").cloned();
         a.queries.push(asked);
     }
     let reset_in = if remaining == 0 {
-        a.quota_reset - now
+        a.faults.quota_reset - now
     } else {
         3600
     };
@@ -450,18 +423,7 @@ async fn control_delete(State(emu): State<OneloginEmulator>, Path(id): Path<i64>
 /// `{"throttle": n, "quota": n, "fail_page": n|null, "expire_tokens": true,
 /// "advance_clock": seconds}`.
 async fn control_faults(State(emu): State<OneloginEmulator>, Json(f): Json<Value>) -> StatusCode {
-    if let Some(n) = f["throttle"].as_u64() {
-        emu.throttle(n as u32);
-    }
-    if let Some(n) = f["quota"].as_u64() {
-        emu.quota(n);
-    }
-    if f.get("fail_page").is_some() {
-        emu.fail_page(f["fail_page"].as_u64().map(|n| n as usize));
-    }
-    if f["expire_tokens"].as_bool() == Some(true) {
-        emu.expire_tokens();
-    }
+    emu.a().faults.control(&f);
     if let Some(s) = f["advance_clock"].as_i64() {
         emu.advance_clock(s);
     }

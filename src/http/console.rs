@@ -9,6 +9,7 @@ pub mod layout;
 pub mod provisioning;
 pub mod pull;
 pub mod session;
+pub mod shell;
 pub mod users;
 
 use axum::extract::Request;

@@ -12,7 +12,7 @@ use reqwest::{header, StatusCode};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::source::PullError;
+use super::types::PullError;
 
 /// How many throttled answers in a row one request waits out before the run fails.
 const MAX_WAITS: u32 = 8;

@@ -9,7 +9,7 @@ use crate::scim::resource::{self, Document};
 use crate::scim::schema::{ResourceKind, SchemaRegistry, ENTERPRISE_URN, USER_URN};
 use crate::scim::ScimError;
 
-use super::source::PullUser;
+use super::types::PullUser;
 
 /// The SCIM body of `u`: `id` and `externalId` are the IdP's id, `manager.value` the
 /// manager's id or e-mail as the IdP gives it (docs/mapping.md resolves both).

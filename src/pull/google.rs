@@ -15,7 +15,7 @@ use crate::config::pull::{GoogleSettings, PullSettings};
 use crate::config::Secrets;
 
 use super::api::{Api, Got};
-use super::source::{Fetched, Progress, PullError, PullUser};
+use super::types::{Fetched, Progress, PullError, PullUser};
 
 /// Read-only access to users: all usersync asks for.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";

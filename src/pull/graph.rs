@@ -15,7 +15,7 @@ use crate::config::pull::{GraphSettings, PullSettings};
 use crate::config::Secrets;
 
 use super::api::{Api, Got};
-use super::source::{Fetched, Progress, PullError, PullUser};
+use super::types::{Fetched, Progress, PullError, PullUser};
 
 /// The properties asked for.
 pub const SELECT: &str = "id,userPrincipalName,displayName,givenName,surname,mail,\

@@ -25,7 +25,7 @@ use crate::config::pull::{OktaSettings, PullSettings};
 use crate::config::Secrets;
 
 use super::api::{Api, Got, QuotaHeaders};
-use super::source::{Fetched, Progress, PullError, PullUser};
+use super::types::{Fetched, Progress, PullError, PullUser};
 
 /// Read-only access to users: all usersync asks for.
 pub const SCOPE: &str = "okta.users.read";

@@ -18,7 +18,7 @@ use crate::config::pull::{OneloginSettings, PullSettings};
 use crate::config::Secrets;
 
 use super::api::{Api, Got, QuotaHeaders};
-use super::source::{Fetched, Progress, PullError, PullUser};
+use super::types::{Fetched, Progress, PullError, PullUser};
 
 const WHAT: &str = "OneLogin";
 

@@ -19,7 +19,8 @@ use crate::store::pull::{PullChange, PullRunRecord};
 use crate::store::{DeleteOutcome, ResourceKey, StoredResource, UpdateOutcome};
 
 use super::document;
-use super::source::{Fetched, Progress, PullError, PullUser, Source};
+use super::source::Source;
+use super::types::{Fetched, Progress, PullError, PullUser};
 
 /// How long a run's lease lasts between renewals (renewed every third of it).
 const LEASE_TTL: Duration = Duration::from_secs(60);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::runtime::Runtime;
 
 use super::run::{run, RunRequest};
-use super::source::{Progress, PullError};
+use super::types::{Progress, PullError};
 
 /// The connectors with `pull.every`, and their interval.
 pub fn due(rt: &Runtime) -> Vec<(String, Duration)> {

@@ -269,9 +269,23 @@ async fn report_ids(
     Ok(q.fetch_all(&mut *conn).await?)
 }
 
-/// The keys another user's `manager.value` may name each of `ids` by, normalised like
-/// `IndexColumns::manager_keys` (id, externalId, employeeNumber, userName, e-mail addresses;
-/// trimmed, lower-cased).
+/// Manager keys in the one form `manager_ref` is stored and matched in: trimmed,
+/// lower-cased, none empty, sorted and without repeats. The keys a user may be named by are
+/// gathered in two places (a write, from the document; a line followed further, from the
+/// stored rows), and both must give the same keys or a report would be missed.
+pub(super) fn normalise_keys(keys: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut keys: Vec<String> = keys
+        .into_iter()
+        .map(|k| k.trim().to_lowercase())
+        .filter(|k| !k.is_empty())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The keys another user's `manager.value` may name each of `ids` by (id, externalId,
+/// employeeNumber, userName, e-mail addresses), in the form of [`normalise_keys`].
 async fn user_keys(
     conn: &mut AnyConnection,
     connector: &str,
@@ -310,14 +324,7 @@ async fn user_keys(
         }
         keys.extend(q.fetch_all(&mut *conn).await?);
     }
-    let mut keys: Vec<String> = keys
-        .into_iter()
-        .map(|k| k.trim().to_lowercase())
-        .filter(|k| !k.is_empty())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    Ok(keys)
+    Ok(normalise_keys(keys))
 }
 
 pub(crate) fn key_of(connector: String, kind: &str, id: String) -> ResourceKey {
@@ -863,5 +870,27 @@ impl Store {
             .into_iter()
             .map(QueueRow::from)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod normalise_tests {
+    use super::normalise_keys;
+
+    #[test]
+    fn keys_are_trimmed_lower_cased_sorted_and_without_blanks_or_repeats() {
+        let keys = [
+            "  Ada@Example.com ",
+            "e7",
+            "",
+            "   ",
+            "ada@example.com",
+            "ID-1",
+        ]
+        .map(String::from);
+        assert_eq!(
+            normalise_keys(keys),
+            ["ada@example.com", "e7", "id-1"].map(String::from)
+        );
     }
 }

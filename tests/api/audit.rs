@@ -11,6 +11,7 @@ use usersync::store::audit::{ActorKind, AdminAction, AuditQuery, AuditRecord};
 use usersync::store::Backend;
 
 use crate::helpers::{backend, TestApp, CONNECTOR};
+use crate::process::{cli as usersync, outcome, Serve};
 
 /// Every audit row, oldest first.
 async fn rows(app: &TestApp) -> Vec<AuditRecord> {
@@ -454,17 +455,8 @@ async fn pruning_keeps_an_anchor_so_verify_stays_green() {
 
 /// Runs `usersync audit ARGS` on the test's database; (exit code, stdout).
 fn cli(app: &TestApp, args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
-        .arg("audit")
-        .args(args)
-        .env("USERSYNC__DATABASE", &app.db_url)
-        .env("USERSYNC__LOG__LEVEL", "warn")
-        .output()
-        .expect("run usersync audit");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (code, out, _) = outcome(usersync(&app.db_url).arg("audit").args(args));
+    (code, out)
 }
 
 #[tokio::test]
@@ -559,62 +551,17 @@ async fn the_server_prunes_past_retention_in_the_background_and_verify_stays_gre
     assert!(v.bad.is_empty(), "{:?}", v.bad);
 }
 
-/// Kills the real server with SIGKILL on drop.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn kill_9_during_writes_leaves_no_acknowledged_write_without_its_row() {
     const TOKEN: &str = "audit-crash-test-token";
     let db = usersync::store::testdb::TestDb::create(backend()).await;
-    let dir = std::env::temp_dir().join(format!("usersync-audit-crash-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Server(
-        std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
-            .arg("serve")
-            .current_dir(&dir)
-            .env("USERSYNC__LISTEN", format!("127.0.0.1:{port}"))
-            .env("USERSYNC__ADMIN__LISTEN", "127.0.0.1:0")
-            .env("USERSYNC__DATABASE", &db.url)
-            .env("USERSYNC__STORE__SINGLE_INSTANCE", "true")
-            .env(
-                "USERSYNC__CONNECTORS__CRASH__TOKEN_ENV",
-                "AUDIT_CRASH_TOKEN",
-            )
-            .env("AUDIT_CRASH_TOKEN", TOKEN)
-            .env("USERSYNC__LOG__LEVEL", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start usersync"),
-    );
+    let mut server = Serve::new(&db.url)
+        .set("store.single_instance", true)
+        .connector("crash", "AUDIT_CRASH_TOKEN", TOKEN)
+        .start()
+        .await;
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}/scim/v2/crash");
-    let mut up = false;
-    for _ in 0..200 {
-        if client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(up, "usersync did not start");
+    let base = server.scim("crash");
 
     // Sixteen writers create and then deactivate users until the process is killed; each
     // keeps what the server acknowledged.
@@ -665,8 +612,7 @@ async fn kill_9_during_writes_leaves_no_acknowledged_write_without_its_row() {
         })
         .collect();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    server.0.kill().expect("kill -9");
-    let _ = server.0.wait();
+    server.kill();
     let mut acked = Vec::new();
     for w in writers {
         acked.extend(w.await.unwrap());
@@ -718,5 +664,4 @@ async fn kill_9_during_writes_leaves_no_acknowledged_write_without_its_row() {
     let v = store.audit_verify().await.unwrap();
     assert!(v.bad.is_empty(), "{:?}", v.bad);
     store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

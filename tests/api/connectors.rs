@@ -4,6 +4,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{Opts, TestApp, OTHER};
+use crate::process::{cli, succeeds};
 
 fn other(app: &TestApp) -> Opts {
     Opts {
@@ -230,18 +231,7 @@ async fn a_new_connector_name_with_an_underscore_is_refused_and_an_old_one_keeps
 #[tokio::test]
 async fn a_rotation_on_the_command_line_is_in_the_audit_trail() {
     let app = TestApp::spawn().await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
-        .args(["connector", "rotate", "other"])
-        .env("USERSYNC__DATABASE", &app.db_url)
-        .env("USERSYNC__LOG__LEVEL", "warn")
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("run the CLI");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(cli(&app.db_url).args(["connector", "rotate", "other"]));
     let rows = app
         .store
         .audit_query(&usersync::store::audit::AuditQuery {

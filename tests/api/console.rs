@@ -9,6 +9,7 @@ use usersync::store::admin::AdminRole;
 
 use crate::browser::Browser;
 use crate::helpers::{TestApp, CONNECTOR};
+use crate::process::{cli, succeeds};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
@@ -41,18 +42,7 @@ async fn an_admin_finds_a_user_reads_its_timeline_and_runs_a_dry_run_then_a_sync
     let app = TestApp::spawn_with_confluence(ConfluenceVersion::V10_2, |_| {}).await;
     let token = app.admin_token("ops-admin", AdminRole::Admin).await;
     // A connector created by the CLI, as an operator would.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
-        .args(["connector", "create", "from-cli"])
-        .env("USERSYNC__DATABASE", &app.db_url)
-        .env("USERSYNC__LOG__LEVEL", "warn")
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("run the CLI");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(cli(&app.db_url).args(["connector", "create", "from-cli"]));
     let id = app
         .create_user(
             json!({"userName": "jane.doe@example.com", "displayName": "Jane Doe",

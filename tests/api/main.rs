@@ -2,6 +2,7 @@
 //! per test (SQLite, or PostgreSQL with `USERSYNC_TEST_BACKEND=postgres`).
 
 mod helpers;
+mod process;
 
 mod admin_api;
 mod audit;

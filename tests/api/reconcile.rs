@@ -20,6 +20,7 @@ use usersync::store::{Store, StoreOptions};
 use usersync::targets::confluence::{ConfluenceAuth, ConfluenceClient, ConfluenceConfig, Secret};
 
 use crate::helpers::{TestApp, CONFLUENCE_TOKEN, CONNECTOR, OTHER};
+use crate::process::{cli as usersync, outcome, ConfigDir};
 
 /// A server delivering to an emulator, with quick read retries.
 async fn app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
@@ -733,29 +734,16 @@ async fn cli(app: &TestApp, extra_toml: &str, args: &[&str]) -> (i32, String, St
 }
 
 fn run_cli(db: &str, confluence: &str, extra_toml: &str, args: &[String]) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(format!("usersync-cli-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("usersync.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database = \"{db}\"\n{extra_toml}\n[confluence]\nbase_url = \"{confluence}\"\ntoken_env = \"USERSYNC_TEST_CONFLUENCE_TOKEN\"\n"
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
-        .arg("--config")
-        .arg(&config)
-        .args(args)
-        .env("USERSYNC_TEST_CONFLUENCE_TOKEN", CONFLUENCE_TOKEN)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run usersync");
-    let _ = std::fs::remove_dir_all(&dir);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    let config = ConfigDir::new(&format!(
+        "database = \"{db}\"\n{extra_toml}\n[confluence]\nbase_url = \"{confluence}\"\ntoken_env = \"USERSYNC_TEST_CONFLUENCE_TOKEN\"\n"
+    ));
+    outcome(
+        usersync(db)
+            .arg("--config")
+            .arg(config.file())
+            .args(args)
+            .env("USERSYNC_TEST_CONFLUENCE_TOKEN", CONFLUENCE_TOKEN)
+            .env("RUST_LOG", "warn"),
     )
 }
 

@@ -7,7 +7,6 @@
 //! `USERSYNC_TEST_BACKEND=postgres cargo nextest run --test api scale_out`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use usersync::store::testdb::TestDb;
 use usersync::store::{Backend, Store, StoreOptions};
 
 use crate::helpers::backend;
+use crate::process::Serve;
 
 const SCIM_TOKEN: &str = "scale-test-scim-token";
 const ADMIN_PAT: &str = "scale-test-admin-pat";
@@ -33,34 +33,6 @@ fn skipped() -> bool {
     true
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One `usersync serve` process; killed (SIGKILL) when dropped.
-struct Instance {
-    child: Option<Child>,
-}
-
-impl Instance {
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().expect("kill -9");
-            c.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// How an instance is started.
 struct Launch<'a> {
     database: &'a str,
@@ -74,52 +46,18 @@ struct Launch<'a> {
     deliver: bool,
 }
 
-fn start(port: u16, l: &Launch<'_>) -> Instance {
-    let dir = std::env::temp_dir().join(format!("usersync-scale-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_usersync"));
-    cmd.arg("serve")
-        .current_dir(&dir)
-        .env("USERSYNC__LISTEN", format!("127.0.0.1:{port}"))
-        .env("USERSYNC__ADMIN__LISTEN", "127.0.0.1:0")
-        .env("USERSYNC__DATABASE", l.database)
-        .env("USERSYNC__CONNECTORS__SCALE__TOKEN_ENV", "SCALE_SCIM_TOKEN")
-        .env("SCALE_SCIM_TOKEN", SCIM_TOKEN)
-        .env("USERSYNC__CONFLUENCE__BASE_URL", l.confluence)
-        .env("USERSYNC__CONFLUENCE__TOKEN_ENV", "SCALE_CONFLUENCE_TOKEN")
-        .env("SCALE_CONFLUENCE_TOKEN", &l.pat)
-        .env("USERSYNC__DELIVERY__ENABLED", l.deliver.to_string())
-        .env("USERSYNC__DELIVERY__CONCURRENCY", "8")
-        .env("USERSYNC__STORE__MAX_CONNECTIONS", "12")
-        .env("USERSYNC__LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
-    if let Some(lease) = l.lease {
-        cmd.env("USERSYNC__DELIVERY__LEASE", lease);
+/// One `usersync serve` (SIGKILLed when dropped), not started yet.
+fn instance(l: &Launch<'_>) -> Serve {
+    let serve = Serve::new(l.database)
+        .connector("scale", "SCALE_SCIM_TOKEN", SCIM_TOKEN)
+        .confluence(l.confluence, "SCALE_CONFLUENCE_TOKEN", &l.pat)
+        .set("delivery.enabled", l.deliver)
+        .set("delivery.concurrency", 8)
+        .set("store.max_connections", 12);
+    match l.lease {
+        Some(lease) => serve.set("delivery.lease", lease),
+        None => serve,
     }
-    Instance {
-        child: Some(cmd.spawn().expect("start usersync")),
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, port: u16) {
-    for _ in 0..400 {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-        {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("usersync on port {port} did not become ready");
 }
 
 /// An emulator with one service account per instance (`svc-0`, `svc-1`…, PAT `pat-N`).
@@ -210,15 +148,15 @@ async fn three_instances_deliver_every_change_once_through_a_kill() {
         // delivered by another instance.
         deliver: i != 2,
     };
-    let ports = [free_port(), free_port(), free_port()];
     // Started together: the migrations run once, under the lock.
-    let mut instances: Vec<Instance> = (0..3).map(|i| start(ports[i], &launch(i))).collect();
+    let mut instances: Vec<Serve> = (0..3).map(|i| instance(&launch(i)).spawn()).collect();
+    let ports: [u16; 3] = std::array::from_fn(|i| instances[i].port());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(32)
         .build()
         .unwrap();
-    for p in ports {
-        wait_ready(&client, p).await;
+    for i in &instances {
+        i.ready().await;
     }
 
     // The writes, in two waves (a user is created before it is updated).
@@ -302,11 +240,10 @@ async fn three_instances_deliver_every_change_once_through_a_kill() {
         .collect::<Vec<()>>()
         .await;
     let writes_took = started.elapsed();
-    let victim = killer.await.unwrap();
-    drop(victim);
+    let mut victim = killer.await.unwrap();
     // Started again later, on the same port.
-    instances.insert(1, start(ports[1], &launch(1)));
-    wait_ready(&client, ports[1]).await;
+    victim.restart().await;
+    instances.insert(1, victim);
     alive.lock().unwrap()[1] = true;
 
     // Everything arrives: each user's last version, active as the IdP says, the queue empty.
@@ -465,12 +402,10 @@ async fn a_killed_instances_claimed_keys_are_taken_over_within_the_lease() {
         deliver: true,
     };
     let client = reqwest::Client::new();
-    let port = free_port();
-    let mut first = start(port, &launch(0));
-    wait_ready(&client, port).await;
+    let mut first = instance(&launch(0)).start().await;
     for n in 0..3 {
         let r = client
-            .post(format!("http://127.0.0.1:{port}/scim/v2/scale/Users"))
+            .post(format!("{}/Users", first.scim("scale")))
             .bearer_auth(SCIM_TOKEN)
             .header("Content-Type", "application/scim+json")
             .body(user_body(n, 0, true).to_string())
@@ -511,9 +446,7 @@ async fn a_killed_instances_claimed_keys_are_taken_over_within_the_lease() {
     let mut knobs = emulator.knobs();
     knobs.latency.routes.clear();
     emulator.set_knobs(knobs);
-    let port2 = free_port();
-    let _second = start(port2, &launch(1));
-    wait_ready(&client, port2).await;
+    let _second = instance(&launch(1)).start().await;
 
     let mut took = None;
     for _ in 0..400 {

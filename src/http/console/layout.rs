@@ -8,6 +8,7 @@ use maud::{html, Markup, DOCTYPE};
 use serde_json::Value;
 
 use super::session::Console;
+use super::shell::head;
 use crate::http::admin::problem::AdminError;
 
 /// A page for a signed-in operator.
@@ -39,31 +40,6 @@ pub fn page(console: &Console, title: &str, body: Markup) -> Html<String> {
         }
         .into_string(),
     )
-}
-
-/// A page without a session (sign-in, refusals).
-pub fn bare(title: &str, body: Markup) -> Html<String> {
-    Html(
-        html! {
-            (DOCTYPE)
-            html lang="en" {
-                (head(title))
-                body { main #main.narrow { (body) } }
-            }
-        }
-        .into_string(),
-    )
-}
-
-fn head(title: &str) -> Markup {
-    html! {
-        head {
-            meta charset="utf-8";
-            meta name="viewport" content="width=device-width, initial-scale=1";
-            title { (title) " · usersync" }
-            link rel="stylesheet" href="/static/console.css";
-        }
-    }
 }
 
 /// The tabs of a connector's pages.

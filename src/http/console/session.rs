@@ -21,7 +21,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use super::layout;
+use super::shell;
 use crate::connectors::{hash_hex, hash_token};
 use crate::http::admin::auth::Caller;
 use crate::http::state::AppState;
@@ -63,7 +63,7 @@ impl Console {
 
 /// 403 as a console page.
 pub fn forbidden(why: &str) -> Response {
-    let body = layout::bare(
+    let body = shell::bare(
         "Refused",
         html! { p { (why) } p { a href="/" { "Back to the console" } } },
     );
@@ -150,7 +150,7 @@ pub async fn login_page(headers: HeaderMap) -> Response {
 
 fn login_form(headers: &HeaderMap, error: Option<&str>) -> Response {
     let csrf = random();
-    let body = layout::bare(
+    let body = shell::bare(
         "Sign in",
         html! {
             form.signin method="post" action="/login" {
