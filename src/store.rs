@@ -13,7 +13,7 @@
 //! writes through one connection avoids `SQLITE_BUSY` storms under concurrent POSTs) and
 //! several read-only connections, which WAL mode lets run alongside the writer. SCIM writes
 //! on SQLite are group-committed by `store/batch.rs`: writes that arrive together share one
-//! transaction, each in its own savepoint.
+//! transaction.
 
 pub mod admin;
 pub mod attempts;
@@ -348,9 +348,15 @@ impl Store {
                 SqliteSync::Normal => "NORMAL",
             };
             let busy_ms = opts.acquire_timeout.as_millis();
+            // `temp_store = MEMORY`: a batch that falls back to savepoints
+            // (`store/batch.rs`) journals every page a write touches; past 64 KiB SQLite
+            // spills that journal to a temporary file, which doubled the writes to disk of
+            // a create. The journal only ever undoes a savepoint; it is not what makes a
+            // commit durable (the WAL and its fsync are).
             let writer_setup = format!(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
-                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms};"
+                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms}; \
+                 PRAGMA temp_store = MEMORY;"
             );
             let write = AnyPoolOptions::new()
                 .max_connections(1)
@@ -575,8 +581,9 @@ impl Store {
         })
     }
 
-    /// Runs one write: on SQLite in the next group-commit batch (`store/batch.rs`), on PostgreSQL in a
-    /// transaction of its own. Either way the result is returned only after its commit, and
+    /// Runs one write: on SQLite in the next group-commit batch (`store/batch.rs`), where `f`
+    /// may run a second time when another write of its batch fails (so it must start each
+    /// run from its own copy of its inputs), on PostgreSQL in a transaction of its own. Either way the result is returned only after its commit, and
     /// an `Err` from `f` rolls back everything `f` wrote. Inside a request, the write runs
     /// only if the request's deadline has not passed ([`gate`]); otherwise it is not started
     /// and the result is [`StoreError::Cancelled`]. Writes on a connector's behalf use
@@ -585,7 +592,7 @@ impl Store {
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(
+        F: for<'c> FnMut(
                 &'c mut sqlx::AnyConnection,
             ) -> futures_util::future::BoxFuture<'c, StoreResult<T>>
             + Send
@@ -599,7 +606,7 @@ impl Store {
     pub(crate) async fn write_in<T, F>(&self, lane: batch::Lane, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(
+        F: for<'c> FnMut(
                 &'c mut sqlx::AnyConnection,
             ) -> futures_util::future::BoxFuture<'c, StoreResult<T>>
             + Send
@@ -608,6 +615,7 @@ impl Store {
         let result = match &self.inner.batcher {
             Some(b) => b.write(lane, f).await,
             None => {
+                let mut f = f;
                 let gate = gate::current();
                 let mut tx = self.write_tx().await?;
                 // Waiting for a connection may have outlasted the request's deadline.

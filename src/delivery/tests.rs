@@ -265,7 +265,7 @@ impl Rig {
                 &crate::store::ResourceKey::new("c", User, id),
                 None,
                 now(),
-                move |_| Ok((d, vec![])),
+                move |_| Ok((d.clone(), vec![])),
             )
             .await
             .unwrap();
@@ -552,7 +552,7 @@ async fn group_rename_moves_members_to_the_new_group() {
             &crate::store::ResourceKey::new("c", Group, "g1"),
             None,
             now(),
-            move |_| Ok((renamed, vec![])),
+            move |_| Ok((renamed.clone(), vec![])),
         )
         .await
         .unwrap();

@@ -571,7 +571,10 @@ impl Store {
                 name: action.connector.clone(),
                 weight: 1,
             },
-            move |conn| Box::pin(async move { audit_admin_action_in(conn, &action, at).await }),
+            move |conn| {
+                let action = action.clone();
+                Box::pin(async move { audit_admin_action_in(conn, &action, at).await })
+            },
         )
         .await
     }

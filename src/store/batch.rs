@@ -2,9 +2,11 @@
 //!
 //! SQLite has one writer. Without batching, every write waits its turn for the single writer
 //! connection, and each hand-over costs a task wake-up plus, with `synchronous = FULL`, an
-//! fsync. The batcher owns the turn instead: it takes every write that is queued, runs each
-//! inside its own `SAVEPOINT` (a failing write rolls back alone, as if it had its own
-//! transaction), commits once, and only then answers each caller. Nothing is acknowledged
+//! fsync. The batcher owns the turn instead: it takes every write that is queued, runs them
+//! one after another in one transaction, commits once, and only then answers each caller.
+//! When a write fails, the batch is rolled back and run again with each write inside its
+//! own `SAVEPOINT`, so the failing write rolls back alone, as if it had its own transaction
+//! (`run_batch`). Nothing is acknowledged
 //! before its commit, so "nothing an IdP was told is stored is ever lost" holds unchanged.
 //!
 //! The single writer is shared fairly: writes queue per connector and each batch takes from
@@ -46,8 +48,10 @@ const QUEUE: usize = 1024;
 type Outcome = (bool, Box<dyn Any + Send>);
 
 /// One write: a closure that runs on the writer connection, inside the batch transaction.
+/// It may run twice: a batch in which a write fails runs again with savepoints
+/// ([`run_batch`]), so each run starts from the closure's own copy of its inputs.
 pub(crate) type Job =
-    Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Outcome> + Send>;
+    Box<dyn for<'c> FnMut(&'c mut AnyConnection) -> BoxFuture<'c, Outcome> + Send>;
 
 /// What a caller hears: its write's boxed result, or why the whole batch failed.
 type Answer = Result<Box<dyn Any + Send>, Failure>;
@@ -131,12 +135,14 @@ impl Batcher {
     pub(crate) async fn write<T, F>(&self, lane: Lane, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnMut(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        let mut f = f;
         let job: Job = Box::new(move |conn| {
+            let run = f(conn);
             Box::pin(async move {
-                let result = f(conn).await;
+                let result = run.await;
                 (result.is_ok(), Box::new(result) as Box<dyn Any + Send>)
             })
         });
@@ -214,8 +220,14 @@ impl Lanes {
     }
 }
 
+/// Batches that run with savepoints from the start after one had to fall back to them: a
+/// connector whose writes keep failing (an IdP re-sending creates that conflict) would
+/// otherwise pay for every batch twice.
+const SAVEPOINT_BATCHES_AFTER_FAILURE: u32 = 8;
+
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Request>, committed: Arc<Notify>) {
     let mut lanes = Lanes::default();
+    let mut with_savepoints = 0u32;
     loop {
         if lanes.waiting == 0 {
             match rx.recv().await {
@@ -230,24 +242,195 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Request>, committed: Arc<Noti
                 Err(_) => break,
             }
         }
-        let batch = lanes.batch();
-        run_batch(&pool, batch).await;
+        let batch = lanes.batch().into_iter().map(Entry::from).collect();
+        let mode = if with_savepoints > 0 {
+            with_savepoints -= 1;
+            Mode::Savepoints
+        } else {
+            Mode::Plain
+        };
+        if run_batch(&pool, batch, mode).await == Ran::FellBack {
+            with_savepoints = SAVEPOINT_BATCHES_AFTER_FAILURE;
+        }
         committed.notify_one();
     }
 }
 
-async fn run_batch(pool: &AnyPool, batch: Vec<Request>) {
-    let fail_all = |batch: Vec<Request>, f: Failure| {
-        for r in batch {
-            let _ = r.reply.send(Err(f.clone()));
+/// One write of a batch, and whether it has started (then it runs to its outcome, whatever
+/// its request's deadline says by now).
+struct Entry {
+    job: Job,
+    reply: oneshot::Sender<Answer>,
+    gate: Option<Arc<WriteGate>>,
+    started: bool,
+}
+
+impl From<Request> for Entry {
+    fn from(r: Request) -> Self {
+        Entry {
+            job: r.job,
+            reply: r.reply,
+            gate: r.gate,
+            started: false,
         }
-    };
+    }
+}
+
+impl Entry {
+    /// Starts the write unless its caller is gone (the client hung up) or its request passed
+    /// its deadline: then it is answered as cancelled and `false` returned, so nothing is
+    /// committed that nobody was told. A write that started once (a batch running again)
+    /// runs again.
+    fn start(&mut self) -> bool {
+        if self.started {
+            return true;
+        }
+        self.started = !self.reply.is_closed() && gate::try_start(self.gate.as_deref());
+        self.started
+    }
+
+    fn cancelled(self) {
+        let _ = self.reply.send(Err(Failure {
+            kind: FailureKind::Cancelled,
+            message: "the request ran out of time before its write started".to_owned(),
+        }));
+    }
+}
+
+/// How a batch runs its writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One after another in the transaction, no savepoints: the common case, where every
+    /// write succeeds. A failing write leaves its partial work in the transaction, so the
+    /// batch is rolled back and run again in [`Mode::Savepoints`].
+    Plain,
+    /// Each write in its own savepoint: a failing write rolls back alone.
+    Savepoints,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    Done,
+    /// A write failed in [`Mode::Plain`]; the batch ran again with savepoints.
+    FellBack,
+}
+
+/// Runs one write on the connection: whether it succeeded and its answer. A panicking
+/// write (a bug) fails alone; the batcher and the other writes go on.
+async fn run_job(job: &mut Job, conn: &mut AnyConnection) -> (bool, Answer) {
+    match AssertUnwindSafe(job(conn)).catch_unwind().await {
+        Ok((ok, value)) => (ok, Ok(value)),
+        Err(_) => (
+            false,
+            Err(Failure {
+                kind: FailureKind::Database,
+                message: "the write panicked; it was rolled back".to_owned(),
+            }),
+        ),
+    }
+}
+
+fn fail_all(batch: Vec<Entry>, f: &Failure) {
+    for e in batch {
+        let _ = e.reply.send(Err(f.clone()));
+    }
+}
+
+/// Runs a batch in one transaction and answers every write once it is committed (or
+/// every write with the failure, when the transaction is not).
+///
+/// Savepoints cost every write a round trip to the connection's worker thread and a copy
+/// of each page it touches (README.md "Benchmark"), to undo a write that fails, which
+/// almost none do. So a batch first runs plain; only when a write fails is the
+/// transaction rolled back, the writes run again in the same order, each in its own
+/// savepoint, and the failing one answered from that run. A write's answer therefore always
+/// comes from the run that was committed: nothing is answered from the discarded one.
+async fn run_batch(pool: &AnyPool, mut batch: Vec<Entry>, mode: Mode) -> Ran {
     let mut conn = match pool.acquire().await {
         Ok(c) => c,
-        Err(e) => return fail_all(batch, failure(&e)),
+        Err(e) => {
+            fail_all(batch, &failure(&e));
+            return Ran::Done;
+        }
     };
+    if mode == Mode::Plain {
+        match plain(&mut conn, &mut batch).await {
+            Plain::Committed(answers) => {
+                for (e, answer) in batch.into_iter().zip(answers) {
+                    let _ = e.reply.send(answer);
+                }
+                return Ran::Done;
+            }
+            Plain::Failed(f) => {
+                fail_all(batch, &f);
+                return Ran::Done;
+            }
+            Plain::WriteFailed => {}
+        }
+        savepoints(&mut conn, batch).await;
+        return Ran::FellBack;
+    }
+    savepoints(&mut conn, batch).await;
+    Ran::Done
+}
+
+enum Plain {
+    /// Committed: the answers, one per entry left in the batch.
+    Committed(Vec<Answer>),
+    /// The transaction failed as a whole (begin or commit); nothing is committed.
+    Failed(Failure),
+    /// A write failed; the transaction is rolled back and the batch should run again
+    /// with savepoints.
+    WriteFailed,
+}
+
+/// [`Mode::Plain`]: every write in one transaction without savepoints. Cancelled writes are
+/// answered and taken out of `batch` (they never run again).
+async fn plain(conn: &mut AnyConnection, batch: &mut Vec<Entry>) -> Plain {
     if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
-        return fail_all(batch, failure(&e));
+        return Plain::Failed(failure(&e));
+    }
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut kept = Vec::with_capacity(batch.len());
+    let mut rest = std::mem::take(batch).into_iter();
+    let mut write_failed = false;
+    for mut entry in rest.by_ref() {
+        if !entry.start() {
+            entry.cancelled();
+            continue;
+        }
+        let (ok, answer) = run_job(&mut entry.job, conn).await;
+        kept.push(entry);
+        if !ok {
+            write_failed = true;
+            break;
+        }
+        answers.push(answer);
+    }
+    // The writes not reached stay in the batch for the run with savepoints.
+    kept.extend(rest);
+    *batch = kept;
+    if write_failed {
+        if let Err(e) = conn.execute("ROLLBACK").await {
+            return Plain::Failed(failure(&e));
+        }
+        return Plain::WriteFailed;
+    }
+    match conn.execute("COMMIT").await {
+        Ok(_) => Plain::Committed(answers),
+        Err(e) => {
+            // Nothing of this batch is committed: every caller hears so, none was answered.
+            let _ = conn.execute("ROLLBACK").await;
+            Plain::Failed(failure(&e))
+        }
+    }
+}
+
+/// [`Mode::Savepoints`]: every write in its own savepoint inside one transaction, so a
+/// failing write rolls back alone.
+async fn savepoints(conn: &mut AnyConnection, batch: Vec<Entry>) {
+    if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
+        return fail_all(batch, &failure(&e));
     }
     let mut answers: Vec<(oneshot::Sender<Answer>, Answer)> = Vec::with_capacity(batch.len());
     let mut broken: Option<Failure> = None;
@@ -256,19 +439,13 @@ async fn run_batch(pool: &AnyPool, batch: Vec<Request>) {
     // the connection's worker thread per write instead of two. A failing RELEASE breaks the
     // batch, and then no write of it is answered as committed.
     let mut release_pending = false;
-    for req in batch {
+    for mut entry in batch {
         if let Some(f) = &broken {
-            answers.push((req.reply, Err(f.clone())));
+            answers.push((entry.reply, Err(f.clone())));
             continue;
         }
-        // A write whose caller is gone (the client hung up) or whose request passed its
-        // deadline has not started: skip it, so nothing is committed that nobody was told.
-        // Past this point the write runs, and its request waits for the outcome.
-        if req.reply.is_closed() || !gate::try_start(req.gate.as_deref()) {
-            let _ = req.reply.send(Err(Failure {
-                kind: FailureKind::Cancelled,
-                message: "the request ran out of time before its write started".to_owned(),
-            }));
+        if !entry.start() {
+            entry.cancelled();
             continue;
         }
         let open = if std::mem::take(&mut release_pending) {
@@ -278,22 +455,11 @@ async fn run_batch(pool: &AnyPool, batch: Vec<Request>) {
         };
         if let Err(e) = conn.execute(sqlx::query(open)).await {
             let f = failure(&e);
-            answers.push((req.reply, Err(f.clone())));
+            answers.push((entry.reply, Err(f.clone())));
             broken = Some(f);
             continue;
         }
-        // A panicking write (a bug) fails alone; the batcher and the other writes go on.
-        let outcome = AssertUnwindSafe((req.job)(&mut conn)).catch_unwind().await;
-        let (ok, answer) = match outcome {
-            Ok((ok, value)) => (ok, Ok(value)),
-            Err(_) => (
-                false,
-                Err(Failure {
-                    kind: FailureKind::Database,
-                    message: "the write panicked; it was rolled back".to_owned(),
-                }),
-            ),
-        };
+        let (ok, answer) = run_job(&mut entry.job, conn).await;
         if ok {
             release_pending = true;
         } else if let Err(e) = conn
@@ -301,11 +467,11 @@ async fn run_batch(pool: &AnyPool, batch: Vec<Request>) {
             .await
         {
             let f = failure(&e);
-            answers.push((req.reply, Err(f.clone())));
+            answers.push((entry.reply, Err(f.clone())));
             broken = Some(f);
             continue;
         }
-        answers.push((req.reply, answer));
+        answers.push((entry.reply, answer));
     }
     let end = if release_pending {
         "RELEASE usersync_write; COMMIT"
@@ -355,6 +521,80 @@ mod tests {
 
     fn lanes_of(batch: &[Request]) -> Vec<&str> {
         batch.iter().map(|r| r.lane.name.as_str()).collect()
+    }
+
+    /// A batcher on a private in-memory SQLite database with one table of numbers.
+    async fn batcher() -> (Batcher, AnyPool) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        (Batcher::start(pool.clone(), Arc::new(Notify::new())), pool)
+    }
+
+    /// A write that inserts `n`, then fails when `fail` says so (after its insert: the
+    /// partial work a savepoint-free batch has to undo).
+    fn insert(
+        b: &Batcher,
+        n: i64,
+        fail: bool,
+    ) -> impl std::future::Future<Output = StoreResult<i64>> + '_ {
+        b.write(Lane::default(), move |conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (n) VALUES ($1)")
+                    .bind(n)
+                    .execute(&mut *conn)
+                    .await?;
+                if fail {
+                    return Err(StoreError::Conflict(format!("write {n}")));
+                }
+                Ok(n)
+            })
+        })
+    }
+
+    async fn stored(pool: &AnyPool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_write_failing_after_partial_work_fails_alone_in_its_batch() {
+        let (b, pool) = batcher().await;
+        // Queued before the batcher runs (one thread): one batch of five.
+        let (r1, r2, r3, r4, r5) = tokio::join!(
+            insert(&b, 1, false),
+            insert(&b, 2, false),
+            insert(&b, 3, true),
+            insert(&b, 4, false),
+            insert(&b, 5, true),
+        );
+        assert_eq!((r1.unwrap(), r2.unwrap(), r4.unwrap()), (1, 2, 4));
+        assert!(matches!(r3, Err(StoreError::Conflict(m)) if m == "write 3"));
+        assert!(matches!(r5, Err(StoreError::Conflict(m)) if m == "write 5"));
+        assert_eq!(stored(&pool).await, [1, 2, 4]);
+        // The batches after a fallback (with savepoints for a while) commit as usual.
+        let (r6, r7) = tokio::join!(insert(&b, 6, false), insert(&b, 7, true));
+        assert_eq!(r6.unwrap(), 6);
+        assert!(r7.is_err());
+        assert_eq!(stored(&pool).await, [1, 2, 4, 6]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_writes_that_all_succeed_commits_them_all() {
+        let (b, pool) = batcher().await;
+        let writes: Vec<_> = (1..=20).map(|n| insert(&b, n, false)).collect();
+        let results = futures_util::future::join_all(writes).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(stored(&pool).await, (1..=20).collect::<Vec<_>>());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Users and Groups: insert, read, update, delete and list, each write in one transaction
 //! with its sync-queue mark.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use sqlx::{AnyConnection, FromRow};
 use time::OffsetDateTime;
@@ -305,14 +307,20 @@ impl Store {
         audit: &WriteAudit,
     ) -> StoreResult<Inserted> {
         let lane = lane(&key.connector, doc, new_members.len());
-        let (key, doc) = (key.clone(), doc.clone());
-        let new_members = new_members.to_vec();
-        let audit = audit.clone();
         let now_ms = to_ms(now);
         let depth = self.report_depth(&key.connector);
+        // Shared with each run of the write (a batch may run it twice: `store/batch.rs`).
+        let input = Arc::new((
+            key.clone(),
+            doc.clone(),
+            new_members.to_vec(),
+            audit.clone(),
+        ));
         self.write_in(lane, move |conn| {
+            let input = Arc::clone(&input);
             Box::pin(async move {
-                insert_in(conn, &key, doc, &new_members, now_ms, &audit, depth).await
+                let (key, doc, new_members, audit) = &*input;
+                insert_in(conn, key, doc, new_members, now_ms, audit, depth).await
             })
         })
         .await
@@ -352,24 +360,26 @@ impl Store {
         key: &ResourceKey,
         members_attr: Option<&Attribute>,
         now: OffsetDateTime,
-        change: impl FnOnce(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>
+        change: impl Fn(&StoredResource) -> Result<(Document, Vec<MemberOp>), ScimError>
             + Send
+            + Sync
             + 'static,
     ) -> StoreResult<UpdateOutcome> {
         let lane = Lane {
             name: key.connector.clone(),
             weight: 1,
         };
-        let key = key.clone();
-        let members_attr = members_attr.cloned();
         let now_ms = to_ms(now);
         let depth = self.report_depth(&key.connector);
+        let input = Arc::new((key.clone(), members_attr.cloned(), change));
         self.write_in(lane, move |conn| {
+            let input = Arc::clone(&input);
             Box::pin(async move {
+                let (key, members_attr, change) = &*input;
                 let audit = WriteAudit::system("store", "modify");
                 modify_in(
                     conn,
-                    &key,
+                    key,
                     members_attr.as_ref(),
                     now_ms,
                     &audit,
@@ -433,21 +443,24 @@ impl Store {
             })
             .sum();
         let lane = lane(&key.connector, &doc, members);
-        let key = key.clone();
-        let members_attr = members_attr.cloned();
         let now_ms = to_ms(now);
         let depth = self.report_depth(&key.connector);
+        let input = Arc::new((key.clone(), members_attr.cloned(), audit, doc, member_ops));
         self.write_in(lane, move |conn| {
+            let input = Arc::clone(&input);
             Box::pin(async move {
+                let (key, members_attr, audit, doc, member_ops) = &*input;
                 modify_in(
                     conn,
-                    &key,
+                    key,
                     members_attr.as_ref(),
                     now_ms,
-                    &audit,
+                    audit,
                     depth,
                     move |current| {
-                        Ok((current.version == computed_from).then_some((doc, member_ops)))
+                        // Copies: the write may run again (`store/batch.rs`).
+                        Ok((current.version == computed_from)
+                            .then(|| (doc.clone(), member_ops.clone())))
                     },
                 )
                 .await
@@ -484,13 +497,14 @@ impl Store {
             name: key.connector.clone(),
             weight: 1,
         };
-        let key = key.clone();
-        let audit = audit.clone();
         let now_ms = to_ms(now);
         let depth = self.report_depth(&key.connector);
+        let input = Arc::new((key.clone(), if_match, audit.clone()));
         self.write_in(lane, move |conn| {
+            let input = Arc::clone(&input);
             Box::pin(async move {
-                delete_in(conn, &key, if_match.as_ref(), now_ms, &audit, depth).await
+                let (key, if_match, audit) = &*input;
+                delete_in(conn, key, if_match.as_ref(), now_ms, audit, depth).await
             })
         })
         .await
@@ -809,15 +823,16 @@ impl Store {
 async fn insert_in(
     conn: &mut AnyConnection,
     key: &ResourceKey,
-    doc: Document,
+    doc: &Document,
     new_members: &[MemberRef],
     now_ms: i64,
     audit: &WriteAudit,
     depth: u8,
 ) -> StoreResult<Inserted> {
     let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
-    let cols = index_columns(kind, &doc);
-    let doc_text = Value::Object(doc.clone()).to_string();
+    let cols = index_columns(kind, doc);
+    // A map of JSON values always serialises; the error arm is for the type system.
+    let doc_text = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(id.to_owned(), e))?;
     let doc_bytes = doc_text.len();
     // The fast path marks the direct reports only: a mapping that reads lines of managers
     // (docs/mapping.md "Lines of managers") takes the statement-by-statement path below.
@@ -826,12 +841,12 @@ async fn insert_in(
         && cols.emails.len() <= FAST_EMAILS
         && Backend::of(conn) == Backend::Sqlite
     {
-        let seq = insert_sqlite(conn, key, &cols, doc_text, &doc, now_ms, audit).await?;
+        let seq = insert_sqlite(conn, key, &cols, doc_text, doc, now_ms, audit).await?;
         return Ok(inserted(
             key,
             seq,
             cols.name,
-            doc,
+            doc.clone(),
             doc_bytes,
             now_ms,
             Vec::new(),
@@ -869,7 +884,7 @@ async fn insert_in(
         let keys = cols.manager_keys(id);
         queue::mark_report_lines(conn, connector, id, &keys, depth, now_ms).await?;
     }
-    let mut changes = diff::diff(&Document::new(), &doc);
+    let mut changes = diff::diff(&Document::new(), doc);
     if !new_members.is_empty() {
         changes.extend(diff::member_changes(&[MemberOp::Add(new_members.to_vec())]));
     }
@@ -878,7 +893,7 @@ async fn insert_in(
         key,
         seq,
         cols.name,
-        doc,
+        doc.clone(),
         doc_bytes,
         now_ms,
         skipped_members,

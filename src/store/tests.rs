@@ -142,6 +142,73 @@ async fn a_failed_write_leaves_neither_resource_nor_queue_row(b: Backend) {
     assert!(queue_ids(&s).await.is_empty());
 }
 
+/// Writes that arrive together share a transaction on SQLite, run without savepoints until
+/// one fails (`store/batch.rs`): the failing writes must change nothing and fail alone,
+/// every other write of the batch must be committed once (one queue row, one audit row, an
+/// unbroken audit chain), and the writes after the fallback must commit as usual.
+async fn failing_writes_among_concurrent_ones_fail_alone(b: Backend) {
+    let (s, _db) = store(b).await;
+    let key = |id: &str| crate::store::ResourceKey::new("c1", User, id);
+    s.insert_resource(
+        &key("first"),
+        &doc(json!({"userName": "Taken"})),
+        &[],
+        now(),
+    )
+    .await
+    .unwrap();
+    for round in 0..2 {
+        let writes = (0..48).map(|i| {
+            let s = s.clone();
+            // Every eighth write takes a name already in use (case differs): a conflict.
+            let name = if i % 8 == 3 {
+                "TAKEN".to_owned()
+            } else {
+                format!("user-{round}-{i}")
+            };
+            let id = format!("u-{round}-{i}");
+            tokio::spawn(async move {
+                let d =
+                    doc(json!({"userName": name, "emails": [{"value": format!("{id}@x.org")}]}));
+                (
+                    id.clone(),
+                    s.insert_resource(&key(&id), &d, &[], now()).await,
+                )
+            })
+        });
+        let results = futures_util::future::join_all(writes).await;
+        let mut created = 0;
+        for r in results {
+            let (id, outcome) = r.unwrap();
+            let stored = s.get_resource(&key(&id)).await.unwrap();
+            match outcome {
+                Ok(ins) => {
+                    created += 1;
+                    assert_eq!(stored.unwrap().seq, ins.resource.seq, "{id}");
+                }
+                Err(StoreError::Conflict(_)) => assert!(stored.is_none(), "{id} half-written"),
+                Err(e) => panic!("{id}: {e}"),
+            }
+        }
+        assert_eq!(created, 42, "round {round}");
+    }
+    let mut ids = queue_ids(&s).await;
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1 + 2 * 42);
+    let rows = s
+        .audit_query(&crate::store::audit::AuditQuery {
+            connector: Some("c1".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1 + 2 * 42, "one audit row per committed create");
+    let verified = s.audit_verify().await.unwrap();
+    assert!(verified.bad.is_empty(), "{:?}", verified.bad);
+}
+
 /// Sets the document and applies member ops, the way the HTTP layer's PUT does.
 async fn set(
     s: &Store,
@@ -155,7 +222,7 @@ async fn set(
         &crate::store::ResourceKey::new("c1", kind, id),
         None,
         now(),
-        move |_| Ok((d, ops)),
+        move |_| Ok((d.clone(), ops.clone())),
     )
     .await
     .unwrap()
@@ -556,6 +623,7 @@ contract!(
     insert_and_read_back_round_trips_the_document,
     user_names_are_unique_per_connector_ignoring_case,
     a_failed_write_leaves_neither_resource_nor_queue_row,
+    failing_writes_among_concurrent_ones_fail_alone,
     updates_skip_unchanged_documents_and_can_be_refused,
     membership_adds_skip_unknown_ids_and_follow_deletes,
     deletes_honour_the_version_and_report_missing,

@@ -68,7 +68,7 @@ async fn a_manager_written_after_a_report_marks_the_report(b: Backend) {
         &crate::store::ResourceKey::new("c", User, "u-boss"),
         None,
         now(),
-        move |_| Ok((renamed, vec![])),
+        move |_| Ok((renamed.clone(), vec![])),
     )
     .await
     .unwrap();
@@ -82,7 +82,7 @@ async fn a_manager_written_after_a_report_marks_the_report(b: Backend) {
         &crate::store::ResourceKey::new("c", User, "u-boss"),
         None,
         now(),
-        move |_| Ok((back, vec![])),
+        move |_| Ok((back.clone(), vec![])),
     )
     .await
     .unwrap();
