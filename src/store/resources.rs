@@ -130,26 +130,22 @@ struct IndexColumns {
 
 impl IndexColumns {
     /// The keys another user's `manager.value` may name this user by (id, externalId,
-    /// employeeNumber, userName, e-mail addresses), lower-cased like `manager_ref`. Which one
-    /// a connector uses is configuration the store does not know (and without `refers_to`
-    /// any of them may match), so all are matched: marking a user too many is harmless
-    /// (state-based delivery converges with no call).
+    /// employeeNumber, userName, e-mail addresses), in the form of
+    /// [`queue::normalise_keys`]. Which one a connector uses is configuration the store does
+    /// not know (and without `refers_to` any of them may match), so all are matched: marking
+    /// a user too many is harmless (state-based delivery converges with no call).
     fn manager_keys(&self, id: &str) -> Vec<String> {
-        let mut keys: Vec<String> = [
-            Some(id.to_owned()),
-            self.external_id.clone(),
-            self.employee_number.clone(),
-            Some(self.name.clone()),
-        ]
-        .into_iter()
-        .flatten()
-        .chain(self.emails.iter().cloned())
-        .map(|k| k.trim().to_lowercase())
-        .filter(|k| !k.is_empty())
-        .collect();
-        keys.sort();
-        keys.dedup();
-        keys
+        queue::normalise_keys(
+            [
+                Some(id.to_owned()),
+                self.external_id.clone(),
+                self.employee_number.clone(),
+                Some(self.name.clone()),
+            ]
+            .into_iter()
+            .flatten()
+            .chain(self.emails.iter().cloned()),
+        )
     }
 }
 
