@@ -32,6 +32,7 @@ pub mod peers;
 pub mod profiles;
 pub mod pull;
 pub mod queue;
+mod readers;
 pub mod reconcile;
 mod resources;
 mod rows;
@@ -170,6 +171,9 @@ struct Inner {
     write_max: u32,
     /// Serves reads (for PostgreSQL: the same pool).
     read: AnyPool,
+    /// SQLite (a file): the connections lent to the lookups on the hot path
+    /// ([`readers`]).
+    readers: Option<readers::Readers>,
     /// Woken after every commit that marked the sync queue, so the delivery worker starts at
     /// once instead of at its next poll. `notify_one` keeps a permit when the worker is busy,
     /// so a mark made while it works is not missed.
@@ -341,7 +345,7 @@ impl Store {
     /// are created if missing and put in WAL mode.
     pub async fn connect(url: &str, opts: &StoreOptions) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
-        let (backend, write, read, write_max) = if url.starts_with("sqlite:") {
+        let (backend, write, read, write_max, readers) = if url.starts_with("sqlite:") {
             private_sqlite_file(url)?;
             let sync = match opts.sqlite_sync {
                 SqliteSync::Full => "FULL",
@@ -361,6 +365,7 @@ impl Store {
             let write = AnyPoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(opts.acquire_timeout)
+                .test_before_acquire(false)
                 .after_connect(move |conn, _| {
                     let setup = writer_setup.clone();
                     Box::pin(async move {
@@ -371,13 +376,23 @@ impl Store {
                 .connect(&sqlite_url(url, "rwc"))
                 .await?;
             // An in-memory database exists once per connection, so it cannot have readers.
-            let read = if url.contains(":memory:") || url.contains("mode=memory") {
+            let memory = url.contains(":memory:") || url.contains("mode=memory");
+            let reader_setup = format!("PRAGMA busy_timeout = {busy_ms};");
+            let readers = (!memory).then(|| {
+                readers::Readers::new(
+                    sqlite_url(url, "ro"),
+                    reader_setup.clone(),
+                    opts.max_connections,
+                    opts.acquire_timeout,
+                )
+            });
+            let read = if memory {
                 write.clone()
             } else {
-                let reader_setup = format!("PRAGMA busy_timeout = {busy_ms};");
                 AnyPoolOptions::new()
                     .max_connections(opts.max_connections.max(1))
                     .acquire_timeout(opts.acquire_timeout)
+                    .test_before_acquire(false)
                     .after_connect(move |conn, _| {
                         let setup = reader_setup.clone();
                         Box::pin(async move {
@@ -388,7 +403,7 @@ impl Store {
                     .connect(&sqlite_url(url, "ro"))
                     .await?
             };
-            (Backend::Sqlite, write, read, 1)
+            (Backend::Sqlite, write, read, 1, readers)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let max = opts.max_connections.max(2);
             // Lock waits are bounded like SQLite's busy wait: a write blocked longer than
@@ -399,6 +414,7 @@ impl Store {
             let pool = AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(opts.acquire_timeout)
+                .test_before_acquire(false)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         conn.execute(format!("SET lock_timeout = {lock_ms}").as_str())
@@ -408,7 +424,7 @@ impl Store {
                 })
                 .connect(url)
                 .await?;
-            (Backend::Postgres, pool.clone(), pool, max)
+            (Backend::Postgres, pool.clone(), pool, max, None)
         } else {
             return Err(StoreError::Database(sqlx::Error::Configuration(
                 format!(
@@ -430,6 +446,7 @@ impl Store {
                 write,
                 write_max,
                 read,
+                readers,
                 queue_changed,
                 batcher,
                 announce,
@@ -561,6 +578,9 @@ impl Store {
 
     /// Closes the pools.
     pub async fn close(&self) {
+        if let Some(readers) = &self.inner.readers {
+            readers.close().await;
+        }
         self.inner.read.close().await;
         self.inner.write.close().await;
     }
@@ -647,6 +667,12 @@ impl Store {
 
     pub(crate) fn reader(&self) -> &AnyPool {
         &self.inner.read
+    }
+
+    /// The store's own SQLite read connections, for the lookups on the hot path; `None` on
+    /// PostgreSQL and for an in-memory SQLite database, which read from their pool.
+    pub(crate) fn readers(&self) -> Option<&readers::Readers> {
+        self.inner.readers.as_ref()
     }
 }
 

@@ -624,7 +624,16 @@ impl Store {
     ) -> StoreResult<Vec<StoredResource>> {
         let sql = select_sql(tail);
         let q = bind_args(sqlx::query(&sql), &select_args(connector, kind, args));
-        from_rows(&q.fetch_all(self.reader()).await?)
+        let rows = match self.readers() {
+            Some(readers) => {
+                let mut reader = readers.get().await?;
+                let rows = q.fetch_all(reader.conn()).await?;
+                reader.done();
+                rows
+            }
+            None => q.fetch_all(self.reader()).await?,
+        };
+        from_rows(&rows)
     }
 }
 
