@@ -411,6 +411,10 @@ impl Store {
             // which its time limit can no longer abandon once the write has started
             // (`store/gate.rs`), for as long as another session holds the lock.
             let lock_ms = opts.acquire_timeout.as_millis().max(1);
+            // No ping before acquire: it is a network round trip on every query. The cost:
+            // after a server restart each idle connection fails the one request that next
+            // uses it (503, the IdP retries); sqlx's ping on release then drops it
+            // (README.md "Benchmark", "Measured with wrk").
             let pool = AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(opts.acquire_timeout)
