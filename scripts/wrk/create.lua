@@ -52,9 +52,5 @@ function response(status, headers, body)
   end
 end
 
-function done(summary, latency, requests)
-  io.write(string.format("non-2xx/3xx: %d\n", summary.errors.status))
-  for _, p in pairs({ 50, 95, 99 }) do
-    io.write(string.format("p%d ms: %.2f\n", p, latency:percentile(p) / 1000))
-  end
-end
+-- scripts/bench-wrk sets WRK_DIR to this folder.
+dofile(os.getenv("WRK_DIR") .. "/report.lua")
