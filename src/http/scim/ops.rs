@@ -213,7 +213,15 @@ impl<'a> Ops<'a> {
         identifier::check_name(kind, &doc, None)?;
         let members = take_members(rt, &mut doc)?;
         resource::check_value_counts(rt, &doc, self.max_values())?;
-        let id = uuid::Uuid::new_v4().to_string();
+        // A version 7 UUID: a millisecond timestamp, then 74 random bits (RFC 9562 §5.7).
+        // Ids are opaque to the IdP (RFC 7643 §3.1) and still unguessable, but consecutive
+        // creates get neighbouring ids, so the indexes keyed by id (the resource, its
+        // sync-queue mark, its audit rows) append to one B-tree page instead of touching a
+        // random page each: with random (v4) ids a batch of 8 creates dirtied about 90
+        // SQLite pages, and the WAL checkpoint after every ~11 batches took a sixth of the
+        // single writer's time (README.md "Benchmark"). The timestamp in the id tells no more
+        // than `meta.created`.
+        let id = uuid::Uuid::now_v7().to_string();
         let inserted = self
             .state
             .store
