@@ -22,6 +22,7 @@ mod batch;
 pub mod connectors;
 pub mod console;
 pub mod gate;
+mod heads;
 mod key;
 pub mod leases;
 pub mod links;

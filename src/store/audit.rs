@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
 
+use super::heads;
 use super::rows::{self, from_row};
 use super::{from_ms, to_ms, Arg, Backend, ResourceKey, Store, StoreResult};
 use crate::scim::diff::AttributeChange;
@@ -352,11 +353,122 @@ pub(crate) async fn append(conn: &mut AnyConnection, row: &NewRow<'_>) -> StoreR
         row.resource_kind.unwrap_or_default(),
         row.resource_id.unwrap_or(row.operation),
     );
+    if let Some(head) = heads::get(conn, chain).await? {
+        // In a SQLite batch that knows the head (`store/heads.rs`): one round trip.
+        let known = KnownRow::new(row, chain, &head);
+        bind_known(sqlx::query(&known_sql(1)), &known)
+            .execute(&mut *conn)
+            .await?;
+        known.moved();
+        return Ok(());
+    }
     let head: HeadRow = sqlx::query_as(BUMP_HEAD)
         .bind(chain)
         .fetch_one(&mut *conn)
         .await?;
     append_after_bump(conn, row, chain, head.head_seq, head.head_hash).await
+}
+
+/// A row to append whose chain head is known (`store/heads.rs`): its number, hash and text,
+/// ready to bind after [`known_sql`].
+pub(crate) struct KnownRow {
+    chain: i64,
+    seq: i64,
+    at: i64,
+    connector: String,
+    actor_kind: &'static str,
+    actor: String,
+    operation: String,
+    resource_kind: Option<String>,
+    resource_id: Option<String>,
+    outcome: String,
+    changes: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl KnownRow {
+    /// `row` as the next row of `chain`, whose head is `head`.
+    pub(crate) fn new(row: &NewRow<'_>, chain: i64, head: &heads::Head) -> KnownRow {
+        let changes = serde_json::to_string(row.changes).unwrap_or_else(|_| "[]".to_owned());
+        let actor_kind = row.actor_kind.as_str();
+        let seq = head.seq + 1;
+        let hash = row_hash(
+            &Fields {
+                chain,
+                chain_seq: seq,
+                at: row.at_ms,
+                connector: row.connector,
+                actor_kind,
+                actor: row.actor,
+                operation: row.operation,
+                resource_kind: row.resource_kind,
+                resource_id: row.resource_id,
+                outcome: row.outcome,
+                changes: &changes,
+            },
+            &head.hash,
+        );
+        KnownRow {
+            chain,
+            seq,
+            at: row.at_ms,
+            connector: row.connector.to_owned(),
+            actor_kind,
+            actor: row.actor.to_owned(),
+            operation: row.operation.to_owned(),
+            resource_kind: row.resource_kind.map(str::to_owned),
+            resource_id: row.resource_id.map(str::to_owned),
+            outcome: row.outcome.to_owned(),
+            changes,
+            prev_hash: head.hash.clone(),
+            hash,
+        }
+    }
+
+    /// Tells the batch's heads that this row is now its chain's head; call once its
+    /// statements succeeded.
+    pub(crate) fn moved(&self) {
+        heads::moved(self.chain, self.seq, &self.hash);
+    }
+}
+
+/// The statements that append a [`KnownRow`] and move its chain's head, with placeholders
+/// `$first` … `$first+12` in [`bind_known`]'s order, so they can follow other statements in
+/// one multi-statement query (SQLite only: sqlx-sqlite binds `$n` by number in each
+/// statement).
+pub(crate) fn known_sql(first: usize) -> String {
+    let p = |i: usize| format!("${}", first + i);
+    let values: Vec<String> = (0..13).map(p).collect();
+    format!(
+        "INSERT INTO audit_log (chain, chain_seq, at, connector, actor_kind, actor, operation, \
+         resource_kind, resource_id, outcome, changes, prev_hash, hash) VALUES ({}); \
+         UPDATE audit_chains SET head_seq = {}, head_hash = {} WHERE chain = {}",
+        values.join(", "),
+        p(1),
+        p(12),
+        p(0),
+    )
+}
+
+/// Binds a [`KnownRow`] to the placeholders of [`known_sql`], after those already bound.
+pub(crate) fn bind_known<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    row: &KnownRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(row.chain)
+        .bind(row.seq)
+        .bind(row.at)
+        .bind(row.connector.clone())
+        .bind(row.actor_kind)
+        .bind(row.actor.clone())
+        .bind(row.operation.clone())
+        .bind(row.resource_kind.clone())
+        .bind(row.resource_id.clone())
+        .bind(row.outcome.clone())
+        .bind(row.changes.clone())
+        .bind(row.prev_hash.clone())
+        .bind(row.hash.clone())
 }
 
 /// Takes the next number of a chain and returns `(head_seq, head_hash)`: the number of the
@@ -418,11 +530,12 @@ pub(crate) async fn append_after_bump(
         .await?;
     if !sqlite {
         sqlx::query("UPDATE audit_chains SET head_hash = $1 WHERE chain = $2")
-            .bind(hash)
+            .bind(hash.clone())
             .bind(chain)
             .execute(&mut *conn)
             .await?;
     }
+    heads::moved(chain, head_seq, &hash);
     Ok(())
 }
 

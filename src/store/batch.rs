@@ -30,6 +30,7 @@ use sqlx::{AnyConnection, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::gate::{self, WriteGate};
+use super::heads;
 use super::{StoreError, StoreResult};
 
 /// Most writes committed together; a bound on the latency one batch adds to its last write.
@@ -354,7 +355,9 @@ async fn run_batch(pool: &AnyPool, mut batch: Vec<Entry>, mode: Mode) -> Ran {
         }
     };
     if mode == Mode::Plain {
-        match plain(&mut conn, &mut batch).await {
+        // Nothing but this batch can move an audit chain's head until it commits or rolls
+        // back, so its writes may keep the heads in memory (`store/heads.rs`).
+        match heads::keep(plain(&mut conn, &mut batch)).await {
             Plain::Committed(answers) => {
                 for (e, answer) in batch.into_iter().zip(answers) {
                     let _ = e.reply.send(answer);

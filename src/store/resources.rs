@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::audit::{self, WriteAudit};
 use super::batch::Lane;
+use super::heads;
 use super::narrow::Narrowing;
 use super::rows::{self, from_row, ResourceRow};
 use super::{
@@ -934,14 +935,16 @@ fn inserted(
 /// statement, and the connection's statement cache is small.
 const FAST_EMAILS: usize = 4;
 
-/// [`insert_in`] on SQLite for a resource without members, in two round trips instead of
-/// six: the row, its e-mails, its sync-queue mark, its reports' marks and the bump of its
-/// audit chain's head go as one multi-statement query (sqlx-sqlite binds `$n` by number in
-/// each statement), then the audit row and the chain's new head hash as another
+/// [`insert_in`] on SQLite for a resource without members, in one round trip instead of
+/// six: the row, its e-mails, its sync-queue mark, its reports' marks, its audit row and its
+/// audit chain's new head go as one multi-statement query (sqlx-sqlite binds `$n` by number
+/// in each statement). The audit row's hash needs the chain's head, which a batch keeps in
+/// memory (`store/heads.rs`); a write that runs without it (a batch with savepoints) sends the
+/// bump of the head with the other statements and the audit row as a second query
 /// ([`audit::append_after_bump`]). Every statement runs on the connection's worker thread,
 /// and on the single writer each round trip is a hand-over between threads: fewer of them is
-/// most of what a create costs the writer (README.md "Benchmark"). The same
-/// statements, the same transaction: nothing about durability changes.
+/// much of what a create costs the writer (README.md "Benchmark"). The same statements, the
+/// same transaction: nothing about durability changes.
 async fn insert_sqlite(
     conn: &mut AnyConnection,
     key: &ResourceKey,
@@ -987,7 +990,27 @@ async fn insert_sqlite(
         ));
         sql.push_str(";\n");
     }
-    sql.push_str(&audit::BUMP_HEAD.replace("$1", "$13"));
+    let changes = diff::diff(&Document::new(), doc);
+    let row = audit::NewRow {
+        at_ms: now_ms,
+        connector,
+        actor_kind: audit.actor_kind,
+        actor: &audit.actor,
+        operation: &audit.operation,
+        resource_kind: Some(kind.as_str()),
+        resource_id: Some(id),
+        outcome: "created",
+        changes: &changes,
+    };
+    // In a batch that knows the chain's head (`store/heads.rs`) the audit row goes in this
+    // same query; otherwise the query bumps the head and the row follows in a second one.
+    let known = heads::get(conn, chain)
+        .await?
+        .map(|head| audit::KnownRow::new(&row, chain, &head));
+    match &known {
+        Some(_) => sql.push_str(&audit::known_sql(next + reports.len())),
+        None => sql.push_str(&audit::BUMP_HEAD.replace("$1", "$13")),
+    }
     let mut q = sqlx::query(&sql)
         .bind(connector.to_owned())
         .bind(kind.as_str())
@@ -1008,6 +1031,9 @@ async fn insert_sqlite(
     for k in reports {
         q = q.bind(k);
     }
+    if let Some(known) = &known {
+        q = audit::bind_known(q, known);
+    }
     let rows = q.fetch_all(&mut *conn).await.map_err(|e| {
         // Only the row's own unique index is the caller's conflict (userName/displayName).
         let on_row =
@@ -1019,27 +1045,22 @@ async fn insert_sqlite(
             e
         }
     })?;
-    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+    let seq: i64 = match rows.first() {
+        Some(first) => first.try_get(0)?,
+        None => return Err(StoreError::Database(sqlx::Error::RowNotFound)),
+    };
+    if let Some(known) = known {
+        if rows.len() != 1 {
+            return Err(StoreError::Database(sqlx::Error::RowNotFound));
+        }
+        known.moved();
+        return Ok(seq);
+    }
+    let (Some(last), 2) = (rows.last(), rows.len()) else {
         return Err(StoreError::Database(sqlx::Error::RowNotFound));
     };
-    if rows.len() != 2 {
-        return Err(StoreError::Database(sqlx::Error::RowNotFound));
-    }
-    let seq: i64 = first.try_get(0)?;
     let head_seq: i64 = last.try_get(0)?;
     let head_hash: String = last.try_get(1)?;
-    let changes = diff::diff(&Document::new(), doc);
-    let row = audit::NewRow {
-        at_ms: now_ms,
-        connector,
-        actor_kind: audit.actor_kind,
-        actor: &audit.actor,
-        operation: &audit.operation,
-        resource_kind: Some(kind.as_str()),
-        resource_id: Some(id),
-        outcome: "created",
-        changes: &changes,
-    };
     audit::append_after_bump(conn, &row, chain, head_seq, head_hash).await?;
     Ok(seq)
 }

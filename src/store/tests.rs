@@ -209,6 +209,90 @@ async fn failing_writes_among_concurrent_ones_fail_alone(b: Backend) {
     assert!(verified.bad.is_empty(), "{:?}", verified.bad);
 }
 
+/// A batch keeps the audit chains' heads in memory (`store/heads.rs`): creates (one round
+/// trip), updates, deletes and group creates with members (the statement-by-statement path)
+/// mixed in the same batches must append exactly one row each, in order, and leave every
+/// chain's head on its last row.
+async fn mixed_writes_in_one_batch_keep_every_audit_chain_whole(b: Backend) {
+    let (s, _db) = store(b).await;
+    let key = |kind, id: &str| crate::store::ResourceKey::new("c1", kind, id);
+    let mut expected_rows = 0;
+    for round in 0..3 {
+        let writes = (0..40).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let id = format!("u-{round}-{i}");
+                let d = doc(json!({"userName": id.clone()}));
+                s.insert_resource(&key(User, &id), &d, &[], now())
+                    .await
+                    .unwrap();
+                // The same batch or a later one: an update, then every fourth user deleted.
+                let renamed = doc(json!({"userName": format!("{id}-r")}));
+                set(&s, User, &id, &renamed, &[]).await;
+                if i % 4 == 0 {
+                    s.delete_resource(&key(User, &id), None, now())
+                        .await
+                        .unwrap();
+                    return 3;
+                }
+                2
+            })
+        });
+        let groups = (0..8).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let id = format!("g-{round}-{i}");
+                let d = doc(json!({"displayName": id.clone()}));
+                let members = [member(&format!("u-{round}-{}", i + 1))];
+                s.insert_resource(&key(Group, &id), &d, &members, now())
+                    .await
+                    .unwrap();
+                1
+            })
+        });
+        let (users, groups) = tokio::join!(
+            futures_util::future::join_all(writes),
+            futures_util::future::join_all(groups)
+        );
+        expected_rows += users
+            .into_iter()
+            .chain(groups)
+            .map(|r| r.unwrap())
+            .sum::<usize>();
+    }
+    let rows = s
+        .audit_query(&crate::store::audit::AuditQuery {
+            connector: Some("c1".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), expected_rows, "one audit row per write");
+    let verified = s.audit_verify().await.unwrap();
+    assert!(verified.bad.is_empty(), "{:?}", verified.bad);
+    // Each chain's head is its last row, hash included.
+    let heads: Vec<(i64, i64, String)> =
+        sqlx::query_as("SELECT chain, head_seq, head_hash FROM audit_chains ORDER BY chain")
+            .fetch_all(s.reader())
+            .await
+            .unwrap();
+    for (chain, head_seq, head_hash) in heads {
+        let last: Option<(i64, String)> = sqlx::query_as(
+            "SELECT chain_seq, hash FROM audit_log WHERE chain = $1 \
+             ORDER BY chain_seq DESC LIMIT 1",
+        )
+        .bind(chain)
+        .fetch_optional(s.reader())
+        .await
+        .unwrap();
+        match last {
+            Some((seq, hash)) => assert_eq!((head_seq, head_hash), (seq, hash), "chain {chain}"),
+            None => assert_eq!(head_seq, 0, "chain {chain}"),
+        }
+    }
+}
+
 /// Sets the document and applies member ops, the way the HTTP layer's PUT does.
 async fn set(
     s: &Store,
@@ -624,6 +708,7 @@ contract!(
     user_names_are_unique_per_connector_ignoring_case,
     a_failed_write_leaves_neither_resource_nor_queue_row,
     failing_writes_among_concurrent_ones_fail_alone,
+    mixed_writes_in_one_batch_keep_every_audit_chain_whole,
     updates_skip_unchanged_documents_and_can_be_refused,
     membership_adds_skip_unknown_ids_and_follow_deletes,
     deletes_honour_the_version_and_report_missing,
