@@ -306,21 +306,25 @@ impl Store {
         let lane = lane(&key.connector, doc, new_members.len());
         let now_ms = to_ms(now);
         let depth = self.report_depth(&key.connector);
-        // Shared with each run of the write (a batch may run it twice: `store/batch.rs`).
-        let input = Arc::new((
-            key.clone(),
-            doc.clone(),
-            new_members.to_vec(),
-            audit.clone(),
-        ));
-        self.write_in(lane, move |conn| {
-            let input = Arc::clone(&input);
-            Box::pin(async move {
-                let (key, doc, new_members, audit) = &*input;
-                insert_in(conn, key, doc, new_members, now_ms, audit, depth).await
+        // Worked out here, in the request's task, so the single SQLite writer only runs the
+        // statements; shared with each run of the write (a batch may run it twice:
+        // `store/batch.rs`).
+        let new = Arc::new(NewResource::new(
+            key,
+            doc,
+            new_members,
+            audit,
+            now_ms,
+            depth,
+        )?);
+        let for_writer = Arc::clone(&new);
+        let (seq, skipped_members) = self
+            .write_in(lane, move |conn| {
+                let new = Arc::clone(&for_writer);
+                Box::pin(async move { insert_in(conn, &new).await })
             })
-        })
-        .await
+            .await?;
+        Ok(inserted(key, seq, &new, doc.clone(), skipped_members))
     }
 
     /// Finds a user by `userName` (case-insensitively) or a group by `displayName`.
@@ -825,21 +829,62 @@ impl Store {
     }
 }
 
-/// The body of [`Store::insert_resource`], on the write connection inside a transaction.
-async fn insert_in(
-    conn: &mut AnyConnection,
-    key: &ResourceKey,
-    doc: &Document,
-    new_members: &[MemberRef],
+/// A create as the writer runs it: everything that depends only on the request (index
+/// columns, the stored JSON, the audit row's changes) is worked out before the write is
+/// queued, off the single SQLite writer's serial path (README.md "Benchmark").
+struct NewResource {
+    key: ResourceKey,
+    members: Vec<MemberRef>,
+    audit: WriteAudit,
     now_ms: i64,
-    audit: &WriteAudit,
     depth: u8,
-) -> StoreResult<Inserted> {
+    cols: IndexColumns,
+    doc_text: String,
+    changes: Vec<diff::AttributeChange>,
+}
+
+impl NewResource {
+    fn new(
+        key: &ResourceKey,
+        doc: &Document,
+        members: &[MemberRef],
+        audit: &WriteAudit,
+        now_ms: i64,
+        depth: u8,
+    ) -> StoreResult<NewResource> {
+        // A map of JSON values always serialises; the error arm is for the type system.
+        let doc_text =
+            serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(key.id.clone(), e))?;
+        let mut changes = diff::diff(&Document::new(), doc);
+        if !members.is_empty() {
+            changes.extend(diff::member_changes(&[MemberOp::Add(members.to_vec())]));
+        }
+        Ok(NewResource {
+            key: key.clone(),
+            members: members.to_vec(),
+            audit: audit.clone(),
+            now_ms,
+            depth,
+            cols: index_columns(key.kind, doc),
+            doc_text,
+            changes,
+        })
+    }
+}
+
+/// The body of [`Store::insert_resource`], on the write connection inside a transaction:
+/// the new row's `seq` and the member ids that named no resource.
+async fn insert_in(conn: &mut AnyConnection, new: &NewResource) -> StoreResult<(i64, Vec<String>)> {
+    let NewResource {
+        key,
+        members: new_members,
+        now_ms,
+        depth,
+        cols,
+        ..
+    } = new;
+    let (now_ms, depth) = (*now_ms, *depth);
     let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
-    let cols = index_columns(kind, doc);
-    // A map of JSON values always serialises; the error arm is for the type system.
-    let doc_text = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(id.to_owned(), e))?;
-    let doc_bytes = doc_text.len();
     // The fast path marks the direct reports only: a mapping that reads lines of managers
     // (docs/mapping.md "Lines of managers") takes the statement-by-statement path below.
     if new_members.is_empty()
@@ -847,16 +892,8 @@ async fn insert_in(
         && cols.emails.len() <= FAST_EMAILS
         && Backend::of(conn) == Backend::Sqlite
     {
-        let seq = insert_sqlite(conn, key, &cols, doc_text, doc, now_ms, audit).await?;
-        return Ok(inserted(
-            key,
-            seq,
-            cols.name,
-            doc.clone(),
-            doc_bytes,
-            now_ms,
-            Vec::new(),
-        ));
+        let seq = insert_sqlite(conn, new).await?;
+        return Ok((seq, Vec::new()));
     }
     let seq: i64 = sqlx::query_scalar(
         "INSERT INTO resources (connector, kind, id, name, name_lower, external_id, active, \
@@ -870,7 +907,7 @@ async fn insert_in(
     .bind(cols.name_lower.clone())
     .bind(cols.external_id.clone())
     .bind(cols.active)
-    .bind(doc_text)
+    .bind(new.doc_text.clone())
     .bind(now_ms)
     .bind(cols.employee_number.clone())
     .bind(cols.manager_ref.clone())
@@ -890,29 +927,16 @@ async fn insert_in(
         let keys = cols.manager_keys(id);
         queue::mark_report_lines(conn, connector, id, &keys, depth, now_ms).await?;
     }
-    let mut changes = diff::diff(&Document::new(), doc);
-    if !new_members.is_empty() {
-        changes.extend(diff::member_changes(&[MemberOp::Add(new_members.to_vec())]));
-    }
-    audit::append_write(conn, audit, key, "created", &changes, now_ms).await?;
-    Ok(inserted(
-        key,
-        seq,
-        cols.name,
-        doc.clone(),
-        doc_bytes,
-        now_ms,
-        skipped_members,
-    ))
+    audit::append_write(conn, &new.audit, key, "created", &new.changes, now_ms).await?;
+    Ok((seq, skipped_members))
 }
 
+/// What [`Store::insert_resource`] answers once the create is committed.
 fn inserted(
     key: &ResourceKey,
     seq: i64,
-    name: String,
+    new: &NewResource,
     doc: Document,
-    doc_bytes: usize,
-    now_ms: i64,
     skipped_members: Vec<String>,
 ) -> Inserted {
     Inserted {
@@ -920,12 +944,12 @@ fn inserted(
             seq,
             kind: key.kind,
             id: key.id.clone(),
-            name,
+            name: new.cols.name.clone(),
             doc,
-            doc_bytes,
+            doc_bytes: new.doc_text.len(),
             version: 1,
-            created: from_ms(now_ms),
-            updated: from_ms(now_ms),
+            created: from_ms(new.now_ms),
+            updated: from_ms(new.now_ms),
         },
         skipped_members,
     }
@@ -945,16 +969,16 @@ const FAST_EMAILS: usize = 4;
 /// and on the single writer each round trip is a hand-over between threads: fewer of them is
 /// much of what a create costs the writer (README.md "Benchmark"). The same statements, the
 /// same transaction: nothing about durability changes.
-async fn insert_sqlite(
-    conn: &mut AnyConnection,
-    key: &ResourceKey,
-    cols: &IndexColumns,
-    doc_text: String,
-    doc: &Document,
-    now_ms: i64,
-    audit: &WriteAudit,
-) -> StoreResult<i64> {
+async fn insert_sqlite(conn: &mut AnyConnection, new: &NewResource) -> StoreResult<i64> {
     use sqlx::Row;
+    let NewResource {
+        key,
+        audit,
+        now_ms,
+        cols,
+        ..
+    } = new;
+    let now_ms = *now_ms;
     let (connector, kind, id) = (key.connector.as_str(), key.kind, key.id.as_str());
     let chain = audit::chain_of(connector, kind.as_str(), id);
     // $1 connector, $2 kind, $3 id, $4 now and $5 priority as in `queue::MARK`.
@@ -990,7 +1014,6 @@ async fn insert_sqlite(
         ));
         sql.push_str(";\n");
     }
-    let changes = diff::diff(&Document::new(), doc);
     let row = audit::NewRow {
         at_ms: now_ms,
         connector,
@@ -1000,7 +1023,7 @@ async fn insert_sqlite(
         resource_kind: Some(kind.as_str()),
         resource_id: Some(id),
         outcome: "created",
-        changes: &changes,
+        changes: &new.changes,
     };
     // In a batch that knows the chain's head (`store/heads.rs`) the audit row goes in this
     // same query; otherwise the query bumps the head and the row follows in a second one.
@@ -1021,7 +1044,7 @@ async fn insert_sqlite(
         .bind(cols.name_lower.clone())
         .bind(cols.external_id.clone())
         .bind(cols.active)
-        .bind(doc_text)
+        .bind(new.doc_text.clone())
         .bind(cols.employee_number.clone())
         .bind(cols.manager_ref.clone())
         .bind(chain);
