@@ -86,8 +86,9 @@ pub enum StoreError {
     /// database did not answer: see [`Store::explain`].
     #[error("the database is saturated")]
     Busy(#[source] sqlx::Error),
-    /// The database cannot be reached: connections are refused, reset or time out. Not
-    /// back-pressure: answered 503 with `Retry-After`, logged as an error.
+    /// The database cannot be reached: connections are refused, reset or time out, or the
+    /// server ended the session. Not back-pressure: answered 503 with `Retry-After`, logged
+    /// as an error.
     #[error("the database cannot be reached")]
     Unavailable(#[source] sqlx::Error),
     /// A stored document could not be read back.
@@ -123,9 +124,22 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::Busy(e)
             }
+            // PostgreSQL ended or lost the session: a connection exception (class 08),
+            // an administrator or a restart ending it (57P01 admin_shutdown, 57P02
+            // crash_shutdown), the server still starting (57P03), an idle session timeout
+            // (57P05). The pools lend connections without a ping, so the first request on a
+            // connection the server ended since hears this; it is an outage, not a bug.
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(session_lost) => {
+                StoreError::Unavailable(e)
+            }
             _ => StoreError::Database(e),
         }
     }
+}
+
+/// Whether a PostgreSQL SQLSTATE says the session is gone (see [`StoreError::from`]).
+fn session_lost(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05")
 }
 
 /// Result alias.

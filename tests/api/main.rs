@@ -17,6 +17,7 @@ mod console;
 mod cost_limits;
 mod crash;
 mod cycles;
+mod database;
 mod delivery;
 mod discovery;
 mod errors;
