@@ -390,9 +390,13 @@ pub(crate) struct KnownRow {
 impl KnownRow {
     /// `row` as the next row of `chain`, whose head is `head`.
     pub(crate) fn new(row: &NewRow<'_>, chain: i64, head: &heads::Head) -> KnownRow {
+        KnownRow::at(row, chain, head.seq + 1, head.hash.clone())
+    }
+
+    /// `row` as row `seq` of `chain`, after the row whose hash is `prev_hash`.
+    fn at(row: &NewRow<'_>, chain: i64, seq: i64, prev_hash: String) -> KnownRow {
         let changes = serde_json::to_string(row.changes).unwrap_or_else(|_| "[]".to_owned());
         let actor_kind = row.actor_kind.as_str();
-        let seq = head.seq + 1;
         let hash = row_hash(
             &Fields {
                 chain,
@@ -407,7 +411,7 @@ impl KnownRow {
                 outcome: row.outcome,
                 changes: &changes,
             },
-            &head.hash,
+            &prev_hash,
         );
         KnownRow {
             chain,
@@ -421,7 +425,7 @@ impl KnownRow {
             resource_id: row.resource_id.map(str::to_owned),
             outcome: row.outcome.to_owned(),
             changes,
-            prev_hash: head.hash.clone(),
+            prev_hash,
             hash,
         }
     }
@@ -433,21 +437,28 @@ impl KnownRow {
     }
 }
 
+/// The `INSERT` of a [`KnownRow`], with placeholders `$first` … `$first+12` in
+/// [`bind_known`]'s order.
+fn insert_sql(first: usize) -> String {
+    let values: Vec<String> = (0..13).map(|i| format!("${}", first + i)).collect();
+    format!(
+        "INSERT INTO audit_log (chain, chain_seq, at, connector, actor_kind, actor, operation, \
+         resource_kind, resource_id, outcome, changes, prev_hash, hash) VALUES ({})",
+        values.join(", ")
+    )
+}
+
 /// The statements that append a [`KnownRow`] and move its chain's head, with placeholders
 /// `$first` … `$first+12` in [`bind_known`]'s order, so they can follow other statements in
 /// one multi-statement query (SQLite only: sqlx-sqlite binds `$n` by number in each
 /// statement).
 pub(crate) fn known_sql(first: usize) -> String {
-    let p = |i: usize| format!("${}", first + i);
-    let values: Vec<String> = (0..13).map(p).collect();
     format!(
-        "INSERT INTO audit_log (chain, chain_seq, at, connector, actor_kind, actor, operation, \
-         resource_kind, resource_id, outcome, changes, prev_hash, hash) VALUES ({}); \
-         UPDATE audit_chains SET head_seq = {}, head_hash = {} WHERE chain = {}",
-        values.join(", "),
-        p(1),
-        p(12),
-        p(0),
+        "{}; UPDATE audit_chains SET head_seq = ${}, head_hash = ${} WHERE chain = ${}",
+        insert_sql(first),
+        first + 1,
+        first + 12,
+        first,
     )
 }
 
@@ -488,54 +499,27 @@ pub(crate) async fn append_after_bump(
     head_seq: i64,
     head_hash: String,
 ) -> StoreResult<()> {
-    let changes = serde_json::to_string(row.changes).unwrap_or_else(|_| "[]".to_owned());
-    let actor_kind = row.actor_kind.as_str();
-    let fields = Fields {
-        chain,
-        chain_seq: head_seq,
-        at: row.at_ms,
-        connector: row.connector,
-        actor_kind,
-        actor: row.actor,
-        operation: row.operation,
-        resource_kind: row.resource_kind,
-        resource_id: row.resource_id,
-        outcome: row.outcome,
-        changes: &changes,
-    };
-    let hash = row_hash(&fields, &head_hash);
-    const INSERT: &str = "INSERT INTO audit_log (chain, chain_seq, at, connector, actor_kind, \
-         actor, operation, resource_kind, resource_id, outcome, changes, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-    const INSERT_AND_HEAD: &str = "INSERT INTO audit_log (chain, chain_seq, at, connector, \
-         actor_kind, actor, operation, resource_kind, resource_id, outcome, changes, prev_hash, \
-         hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13); \
-         UPDATE audit_chains SET head_hash = $13 WHERE chain = $1";
+    let known = KnownRow::at(row, chain, head_seq, head_hash);
     let sqlite = Backend::of(conn) == Backend::Sqlite;
-    sqlx::query(if sqlite { INSERT_AND_HEAD } else { INSERT })
-        .bind(chain)
-        .bind(head_seq)
-        .bind(row.at_ms)
-        .bind(row.connector.to_owned())
-        .bind(actor_kind)
-        .bind(row.actor.to_owned())
-        .bind(row.operation.to_owned())
-        .bind(row.resource_kind.map(str::to_owned))
-        .bind(row.resource_id.map(str::to_owned))
-        .bind(row.outcome.to_owned())
-        .bind(changes)
-        .bind(head_hash)
-        .bind(hash.clone())
+    let sql = if sqlite {
+        format!(
+            "{}; UPDATE audit_chains SET head_hash = $13 WHERE chain = $1",
+            insert_sql(1)
+        )
+    } else {
+        insert_sql(1)
+    };
+    bind_known(sqlx::query(&sql), &known)
         .execute(&mut *conn)
         .await?;
     if !sqlite {
         sqlx::query("UPDATE audit_chains SET head_hash = $1 WHERE chain = $2")
-            .bind(hash.clone())
+            .bind(known.hash.clone())
             .bind(chain)
             .execute(&mut *conn)
             .await?;
     }
-    heads::moved(chain, head_seq, &hash);
+    known.moved();
     Ok(())
 }
 

@@ -142,6 +142,21 @@ async fn a_failed_write_leaves_neither_resource_nor_queue_row(b: Backend) {
     assert!(queue_ids(&s).await.is_empty());
 }
 
+/// Connector `c1` has `rows` audit rows (one per committed write), and every chain verifies.
+async fn assert_audit_whole(s: &Store, rows: usize) {
+    let found = s
+        .audit_query(&crate::store::audit::AuditQuery {
+            connector: Some("c1".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len(), rows, "one audit row per committed write");
+    let verified = s.audit_verify().await.unwrap();
+    assert!(verified.bad.is_empty(), "{:?}", verified.bad);
+}
+
 /// Writes that arrive together share a transaction on SQLite, run without savepoints until
 /// one fails (`store/batch.rs`): the failing writes must change nothing and fail alone,
 /// every other write of the batch must be committed once (one queue row, one audit row, an
@@ -196,17 +211,7 @@ async fn failing_writes_among_concurrent_ones_fail_alone(b: Backend) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 1 + 2 * 42);
-    let rows = s
-        .audit_query(&crate::store::audit::AuditQuery {
-            connector: Some("c1".into()),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 1 + 2 * 42, "one audit row per committed create");
-    let verified = s.audit_verify().await.unwrap();
-    assert!(verified.bad.is_empty(), "{:?}", verified.bad);
+    assert_audit_whole(&s, 1 + 2 * 42).await;
 }
 
 /// A batch keeps the audit chains' heads in memory (`store/heads.rs`): creates (one round
@@ -260,17 +265,7 @@ async fn mixed_writes_in_one_batch_keep_every_audit_chain_whole(b: Backend) {
             .map(|r| r.unwrap())
             .sum::<usize>();
     }
-    let rows = s
-        .audit_query(&crate::store::audit::AuditQuery {
-            connector: Some("c1".into()),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), expected_rows, "one audit row per write");
-    let verified = s.audit_verify().await.unwrap();
-    assert!(verified.bad.is_empty(), "{:?}", verified.bad);
+    assert_audit_whole(&s, expected_rows).await;
     // Each chain's head is its last row, hash included.
     let heads: Vec<(i64, i64, String)> =
         sqlx::query_as("SELECT chain, head_seq, head_hash FROM audit_chains ORDER BY chain")
